@@ -1,0 +1,13 @@
+// lab: the appliance. Parses the command line and hands off to the parts; nothing else.
+#include "shared/cli/cli.hpp"
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "lab: the lab appliance (coordinator, PXE servers, images, SSH bootstrap) and its "
+      "operator CLI",
+      "lab"};
+  lab::shared::cli::Action action;
+  return lab::shared::cli::run(app, argc, argv, action);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of lab from Debian 12 packages.
+# Idempotent: silent when everything is already installed. Needs root (or sudo).
+set -euo pipefail
+
+# Build: compilers, CMake/Ninja, and the libraries lab links against.
+build_packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  clang clang-format clang-tidy libclang-rt-14-dev
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libssh-dev
+  libtss2-dev libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libsystemd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+# Test: the real peers the integration, e2e and benchmark tests drive.
+test_packages=(
+  curl sqlite3 iproute2 nftables procps psmisc util-linux
+  swtpm swtpm-tools tpm2-tools
+)
+
+want=("${build_packages[@]}" "${test_packages[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo -E "$0" "$@"
+  fi
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run this script as root (or install sudo) to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+
+# Server packages (sshd, nginx, kea, dnsmasq, tftpd) must not start their services
+# on install: tests start their own instances. policy-rc.d exit 101 forbids it.
+created_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 0755 /usr/sbin/policy-rc.d
+  created_policy=1
+fi
+cleanup() { [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d; }
+trap cleanup EXIT
+
+log=$(mktemp)
+if ! apt-get update -qq >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "install-deps: apt-get update failed (see above); check the network and /etc/apt/sources.list" >&2
+  exit 1
+fi
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+  tail -n 30 "$log" >&2
+  echo "install-deps: apt-get install failed for: ${missing[*]}" >&2
+  exit 1
+fi
+rm -f "$log"
+echo "install-deps: done"

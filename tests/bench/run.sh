@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# make bench: runs every benchmark of a Release build and prints the figures.
+set -euo pipefail
+build=${1:-build/release}
+"$build/tests/bench/bench_shared" --benchmark_counters_tabular=true
