@@ -15,7 +15,7 @@ build_packages=(
 
 # Test: the real peers the integration, e2e and benchmark tests drive.
 test_packages=(
-  curl sqlite3 iproute2 nftables procps psmisc util-linux
+  curl sqlite3 iproute2 iputils-ping nftables procps psmisc util-linux
   swtpm swtpm-tools tpm2-tools
 )
 
