@@ -1,4 +1,5 @@
 // lab: the appliance. Parses the command line and hands off to the parts; nothing else.
+#include "bootstrap/lab/commands.hpp"
 #include "shared/cli/cli.hpp"
 
 #include <CLI/CLI.hpp>
@@ -8,6 +9,8 @@ int main(int argc, char** argv) {
       "lab: the lab appliance (coordinator, PXE servers, images, SSH bootstrap) and its "
       "operator CLI",
       "lab"};
+  app.require_subcommand(0, 1);
   lab::shared::cli::Action action;
+  lab::bootstrap::commands::add_serve(app, action);
   return lab::shared::cli::run(app, argc, argv, action);
 }

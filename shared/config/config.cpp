@@ -618,15 +618,21 @@ Result<Config> load(const Schema& schema, const Sources& sources) {
       LAB_TRY(loader.apply_text(spec, it->second, Origin{Origin::Kind::environment, name}));
     }
   }
-  for (const auto& [key, text] : sources.flags) {
-    const KeySpec* spec = schema.find(key);
-    if (spec == nullptr) {
-      return Error(ConfigError::unknown_key, "flag: unknown key '" + key + "'");
+  for (const auto& flag : sources.flags) {
+    std::string name = flag.name;
+    if (name.empty()) {
+      name = "--" + flag.key;
+      std::replace(name.begin(), name.end(), '.', '-');
+      std::replace(name.begin(), name.end(), '_', '-');
     }
-    std::string flag = "--" + key;
-    std::replace(flag.begin(), flag.end(), '.', '-');
-    std::replace(flag.begin(), flag.end(), '_', '-');
-    LAB_TRY(loader.apply_text(*spec, text, Origin{Origin::Kind::flag, flag}));
+    const KeySpec* spec = schema.find(flag.key);
+    if (spec == nullptr) {
+      const std::string hint = closest_key(schema, flag.key);
+      return Error(ConfigError::unknown_key,
+                   fmt::format("{}: unknown key '{}'{}", name, flag.key,
+                               hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    }
+    LAB_TRY(loader.apply_text(*spec, flag.value, Origin{Origin::Kind::flag, name}));
   }
   return loader.take();
 }

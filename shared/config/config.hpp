@@ -112,12 +112,19 @@ class Schema {
   std::vector<KeySpec> keys_;
 };
 
+/// A value given on the command line, and how the user wrote it (for error messages).
+struct Flag {
+  std::string key;    // "dhcp.mode"
+  std::string value;  // raw text, converted by the key's type
+  std::string name;   // "--set dhcp.mode" or "--data-dir"; empty: "--dhcp-mode"
+};
+
 /// What to load, lowest precedence first: defaults < files (in order) < environment < flags.
 struct Sources {
   std::vector<std::filesystem::path> files;                // must exist and parse
   std::vector<std::pair<std::string, std::string>> texts;  // (name, TOML) for tests and fuzzing
   std::map<std::string, std::string, std::less<>> environment;  // only LAB_* names are read
-  std::vector<std::pair<std::string, std::string>> flags;       // (key, raw text) from the CLI
+  std::vector<Flag> flags;                                      // from the command line
 };
 
 /// Loads and validates. Errors name the source (file:line, variable or flag) and the key.

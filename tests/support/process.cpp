@@ -1,5 +1,9 @@
 #include "tests/support/process.hpp"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -11,10 +15,6 @@
 #include <thread>
 #include <utility>
 
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace lab::tests {
@@ -24,7 +24,8 @@ std::filesystem::path temp_log_path() {
   const char* base = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe): no setenv
   std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/lab-child.XXXXXX";
   const int fd = mkstemp(tmpl.data());
-  if (fd < 0) throw std::runtime_error("mkstemp failed");
+  if (fd < 0)
+    throw std::runtime_error("mkstemp failed");
   close(fd);
   return tmpl;
 }
@@ -34,27 +35,34 @@ std::vector<std::string> merged_env(const std::map<std::string, std::string>& ex
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view entry(*e);
     const auto eq = entry.find('=');
-    if (eq != std::string_view::npos) all[std::string(entry.substr(0, eq))] = entry.substr(eq + 1);
+    if (eq != std::string_view::npos)
+      all[std::string(entry.substr(0, eq))] = entry.substr(eq + 1);
   }
-  for (const auto& [k, v] : extra) all[k] = v;
+  for (const auto& [k, v] : extra)
+    all[k] = v;
   std::vector<std::string> out;
   out.reserve(all.size());
-  for (const auto& [k, v] : all) out.push_back(k + "=" + v);
+  for (const auto& [k, v] : all)
+    out.push_back(k + "=" + v);
   return out;
 }
 
 int decode_status(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
   return -1;
 }
 
 }  // namespace
 
 ChildProcess ChildProcess::start(Options options) {
-  if (options.argv.empty()) throw std::runtime_error("ChildProcess: empty argv");
+  if (options.argv.empty())
+    throw std::runtime_error("ChildProcess: empty argv");
   std::vector<std::string> argv;
-  if (!options.netns.empty()) argv = {"ip", "netns", "exec", options.netns};
+  if (!options.netns.empty())
+    argv = {"ip", "netns", "exec", options.netns};
   argv.insert(argv.end(), options.argv.begin(), options.argv.end());
   const bool owns_log = options.log.empty();
   const std::filesystem::path log = owns_log ? temp_log_path() : options.log;
@@ -63,14 +71,17 @@ ChildProcess ChildProcess::start(Options options) {
   // Everything the child needs is prepared before fork: only async-signal-safe calls after it.
   std::vector<char*> c_argv;
   c_argv.reserve(argv.size() + 1);
-  for (auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));  // NOLINT
+  for (auto& a : argv)
+    c_argv.push_back(const_cast<char*>(a.c_str()));  // NOLINT
   c_argv.push_back(nullptr);
   std::vector<char*> c_env;
   c_env.reserve(env.size() + 1);
-  for (const auto& e : env) c_env.push_back(const_cast<char*>(e.c_str()));  // NOLINT
+  for (const auto& e : env)
+    c_env.push_back(const_cast<char*>(e.c_str()));  // NOLINT
   c_env.push_back(nullptr);
   const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (log_fd < 0) throw std::runtime_error("cannot open log " + log.string());
+  if (log_fd < 0)
+    throw std::runtime_error("cannot open log " + log.string());
 
   const pid_t pid = fork();
   if (pid < 0) {
@@ -124,7 +135,8 @@ ChildProcess::~ChildProcess() {
 }
 
 bool ChildProcess::running() {
-  if (pid_ <= 0 || status_ >= 0) return false;
+  if (pid_ <= 0 || status_ >= 0)
+    return false;
   int status = 0;
   const pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
@@ -135,23 +147,27 @@ bool ChildProcess::running() {
 }
 
 void ChildProcess::signal(int sig) const {
-  if (pid_ > 0 && status_ < 0) ::kill(-pid_, sig);
+  if (pid_ > 0 && status_ < 0)
+    ::kill(-pid_, sig);
 }
 
 int ChildProcess::wait(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (running()) {
-    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return -1;
     std::this_thread::sleep_for(5ms);
   }
   return status_;
 }
 
 int ChildProcess::stop(std::chrono::milliseconds grace) {
-  if (!running()) return status_;
+  if (!running())
+    return status_;
   signal(SIGTERM);
   const int rc = wait(grace);
-  if (rc != -1) return rc;
+  if (rc != -1)
+    return rc;
   signal(SIGKILL);
   return wait(10s);
 }
@@ -181,36 +197,50 @@ CommandResult sh(const std::string& script, std::chrono::milliseconds timeout) {
 }
 
 bool have_program(std::string_view name) {
-  if (name.find('/') != std::string_view::npos) return access(std::string(name).c_str(), X_OK) == 0;
+  if (name.find('/') != std::string_view::npos)
+    return access(std::string(name).c_str(), X_OK) == 0;
   const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe): no setenv
   std::string_view rest = path != nullptr ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
   while (!rest.empty()) {
     const auto colon = rest.find(':');
     const std::string dir(rest.substr(0, colon));
-    if (!dir.empty() && access((dir + "/" + std::string(name)).c_str(), X_OK) == 0) return true;
-    if (colon == std::string_view::npos) break;
+    if (!dir.empty() && access((dir + "/" + std::string(name)).c_str(), X_OK) == 0)
+      return true;
+    if (colon == std::string_view::npos)
+      break;
     rest.remove_prefix(colon + 1);
   }
   // sbin directories are often missing from a non-login PATH.
   for (const char* dir : {"/usr/sbin/", "/sbin/"}) {
-    if (access((std::string(dir) + std::string(name)).c_str(), X_OK) == 0) return true;
+    if (access((std::string(dir) + std::string(name)).c_str(), X_OK) == 0)
+      return true;
   }
   return false;
 }
 
-bool is_root() { return geteuid() == 0; }
+bool is_root() {
+  return geteuid() == 0;
+}
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (condition())
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
     std::this_thread::sleep_for(10ms);
   }
 }
 
-std::filesystem::path build_dir() { return LAB_TEST_BUILD_DIR; }
-std::filesystem::path lab_binary() { return build_dir() / "bootstrap/lab/lab"; }
-std::filesystem::path labd_binary() { return build_dir() / "agent/labd/labd"; }
+std::filesystem::path build_dir() {
+  return LAB_TEST_BUILD_DIR;
+}
+std::filesystem::path lab_binary() {
+  return build_dir() / "bootstrap/lab/lab";
+}
+std::filesystem::path labd_binary() {
+  return build_dir() / "agent/labd/labd";
+}
 
 }  // namespace lab::tests

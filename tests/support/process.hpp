@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -7,8 +9,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <sys/types.h>
 
 namespace lab::tests {
 
@@ -85,17 +85,17 @@ std::filesystem::path labd_binary();
 }  // namespace lab::tests
 
 /// Skips the current GoogleTest test with a stated reason unless running as root.
-#define LAB_REQUIRE_ROOT()                                                   \
-  do {                                                                       \
-    if (!::lab::tests::is_root()) {                                          \
-      GTEST_SKIP() << "needs root (network namespaces, raw sockets)";        \
-    }                                                                        \
+#define LAB_REQUIRE_ROOT()                                            \
+  do {                                                                \
+    if (!::lab::tests::is_root()) {                                   \
+      GTEST_SKIP() << "needs root (network namespaces, raw sockets)"; \
+    }                                                                 \
   } while (false)
 
 /// Skips the current test unless `program` is installed.
-#define LAB_REQUIRE_PROGRAM(program)                                              \
-  do {                                                                            \
-    if (!::lab::tests::have_program(program)) {                                   \
+#define LAB_REQUIRE_PROGRAM(program)                                                \
+  do {                                                                              \
+    if (!::lab::tests::have_program(program)) {                                     \
       GTEST_SKIP() << (program) << " is not installed (packaging/install-deps.sh)"; \
-    }                                                                             \
+    }                                                                               \
   } while (false)

@@ -77,7 +77,7 @@ TEST(Config, PrecedenceIsFlagsThenEnvironmentThenFileThenDefault) {
   Schema schema = make_schema();
   Sources s = text("[http]\nport = 1000\n[dhcp]\nmode = \"proxy\"\nlease_time = 60\n");
   s.environment = {{"LAB_HTTP_PORT", "2000"}, {"LAB_DHCP_MODE", "auto"}, {"UNRELATED", "x"}};
-  s.flags = {{"http.port", "3000"}};
+  s.flags = {{"http.port", "3000", ""}};
   auto c = load(schema, s);
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->integer("http.port"), 3000);
@@ -165,7 +165,7 @@ TEST(Config, RangeAndChoiceAreEnforcedEverywhere) {
             "LAB_DHCP_MODE: key 'dhcp.mode': 'turbo' is not one of: full, proxy, auto");
 
   Sources flag;
-  flag.flags = {{"http.port", "-1"}};
+  flag.flags = {{"http.port", "-1", ""}};
   auto f = load(make_schema(), flag);
   ASSERT_FALSE(f);
   EXPECT_NE(f.error().detail().find("--http-port"), std::string::npos);
@@ -195,18 +195,20 @@ TEST(Config, ListsFromEnvironmentAreCommaSeparated) {
 
 TEST(Config, TableListsCannotComeFromFlags) {
   Sources s;
-  s.flags = {{"dhcp.subnet", "x"}};
+  s.flags = {{"dhcp.subnet", "x", ""}};
   auto c = load(make_schema(), s);
   ASSERT_FALSE(c);
   EXPECT_NE(c.error().detail().find("can only be set in a config file"), std::string::npos);
 }
 
-TEST(Config, UnknownFlagKeyIsAnError) {
+TEST(Config, UnknownFlagKeyIsAnErrorNamingTheFlagAsTyped) {
   Sources s;
-  s.flags = {{"no.such", "1"}};
+  s.flags = {{"http.prot", "1", "--set http.prot"}};
   auto c = load(make_schema(), s);
   ASSERT_FALSE(c);
   EXPECT_TRUE(c.error() == ConfigError::unknown_key);
+  EXPECT_EQ(c.error().detail(),
+            "--set http.prot: unknown key 'http.prot' (did you mean 'http.port'?)");
 }
 
 TEST(Config, SyntaxErrorNamesFileLineAndColumn) {

@@ -1,0 +1,12 @@
+// The wiring board of `lab serve`: every component, in start order. Each line names a
+// factory defined beside the component's own wiring.
+#include "bootstrap/serve/component.hpp"
+
+namespace lab::bootstrap::serve {
+
+std::vector<ComponentSpec> all_components() {
+  std::vector<ComponentSpec> out;
+  return out;
+}
+
+}  // namespace lab::bootstrap::serve
