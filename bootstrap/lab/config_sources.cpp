@@ -2,9 +2,9 @@
 
 namespace lab::bootstrap::commands {
 
-Result<shared::config::Sources> config_sources(
-    const std::vector<std::string>& files, const std::vector<std::string>& sets,
-    std::vector<shared::config::Flag> flags) {
+Result<shared::config::Sources> config_sources(const std::vector<std::string>& files,
+                                               const std::vector<std::string>& sets,
+                                               std::vector<shared::config::Flag> flags) {
   shared::config::Sources sources;
   if (files.empty()) {
     sources.files = shared::config::files_in("/etc/lab");
@@ -21,7 +21,8 @@ Result<shared::config::Sources> config_sources(
     sources.flags.push_back({set.substr(0, eq), set.substr(eq + 1), "--set " + set.substr(0, eq)});
   }
   // Dedicated flags (--data-dir) come last: they win over --set of the same key.
-  for (auto& f : flags) sources.flags.push_back(std::move(f));
+  for (auto& f : flags)
+    sources.flags.push_back(std::move(f));
   return sources;
 }
 

@@ -23,10 +23,14 @@ struct ServeOptions {
 
 std::string origin_text(const shared::config::Origin& o) {
   switch (o.kind) {
-    case shared::config::Origin::Kind::default_value: return "default";
-    case shared::config::Origin::Kind::file: return o.where;
-    case shared::config::Origin::Kind::environment: return "env " + o.where;
-    case shared::config::Origin::Kind::flag: return o.where;
+    case shared::config::Origin::Kind::default_value:
+      return "default";
+    case shared::config::Origin::Kind::file:
+      return o.where;
+    case shared::config::Origin::Kind::environment:
+      return "env " + o.where;
+    case shared::config::Origin::Kind::flag:
+      return o.where;
   }
   return "";
 }
@@ -35,15 +39,22 @@ int print_config(const shared::config::Schema& schema, const shared::config::Con
   for (const auto& spec : schema.keys()) {
     std::string value;
     switch (spec.type) {
-      case shared::config::Type::string: value = '"' + config.string(spec.key) + '"'; break;
-      case shared::config::Type::integer: value = std::to_string(config.integer(spec.key)); break;
-      case shared::config::Type::boolean: value = config.boolean(spec.key) ? "true" : "false"; break;
+      case shared::config::Type::string:
+        value = '"' + config.string(spec.key) + '"';
+        break;
+      case shared::config::Type::integer:
+        value = std::to_string(config.integer(spec.key));
+        break;
+      case shared::config::Type::boolean:
+        value = config.boolean(spec.key) ? "true" : "false";
+        break;
       case shared::config::Type::duration:
         value = '"' + shared::config::format_duration(config.duration(spec.key)) + '"';
         break;
       case shared::config::Type::string_list:
         value = fmt::format("[\"{}\"]", fmt::join(config.strings(spec.key), "\", \""));
-        if (config.strings(spec.key).empty()) value = "[]";
+        if (config.strings(spec.key).empty())
+          value = "[]";
         break;
       case shared::config::Type::integer_list:
         value = fmt::format("[{}]", fmt::join(config.integers(spec.key), ", "));
@@ -74,8 +85,10 @@ void add_serve(CLI::App& app, shared::cli::Action& action) {
     action = [opts]() -> int {
       const shared::config::Schema schema = serve::schema();
       std::vector<shared::config::Flag> flags;
-      if (!opts->data_dir.empty()) flags.push_back({"data_dir", opts->data_dir, "--data-dir"});
-      if (!opts->log_level.empty()) flags.push_back({"log.level", opts->log_level, "--log-level"});
+      if (!opts->data_dir.empty())
+        flags.push_back({"data_dir", opts->data_dir, "--data-dir"});
+      if (!opts->log_level.empty())
+        flags.push_back({"log.level", opts->log_level, "--log-level"});
       auto sources = config_sources(opts->config_files, opts->sets, std::move(flags));
       if (!sources) {
         shared::cli::print_error("lab", sources.error());
@@ -87,7 +100,8 @@ void add_serve(CLI::App& app, shared::cli::Action& action) {
                                  "run 'lab serve --show-config' to see every key and its default");
         return shared::cli::kExitUsage;
       }
-      if (opts->show_config) return print_config(schema, *config);
+      if (opts->show_config)
+        return print_config(schema, *config);
       return serve::run(*config);
     };
   });

@@ -11,15 +11,15 @@
 #include <boost/asio/thread_pool.hpp>
 #include <systemd/sd-daemon.h>
 
-#include <cerrno>
-#include <csignal>
-#include <cstring>
-#include <thread>
-
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <thread>
 
 namespace lab::bootstrap::serve {
 namespace {
@@ -34,15 +34,18 @@ class DataDirLock {
   static Result<DataDirLock> acquire(const std::filesystem::path& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return Error(ec, "cannot create data directory " + dir.string());
+    if (ec)
+      return Error(ec, "cannot create data directory " + dir.string());
     ::chmod(dir.c_str(), 0700);
     const auto path = dir / "lab.lock";
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return errno_error("cannot open " + path.string());
+    if (fd < 0)
+      return errno_error("cannot open " + path.string());
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);
-      return Error(boost::system::errc::make_error_code(boost::system::errc::device_or_resource_busy),
-                   "data directory " + dir.string() + " is in use by another lab serve");
+      return Error(
+          boost::system::errc::make_error_code(boost::system::errc::device_or_resource_busy),
+          "data directory " + dir.string() + " is in use by another lab serve");
     }
     return DataDirLock(fd);
   }
@@ -51,7 +54,8 @@ class DataDirLock {
   DataDirLock(const DataDirLock&) = delete;
   DataDirLock& operator=(const DataDirLock&) = delete;
   ~DataDirLock() {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0)
+      ::close(fd_);
   }
 
  private:
@@ -78,7 +82,8 @@ shared::config::Schema schema() {
 int run(const shared::config::Config& config) {
   shared::log::Level level = shared::log::Level::info;
   shared::log::parse_level(config.string("log.level"), level);
-  shared::log::configure({.level = level, .format = shared::log::Format::automatic, .output = nullptr});
+  shared::log::configure(
+      {.level = level, .format = shared::log::Format::automatic, .output = nullptr});
   const Logger log("serve");
 
   const std::filesystem::path data_dir = config.string("data_dir");
@@ -124,7 +129,8 @@ int run(const shared::config::Config& config) {
       io.run();
       return shared::cli::kExitFailure;
     }
-    if (!*created) continue;  // disabled
+    if (!*created)
+      continue;  // disabled
     if (auto started = (*created)->start(); !started) {
       Error e = started.error();
       shared::cli::print_error("lab", e.context(std::string(spec.name)));
@@ -139,7 +145,8 @@ int run(const shared::config::Config& config) {
   // SIGTERM/SIGINT: stop accepting, let work in flight finish, and leave once the io_context
   // runs out of work or the grace period ends.
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
+    if (ec)
+      return;
     log.info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     sd_notify(0, "STOPPING=1");
     grace.expires_after(config.duration("serve.shutdown_grace"));
@@ -151,7 +158,8 @@ int run(const shared::config::Config& config) {
     });
     // A second signal stops at once.
     signals.async_wait([&](const boost::system::error_code& e2, int) {
-      if (!e2) io.stop();
+      if (!e2)
+        io.stop();
     });
     stop_all();
   });
@@ -164,7 +172,8 @@ int run(const shared::config::Config& config) {
     threads.emplace_back([&io] { io.run(); });
   }
   io.run();
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   blocking.join();
   log.info("stopped");
   return shared::cli::kExitOk;

@@ -42,8 +42,12 @@ std::vector<std::string> merged_env(const std::map<std::string, std::string>& ex
     all[k] = v;
   std::vector<std::string> out;
   out.reserve(all.size());
-  for (const auto& [k, v] : all)
-    out.push_back(k + "=" + v);
+  for (const auto& [k, v] : all) {
+    std::string entry = k;
+    entry += '=';
+    entry += v;
+    out.push_back(std::move(entry));
+  }
   return out;
 }
 

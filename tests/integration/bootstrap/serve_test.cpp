@@ -13,12 +13,13 @@ using namespace lab::tests;
 TEST(Serve, ShowConfigNamesWhereEachValueCameFrom) {
   TempDir dir;
   auto cfg = dir.write("lab.toml", "[serve]\nblocking_threads = 3\n");
-  auto r = run({lab_binary(), "serve", "--data-dir", dir.path() / "data", "--config", cfg,
-                "--set", "serve.io_threads=2", "--show-config"},
+  auto r = run({lab_binary(), "serve", "--data-dir", dir.path() / "data", "--config", cfg, "--set",
+                "serve.io_threads=2", "--show-config"},
                10s, {{"LAB_LOG_LEVEL", "debug"}});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("serve.io_threads = 2  # --set serve.io_threads"), std::string::npos);
-  EXPECT_NE(r.output.find("serve.blocking_threads = 3  # " + cfg.string() + ":2"), std::string::npos)
+  EXPECT_NE(r.output.find("serve.blocking_threads = 3  # " + cfg.string() + ":2"),
+            std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("log.level = \"debug\"  # env LAB_LOG_LEVEL"), std::string::npos);
 }
