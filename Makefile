@@ -60,7 +60,7 @@ format-check:
 
 tidy: $(DEBUG_DIR)/build.ninja
 	@git ls-files '*.cpp' | grep -v '^tests/fuzz/.*/corpus' | \
-	  xargs -P $(JOBS) -n 4 clang-tidy -p $(DEBUG_DIR) --quiet
+	  xargs -P $(JOBS) -n 4 clang-tidy -p $(DEBUG_DIR) --quiet --extra-arg=-Wno-unknown-warning-option
 
 clean:
 	@rm -rf build
