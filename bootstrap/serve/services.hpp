@@ -1,9 +1,16 @@
 #pragma once
 
+namespace lab::pxe::events {
+class Sink;
+}
+
 namespace lab::bootstrap::serve {
 
 /// Interfaces one component offers to those created after it (the composition root's wiring
 /// board). Each member is null until the component providing it is created.
-struct Services {};
+struct Services {
+  /// The boot flight recorder; the PXE servers report every step of a boot to it.
+  pxe::events::Sink* boot_events = nullptr;
+};
 
 }  // namespace lab::bootstrap::serve
