@@ -19,15 +19,15 @@ enum class Kind {
   dhcp_decline,
   dhcp_release,
   dhcp_inform,
-  proxy_offer,    // proxy mode: boot information without an address
-  proxy_ack,      // proxy mode, port 4011
+  proxy_offer,  // proxy mode: boot information without an address
+  proxy_ack,    // proxy mode, port 4011
   tftp_start,
   tftp_done,
   tftp_error,
-  script_render,  // per-machine iPXE script served
-  script_refused, // script request from an IP that does not match the boot token binding
-  http_fetch,     // kernel, initrd or other boot file over HTTP
-  agent_boot,     // progress reported by `labd boot`
+  script_render,   // per-machine iPXE script served
+  script_refused,  // script request from an IP that does not match the boot token binding
+  http_fetch,      // kernel, initrd or other boot file over HTTP
+  agent_boot,      // progress reported by `labd boot`
   agent_join,
 };
 
