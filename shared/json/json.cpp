@@ -1,8 +1,7 @@
 #include "shared/json/json.hpp"
 
-#include <boost/json/stream_parser.hpp>
 #include <boost/json/serialize.hpp>
-
+#include <boost/json/stream_parser.hpp>
 #include <fmt/format.h>
 
 namespace lab::shared::json {
@@ -10,14 +9,20 @@ namespace {
 
 std::string_view kind_name(boost::json::kind k) {
   switch (k) {
-    case boost::json::kind::null: return "null";
-    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::null:
+      return "null";
+    case boost::json::kind::bool_:
+      return "a boolean";
     case boost::json::kind::int64:
     case boost::json::kind::uint64:
-    case boost::json::kind::double_: return "a number";
-    case boost::json::kind::string: return "a string";
-    case boost::json::kind::array: return "an array";
-    case boost::json::kind::object: return "an object";
+    case boost::json::kind::double_:
+      return "a number";
+    case boost::json::kind::string:
+      return "a string";
+    case boost::json::kind::array:
+      return "an array";
+    case boost::json::kind::object:
+      return "an object";
   }
   return "a value";
 }
@@ -46,7 +51,8 @@ void pretty_into(std::string& out, const boost::json::value& v, int indent) {
     out += "{\n";
     bool first = true;
     for (const auto& kv : *o) {
-      if (!first) out += ",\n";
+      if (!first)
+        out += ",\n";
       first = false;
       out += inner;
       out += boost::json::serialize(boost::json::value(kv.key()));
@@ -61,7 +67,8 @@ void pretty_into(std::string& out, const boost::json::value& v, int indent) {
     }
     out += "[\n";
     for (std::size_t i = 0; i < a->size(); ++i) {
-      if (i > 0) out += ",\n";
+      if (i > 0)
+        out += ",\n";
       out += inner;
       pretty_into(out, (*a)[i], indent + 1);
     }
@@ -74,19 +81,26 @@ void pretty_into(std::string& out, const boost::json::value& v, int indent) {
 }  // namespace
 
 const boost::system::error_category& json_category() noexcept {
-  static const ErrorCategory<JsonError> kCategory(
-      "lab.json", [](JsonError e) noexcept -> const char* {
-        switch (e) {
-          case JsonError::syntax: return "invalid JSON";
-          case JsonError::too_deep: return "JSON nested too deeply";
-          case JsonError::too_large: return "JSON document too large";
-          case JsonError::not_an_object: return "JSON object expected";
-          case JsonError::missing_field: return "missing field";
-          case JsonError::wrong_type: return "field of the wrong type";
-          case JsonError::invalid_value: return "invalid field value";
-        }
-        return "json error";
-      });
+  static const ErrorCategory<JsonError> kCategory("lab.json",
+                                                  [](JsonError e) noexcept -> const char* {
+                                                    switch (e) {
+                                                      case JsonError::syntax:
+                                                        return "invalid JSON";
+                                                      case JsonError::too_deep:
+                                                        return "JSON nested too deeply";
+                                                      case JsonError::too_large:
+                                                        return "JSON document too large";
+                                                      case JsonError::not_an_object:
+                                                        return "JSON object expected";
+                                                      case JsonError::missing_field:
+                                                        return "missing field";
+                                                      case JsonError::wrong_type:
+                                                        return "field of the wrong type";
+                                                      case JsonError::invalid_value:
+                                                        return "invalid field value";
+                                                    }
+                                                    return "json error";
+                                                  });
   return kCategory;
 }
 
@@ -122,7 +136,9 @@ Result<boost::json::object> parse_object(std::string_view text, const ParseLimit
   return std::move(v.as_object());
 }
 
-std::string to_string(const boost::json::value& v) { return boost::json::serialize(v); }
+std::string to_string(const boost::json::value& v) {
+  return boost::json::serialize(v);
+}
 
 std::string pretty(const boost::json::value& v) {
   std::string out;
@@ -133,13 +149,15 @@ std::string pretty(const boost::json::value& v) {
 
 Result<std::string> get_string(const boost::json::object& o, std::string_view key) {
   LAB_TRY_ASSIGN(const boost::json::value* v, field(o, key));
-  if (!v->is_string()) return wrong(key, "a string", *v);
+  if (!v->is_string())
+    return wrong(key, "a string", *v);
   return std::string(v->as_string());
 }
 
 Result<std::int64_t> get_int(const boost::json::object& o, std::string_view key) {
   LAB_TRY_ASSIGN(const boost::json::value* v, field(o, key));
-  if (v->is_int64()) return v->as_int64();
+  if (v->is_int64())
+    return v->as_int64();
   if (v->is_uint64() && v->as_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
     return static_cast<std::int64_t>(v->as_uint64());
   }
@@ -148,19 +166,22 @@ Result<std::int64_t> get_int(const boost::json::object& o, std::string_view key)
 
 Result<bool> get_bool(const boost::json::object& o, std::string_view key) {
   LAB_TRY_ASSIGN(const boost::json::value* v, field(o, key));
-  if (!v->is_bool()) return wrong(key, "a boolean", *v);
+  if (!v->is_bool())
+    return wrong(key, "a boolean", *v);
   return v->as_bool();
 }
 
 Result<const boost::json::object*> get_object(const boost::json::object& o, std::string_view key) {
   LAB_TRY_ASSIGN(const boost::json::value* v, field(o, key));
-  if (!v->is_object()) return wrong(key, "an object", *v);
+  if (!v->is_object())
+    return wrong(key, "an object", *v);
   return &v->as_object();
 }
 
 Result<const boost::json::array*> get_array(const boost::json::object& o, std::string_view key) {
   LAB_TRY_ASSIGN(const boost::json::value* v, field(o, key));
-  if (!v->is_array()) return wrong(key, "an array", *v);
+  if (!v->is_array())
+    return wrong(key, "an array", *v);
   return &v->as_array();
 }
 
@@ -180,15 +201,18 @@ Result<std::vector<std::string>> get_strings(const boost::json::object& o, std::
 Result<std::optional<std::string>> optional_string(const boost::json::object& o,
                                                    std::string_view key) {
   const auto* v = o.if_contains(key);
-  if (v == nullptr || v->is_null()) return std::optional<std::string>();
-  if (!v->is_string()) return wrong(key, "a string", *v);
+  if (v == nullptr || v->is_null())
+    return std::optional<std::string>();
+  if (!v->is_string())
+    return wrong(key, "a string", *v);
   return std::optional<std::string>(std::string(v->as_string()));
 }
 
 Result<std::optional<std::int64_t>> optional_int(const boost::json::object& o,
                                                  std::string_view key) {
   const auto* v = o.if_contains(key);
-  if (v == nullptr || v->is_null()) return std::optional<std::int64_t>();
+  if (v == nullptr || v->is_null())
+    return std::optional<std::int64_t>();
   LAB_TRY_ASSIGN(std::int64_t i, get_int(o, key));
   return std::optional<std::int64_t>(i);
 }

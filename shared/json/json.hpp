@@ -13,13 +13,13 @@
 namespace lab::shared::json {
 
 enum class JsonError {
-  syntax = 1,      // not JSON; detail names the byte offset
-  too_deep,        // nesting past the limit
-  too_large,       // document past the size limit
-  not_an_object,   // an object was expected
-  missing_field,   // a required field is absent
-  wrong_type,      // a field of the wrong type
-  invalid_value,   // right type, unacceptable value
+  syntax = 1,     // not JSON; detail names the byte offset
+  too_deep,       // nesting past the limit
+  too_large,      // document past the size limit
+  not_an_object,  // an object was expected
+  missing_field,  // a required field is absent
+  wrong_type,     // a field of the wrong type
+  invalid_value,  // right type, unacceptable value
 };
 const boost::system::error_category& json_category() noexcept;
 inline boost::system::error_code make_error_code(JsonError e) noexcept {
@@ -49,8 +49,10 @@ Result<bool> get_bool(const boost::json::object& o, std::string_view key);
 Result<const boost::json::object*> get_object(const boost::json::object& o, std::string_view key);
 Result<const boost::json::array*> get_array(const boost::json::object& o, std::string_view key);
 Result<std::vector<std::string>> get_strings(const boost::json::object& o, std::string_view key);
-Result<std::optional<std::string>> optional_string(const boost::json::object& o, std::string_view key);
-Result<std::optional<std::int64_t>> optional_int(const boost::json::object& o, std::string_view key);
+Result<std::optional<std::string>> optional_string(const boost::json::object& o,
+                                                   std::string_view key);
+Result<std::optional<std::int64_t>> optional_int(const boost::json::object& o,
+                                                 std::string_view key);
 
 }  // namespace lab::shared::json
 

@@ -54,7 +54,9 @@ TEST(Json, LimitsAreEnforced) {
 TEST(Json, PrettyIsIndentedAndReparses) {
   auto v = parse(R"({"a":[1,{"b":"c"}],"e":{},"f":[]})").value();
   const std::string p = pretty(v);
-  EXPECT_EQ(p, "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"c\"\n    }\n  ],\n  \"e\": {},\n  \"f\": []\n}\n");
+  EXPECT_EQ(p,
+            "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"c\"\n    }\n  ],\n  \"e\": {},\n  \"f\": "
+            "[]\n}\n");
   EXPECT_EQ(parse(p).value(), v);
   EXPECT_EQ(to_string(v), R"({"a":[1,{"b":"c"}],"e":{},"f":[]})");
 }

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace lab::shared::http {
+
+/// HTTP header fields in arrival order; names compare case-insensitively.
+class Headers {
+ public:
+  /// Replaces every field named `name` with one field.
+  void set(std::string_view name, std::string value);
+  void add(std::string name, std::string value);
+  [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const;
+  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& all() const noexcept {
+    return fields_;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+/// Who is on the other end of a connection.
+struct Peer {
+  struct Credentials {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+  std::string address;  // "10.0.0.7" (TCP) or the socket path (unix)
+  std::uint16_t port = 0;
+  std::optional<Credentials> credentials;  // unix sockets: SO_PEERCRED
+  std::string client_cert_der;             // TLS: the client's certificate (DER), if it sent one
+  bool client_cert_verified = false;       // it chains to the listener's client CA
+};
+
+struct Request {
+  std::string method;  // "GET"
+  std::string target;  // as sent: "/v1/agent/bundle?since=7"
+  std::string path;    // percent-decoded path: "/v1/agent/bundle"
+  std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
+  Headers headers;
+  std::string body;
+  Peer peer;
+
+  [[nodiscard]] std::optional<std::string_view> query_param(std::string_view name) const;
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const {
+    return headers.get(name);
+  }
+};
+
+/// An open file a response streams from; closed when the last response using it is gone.
+class File {
+ public:
+  explicit File(int fd) noexcept : fd_(fd) {}
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+/// Part of a file sent as the body without copying it into memory (sendfile on plain TCP).
+struct FileBody {
+  std::shared_ptr<const File> file;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+struct Response {
+  unsigned status = 200;
+  Headers headers;
+  std::string body;
+  std::optional<FileBody> file;  // when set, `body` is ignored and this range is sent
+  bool close = false;            // close the connection after this response
+
+  static Response json(unsigned status, std::string body);
+  static Response text(unsigned status, std::string body);
+  /// {"error": "<message>"} with the status; messages must not leak internal detail.
+  static Response error(unsigned status, std::string_view message);
+};
+
+/// "Not Found" for 404; "Unknown" for codes without a standard reason.
+std::string_view reason(unsigned status) noexcept;
+
+/// Splits "a=1&b=x%20y" into decoded pairs; malformed escapes are kept literally.
+std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);
+/// Decodes %XX escapes (and '+' as space when `plus_is_space`); false on a bad escape.
+bool percent_decode(std::string_view in, std::string& out, bool plus_is_space);
+
+}  // namespace lab::shared::http
