@@ -41,8 +41,10 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   const auto colon = line.find(':');
   if (colon != std::string_view::npos) {
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() &&
+           (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
       value.remove_suffix(1);
     }
     sink->headers->add(std::string(line.substr(0, colon)), std::string(value));
@@ -54,19 +56,30 @@ Error curl_error(CURLcode code, const char* errbuf, std::string_view url) {
   ClientError e = ClientError::protocol;
   switch (code) {
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL: e = ClientError::bad_url; break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      e = ClientError::bad_url;
+      break;
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: e = ClientError::resolve_failed; break;
-    case CURLE_COULDNT_CONNECT: e = ClientError::connect_failed; break;
-    case CURLE_OPERATION_TIMEDOUT: e = ClientError::timeout; break;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      e = ClientError::resolve_failed;
+      break;
+    case CURLE_COULDNT_CONNECT:
+      e = ClientError::connect_failed;
+      break;
+    case CURLE_OPERATION_TIMEDOUT:
+      e = ClientError::timeout;
+      break;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_INVALIDCERTSTATUS: e = ClientError::tls_failed; break;
-    default: break;
+    case CURLE_SSL_INVALIDCERTSTATUS:
+      e = ClientError::tls_failed;
+      break;
+    default:
+      break;
   }
   std::string detail(url);
   detail += ": ";
@@ -77,30 +90,39 @@ Error curl_error(CURLcode code, const char* errbuf, std::string_view url) {
 }  // namespace
 
 const boost::system::error_category& client_category() noexcept {
-  static const ErrorCategory<ClientError> kCategory(
-      "lab.http.client", [](ClientError e) noexcept -> const char* {
-        switch (e) {
-          case ClientError::bad_url: return "bad URL";
-          case ClientError::resolve_failed: return "cannot resolve host";
-          case ClientError::connect_failed: return "cannot connect";
-          case ClientError::timeout: return "timed out";
-          case ClientError::tls_failed: return "TLS handshake failed";
-          case ClientError::protocol: return "HTTP protocol error";
-          case ClientError::too_large: return "response too large";
-        }
-        return "HTTP client error";
-      });
+  static const ErrorCategory<ClientError> kCategory("lab.http.client",
+                                                    [](ClientError e) noexcept -> const char* {
+                                                      switch (e) {
+                                                        case ClientError::bad_url:
+                                                          return "bad URL";
+                                                        case ClientError::resolve_failed:
+                                                          return "cannot resolve host";
+                                                        case ClientError::connect_failed:
+                                                          return "cannot connect";
+                                                        case ClientError::timeout:
+                                                          return "timed out";
+                                                        case ClientError::tls_failed:
+                                                          return "TLS handshake failed";
+                                                        case ClientError::protocol:
+                                                          return "HTTP protocol error";
+                                                        case ClientError::too_large:
+                                                          return "response too large";
+                                                      }
+                                                      return "HTTP client error";
+                                                    });
   return kCategory;
 }
 
 struct Client::Curl {
   CURL* handle = nullptr;
   ~Curl() {
-    if (handle != nullptr) curl_easy_cleanup(handle);
+    if (handle != nullptr)
+      curl_easy_cleanup(handle);
   }
 };
 
-Client::Client(ClientOptions options) : options_(std::move(options)), curl_(std::make_unique<Curl>()) {
+Client::Client(ClientOptions options)
+    : options_(std::move(options)), curl_(std::make_unique<Curl>()) {
   global_init();
 }
 Client::Client(Client&&) noexcept = default;
@@ -110,9 +132,11 @@ Client::~Client() = default;
 Result<ClientResponse> Client::request(std::string_view method, std::string_view path,
                                        std::string_view body, std::string_view content_type,
                                        const Headers& extra) {
-  if (curl_->handle == nullptr) curl_->handle = curl_easy_init();
+  if (curl_->handle == nullptr)
+    curl_->handle = curl_easy_init();
   CURL* h = curl_->handle;
-  if (h == nullptr) return Error(ClientError::protocol, "curl_easy_init failed");
+  if (h == nullptr)
+    return Error(ClientError::protocol, "curl_easy_init failed");
   curl_easy_reset(h);  // keeps the connection cache: the next request reuses the connection
 
   const std::string url = options_.base_url + std::string(path);
@@ -125,7 +149,8 @@ Result<ClientResponse> Client::request(std::string_view method, std::string_view
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
@@ -136,10 +161,14 @@ Result<ClientResponse> Client::request(std::string_view method, std::string_view
   }
 
   // TLS material from memory: keys never have to exist as files.
-  curl_blob ca{const_cast<char*>(options_.ca_pem.data()), options_.ca_pem.size(), CURL_BLOB_NOCOPY};  // NOLINT
-  curl_blob cert{const_cast<char*>(options_.client_cert_pem.data()), options_.client_cert_pem.size(), CURL_BLOB_NOCOPY};  // NOLINT
-  curl_blob key{const_cast<char*>(options_.client_key_pem.data()), options_.client_key_pem.size(), CURL_BLOB_NOCOPY};  // NOLINT
-  if (!options_.ca_pem.empty()) curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+  curl_blob ca{const_cast<char*>(options_.ca_pem.data()), options_.ca_pem.size(),
+               CURL_BLOB_NOCOPY};  // NOLINT
+  curl_blob cert{const_cast<char*>(options_.client_cert_pem.data()),
+                 options_.client_cert_pem.size(), CURL_BLOB_NOCOPY};  // NOLINT
+  curl_blob key{const_cast<char*>(options_.client_key_pem.data()), options_.client_key_pem.size(),
+                CURL_BLOB_NOCOPY};  // NOLINT
+  if (!options_.ca_pem.empty())
+    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
   if (!options_.client_cert_pem.empty()) {
     curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
     curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
@@ -149,12 +178,15 @@ Result<ClientResponse> Client::request(std::string_view method, std::string_view
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options_.verify_peer ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options_.verify_peer ? 2L : 0L);
   curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-  if (!options_.verify_peer) curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+  if (!options_.verify_peer)
+    curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
 
   struct curl_slist* list = nullptr;
   auto add_header = [&](const std::string& line) { list = curl_slist_append(list, line.c_str()); };
-  if (!content_type.empty()) add_header("Content-Type: " + std::string(content_type));
-  if (!options_.bearer_token.empty()) add_header("Authorization: Bearer " + options_.bearer_token);
+  if (!content_type.empty())
+    add_header("Content-Type: " + std::string(content_type));
+  if (!options_.bearer_token.empty())
+    add_header("Authorization: Bearer " + options_.bearer_token);
   add_header("Expect:");  // no 100-continue round trip for small JSON bodies
   for (const auto& [k, v] : extra.all()) {
     std::string line = k;
@@ -180,7 +212,8 @@ Result<ClientResponse> Client::request(std::string_view method, std::string_view
     return Error(ClientError::too_large,
                  url + ": response larger than " + std::to_string(options_.max_body) + " bytes");
   }
-  if (rc != CURLE_OK) return curl_error(rc, errbuf, url);
+  if (rc != CURLE_OK)
+    return curl_error(rc, errbuf, url);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out.status);
   if (!options_.verify_peer) {
     struct curl_certinfo* info = nullptr;
@@ -188,7 +221,8 @@ Result<ClientResponse> Client::request(std::string_view method, std::string_view
       for (int i = 0; i < info->num_of_certs; ++i) {
         for (auto* s = info->certinfo[i]; s != nullptr; s = s->next) {
           std::string_view entry(s->data);
-          if (entry.starts_with("Cert:")) out.peer_chain_pem.emplace_back(entry.substr(5));
+          if (entry.starts_with("Cert:"))
+            out.peer_chain_pem.emplace_back(entry.substr(5));
         }
       }
     }
@@ -203,7 +237,8 @@ Result<std::vector<std::string>> Client::peer_chain(std::string_view path) {
   options_.verify_peer = saved;
   // The unverified connection must not be reused for trusted requests.
   curl_.reset(new Curl());
-  if (!r) return r.error();
+  if (!r)
+    return r.error();
   return std::move(r->peer_chain_pem);
 }
 

@@ -12,13 +12,13 @@
 namespace lab::shared::http {
 
 enum class ClientError {
-  bad_url = 1,      // the URL does not parse
-  resolve_failed,   // the host name does not resolve
-  connect_failed,   // nothing listens there, or the network is unreachable
-  timeout,          // no complete answer within the timeout
-  tls_failed,       // handshake failed: the server is not who the CA says, or refused us
-  protocol,         // the server's answer is not valid HTTP
-  too_large,        // the response body exceeds the limit
+  bad_url = 1,     // the URL does not parse
+  resolve_failed,  // the host name does not resolve
+  connect_failed,  // nothing listens there, or the network is unreachable
+  timeout,         // no complete answer within the timeout
+  tls_failed,      // handshake failed: the server is not who the CA says, or refused us
+  protocol,        // the server's answer is not valid HTTP
+  too_large,       // the response body exceeds the limit
 };
 const boost::system::error_category& client_category() noexcept;
 inline boost::system::error_code make_error_code(ClientError e) noexcept {
@@ -26,10 +26,10 @@ inline boost::system::error_code make_error_code(ClientError e) noexcept {
 }
 
 struct ClientOptions {
-  std::string base_url;     // "https://10.0.0.1:8443"; with unix_socket, "http://localhost"
-  std::string unix_socket;  // connect through this socket instead of TCP
-  std::string ca_pem;       // trust exactly this CA (empty: the system's CAs)
-  bool verify_peer = true;  // false only to look at a chain before trusting it (see peer_chain)
+  std::string base_url;         // "https://10.0.0.1:8443"; with unix_socket, "http://localhost"
+  std::string unix_socket;      // connect through this socket instead of TCP
+  std::string ca_pem;           // trust exactly this CA (empty: the system's CAs)
+  bool verify_peer = true;      // false only to look at a chain before trusting it (see peer_chain)
   std::string client_cert_pem;  // client certificate, from memory (never a file)
   std::string client_key_pem;   // its private key, from memory
   std::string bearer_token;     // "Authorization: Bearer <token>"

@@ -19,15 +19,15 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <atomic>
-#include <map>
-#include <mutex>
-#include <type_traits>
-
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <type_traits>
 
 namespace lab::shared::http {
 namespace {
@@ -90,7 +90,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
   bool add(ConnectionBase* c, std::weak_ptr<ConnectionBase> w) {
     std::lock_guard lock(mu_);
-    if (stopping_ || connections_.size() >= limits_.max_connections) return false;
+    if (stopping_ || connections_.size() >= limits_.max_connections)
+      return false;
     connections_.emplace(c, std::move(w));
     ++connections_total_;
     return true;
@@ -101,9 +102,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     {
       std::lock_guard lock(mu_);
       connections_.erase(c);
-      if (stopping_ && connections_.empty() && stopped_) done = std::exchange(stopped_, nullptr);
+      if (stopping_ && connections_.empty() && stopped_)
+        done = std::exchange(stopped_, nullptr);
     }
-    if (done) asio::post(io_, std::move(done));
+    if (done)
+      asio::post(io_, std::move(done));
   }
 
   [[nodiscard]] bool stopping() {
@@ -126,7 +129,8 @@ struct ReplyState {
   // Hands the connection over to the write: a handler that keeps a copy of a used Reply
   // must not keep the connection alive.
   void deliver(Response response) {
-    if (done.exchange(true)) return;
+    if (done.exchange(true))
+      return;
     asio::post(executor, [c = std::move(connection), r = std::move(response)]() mutable {
       c->send(std::move(r));
     });
@@ -136,7 +140,8 @@ struct ReplyState {
   ReplyState(const ReplyState&) = delete;
   ReplyState& operator=(const ReplyState&) = delete;
   ~ReplyState() {
-    if (!done.load()) deliver(Response::error(500, "internal error"));
+    if (!done.load())
+      deliver(Response::error(500, "internal error"));
   }
 };
 
@@ -161,23 +166,25 @@ class Connection final : public ConnectionBase,
     if constexpr (kIsTls<Stream>) {
       beast::get_lowest_layer(stream_).expires_after(server_->limits_.handshake_timeout);
       stream_.async_handshake(ssl::stream_base::server,
-                              [self = this->shared_from_this()](const boost::system::error_code& ec) {
-                                self->on_handshake(ec);
-                              });
+                              [self = this->shared_from_this()](
+                                  const boost::system::error_code& ec) { self->on_handshake(ec); });
     } else {
-      asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->read_request(); });
+      asio::dispatch(stream_.get_executor(),
+                     [self = this->shared_from_this()] { self->read_request(); });
     }
   }
 
   void shutdown() override {
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
       self->closing_ = true;
-      if (!self->busy_) self->close();
+      if (!self->busy_)
+        self->close();
     });
   }
 
   void send(Response response) override {
-    if (closing_) response.close = true;
+    if (closing_)
+      response.close = true;
     const bool keep_alive = keep_alive_ && !response.close;
     if (response.file) {
       write_file(std::move(response), keep_alive);
@@ -200,7 +207,8 @@ class Connection final : public ConnectionBase,
         unsigned char* der = nullptr;
         const int n = i2d_X509(cert, &der);
         if (n > 0) {
-          peer_.client_cert_der.assign(reinterpret_cast<const char*>(der), static_cast<std::size_t>(n));
+          peer_.client_cert_der.assign(reinterpret_cast<const char*>(der),
+                                       static_cast<std::size_t>(n));
           OPENSSL_free(der);
         }
         peer_.client_cert_verified = SSL_get_verify_result(ssl) == X509_V_OK;
@@ -219,21 +227,25 @@ class Connection final : public ConnectionBase,
     parser_->header_limit(static_cast<std::uint32_t>(server_->limits_.header_bytes));
     parser_->body_limit(server_->limits_.body_bytes);
     // Idle connections hold almost nothing between requests.
-    if (buffer_.size() == 0) buffer_.shrink_to_fit();
+    if (buffer_.size() == 0)
+      buffer_.shrink_to_fit();
     // The stream's own expiry would close the socket and make a 408 impossible: reads use a
     // timer of their own that cancels them instead.
     beast::get_lowest_layer(stream_).expires_never();
     read_timed_out_ = false;
     read_timer_.expires_after(server_->limits_.read_timeout);
     read_timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
-      if (ec) return;
+      if (ec)
+        return;
       self->read_timed_out_ = true;
       boost::system::error_code ignored;
       beast::get_lowest_layer(self->stream_).socket().cancel(ignored);
     });
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = this->shared_from_this()](const boost::system::error_code& ec,
-                                                               std::size_t) { self->on_header(ec); });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+          self->on_header(ec);
+        });
   }
 
   void on_header(const boost::system::error_code& ec) {
@@ -244,16 +256,17 @@ class Connection final : public ConnectionBase,
     const auto& req = parser_->get();
     const auto expect = req[bhttp::field::expect];
     if (!expect.empty() && iequals(expect, "100-continue") && !parser_->is_done()) {
-      auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
-      bhttp::async_write(stream_, *cont,
-                         [self = this->shared_from_this(), cont](const boost::system::error_code& e,
-                                                                 std::size_t) {
-                           if (e) {
-                             self->close();
-                             return;
-                           }
-                           self->read_body();
-                         });
+      auto cont =
+          std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
+      bhttp::async_write(
+          stream_, *cont,
+          [self = this->shared_from_this(), cont](const boost::system::error_code& e, std::size_t) {
+            if (e) {
+              self->close();
+              return;
+            }
+            self->read_body();
+          });
       return;
     }
     read_body();
@@ -264,14 +277,15 @@ class Connection final : public ConnectionBase,
       dispatch();
       return;
     }
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                        if (ec) {
-                          self->read_failed(ec);
-                          return;
-                        }
-                        self->dispatch();
-                      });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+          if (ec) {
+            self->read_failed(ec);
+            return;
+          }
+          self->dispatch();
+        });
   }
 
   // A request that could not be read: answer what can be answered, then close.
@@ -326,7 +340,8 @@ class Connection final : public ConnectionBase,
       reject(400, "malformed request target");
       return;
     }
-    if (q != std::string_view::npos) req.query = parse_query(target.substr(q + 1));
+    if (q != std::string_view::npos)
+      req.query = parse_query(target.substr(q + 1));
     for (const auto& field : msg) {
       req.headers.add(std::string(field.name_string()), std::string(field.value()));
     }
@@ -349,7 +364,8 @@ class Connection final : public ConnectionBase,
   void prepare(Message& res, const Response& r, bool keep_alive) {
     res.version(11);
     res.result(r.status);
-    for (const auto& [k, v] : r.headers.all()) res.insert(k, v);
+    for (const auto& [k, v] : r.headers.all())
+      res.insert(k, v);
     res.keep_alive(keep_alive);
   }
 
@@ -415,16 +431,19 @@ class Connection final : public ConnectionBase,
         file_->length -= static_cast<std::uint64_t>(n);
         burst += static_cast<std::size_t>(n);
         if (burst >= kSendfileBurst && file_->length > 0) {
-          asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->send_file_zero_copy(); });
+          asio::post(stream_.get_executor(),
+                     [self = this->shared_from_this()] { self->send_file_zero_copy(); });
           return;
         }
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         write_timer_.expires_after(server_->limits_.write_timeout);
-        write_timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
-          if (!ec) self->close();  // no progress within write_timeout
-        });
+        write_timer_.async_wait(
+            [self = this->shared_from_this()](const boost::system::error_code& ec) {
+              if (!ec)
+                self->close();  // no progress within write_timeout
+            });
         sock.async_wait(asio::socket_base::wait_write,
                         [self = this->shared_from_this()](const boost::system::error_code& ec) {
                           self->write_timer_.cancel();
@@ -437,7 +456,8 @@ class Connection final : public ConnectionBase,
         return;
       }
       // n == 0 (file shrank under us) or a hard error: the response cannot complete.
-      response_done(boost::system::error_code(n == 0 ? EIO : errno, boost::system::system_category()), false);
+      response_done(
+          boost::system::error_code(n == 0 ? EIO : errno, boost::system::system_category()), false);
       return;
     }
     file_.reset();
@@ -453,14 +473,17 @@ class Connection final : public ConnectionBase,
       return;
     }
     const std::size_t want = std::min<std::uint64_t>(file_->length, file_chunk_.size());
-    const ssize_t n = ::pread(file_->file->fd(), file_chunk_.data(), want, static_cast<off_t>(file_->offset));
+    const ssize_t n =
+        ::pread(file_->file->fd(), file_chunk_.data(), want, static_cast<off_t>(file_->offset));
     if (n <= 0) {
-      response_done(boost::system::error_code(n == 0 ? EIO : errno, boost::system::system_category()), false);
+      response_done(
+          boost::system::error_code(n == 0 ? EIO : errno, boost::system::system_category()), false);
       return;
     }
     beast::get_lowest_layer(stream_).expires_after(server_->limits_.write_timeout);
     asio::async_write(stream_, asio::buffer(file_chunk_.data(), static_cast<std::size_t>(n)),
-                      [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t written) {
+                      [self = this->shared_from_this()](const boost::system::error_code& ec,
+                                                        std::size_t written) {
                         if (ec) {
                           self->response_done(ec, false);
                           return;
@@ -520,9 +543,10 @@ void start_connection(const std::shared_ptr<Server::Impl>& server, Stream stream
 
 void Server::Impl::accept_tcp(Tcp::acceptor& acceptor, const std::shared_ptr<ssl::context>& tls) {
   acceptor.async_accept(
-      asio::make_strand(io_),
-      [self = shared_from_this(), &acceptor, tls](const boost::system::error_code& ec, Tcp::socket socket) {
-        if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      asio::make_strand(io_), [self = shared_from_this(), &acceptor, tls](
+                                  const boost::system::error_code& ec, Tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open())
+          return;
         if (!ec) {
           Peer peer;
           boost::system::error_code ignored;
@@ -540,24 +564,25 @@ void Server::Impl::accept_tcp(Tcp::acceptor& acceptor, const std::shared_ptr<ssl
       });
 }
 
-void Server::Impl::accept_unix(UnixProtocol::acceptor& acceptor, const std::filesystem::path& path) {
-  acceptor.async_accept(
-      asio::make_strand(io_),
-      [self = shared_from_this(), &acceptor, path](const boost::system::error_code& ec,
-                                                   UnixProtocol::socket socket) {
-        if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-        if (!ec) {
-          Peer peer;
-          peer.address = path.string();
-          struct ucred cred {};
-          socklen_t len = sizeof cred;
-          if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-            peer.credentials = Peer::Credentials{cred.pid, cred.uid, cred.gid};
-          }
-          start_connection(self, UnixStream(std::move(socket)), std::move(peer));
-        }
-        self->accept_unix(acceptor, path);
-      });
+void Server::Impl::accept_unix(UnixProtocol::acceptor& acceptor,
+                               const std::filesystem::path& path) {
+  acceptor.async_accept(asio::make_strand(io_), [self = shared_from_this(), &acceptor, path](
+                                                    const boost::system::error_code& ec,
+                                                    UnixProtocol::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open())
+      return;
+    if (!ec) {
+      Peer peer;
+      peer.address = path.string();
+      struct ucred cred {};
+      socklen_t len = sizeof cred;
+      if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        peer.credentials = Peer::Credentials{cred.pid, cred.uid, cred.gid};
+      }
+      start_connection(self, UnixStream(std::move(socket)), std::move(peer));
+    }
+    self->accept_unix(acceptor, path);
+  });
 }
 
 namespace {
@@ -573,12 +598,15 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsConfig& tls) {
   // Parked long-polls keep their TLS state; let OpenSSL free idle read/write buffers.
   SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   ctx->use_certificate_chain(asio::buffer(tls.certificate_chain_pem), ec);
-  if (ec) return server_error(ec, "TLS certificate chain");
+  if (ec)
+    return server_error(ec, "TLS certificate chain");
   ctx->use_private_key(asio::buffer(tls.private_key_pem), ssl::context::pem, ec);
-  if (ec) return server_error(ec, "TLS private key");
+  if (ec)
+    return server_error(ec, "TLS private key");
   if (!tls.client_ca_pem.empty()) {
     ctx->add_certificate_authority(asio::buffer(tls.client_ca_pem), ec);
-    if (ec) return server_error(ec, "TLS client CA");
+    if (ec)
+      return server_error(ec, "TLS client CA");
     ctx->set_verify_mode(ssl::verify_peer, ec);
     // Accept any certificate during the handshake and record whether it verified
     // (SSL_get_verify_result): the handler answers 401/403, which a client can report.
@@ -610,7 +638,8 @@ Result<std::uint16_t> Server::listen_tcp(std::string_view address, std::uint16_t
                                          std::optional<TlsConfig> tls) {
   boost::system::error_code ec;
   const auto addr = asio::ip::make_address(std::string(address), ec);
-  if (ec) return server_error(ec, "listen address '" + std::string(address) + "'");
+  if (ec)
+    return server_error(ec, "listen address '" + std::string(address) + "'");
   std::shared_ptr<ssl::context> ctx;
   if (tls) {
     LAB_TRY_ASSIGN(ctx, make_tls_context(*tls));
@@ -619,11 +648,15 @@ Result<std::uint16_t> Server::listen_tcp(std::string_view address, std::uint16_t
   const Tcp::endpoint ep(addr, port);
   const std::string where = std::string(address) + ":" + std::to_string(port);
   acceptor->open(ep.protocol(), ec);
-  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor->bind(ep, ec);
-  if (ec) return server_error(ec, "cannot listen on " + where);
+  if (!ec)
+    acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec)
+    acceptor->bind(ep, ec);
+  if (ec)
+    return server_error(ec, "cannot listen on " + where);
   acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return server_error(ec, "cannot listen on " + where);
+  if (ec)
+    return server_error(ec, "cannot listen on " + where);
   const std::uint16_t bound = acceptor->local_endpoint().port();
   std::lock_guard lock(impl_->mu_);
   impl_->accept_tcp(*acceptor, ctx);
@@ -646,9 +679,12 @@ Result<void> Server::listen_unix(const std::filesystem::path& path, unsigned mod
   auto acceptor = std::make_unique<UnixProtocol::acceptor>(impl_->io_);
   const UnixProtocol::endpoint ep(path.string());
   acceptor->open(ep.protocol(), ec);
-  if (!ec) acceptor->bind(ep, ec);
-  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return server_error(ec, "cannot listen on " + path.string());
+  if (!ec)
+    acceptor->bind(ep, ec);
+  if (!ec)
+    acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return server_error(ec, "cannot listen on " + path.string());
   ::chmod(path.c_str(), static_cast<mode_t>(mode));
   std::lock_guard lock(impl_->mu_);
   impl_->accept_unix(*acceptor, path);
@@ -671,15 +707,20 @@ void Server::stop(std::function<void()> stopped) {
       boost::system::error_code ignored;
       a->close(ignored);
     }
-    for (const auto& p : impl_->unix_paths_) ::unlink(p.c_str());
+    for (const auto& p : impl_->unix_paths_)
+      ::unlink(p.c_str());
     for (auto& [ptr, weak] : impl_->connections_) {
-      if (auto c = weak.lock()) live.push_back(std::move(c));
+      if (auto c = weak.lock())
+        live.push_back(std::move(c));
     }
     done_now = impl_->connections_.empty();
-    if (!done_now) impl_->stopped_ = stopped;
+    if (!done_now)
+      impl_->stopped_ = stopped;
   }
-  for (auto& c : live) c->shutdown();
-  if (done_now && stopped) asio::post(impl_->io_, stopped);
+  for (auto& c : live)
+    c->shutdown();
+  if (done_now && stopped)
+    asio::post(impl_->io_, stopped);
 }
 
 ServerStats Server::stats() const {

@@ -1,7 +1,8 @@
 // The HTTP server and client against each other, and against curl and raw sockets, on loopback.
+#include "shared/http/server/server.hpp"
+
 #include "shared/crypto/x509.hpp"
 #include "shared/http/client/client.hpp"
-#include "shared/http/server/server.hpp"
 #include "tests/support/pki.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -49,8 +50,10 @@ class IoThread {
 Handler echo_handler() {
   return [](const Request& req, const Reply& reply) {
     std::string out = req.method + " " + req.path;
-    for (const auto& [k, v] : req.query) out += fmt::format(" q:{}={}", k, v);
-    if (auto h = req.header("X-Test")) out += " h:" + std::string(*h);
+    for (const auto& [k, v] : req.query)
+      out += fmt::format(" q:{}={}", k, v);
+    if (auto h = req.header("X-Test"))
+      out += " h:" + std::string(*h);
     out += " body:" + std::to_string(req.body.size());
     reply(Response::text(200, out));
   };
@@ -79,7 +82,8 @@ class RawSocket {
     char buf[4096];
     for (;;) {
       const ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
+      if (n <= 0)
+        break;
       out.append(buf, static_cast<std::size_t>(n));
     }
     return out;
@@ -115,7 +119,8 @@ TEST(HttpServer, KeepAliveReusesOneConnection) {
   Server server(io.io(), echo_handler());
   const auto port = server.listen_tcp("127.0.0.1", 0).value();
   Client client(plain(port));
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(client.get("/x").value().status, 200);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(client.get("/x").value().status, 200);
   EXPECT_EQ(server.stats().connections_total, 1u);
   EXPECT_EQ(server.stats().requests_total, 5u);
 }
@@ -152,9 +157,9 @@ TEST(HttpServer, GarbageIs400) {
   IoThread io;
   Server server(io.io(), echo_handler());
   const auto port = server.listen_tcp("127.0.0.1", 0).value();
-  for (std::string_view bad : {"GARBAGE\r\n\r\n", "GET /x HTTP/9.9\r\n\r\n",
-                               "GET /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-                               "GET x HTTP/1.1\r\nHost: a\r\n\r\n"}) {
+  for (std::string_view bad :
+       {"GARBAGE\r\n\r\n", "GET /x HTTP/9.9\r\n\r\n",
+        "GET /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n", "GET x HTTP/1.1\r\nHost: a\r\n\r\n"}) {
     RawSocket s(port);
     ASSERT_TRUE(s.connected());
     s.send_text(bad);
@@ -173,7 +178,8 @@ TEST(HttpServer, SlowHeadersGet408WhileOthersAreServed) {
   RawSocket slow(port);
   slow.send_text("GET /slow HTTP/1.1\r\nHost: a\r\nX-Drip: ");
   // Others are served at once while the slow one dribbles.
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(Client(plain(port)).get("/fast").value().status, 200);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(Client(plain(port)).get("/fast").value().status, 200);
   const auto start = std::chrono::steady_clock::now();
   const std::string out = slow.read_all();
   EXPECT_EQ(out.rfind("HTTP/1.1 408", 0), 0u) << out;
@@ -221,7 +227,8 @@ TEST(HttpServer, ReplyCalledTwiceSendsOnlyTheFirst) {
 TEST(HttpServer, DroppedReplyAndThrowingHandlerGive500) {
   IoThread io;
   Server server(io.io(), [](const Request& req, const Reply& reply) {
-    if (req.path == "/throw") throw std::runtime_error("boom");
+    if (req.path == "/throw")
+      throw std::runtime_error("boom");
     (void)reply;  // dropped without a call
   });
   const auto port = server.listen_tcp("127.0.0.1", 0).value();
@@ -235,7 +242,9 @@ TEST(HttpServer, DroppedReplyAndThrowingHandlerGive500) {
 
 TEST(HttpServer, HeadHasLengthButNoBody) {
   IoThread io;
-  Server server(io.io(), [](const Request&, const Reply& reply) { reply(Response::text(200, std::string(1000, 'x'))); });
+  Server server(io.io(), [](const Request&, const Reply& reply) {
+    reply(Response::text(200, std::string(1000, 'x')));
+  });
   const auto port = server.listen_tcp("127.0.0.1", 0).value();
   Client c(plain(port));
   auto head = c.request("HEAD", "/f");
@@ -249,7 +258,8 @@ TEST(HttpServer, HeadHasLengthButNoBody) {
 std::string random_content(std::size_t n) {
   std::mt19937 rng(42);
   std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
+  for (auto& c : s)
+    c = static_cast<char>(rng());
   return s;
 }
 
@@ -261,8 +271,10 @@ Handler file_handler(const std::filesystem::path& path) {
     Response r;
     std::uint64_t offset = 0;
     std::uint64_t length = size;
-    if (auto o = req.query_param("offset")) offset = std::stoull(std::string(*o));
-    if (auto l = req.query_param("length")) length = std::stoull(std::string(*l));
+    if (auto o = req.query_param("offset"))
+      offset = std::stoull(std::string(*o));
+    if (auto l = req.query_param("length"))
+      length = std::stoull(std::string(*l));
     r.file = FileBody{file, offset, length};
     reply(std::move(r));
   };
@@ -285,7 +297,8 @@ TEST(HttpServer, FileBodiesAreByteIdenticalWholeAndInPart) {
   EXPECT_TRUE(part->body == content.substr(1000, 5000));
   // curl as an independent client, with its own reading pace.
   auto out = dir / "out";
-  auto r = lab::tests::run({"curl", "-sS", "-o", out.string(), "http://127.0.0.1:" + std::to_string(port) + "/blob"});
+  auto r = lab::tests::run(
+      {"curl", "-sS", "-o", out.string(), "http://127.0.0.1:" + std::to_string(port) + "/blob"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(lab::tests::read_file(out) == content);
 }

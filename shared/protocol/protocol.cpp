@@ -1,0 +1,232 @@
+#include "shared/protocol/protocol.hpp"
+
+#include "shared/crypto/encoding.hpp"
+#include "shared/crypto/random.hpp"
+#include "shared/json/json.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fmt/format.h>
+
+namespace lab::shared::protocol {
+namespace {
+
+namespace bj = boost::json;
+
+Error bad(ProtocolError code, const Error& cause, std::string_view what) {
+  return {code, fmt::format("{}: {}", what, cause.detail())};
+}
+
+template <class T>
+Result<T> field(Result<T> r, std::string_view what) {
+  if (!r) return bad(ProtocolError::bad_message, r.error(), what);
+  return r;
+}
+
+bj::array strings(const std::vector<std::string>& v) {
+  bj::array a;
+  a.reserve(v.size());
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+}  // namespace
+
+const boost::system::error_category& protocol_category() noexcept {
+  static const ErrorCategory<ProtocolError> kCategory(
+      "lab.protocol", [](ProtocolError e) noexcept -> const char* {
+        switch (e) {
+          case ProtocolError::bad_join_string: return "invalid join string";
+          case ProtocolError::bad_token: return "invalid token";
+          case ProtocolError::bad_message: return "invalid message";
+        }
+        return "protocol error";
+      });
+  return kCategory;
+}
+
+// ---- Tokens ---------------------------------------------------------------------------------
+
+Result<Token> parse_token(std::string_view text) {
+  const auto dot = text.find('.');
+  if (dot == std::string_view::npos) {
+    return Error(ProtocolError::bad_token, "token must be <id>.<secret>");
+  }
+  const std::string_view id = text.substr(0, dot);
+  const std::string_view secret = text.substr(dot + 1);
+  auto id_bytes = crypto::hex_decode(id);
+  if (!id_bytes || id_bytes->size() != 8) {
+    return Error(ProtocolError::bad_token, "token id must be 16 hex characters");
+  }
+  auto secret_bytes = crypto::base64url_decode(secret);
+  if (!secret_bytes || secret_bytes->size() != 32) {
+    return Error(ProtocolError::bad_token, "token secret must be 32 bytes of base64url");
+  }
+  return Token{crypto::hex_encode(*id_bytes), std::string(secret)};
+}
+
+Result<Token> make_token() {
+  LAB_TRY_ASSIGN(crypto::Bytes id, crypto::random_bytes(8));
+  LAB_TRY_ASSIGN(crypto::Bytes secret, crypto::random_bytes(32));
+  return Token{crypto::hex_encode(id), crypto::base64url_encode(secret)};
+}
+
+// ---- Join strings ---------------------------------------------------------------------------
+
+std::string format_join_string(const JoinString& js) {
+  bj::object o;
+  o["url"] = js.url;
+  o["token"] = js.token.to_string();
+  o["pin"] = js.ca_pin;
+  return "lab1:" + crypto::base64url_encode(crypto::as_bytes(bj::serialize(o)));
+}
+
+Result<JoinString> parse_join_string(std::string_view text) {
+  auto fail = [](std::string_view why) {
+    return Error(ProtocolError::bad_join_string,
+                 fmt::format("{} (a join string looks like lab1:eyJ…, from 'lab token create')", why));
+  };
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  if (!text.starts_with("lab1:")) return fail("it does not start with 'lab1:'");
+  if (text.size() > 4096) return fail("it is too long");
+  auto raw = crypto::base64url_decode(text.substr(5));
+  if (!raw) return fail("it is truncated or damaged");
+  auto o = json::parse_object(crypto::as_chars(*raw));
+  if (!o) return fail("it is truncated or damaged");
+  auto url = json::get_string(*o, "url");
+  auto token = json::get_string(*o, "token");
+  auto pin = json::get_string(*o, "pin");
+  if (!url || !token || !pin) return fail("a part is missing");
+  if (!url->starts_with("https://")) return fail("the coordinator URL is not https");
+  if (!pin->starts_with("sha256:") || pin->size() != 7 + 43) return fail("the CA pin is malformed");
+  auto t = parse_token(*token);
+  if (!t) return fail(t.error().detail());
+  return JoinString{std::move(*url), std::move(*t), std::move(*pin)};
+}
+
+// ---- Join messages --------------------------------------------------------------------------
+
+bj::object to_json(const JoinRequest& r) {
+  bj::object o;
+  o["token"] = r.token;
+  o["csr"] = r.csr_pem;
+  o["sealing_key"] = r.sealing_key;
+  o["hostname"] = r.hostname;
+  o["agent_version"] = r.agent_version;
+  o["facts"] = r.facts;
+  return o;
+}
+
+Result<JoinRequest> join_request_from_json(const bj::object& o) {
+  JoinRequest r;
+  LAB_TRY_ASSIGN(r.token, field(json::get_string(o, "token"), "join request"));
+  LAB_TRY_ASSIGN(r.csr_pem, field(json::get_string(o, "csr"), "join request"));
+  LAB_TRY_ASSIGN(r.sealing_key, field(json::get_string(o, "sealing_key"), "join request"));
+  LAB_TRY_ASSIGN(auto hostname, field(json::optional_string(o, "hostname"), "join request"));
+  LAB_TRY_ASSIGN(auto version, field(json::optional_string(o, "agent_version"), "join request"));
+  r.hostname = hostname.value_or("");
+  r.agent_version = version.value_or("");
+  if (const auto* f = o.if_contains("facts"); f != nullptr && !f->is_null()) {
+    if (!f->is_object()) {
+      return Error(ProtocolError::bad_message, "join request: field 'facts': expected an object");
+    }
+    r.facts = f->as_object();
+  }
+  return r;
+}
+
+bj::object to_json(const JoinResponse& r) {
+  bj::object o;
+  o["node_id"] = r.node_id;
+  o["name"] = r.name;
+  o["certificate"] = r.certificate_pem;
+  o["ca"] = r.ca_pem;
+  o["bundle_key"] = r.bundle_key;
+  o["state"] = r.state;
+  return o;
+}
+
+Result<JoinResponse> join_response_from_json(const bj::object& o) {
+  JoinResponse r;
+  LAB_TRY_ASSIGN(r.node_id, field(json::get_string(o, "node_id"), "join response"));
+  LAB_TRY_ASSIGN(r.name, field(json::get_string(o, "name"), "join response"));
+  LAB_TRY_ASSIGN(r.certificate_pem, field(json::get_string(o, "certificate"), "join response"));
+  LAB_TRY_ASSIGN(r.ca_pem, field(json::get_string(o, "ca"), "join response"));
+  LAB_TRY_ASSIGN(r.bundle_key, field(json::get_string(o, "bundle_key"), "join response"));
+  LAB_TRY_ASSIGN(r.state, field(json::get_string(o, "state"), "join response"));
+  return r;
+}
+
+// ---- Bundle ---------------------------------------------------------------------------------
+
+std::string sealed_secret_aad(std::string_view node_id, std::string_view name, std::int64_t version) {
+  return fmt::format("lab-secret-v1|{}|{}|{}", node_id, name, version);
+}
+
+std::string serialize(const Bundle& b) {
+  bj::object o;
+  o["node_id"] = b.node_id;
+  o["name"] = b.name;
+  o["revision"] = b.revision;
+  o["issued_at"] = b.issued_at;
+  o["state"] = b.state;
+  bj::object labels;
+  for (const auto& [k, v] : b.labels) labels[k] = v;
+  o["labels"] = std::move(labels);
+  o["groups"] = strings(b.groups);
+  bj::array secrets;
+  for (const auto& s : b.secrets) {
+    secrets.push_back(bj::object{{"name", s.name}, {"version", s.version}, {"sealed", s.sealed}});
+  }
+  o["secrets"] = std::move(secrets);
+  o["revoked_serials"] = strings(b.revoked_serials);
+  bj::array peers;
+  for (const auto& p : b.peers) peers.push_back(bj::object{{"node_id", p.node_id}, {"address", p.address}});
+  o["peers"] = std::move(peers);
+  return bj::serialize(o);
+}
+
+Result<Bundle> parse_bundle(std::string_view text) {
+  auto parsed = json::parse_object(text);
+  if (!parsed) return bad(ProtocolError::bad_message, parsed.error(), "bundle");
+  const bj::object& o = *parsed;
+  Bundle b;
+  LAB_TRY_ASSIGN(b.node_id, field(json::get_string(o, "node_id"), "bundle"));
+  LAB_TRY_ASSIGN(b.name, field(json::get_string(o, "name"), "bundle"));
+  LAB_TRY_ASSIGN(b.revision, field(json::get_int(o, "revision"), "bundle"));
+  LAB_TRY_ASSIGN(b.issued_at, field(json::get_int(o, "issued_at"), "bundle"));
+  LAB_TRY_ASSIGN(b.state, field(json::get_string(o, "state"), "bundle"));
+  LAB_TRY_ASSIGN(const bj::object* labels, field(json::get_object(o, "labels"), "bundle"));
+  for (const auto& kv : *labels) {
+    if (!kv.value().is_string()) {
+      return Error(ProtocolError::bad_message, fmt::format("bundle: label '{}' is not a string",
+                                                           std::string_view(kv.key())));
+    }
+    b.labels.emplace(std::string(kv.key()), std::string(kv.value().as_string()));
+  }
+  LAB_TRY_ASSIGN(b.groups, field(json::get_strings(o, "groups"), "bundle"));
+  LAB_TRY_ASSIGN(const bj::array* secrets, field(json::get_array(o, "secrets"), "bundle"));
+  for (const auto& item : *secrets) {
+    if (!item.is_object()) return Error(ProtocolError::bad_message, "bundle: a secret is not an object");
+    SealedSecret s;
+    LAB_TRY_ASSIGN(s.name, field(json::get_string(item.as_object(), "name"), "bundle secret"));
+    LAB_TRY_ASSIGN(s.version, field(json::get_int(item.as_object(), "version"), "bundle secret"));
+    LAB_TRY_ASSIGN(s.sealed, field(json::get_string(item.as_object(), "sealed"), "bundle secret"));
+    b.secrets.push_back(std::move(s));
+  }
+  LAB_TRY_ASSIGN(b.revoked_serials, field(json::get_strings(o, "revoked_serials"), "bundle"));
+  LAB_TRY_ASSIGN(const bj::array* peers, field(json::get_array(o, "peers"), "bundle"));
+  for (const auto& item : *peers) {
+    if (!item.is_object()) return Error(ProtocolError::bad_message, "bundle: a peer is not an object");
+    Peer p;
+    LAB_TRY_ASSIGN(p.node_id, field(json::get_string(item.as_object(), "node_id"), "bundle peer"));
+    LAB_TRY_ASSIGN(p.address, field(json::get_string(item.as_object(), "address"), "bundle peer"));
+    b.peers.push_back(std::move(p));
+  }
+  return b;
+}
+
+}  // namespace lab::shared::protocol

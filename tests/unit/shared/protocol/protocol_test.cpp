@@ -1,0 +1,108 @@
+#include "shared/protocol/protocol.hpp"
+
+#include "shared/crypto/encoding.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace lab::shared::protocol;
+
+TEST(Token, FreshTokensParseBackAndDiffer) {
+  auto a = make_token().value();
+  auto b = make_token().value();
+  EXPECT_NE(a.to_string(), b.to_string());
+  EXPECT_EQ(a.id.size(), 16u);
+  EXPECT_EQ(a.secret.size(), 43u);
+  auto parsed = parse_token(a.to_string());
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->id, a.id);
+  EXPECT_EQ(parsed->secret, a.secret);
+}
+
+TEST(Token, MalformedTokensAreRefused) {
+  for (const char* bad : {"", "abc", "zz.x", "0011223344556677.short",
+                          "00112233445566.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}) {
+    auto r = parse_token(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_TRUE(r.error() == ProtocolError::bad_token);
+  }
+}
+
+TEST(JoinString, RoundTrips) {
+  JoinString js{"https://10.0.0.1:8443", make_token().value(),
+                "sha256:" + std::string(43, 'A')};
+  const std::string text = format_join_string(js);
+  EXPECT_EQ(text.rfind("lab1:", 0), 0u);
+  auto back = parse_join_string(text + "\n");  // pasted with a newline
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->url, js.url);
+  EXPECT_EQ(back->token.to_string(), js.token.to_string());
+  EXPECT_EQ(back->ca_pin, js.ca_pin);
+}
+
+TEST(JoinString, DamageIsReportedWithAHint) {
+  JoinString js{"https://h:1", make_token().value(), "sha256:" + std::string(43, 'A')};
+  const std::string text = format_join_string(js);
+  for (const std::string& bad :
+       {std::string("nonsense"), text.substr(0, text.size() / 2), std::string("lab1:!!!"),
+        format_join_string({"http://h:1", js.token, js.ca_pin}),
+        format_join_string({"https://h:1", js.token, "md5:x"})}) {
+    auto r = parse_join_string(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_TRUE(r.error() == ProtocolError::bad_join_string);
+    EXPECT_NE(r.error().detail().find("lab token create"), std::string::npos);
+  }
+}
+
+TEST(Join, MessagesRoundTripAndMissingFieldsAreNamed) {
+  JoinRequest req{"t.s", "csr", "key", "host", "0.1", {{"cpu_count", 4}}};
+  auto back = join_request_from_json(to_json(req));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->csr_pem, "csr");
+  EXPECT_EQ(back->facts.at("cpu_count").as_int64(), 4);
+  auto o = to_json(req);
+  o.erase("csr");
+  auto missing = join_request_from_json(o);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().detail(), "join request: field 'csr' is missing");
+
+  JoinResponse resp{"n1", "node-1", "cert", "ca", "key", "enrolled"};
+  EXPECT_EQ(join_response_from_json(to_json(resp)).value().node_id, "n1");
+}
+
+TEST(Bundle, SerialisationIsCanonicalAndRoundTrips) {
+  Bundle b;
+  b.node_id = "n1";
+  b.name = "node-1";
+  b.revision = 42;
+  b.issued_at = 1700000000;
+  b.state = "enrolled";
+  b.labels = {{"role", "web"}, {"env", "prod"}};
+  b.groups = {"web"};
+  b.secrets = {{"db", 40, "c2VhbGVk"}};
+  b.revoked_serials = {"abc"};
+  b.peers = {{"n2", "10.0.0.2:8444"}};
+  const std::string text = serialize(b);
+  EXPECT_EQ(text,
+            R"({"node_id":"n1","name":"node-1","revision":42,"issued_at":1700000000,"state":"enrolled",)"
+            R"("labels":{"env":"prod","role":"web"},"groups":["web"],"secrets":[{"name":"db","version":40,)"
+            R"("sealed":"c2VhbGVk"}],"revoked_serials":["abc"],"peers":[{"node_id":"n2","address":"10.0.0.2:8444"}]})");
+  auto back = parse_bundle(text);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(serialize(*back), text);
+}
+
+TEST(Bundle, BadBundlesNameTheProblem) {
+  EXPECT_TRUE(parse_bundle("[]").error() == ProtocolError::bad_message);
+  auto r = parse_bundle(R"({"node_id":"n1"})");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().detail(), "bundle: field 'name' is missing");
+}
+
+TEST(SealedSecret, AadBindsNodeNameAndVersion) {
+  EXPECT_EQ(sealed_secret_aad("n1", "db", 7), "lab-secret-v1|n1|db|7");
+  EXPECT_NE(sealed_secret_aad("n1", "db", 7), sealed_secret_aad("n2", "db", 7));
+}
+
+}  // namespace
