@@ -3,6 +3,9 @@
 namespace lab::pxe::events {
 class Sink;
 }
+namespace lab::pxe::registry {
+class Registry;
+}
 
 namespace lab::bootstrap::serve {
 
@@ -11,6 +14,8 @@ namespace lab::bootstrap::serve {
 struct Services {
   /// The boot flight recorder; the PXE servers report every step of a boot to it.
   pxe::events::Sink* boot_events = nullptr;
+  /// The machine registry (the coordinator); the HTTP boot server mints boot tokens through it.
+  pxe::registry::Registry* registry = nullptr;
 };
 
 }  // namespace lab::bootstrap::serve

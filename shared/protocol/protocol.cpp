@@ -6,7 +6,6 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
-
 #include <fmt/format.h>
 
 namespace lab::shared::protocol {
@@ -20,29 +19,34 @@ Error bad(ProtocolError code, const Error& cause, std::string_view what) {
 
 template <class T>
 Result<T> field(Result<T> r, std::string_view what) {
-  if (!r) return bad(ProtocolError::bad_message, r.error(), what);
+  if (!r)
+    return bad(ProtocolError::bad_message, r.error(), what);
   return r;
 }
 
 bj::array strings(const std::vector<std::string>& v) {
   bj::array a;
   a.reserve(v.size());
-  for (const auto& s : v) a.emplace_back(s);
+  for (const auto& s : v)
+    a.emplace_back(s);
   return a;
 }
 
 }  // namespace
 
 const boost::system::error_category& protocol_category() noexcept {
-  static const ErrorCategory<ProtocolError> kCategory(
-      "lab.protocol", [](ProtocolError e) noexcept -> const char* {
-        switch (e) {
-          case ProtocolError::bad_join_string: return "invalid join string";
-          case ProtocolError::bad_token: return "invalid token";
-          case ProtocolError::bad_message: return "invalid message";
-        }
-        return "protocol error";
-      });
+  static const ErrorCategory<ProtocolError> kCategory("lab.protocol",
+                                                      [](ProtocolError e) noexcept -> const char* {
+                                                        switch (e) {
+                                                          case ProtocolError::bad_join_string:
+                                                            return "invalid join string";
+                                                          case ProtocolError::bad_token:
+                                                            return "invalid token";
+                                                          case ProtocolError::bad_message:
+                                                            return "invalid message";
+                                                        }
+                                                        return "protocol error";
+                                                      });
   return kCategory;
 }
 
@@ -84,26 +88,35 @@ std::string format_join_string(const JoinString& js) {
 
 Result<JoinString> parse_join_string(std::string_view text) {
   auto fail = [](std::string_view why) {
-    return Error(ProtocolError::bad_join_string,
-                 fmt::format("{} (a join string looks like lab1:eyJ…, from 'lab token create')", why));
+    return Error(
+        ProtocolError::bad_join_string,
+        fmt::format("{} (a join string looks like lab1:eyJ…, from 'lab token create')", why));
   };
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r')) {
     text.remove_suffix(1);
   }
-  if (!text.starts_with("lab1:")) return fail("it does not start with 'lab1:'");
-  if (text.size() > 4096) return fail("it is too long");
+  if (!text.starts_with("lab1:"))
+    return fail("it does not start with 'lab1:'");
+  if (text.size() > 4096)
+    return fail("it is too long");
   auto raw = crypto::base64url_decode(text.substr(5));
-  if (!raw) return fail("it is truncated or damaged");
+  if (!raw)
+    return fail("it is truncated or damaged");
   auto o = json::parse_object(crypto::as_chars(*raw));
-  if (!o) return fail("it is truncated or damaged");
+  if (!o)
+    return fail("it is truncated or damaged");
   auto url = json::get_string(*o, "url");
   auto token = json::get_string(*o, "token");
   auto pin = json::get_string(*o, "pin");
-  if (!url || !token || !pin) return fail("a part is missing");
-  if (!url->starts_with("https://")) return fail("the coordinator URL is not https");
-  if (!pin->starts_with("sha256:") || pin->size() != 7 + 43) return fail("the CA pin is malformed");
+  if (!url || !token || !pin)
+    return fail("a part is missing");
+  if (!url->starts_with("https://"))
+    return fail("the coordinator URL is not https");
+  if (!pin->starts_with("sha256:") || pin->size() != 7 + 43)
+    return fail("the CA pin is malformed");
   auto t = parse_token(*token);
-  if (!t) return fail(t.error().detail());
+  if (!t)
+    return fail(t.error().detail());
   return JoinString{std::move(*url), std::move(*t), std::move(*pin)};
 }
 
@@ -162,7 +175,8 @@ Result<JoinResponse> join_response_from_json(const bj::object& o) {
 
 // ---- Bundle ---------------------------------------------------------------------------------
 
-std::string sealed_secret_aad(std::string_view node_id, std::string_view name, std::int64_t version) {
+std::string sealed_secret_aad(std::string_view node_id, std::string_view name,
+                              std::int64_t version) {
   return fmt::format("lab-secret-v1|{}|{}|{}", node_id, name, version);
 }
 
@@ -174,7 +188,8 @@ std::string serialize(const Bundle& b) {
   o["issued_at"] = b.issued_at;
   o["state"] = b.state;
   bj::object labels;
-  for (const auto& [k, v] : b.labels) labels[k] = v;
+  for (const auto& [k, v] : b.labels)
+    labels[k] = v;
   o["labels"] = std::move(labels);
   o["groups"] = strings(b.groups);
   bj::array secrets;
@@ -184,14 +199,16 @@ std::string serialize(const Bundle& b) {
   o["secrets"] = std::move(secrets);
   o["revoked_serials"] = strings(b.revoked_serials);
   bj::array peers;
-  for (const auto& p : b.peers) peers.push_back(bj::object{{"node_id", p.node_id}, {"address", p.address}});
+  for (const auto& p : b.peers)
+    peers.push_back(bj::object{{"node_id", p.node_id}, {"address", p.address}});
   o["peers"] = std::move(peers);
   return bj::serialize(o);
 }
 
 Result<Bundle> parse_bundle(std::string_view text) {
   auto parsed = json::parse_object(text);
-  if (!parsed) return bad(ProtocolError::bad_message, parsed.error(), "bundle");
+  if (!parsed)
+    return bad(ProtocolError::bad_message, parsed.error(), "bundle");
   const bj::object& o = *parsed;
   Bundle b;
   LAB_TRY_ASSIGN(b.node_id, field(json::get_string(o, "node_id"), "bundle"));
@@ -202,15 +219,16 @@ Result<Bundle> parse_bundle(std::string_view text) {
   LAB_TRY_ASSIGN(const bj::object* labels, field(json::get_object(o, "labels"), "bundle"));
   for (const auto& kv : *labels) {
     if (!kv.value().is_string()) {
-      return Error(ProtocolError::bad_message, fmt::format("bundle: label '{}' is not a string",
-                                                           std::string_view(kv.key())));
+      return Error(ProtocolError::bad_message,
+                   fmt::format("bundle: label '{}' is not a string", std::string_view(kv.key())));
     }
     b.labels.emplace(std::string(kv.key()), std::string(kv.value().as_string()));
   }
   LAB_TRY_ASSIGN(b.groups, field(json::get_strings(o, "groups"), "bundle"));
   LAB_TRY_ASSIGN(const bj::array* secrets, field(json::get_array(o, "secrets"), "bundle"));
   for (const auto& item : *secrets) {
-    if (!item.is_object()) return Error(ProtocolError::bad_message, "bundle: a secret is not an object");
+    if (!item.is_object())
+      return Error(ProtocolError::bad_message, "bundle: a secret is not an object");
     SealedSecret s;
     LAB_TRY_ASSIGN(s.name, field(json::get_string(item.as_object(), "name"), "bundle secret"));
     LAB_TRY_ASSIGN(s.version, field(json::get_int(item.as_object(), "version"), "bundle secret"));
@@ -220,7 +238,8 @@ Result<Bundle> parse_bundle(std::string_view text) {
   LAB_TRY_ASSIGN(b.revoked_serials, field(json::get_strings(o, "revoked_serials"), "bundle"));
   LAB_TRY_ASSIGN(const bj::array* peers, field(json::get_array(o, "peers"), "bundle"));
   for (const auto& item : *peers) {
-    if (!item.is_object()) return Error(ProtocolError::bad_message, "bundle: a peer is not an object");
+    if (!item.is_object())
+      return Error(ProtocolError::bad_message, "bundle: a peer is not an object");
     Peer p;
     LAB_TRY_ASSIGN(p.node_id, field(json::get_string(item.as_object(), "node_id"), "bundle peer"));
     LAB_TRY_ASSIGN(p.address, field(json::get_string(item.as_object(), "address"), "bundle peer"));

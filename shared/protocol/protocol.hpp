@@ -54,12 +54,12 @@ Result<JoinString> parse_join_string(std::string_view text);
 
 /// POST /v1/join (no client certificate yet; the token authenticates).
 struct JoinRequest {
-  std::string token;             // Token::to_string()
-  std::string csr_pem;           // P-256 CSR of the node's TLS key
-  std::string sealing_key;       // base64url of the node's X25519 public key
+  std::string token;        // Token::to_string()
+  std::string csr_pem;      // P-256 CSR of the node's TLS key
+  std::string sealing_key;  // base64url of the node's X25519 public key
   std::string hostname;
   std::string agent_version;
-  boost::json::object facts;     // hardware facts (agent/facts)
+  boost::json::object facts;  // hardware facts (agent/facts)
 };
 boost::json::object to_json(const JoinRequest& r);
 Result<JoinRequest> join_request_from_json(const boost::json::object& o);
@@ -99,7 +99,8 @@ struct SealedSecret {
 
 /// Associated data of a sealed secret: binds it to one node, name and version, so a box can be
 /// neither moved to another node nor replayed as another secret or an older value.
-std::string sealed_secret_aad(std::string_view node_id, std::string_view name, std::int64_t version);
+std::string sealed_secret_aad(std::string_view node_id, std::string_view name,
+                              std::int64_t version);
 
 struct Peer {
   std::string node_id;

@@ -10,9 +10,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace lab::shared::protocol;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   auto bundle = parse_bundle(text);
-  if (!bundle) return 0;
+  if (!bundle)
+    return 0;
   const std::string once = serialize(*bundle);
   auto again = parse_bundle(once);
-  if (!again || serialize(*again) != once) std::abort();
+  if (!again || serialize(*again) != once)
+    std::abort();
   return 0;
 }

@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   (void)parse_token(text);
   auto js = parse_join_string(text);
-  if (!js) return 0;
+  if (!js)
+    return 0;
   auto again = parse_join_string(format_join_string(*js));
   if (!again || again->url != js->url || again->ca_pin != js->ca_pin ||
       again->token.to_string() != js->token.to_string()) {

@@ -30,8 +30,7 @@ TEST(Token, MalformedTokensAreRefused) {
 }
 
 TEST(JoinString, RoundTrips) {
-  JoinString js{"https://10.0.0.1:8443", make_token().value(),
-                "sha256:" + std::string(43, 'A')};
+  JoinString js{"https://10.0.0.1:8443", make_token().value(), "sha256:" + std::string(43, 'A')};
   const std::string text = format_join_string(js);
   EXPECT_EQ(text.rfind("lab1:", 0), 0u);
   auto back = parse_join_string(text + "\n");  // pasted with a newline
@@ -84,10 +83,11 @@ TEST(Bundle, SerialisationIsCanonicalAndRoundTrips) {
   b.revoked_serials = {"abc"};
   b.peers = {{"n2", "10.0.0.2:8444"}};
   const std::string text = serialize(b);
-  EXPECT_EQ(text,
-            R"({"node_id":"n1","name":"node-1","revision":42,"issued_at":1700000000,"state":"enrolled",)"
-            R"("labels":{"env":"prod","role":"web"},"groups":["web"],"secrets":[{"name":"db","version":40,)"
-            R"("sealed":"c2VhbGVk"}],"revoked_serials":["abc"],"peers":[{"node_id":"n2","address":"10.0.0.2:8444"}]})");
+  EXPECT_EQ(
+      text,
+      R"({"node_id":"n1","name":"node-1","revision":42,"issued_at":1700000000,"state":"enrolled",)"
+      R"("labels":{"env":"prod","role":"web"},"groups":["web"],"secrets":[{"name":"db","version":40,)"
+      R"("sealed":"c2VhbGVk"}],"revoked_serials":["abc"],"peers":[{"node_id":"n2","address":"10.0.0.2:8444"}]})");
   auto back = parse_bundle(text);
   ASSERT_TRUE(back) << back.error().message();
   EXPECT_EQ(serialize(*back), text);
