@@ -17,6 +17,12 @@ build_packages=(
 test_packages=(
   curl sqlite3 iproute2 iputils-ping nftables procps psmisc util-linux
   swtpm swtpm-tools tpm2-tools
+  isc-dhcp-client kea-admin kea-dhcp4-server dnsmasq-base
+  tftp-hpa atftp tftpd-hpa
+  nginx-light wrk
+  openssh-server openssh-client
+  qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf
+  busybox-static  # udhcpc in DHCP tests and the agent OS init: static, no libraries to copy
 )
 
 want=("${build_packages[@]}" "${test_packages[@]}")
@@ -49,7 +55,9 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   chmod 0755 /usr/sbin/policy-rc.d
   created_policy=1
 fi
-cleanup() { [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d; }
+cleanup() {
+  if [ "$created_policy" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+}
 trap cleanup EXIT
 
 log=$(mktemp)
@@ -65,3 +73,4 @@ if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1
 fi
 rm -f "$log"
 echo "install-deps: done"
+exit 0

@@ -1,0 +1,244 @@
+#pragma once
+// The coordinator as the rest of the appliance sees it: the operator API, the agent API and the
+// CLI call these methods; the HTTP layer only authenticates, decodes and encodes. Every method
+// is synchronous and may write to the store: call it on the blocking pool, never on an
+// io_context thread (except where a comment says it answers from memory).
+#include "pxe/registry/registry.hpp"
+#include "shared/errors/error.hpp"
+#include "shared/labels/label.hpp"
+#include "shared/protocol/protocol.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lab::bootstrap::coordinator {
+
+/// One code per refusal, so logs and the audit trail say exactly why. The agent-facing API
+/// never shows the token codes to the caller: it answers "invalid token".
+enum class CoordinatorError {
+  not_found = 1,     // no such node, token, group or secret
+  already_exists,    // create of something that exists
+  invalid_argument,  // bad label, selector, name, TTL…; detail names it
+  token_unknown,     // no token with that id, or the secret does not match
+  token_expired,
+  token_used,
+  token_revoked,
+  token_binding,     // MAC, IP or hostname binding does not match the caller
+  node_revoked,      // certificate serial or node revoked
+  certificate_invalid,  // CSR that does not verify, or cert not issued by our CA
+  group_cycle,       // detail names the cycle "a -> b -> a"
+  store_failed,      // SQLite error; detail says which statement
+};
+const boost::system::error_category& coordinator_category() noexcept;
+inline boost::system::error_code make_error_code(CoordinatorError e) noexcept {
+  return {static_cast<int>(e), coordinator_category()};
+}
+
+using Clock = std::function<std::chrono::system_clock::time_point()>;
+
+struct Options {
+  std::filesystem::path data_dir;  // coordinator.db, ca.pem, ca.key, … (0600 keys)
+  std::string advertised_url;      // "https://10.0.0.1:8443", put into join strings
+  std::vector<std::string> server_names;  // SANs of the server certificate (IPs or DNS names)
+  std::chrono::seconds certificate_ttl{std::chrono::hours(24 * 7)};
+  Clock clock;                     // defaults to system_clock::now
+};
+
+/// Who did something, for the audit trail: "operator", "node:<id>", "system".
+struct Actor {
+  std::string name;
+  std::string address;  // peer IP, when known
+};
+
+// ---- Tokens ---------------------------------------------------------------------------------
+
+struct TokenBinding {
+  std::string mac;   // lower-case "52:54:00:…", empty = any
+  std::string ip;
+  std::string host;  // hostname the joining node reports
+};
+
+struct TokenSpec {
+  shared::labels::LabelSet labels;  // applied to the node on join
+  std::chrono::seconds ttl{std::chrono::hours(1)};
+  TokenBinding binding;
+  std::string kind = "join";        // "join" (operator) or "boot" (minted per PXE boot)
+  std::string description;
+};
+
+struct TokenInfo {
+  std::string id;
+  std::string kind;
+  shared::labels::LabelSet labels;
+  TokenBinding binding;
+  std::string description;
+  std::int64_t created_at = 0;  // unix seconds
+  std::int64_t expires_at = 0;
+  std::string state;            // "active", "used", "revoked", "expired"
+  std::string used_by;          // node id once used
+};
+
+struct CreatedToken {
+  TokenInfo info;
+  std::string token;        // shown once; never stored in clear
+  std::string join_string;  // shared::protocol::format_join_string
+};
+
+// ---- Nodes, groups, secrets, audit ----------------------------------------------------------
+
+struct NodeInfo {
+  std::string id;
+  std::string name;
+  std::vector<std::string> macs;
+  std::string state;  // discovered, enrolled, provisioning, ready, revoked
+  shared::labels::LabelSet labels;
+  std::vector<std::string> groups;  // resolved memberships
+  boost::json::object facts;
+  std::int64_t created_at = 0;
+  std::int64_t last_seen = 0;
+  std::string agent_version;
+  std::string cert_serial;  // hex
+  std::int64_t cert_expires_at = 0;
+};
+
+struct GroupInfo {
+  std::string name;
+  std::string selector;               // may be empty when the group is only includes
+  std::vector<std::string> includes;  // members of these groups are members
+  std::vector<std::string> excludes;  // members of these groups are not
+};
+
+struct SecretInfo {
+  std::string name;
+  std::string entitlement;  // selector; empty entitles nobody
+  std::int64_t version = 0;  // revision of the last value change
+  std::int64_t updated_at = 0;
+  std::size_t size = 0;
+};
+
+struct AuditEvent {
+  std::int64_t seq = 0;
+  std::int64_t at = 0;
+  std::string actor;
+  std::string address;
+  std::string action;   // "token.create", "join", "join.refused", "node.label", …
+  std::string subject;  // token id, node id, group or secret name
+  boost::json::object detail;
+  std::string hash;     // hex SHA-256 over the previous hash and this row's canonical form
+};
+
+struct AuditCheck {
+  bool ok = true;
+  std::int64_t rows = 0;
+  std::int64_t first_bad_seq = 0;  // 0 when ok
+  std::string reason;              // "row 17 modified", "row 18 missing", …
+};
+
+/// What an authenticated agent is: the node its certificate names.
+struct AgentIdentity {
+  std::string node_id;
+  std::string cert_serial;
+};
+
+// ---- The coordinator ------------------------------------------------------------------------
+
+class Coordinator : public pxe::registry::Registry {
+ public:
+  /// Opens (or on first start creates) the store, the CA (ECDSA P-256), the bundle signing key
+  /// (Ed25519), the secrets key and the operator credential, all 0600 under data_dir.
+  static Result<std::unique_ptr<Coordinator>> open(Options options);
+  ~Coordinator() override = default;
+
+  // Identity material for the TLS listener and for the CLI (answer from memory).
+  [[nodiscard]] virtual std::string ca_pem() const = 0;
+  [[nodiscard]] virtual std::string ca_pin() const = 0;               // "sha256:…"
+  [[nodiscard]] virtual std::string server_chain_pem() const = 0;     // cert + CA
+  [[nodiscard]] virtual std::string server_key_pem() const = 0;
+  [[nodiscard]] virtual std::string bundle_public_key() const = 0;   // base64url Ed25519
+  /// Constant-time check of an operator bearer token (stored as SHA-256 only).
+  [[nodiscard]] virtual bool check_operator_token(std::string_view token) const = 0;
+  /// The node a verified client certificate belongs to; refuses revoked serials and nodes.
+  virtual Result<AgentIdentity> identify_agent(std::string_view client_cert_der) = 0;
+
+  /// The current revision (answers from memory).
+  [[nodiscard]] virtual std::int64_t revision() const = 0;
+
+  // Tokens.
+  virtual Result<CreatedToken> create_token(const TokenSpec& spec, const Actor& actor) = 0;
+  virtual Result<std::vector<TokenInfo>> list_tokens() = 0;
+  virtual Result<void> revoke_token(std::string_view id, const Actor& actor) = 0;
+
+  // Join and renewal. `actor.address` is the caller's IP, checked against an IP binding.
+  virtual Result<shared::protocol::JoinResponse> join(const shared::protocol::JoinRequest& request,
+                                                      const Actor& actor) = 0;
+  virtual Result<shared::protocol::RenewResponse> renew(const AgentIdentity& agent,
+                                                        const shared::protocol::RenewRequest& r) = 0;
+
+  // Nodes.
+  virtual Result<std::vector<NodeInfo>> list_nodes(std::string_view selector) = 0;
+  virtual Result<NodeInfo> get_node(std::string_view id_or_name) = 0;
+  virtual Result<NodeInfo> label_node(std::string_view id_or_name,
+                                      const shared::labels::LabelSet& set,
+                                      const std::vector<std::string>& remove,
+                                      const Actor& actor) = 0;
+  virtual Result<void> revoke_node(std::string_view id_or_name, const Actor& actor) = 0;
+  /// Moves a discovered node on to "enrolled" (`lab node accept`).
+  virtual Result<NodeInfo> accept_node(std::string_view id_or_name, const Actor& actor) = 0;
+  /// An agent reports its state ("ready", "provisioning") and facts; updates last_seen.
+  virtual Result<void> report(const AgentIdentity& agent, std::string_view state,
+                              const boost::json::object& facts) = 0;
+
+  // Groups. set_group refuses cycles through includes/excludes with group_cycle.
+  virtual Result<GroupInfo> set_group(const GroupInfo& group, const Actor& actor) = 0;
+  virtual Result<std::vector<GroupInfo>> list_groups() = 0;
+  virtual Result<std::vector<NodeInfo>> group_members(std::string_view name) = 0;
+  virtual Result<void> delete_group(std::string_view name, const Actor& actor) = 0;
+
+  // Secrets: values are encrypted at rest and never returned to the operator.
+  virtual Result<SecretInfo> set_secret(std::string_view name, std::string_view value,
+                                        std::optional<std::string> entitlement,
+                                        const Actor& actor) = 0;
+  virtual Result<SecretInfo> grant_secret(std::string_view name, std::string_view entitlement,
+                                          const Actor& actor) = 0;
+  virtual Result<std::vector<SecretInfo>> list_secrets() = 0;
+  virtual Result<void> delete_secret(std::string_view name, const Actor& actor) = 0;
+
+  // Audit.
+  virtual Result<std::vector<AuditEvent>> audit_events(std::int64_t after_seq,
+                                                       std::size_t limit) = 0;
+  virtual Result<AuditCheck> verify_audit() = 0;
+
+  // Bundles.
+  /// The node's current signed bundle envelope and the revision at which its view last
+  /// changed (answers from memory once built).
+  struct SignedBundle {
+    std::int64_t revision = 0;
+    std::shared_ptr<const std::string> envelope;  // shared::envelope bytes
+  };
+  virtual Result<SignedBundle> bundle(const AgentIdentity& agent) = 0;
+
+  /// Calls `changed` once, from any thread, as soon as the node's view moves past `since`
+  /// (at once when it already has). Returns a handle; destroying it cancels the watch, after
+  /// which `changed` is not called. Costs no thread while parked.
+  class Watch {
+   public:
+    virtual ~Watch() = default;
+  };
+  virtual std::unique_ptr<Watch> watch(std::string_view node_id, std::int64_t since,
+                                       std::function<void(SignedBundle)> changed) = 0;
+};
+
+}  // namespace lab::bootstrap::coordinator
+
+template <>
+struct boost::system::is_error_code_enum<lab::bootstrap::coordinator::CoordinatorError>
+    : std::true_type {};
