@@ -4,8 +4,11 @@
 
 namespace lab::bootstrap::serve {
 
+ComponentSpec tftp_component();
+
 std::vector<ComponentSpec> all_components() {
   std::vector<ComponentSpec> out;
+  out.push_back(tftp_component());
   return out;
 }
 
