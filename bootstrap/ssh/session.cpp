@@ -144,16 +144,24 @@ Error session_error(SshError code, ssh_session s, std::string what) {
   return {code, std::move(what)};
 }
 
-// The fingerprint known_hosts holds for this host, for the "changed key" message.
-std::string known_fingerprint(ssh_session s) {
-  ssh_knownhosts_entry* entry = nullptr;
-  ssh_session_get_known_hosts_entry(s, &entry);
-  if (entry == nullptr) {
-    return "SHA256:?";
+// The fingerprint known_hosts holds for this host, for the "changed key" message. libssh hands
+// back no entry for a changed key, so read the file: parse_line matches hashed names too.
+std::string known_fingerprint(const std::filesystem::path& known_hosts, const Target& target) {
+  const std::string host =
+      target.port == 22 ? target.host : "[" + target.host + "]:" + std::to_string(target.port);
+  std::ifstream in(known_hosts);
+  std::string line;
+  while (std::getline(in, line)) {
+    ssh_knownhosts_entry* entry = nullptr;
+    if (ssh_known_hosts_parse_line(host.c_str(), line.c_str(), &entry) == SSH_OK &&
+        entry != nullptr) {
+      std::string fp = fingerprint_of(entry->publickey);
+      ssh_knownhosts_entry_free(entry);
+      return fp;
+    }
+    ssh_knownhosts_entry_free(entry);
   }
-  std::string fp = fingerprint_of(entry->publickey);
-  ssh_knownhosts_entry_free(entry);
-  return fp;
+  return "SHA256:?";
 }
 
 Result<void> verify_host_key(ssh_session s, const Target& target, const ConnectOptions& options,
@@ -166,7 +174,8 @@ Result<void> verify_host_key(ssh_session s, const Target& target, const ConnectO
     case SSH_KNOWN_HOSTS_OTHER:
       return Error(SshError::host_key_changed,
                    "host key of " + who + " changed: " + options.known_hosts.string() + " has " +
-                       known_fingerprint(s) + ", the server offers " + offered);
+                       known_fingerprint(options.known_hosts, target) + ", the server offers " +
+                       offered);
     case SSH_KNOWN_HOSTS_NOT_FOUND:
     case SSH_KNOWN_HOSTS_UNKNOWN:
       if (!options.accept_new) {
