@@ -4,8 +4,11 @@
 
 namespace lab::bootstrap::serve {
 
+ComponentSpec dhcp_component();  // dhcp_component.cpp
+
 std::vector<ComponentSpec> all_components() {
   std::vector<ComponentSpec> out;
+  out.push_back(dhcp_component());
   return out;
 }
 
