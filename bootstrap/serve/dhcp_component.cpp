@@ -79,22 +79,23 @@ class DhcpComponent final : public Component {
     ec.boot.bios_file = c.string("dhcp.bios_file");
     ec.boot.uefi_x64_file = c.string("dhcp.uefi_x64_file");
     ec.boot.uefi_arm64_file = c.string("dhcp.uefi_arm64_file");
-    log_.warn("ARM64 UEFI clients are sent dhcp.uefi_arm64_file, which you must provide: "
-              "Debian's ipxe package ships no ARM64 build",
-              {{"file", ec.boot.uefi_arm64_file}});
+    log_.warn(
+        "ARM64 UEFI clients are sent dhcp.uefi_arm64_file, which you must provide: "
+        "Debian's ipxe package ships no ARM64 build",
+        {{"file", ec.boot.uefi_arm64_file}});
 
     const std::string& mode = c.string("dhcp.mode");
     ec.mode = mode == "proxy" ? dhcp::engine::Mode::proxy : dhcp::engine::Mode::full;
     if (mode != "proxy" && c.boolean("dhcp.conflict_probe")) {
       auto other = dhcp::server::probe_other_server(interface, port, std::chrono::seconds(1));
       if (!other) {
-        log_.warn("could not probe for another DHCP server",
-                  {{"error", other.error().message()}});
+        log_.warn("could not probe for another DHCP server", {{"error", other.error().message()}});
       } else if (*other) {
         if (mode == "auto") {
-          log_.warn("another DHCP server answers on this segment; serving boot information "
-                    "only (proxy mode)",
-                    {{"other_server", (*other)->to_string()}, {"interface", interface}});
+          log_.warn(
+              "another DHCP server answers on this segment; serving boot information "
+              "only (proxy mode)",
+              {{"other_server", (*other)->to_string()}, {"interface", interface}});
           ec.mode = dhcp::engine::Mode::proxy;
         } else {
           log_.warn("another DHCP server answers on this segment; clients may get two offers",
@@ -117,7 +118,8 @@ class DhcpComponent final : public Component {
       log_.warn("lease journal ended in a torn record; dropped it",
                 {{"file", lease_file.string()}});
 
-    pxe::events::Sink* sink = services_.boot_events != nullptr ? services_.boot_events : &null_sink_;
+    pxe::events::Sink* sink =
+        services_.boot_events != nullptr ? services_.boot_events : &null_sink_;
     LAB_TRY_ASSIGN(auto engine, dhcp::engine::Engine::create(std::move(ec), clock_, *sink));
     engine_ = std::make_unique<dhcp::engine::Engine>(std::move(engine));
     LAB_TRY_ASSIGN(auto leases, store_->load());
@@ -198,8 +200,7 @@ ComponentSpec dhcp_component() {
                          "probe for another DHCP server at start-up (full and auto mode)")
                 .string("dhcp.lease_file", "", "lease journal; empty: <data_dir>/dhcp-leases");
           },
-      .create = [](Runtime& runtime,
-                   Services& services) -> Result<std::unique_ptr<Component>> {
+      .create = [](Runtime& runtime, Services& services) -> Result<std::unique_ptr<Component>> {
         if (!runtime.config.boolean("dhcp.enabled"))
           return std::unique_ptr<Component>();
         return std::unique_ptr<Component>(std::make_unique<DhcpComponent>(runtime, services));

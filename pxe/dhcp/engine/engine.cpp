@@ -119,8 +119,8 @@ void Engine::restore(const std::vector<Lease>& leases) {
     const TimePoint expires{std::chrono::seconds(l.expires)};
     if (l.state == Lease::State::released || expires <= now)
       continue;
-    bind(l.ip, l.client, l.mac,
-         l.state == Lease::State::bound ? State::bound : State::declined, expires);
+    bind(l.ip, l.client, l.mac, l.state == Lease::State::bound ? State::bound : State::declined,
+         expires);
   }
 }
 
@@ -224,8 +224,7 @@ void Engine::bind(Ipv4 ip, const std::string& client, const std::string& mac, St
 }
 
 std::optional<Ipv4> Engine::allocate(const Subnet& subnet, std::size_t index,
-                                     const std::string& client, const Message& m,
-                                     TimePoint now) {
+                                     const std::string& client, const Message& m, TimePoint now) {
   const Reservation* res = reservation_for(m);
   if (res != nullptr && subnet.contains(res->ip) && usable_by(res->ip, client, now))
     return res->ip;
@@ -242,8 +241,7 @@ std::optional<Ipv4> Engine::allocate(const Subnet& subnet, std::size_t index,
     if (in_pool(ip) && usable_by(ip, client, now))
       return ip;
   }
-  const std::uint64_t size =
-      std::uint64_t{subnet.range_end.value} - subnet.range_start.value + 1;
+  const std::uint64_t size = std::uint64_t{subnet.range_end.value} - subnet.range_start.value + 1;
   std::uint32_t& cursor = cursor_[index];
   for (std::uint64_t n = 0; n < size; ++n) {
     const auto offset = static_cast<std::uint32_t>((cursor + n) % size);
@@ -506,8 +504,11 @@ Outcome Engine::handle_proxy(const Inbound& in, MessageType type) {
   const bool offer = !in.proxy_port && type == MessageType::discover;
   const bool ack = in.proxy_port && (type == MessageType::request || type == MessageType::inform);
   if (!offer && !ack)
-    return Outcome{.reply = {}, .durable = {}, .ignored = "proxy mode answers DISCOVER on 67 "
-                                                          "and REQUEST on 4011 only"};
+    return Outcome{.reply = {},
+                   .durable = {},
+                   .ignored =
+                       "proxy mode answers DISCOVER on 67 "
+                       "and REQUEST on 4011 only"};
   Message r = reply_base(m, offer ? MessageType::offer : MessageType::ack);
   r.ciaddr = m.ciaddr;
   // A proxy never hands out an address: yiaddr stays 0 (PXE 2.1 §2.2.5).

@@ -18,10 +18,10 @@ namespace lab::pxe::dhcp::engine {
 
 /// Configuration errors of the engine (start-up only).
 enum class EngineError {
-  no_server_ip = 1,   // server_ip is unset
-  bad_subnet,         // a subnet, range or option that does not parse or does not fit
-  bad_reservation,    // a reservation with a bad MAC or an address outside every subnet
-  no_subnet,          // full mode without any subnet
+  no_server_ip = 1,  // server_ip is unset
+  bad_subnet,        // a subnet, range or option that does not parse or does not fit
+  bad_reservation,   // a reservation with a bad MAC or an address outside every subnet
+  no_subnet,         // full mode without any subnet
 };
 const boost::system::error_category& engine_category() noexcept;
 inline boost::system::error_code make_error_code(EngineError e) noexcept {

@@ -90,24 +90,24 @@ bool live(const Lease& l, std::int64_t now) {
 }  // namespace
 
 const boost::system::error_category& store_category() noexcept {
-  static const ErrorCategory<StoreError> kCategory(
-      "lab.dhcp.store", [](StoreError e) noexcept -> const char* {
-        switch (e) {
-          case StoreError::open_failed:
-            return "cannot open lease journal";
-          case StoreError::read_failed:
-            return "cannot read lease journal";
-          case StoreError::compact_failed:
-            return "cannot compact lease journal";
-          case StoreError::write_failed:
-            return "cannot append to lease journal";
-          case StoreError::sync_failed:
-            return "cannot sync lease journal";
-          case StoreError::closed:
-            return "lease store closed";
-        }
-        return "lease store error";
-      });
+  static const ErrorCategory<StoreError> kCategory("lab.dhcp.store",
+                                                   [](StoreError e) noexcept -> const char* {
+                                                     switch (e) {
+                                                       case StoreError::open_failed:
+                                                         return "cannot open lease journal";
+                                                       case StoreError::read_failed:
+                                                         return "cannot read lease journal";
+                                                       case StoreError::compact_failed:
+                                                         return "cannot compact lease journal";
+                                                       case StoreError::write_failed:
+                                                         return "cannot append to lease journal";
+                                                       case StoreError::sync_failed:
+                                                         return "cannot sync lease journal";
+                                                       case StoreError::closed:
+                                                         return "lease store closed";
+                                                     }
+                                                     return "lease store error";
+                                                   });
   return kCategory;
 }
 
@@ -195,8 +195,7 @@ Result<std::vector<Lease>> MemoryLeaseStore::load() {
   return out;
 }
 
-void MemoryLeaseStore::commit(std::vector<Lease> records,
-                              std::function<void(Result<void>)> done) {
+void MemoryLeaseStore::commit(std::vector<Lease> records, std::function<void(Result<void>)> done) {
   {
     const std::lock_guard lock(mutex_);
     leases_.insert(leases_.end(), records.begin(), records.end());
@@ -296,10 +295,11 @@ JournalLeaseStore::~JournalLeaseStore() {
   ::close(fd_);
 }
 
-Result<std::vector<Lease>> JournalLeaseStore::load() { return live_; }
+Result<std::vector<Lease>> JournalLeaseStore::load() {
+  return live_;
+}
 
-void JournalLeaseStore::commit(std::vector<Lease> records,
-                               std::function<void(Result<void>)> done) {
+void JournalLeaseStore::commit(std::vector<Lease> records, std::function<void(Result<void>)> done) {
   {
     const std::lock_guard lock(mutex_);
     if (!closing_) {
@@ -334,8 +334,7 @@ void JournalLeaseStore::writer() {
       if (before >= 0)
         (void)::ftruncate(fd_, before);
       r = Error(StoreError::write_failed, "lease journal write failed");
-    }
-    else if (::fdatasync(fd_) != 0)
+    } else if (::fdatasync(fd_) != 0)
       r = Error(StoreError::sync_failed, "lease journal fdatasync failed");
     for (auto& b : work)
       b.done(r);

@@ -64,22 +64,22 @@ struct PendingReply {
 }  // namespace
 
 const boost::system::error_category& server_category() noexcept {
-  static const ErrorCategory<ServerError> kCategory(
-      "lab.dhcp.server", [](ServerError e) noexcept -> const char* {
-        switch (e) {
-          case ServerError::socket_failed:
-            return "cannot create socket";
-          case ServerError::bind_to_device:
-            return "cannot bind to interface";
-          case ServerError::bind_failed:
-            return "cannot bind DHCP port";
-          case ServerError::probe_failed:
-            return "DHCP server probe failed";
-          case ServerError::no_interface_address:
-            return "interface has no IPv4 address";
-        }
-        return "dhcp server error";
-      });
+  static const ErrorCategory<ServerError> kCategory("lab.dhcp.server",
+                                                    [](ServerError e) noexcept -> const char* {
+                                                      switch (e) {
+                                                        case ServerError::socket_failed:
+                                                          return "cannot create socket";
+                                                        case ServerError::bind_to_device:
+                                                          return "cannot bind to interface";
+                                                        case ServerError::bind_failed:
+                                                          return "cannot bind DHCP port";
+                                                        case ServerError::probe_failed:
+                                                          return "DHCP server probe failed";
+                                                        case ServerError::no_interface_address:
+                                                          return "interface has no IPv4 address";
+                                                      }
+                                                      return "dhcp server error";
+                                                    });
   return kCategory;
 }
 
@@ -132,8 +132,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       if (!msg) {
         ++stats.malformed;
         if (log.enabled(shared::log::Level::debug))
-          log.debug("malformed packet", {{"from", from.address().to_string()},
-                                         {"error", msg.error().message()}});
+          log.debug("malformed packet",
+                    {{"from", from.address().to_string()}, {"error", msg.error().message()}});
         continue;
       }
       engine::Inbound in{.message = std::move(*msg),
@@ -163,8 +163,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     if (durable.empty())
       return;
     ++commits_in_flight;
-    store.commit(std::move(durable), [self = shared_from_this(), waiting = std::move(waiting)](
-                                         Result<void> r) mutable {
+    store.commit(std::move(durable), [self = shared_from_this(),
+                                      waiting = std::move(waiting)](Result<void> r) mutable {
       asio::post(self->strand, [self, waiting = std::move(waiting), r = std::move(r)]() mutable {
         --self->commits_in_flight;
         if (!r) {
@@ -280,9 +280,8 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
   local.sin_family = AF_INET;
   local.sin_port = htons(static_cast<std::uint16_t>(server_port + 1));
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
-    return Error(ServerError::bind_failed, "bind client port " +
-                                               std::to_string(server_port + 1) + ": " +
-                                               std::strerror(errno));
+    return Error(ServerError::bind_failed, "bind client port " + std::to_string(server_port + 1) +
+                                               ": " + std::strerror(errno));
 
   std::random_device rd;
   wire::Message d;
@@ -299,8 +298,8 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
   to.sin_family = AF_INET;
   to.sin_port = htons(server_port);
   to.sin_addr.s_addr = INADDR_BROADCAST;
-  if (!bytes || ::sendto(fd, bytes->data(), bytes->size(), 0, reinterpret_cast<const sockaddr*>(&to),
-                         sizeof to) < 0)
+  if (!bytes || ::sendto(fd, bytes->data(), bytes->size(), 0,
+                         reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0)
     return Error(ServerError::probe_failed, std::string("send DISCOVER: ") + std::strerror(errno));
 
   const auto deadline = std::chrono::steady_clock::now() + wait;
@@ -330,8 +329,8 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
 Result<wire::Ipv4> interface_address(const std::string& interface) {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0)
-    return Error(ServerError::no_interface_address, std::string("getifaddrs: ") +
-                                                        std::strerror(errno));
+    return Error(ServerError::no_interface_address,
+                 std::string("getifaddrs: ") + std::strerror(errno));
   std::optional<wire::Ipv4> found;
   for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
     if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET || interface != a->ifa_name)
@@ -343,8 +342,8 @@ Result<wire::Ipv4> interface_address(const std::string& interface) {
   }
   ::freeifaddrs(list);
   if (!found)
-    return Error(ServerError::no_interface_address, "interface '" + interface +
-                                                        "' has no IPv4 address; set dhcp.server_ip");
+    return Error(ServerError::no_interface_address,
+                 "interface '" + interface + "' has no IPv4 address; set dhcp.server_ip");
   return *found;
 }
 

@@ -20,10 +20,10 @@ namespace lab::pxe::dhcp::server {
 
 /// Where the socket layer failed; one value per failure site.
 enum class ServerError {
-  socket_failed = 1,  // socket() failed
-  bind_to_device,     // SO_BINDTODEVICE on the configured interface failed
-  bind_failed,        // bind() on the DHCP or proxy port failed (in use, no permission)
-  probe_failed,       // the conflict probe could not send its DISCOVER
+  socket_failed = 1,     // socket() failed
+  bind_to_device,        // SO_BINDTODEVICE on the configured interface failed
+  bind_failed,           // bind() on the DHCP or proxy port failed (in use, no permission)
+  probe_failed,          // the conflict probe could not send its DISCOVER
   no_interface_address,  // the interface has no IPv4 address to serve from
 };
 const boost::system::error_category& server_category() noexcept;
@@ -32,11 +32,11 @@ inline boost::system::error_code make_error_code(ServerError e) noexcept {
 }
 
 struct ServerOptions {
-  std::string interface;       // SO_BINDTODEVICE; empty: every interface
-  std::uint16_t port = 67;     // the client port is port + 1 (68)
-  bool proxy_port = false;     // also serve PXE boot server requests on 4011
+  std::string interface;    // SO_BINDTODEVICE; empty: every interface
+  std::uint16_t port = 67;  // the client port is port + 1 (68)
+  bool proxy_port = false;  // also serve PXE boot server requests on 4011
   std::uint16_t proxy_port_number = 4011;
-  std::size_t batch = 64;      // packets read per wake-up; their ACKs share one fsync
+  std::size_t batch = 64;  // packets read per wake-up; their ACKs share one fsync
 };
 
 /// Counters for status and tests; read on the server's strand.

@@ -51,9 +51,9 @@ Result<void> parse_area(std::span<const std::uint8_t> area, const char* where,
     if (code == opt::kEnd)
       return {};
     if (i + 1 >= area.size())
-      return Error(WireError::option_length_missing,
-                   std::string("option ") + std::to_string(code) + " at the end of " + where +
-                       " has no length byte");
+      return Error(WireError::option_length_missing, std::string("option ") + std::to_string(code) +
+                                                         " at the end of " + where +
+                                                         " has no length byte");
     const std::size_t len = area[i + 1];
     if (i + 2 + len > area.size())
       return Error(WireError::option_overrun, "option " + std::to_string(code) + " of length " +
@@ -69,7 +69,8 @@ Result<void> parse_area(std::span<const std::uint8_t> area, const char* where,
                      std::string("option 52 (overload) is invalid in ") + where);
       *overload = value[0];
     } else {
-      auto it = std::find_if(out.begin(), out.end(), [&](const Option& o) { return o.code == code; });
+      auto it =
+          std::find_if(out.begin(), out.end(), [&](const Option& o) { return o.code == code; });
       if (it == out.end())
         out.push_back(Option{code, {value.begin(), value.end()}});
       else
@@ -170,8 +171,12 @@ std::optional<Ipv4> Ipv4::parse(std::string_view text) noexcept {
   return Ipv4{out};
 }
 
-Ipv4 Ipv4::from_bytes(const std::uint8_t* p) noexcept { return Ipv4{get32(p)}; }
-void Ipv4::to_bytes(std::uint8_t* p) const noexcept { put32(p, value); }
+Ipv4 Ipv4::from_bytes(const std::uint8_t* p) noexcept {
+  return Ipv4{get32(p)};
+}
+void Ipv4::to_bytes(std::uint8_t* p) const noexcept {
+  put32(p, value);
+}
 
 std::string_view message_type_name(MessageType t) noexcept {
   switch (t) {
@@ -318,8 +323,8 @@ Result<std::vector<std::uint8_t>> serialize(const Message& m, std::size_t max_si
       while (a < 3 && area[a]->size() + c.size() > cap[a])
         ++a;
       if (a == 3)
-        return Error(WireError::too_large, "options need more than " + std::to_string(max_size) +
-                                               " bytes");
+        return Error(WireError::too_large,
+                     "options need more than " + std::to_string(max_size) + " bytes");
       area[a]->insert(area[a]->end(), c.begin(), c.end());
     }
     overload = static_cast<std::uint8_t>((in_file.empty() ? 0 : 1) | (in_sname.empty() ? 0 : 2));
@@ -478,8 +483,9 @@ std::vector<std::uint8_t> serialize_suboptions(const std::vector<Option>& subs) 
   for (const auto& s : subs) {
     out.push_back(s.code);
     out.push_back(static_cast<std::uint8_t>(std::min<std::size_t>(s.data.size(), 255)));
-    out.insert(out.end(), s.data.begin(),
-               s.data.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(s.data.size(), 255)));
+    out.insert(
+        out.end(), s.data.begin(),
+        s.data.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(s.data.size(), 255)));
   }
   return out;
 }

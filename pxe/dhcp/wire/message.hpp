@@ -15,23 +15,23 @@ namespace lab::pxe::dhcp::wire {
 
 /// Where parsing or encoding a DHCPv4 packet failed; one value per failure site.
 enum class WireError {
-  too_short = 1,         // fewer than 240 bytes (fixed header + magic cookie)
-  bad_magic,             // the magic cookie is not 99.130.83.99
-  bad_op,                // op is neither BOOTREQUEST (1) nor BOOTREPLY (2)
-  bad_hlen,              // hardware address length above 16
-  option_length_missing, // an option code in the last byte of its area, no length byte
-  option_overrun,        // an option's length runs past the end of its area
-  too_many_options,      // more option instances than kMaxOptionInstances
-  overload_invalid,      // option 52 is not one byte of value 1, 2 or 3
-  bad_message_type,      // option 53 is not one byte of value 1..8
-  bad_address,           // an address option whose length is not a multiple of 4
-  bad_u16,               // option 57 is not two bytes
-  bad_u32,               // a time option (51, 58, 59) is not four bytes
-  bad_arch,              // option 93 is empty or of odd length
-  bad_ndi,               // option 94 is not three bytes
-  bad_uuid,              // option 97 is not 17 bytes of type 0
-  bad_suboption,         // an encapsulated option (43, 82, 175) runs past its parent
-  too_large,             // the reply does not fit in the client's maximum message size
+  too_short = 1,          // fewer than 240 bytes (fixed header + magic cookie)
+  bad_magic,              // the magic cookie is not 99.130.83.99
+  bad_op,                 // op is neither BOOTREQUEST (1) nor BOOTREPLY (2)
+  bad_hlen,               // hardware address length above 16
+  option_length_missing,  // an option code in the last byte of its area, no length byte
+  option_overrun,         // an option's length runs past the end of its area
+  too_many_options,       // more option instances than kMaxOptionInstances
+  overload_invalid,       // option 52 is not one byte of value 1, 2 or 3
+  bad_message_type,       // option 53 is not one byte of value 1..8
+  bad_address,            // an address option whose length is not a multiple of 4
+  bad_u16,                // option 57 is not two bytes
+  bad_u32,                // a time option (51, 58, 59) is not four bytes
+  bad_arch,               // option 93 is empty or of odd length
+  bad_ndi,                // option 94 is not three bytes
+  bad_uuid,               // option 97 is not 17 bytes of type 0
+  bad_suboption,          // an encapsulated option (43, 82, 175) runs past its parent
+  too_large,              // the reply does not fit in the client's maximum message size
 };
 const boost::system::error_category& wire_category() noexcept;
 inline boost::system::error_code make_error_code(WireError e) noexcept {

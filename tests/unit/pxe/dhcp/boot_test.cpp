@@ -22,9 +22,8 @@ Message pxe_client(std::uint16_t arch, std::string vendor = "") {
     vendor = buf;
   }
   m.set(opt::kVendorClass, vendor);
-  m.set(opt::kClientArch,
-        std::vector<std::uint8_t>{static_cast<std::uint8_t>(arch >> 8),
-                                  static_cast<std::uint8_t>(arch)});
+  m.set(opt::kClientArch, std::vector<std::uint8_t>{static_cast<std::uint8_t>(arch >> 8),
+                                                    static_cast<std::uint8_t>(arch)});
   return m;
 }
 
@@ -44,17 +43,17 @@ TEST_P(ByArch, Option93PicksTheFile) {
   EXPECT_TRUE(d.pxe);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    DhcpBoot, ByArch,
-    ::testing::Values(Case{0, ClientKind::bios, "undionly.kpxe"},
-                      Case{7, ClientKind::uefi_x64, "ipxe.efi"},
-                      Case{9, ClientKind::uefi_x64, "ipxe.efi"},
-                      Case{11, ClientKind::uefi_arm64, "ipxe-arm64.efi"},
-                      Case{6, ClientKind::uefi_ia32, ""},
-                      Case{16, ClientKind::uefi_http_x64, "http://10.0.0.1:8080/boot/ipxe.efi"},
-                      Case{19, ClientKind::uefi_http_arm64,
-                           "http://10.0.0.1:8080/boot/ipxe-arm64.efi"},
-                      Case{42, ClientKind::unsupported, ""}));
+INSTANTIATE_TEST_SUITE_P(DhcpBoot, ByArch,
+                         ::testing::Values(Case{0, ClientKind::bios, "undionly.kpxe"},
+                                           Case{7, ClientKind::uefi_x64, "ipxe.efi"},
+                                           Case{9, ClientKind::uefi_x64, "ipxe.efi"},
+                                           Case{11, ClientKind::uefi_arm64, "ipxe-arm64.efi"},
+                                           Case{6, ClientKind::uefi_ia32, ""},
+                                           Case{16, ClientKind::uefi_http_x64,
+                                                "http://10.0.0.1:8080/boot/ipxe.efi"},
+                                           Case{19, ClientKind::uefi_http_arm64,
+                                                "http://10.0.0.1:8080/boot/ipxe-arm64.efi"},
+                                           Case{42, ClientKind::unsupported, ""}));
 
 TEST(DhcpBoot, HttpClientGetsAUrlAndTheVendorClassEchoed) {
   auto d = decide_boot(pxe_client(16, "HTTPClient:Arch:00016:UNDI:003001"), config());

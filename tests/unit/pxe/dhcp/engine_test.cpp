@@ -30,7 +30,9 @@ class RecordingSink final : public events::Sink {
   std::vector<events::Event> seen;
 };
 
-Ipv4 ip(const char* text) { return *Ipv4::parse(text); }
+Ipv4 ip(const char* text) {
+  return *Ipv4::parse(text);
+}
 
 EngineConfig base_config() {
   EngineConfig c;
@@ -58,8 +60,9 @@ Message client_msg(MessageType type, std::uint8_t id) {
   return m;
 }
 
-Inbound in(Message m) { return Inbound{.message = std::move(m), .source = {}, .source_port = 68,
-                                       .proxy_port = false}; }
+Inbound in(Message m) {
+  return Inbound{.message = std::move(m), .source = {}, .source_port = 68, .proxy_port = false};
+}
 
 struct Fixture : ::testing::Test {
   FakeClock clock;
@@ -89,7 +92,9 @@ struct Fixture : ::testing::Test {
   }
 };
 
-MessageType type_of(const Outbound& o) { return *message_type(o.message).value(); }
+MessageType type_of(const Outbound& o) {
+  return *message_type(o.message).value();
+}
 
 TEST_F(Fixture, FullDoraGivesAnAddressWithOptionsAndRecordsIt) {
   Engine e = make();
@@ -194,8 +199,7 @@ TEST_F(Fixture, RequestForAnotherServerReturnsOurOfferToThePool) {
     ASSERT_TRUE(other.reply);
     offered.push_back(other.reply->message.yiaddr);
   }
-  EXPECT_NE(std::find(offered.begin(), offered.end(), offer.reply->message.yiaddr),
-            offered.end());
+  EXPECT_NE(std::find(offered.begin(), offered.end(), offer.reply->message.yiaddr), offered.end());
 }
 
 TEST_F(Fixture, RelayedRequestsUseTheRelaysSubnetAndGoBackToItWithOption82) {
@@ -366,8 +370,7 @@ TEST_F(Fixture, ProxyModeAnswersPxeClientsOnlyAndNeverWithAnAddress) {
   r.set(opt::kVendorClass, "PXEClient:Arch:00007:UNDI:003016");
   r.ciaddr = ip("10.0.0.150");
   EXPECT_FALSE(e.handle(in(r)).reply);
-  Inbound on4011{.message = r, .source = ip("10.0.0.150"), .source_port = 4011,
-                 .proxy_port = true};
+  Inbound on4011{.message = r, .source = ip("10.0.0.150"), .source_port = 4011, .proxy_port = true};
   auto ack = e.handle(on4011);
   ASSERT_TRUE(ack.reply);
   EXPECT_EQ(type_of(*ack.reply), MessageType::ack);

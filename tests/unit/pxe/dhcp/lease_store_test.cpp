@@ -14,10 +14,13 @@ using lab::pxe::dhcp::wire::Ipv4;
 
 constexpr std::int64_t kNow = 1'800'000'000;
 
-Lease lease(const char* ip, Lease::State state = Lease::State::bound, std::int64_t expires =
-                                                                         kNow + 3600) {
-  return Lease{.ip = *Ipv4::parse(ip), .state = state, .expires = expires,
-               .mac = "52:54:00:00:00:01", .client = std::string("\x01\x52\x54\0\0\0\x01", 7)};
+Lease lease(const char* ip, Lease::State state = Lease::State::bound,
+            std::int64_t expires = kNow + 3600) {
+  return Lease{.ip = *Ipv4::parse(ip),
+               .state = state,
+               .expires = expires,
+               .mac = "52:54:00:00:00:01",
+               .client = std::string("\x01\x52\x54\0\0\0\x01", 7)};
 }
 
 void commit_and_wait(LeaseStore& store, std::vector<Lease> records) {

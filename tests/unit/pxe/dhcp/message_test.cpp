@@ -47,8 +47,8 @@ TEST(DhcpWire, ParsesPxeVendorClassFromDhclientAndUdhcpc) {
 }
 
 TEST(DhcpWire, CapturedPacketsSurviveARoundTrip) {
-  for (const auto* bytes : {&cap::kDhclientDiscover, &cap::kDhclientPxeDiscover,
-                            &cap::kUdhcpcDiscover}) {
+  for (const auto* bytes :
+       {&cap::kDhclientDiscover, &cap::kDhclientPxeDiscover, &cap::kUdhcpcDiscover}) {
     auto m = parse(*bytes);
     ASSERT_TRUE(m);
     auto out = serialize(*m);
@@ -89,7 +89,7 @@ TEST(DhcpWire, OverloadsFileAndSnameWhenOptionsDoNotFit) {
   m.op = 2;
   m.set(opt::kMessageType, std::vector<std::uint8_t>{2});
   m.set(200, std::vector<std::uint8_t>(250, 1));
-  m.set(201, std::vector<std::uint8_t>(80, 2));   // no longer fits the 576-byte options field
+  m.set(201, std::vector<std::uint8_t>(80, 2));  // no longer fits the 576-byte options field
   m.set(202, std::vector<std::uint8_t>(40, 3));
   auto bytes = serialize(m);
   ASSERT_TRUE(bytes) << bytes.error().message();
@@ -167,8 +167,7 @@ TEST(DhcpWire, TypedAccessorsRejectBadLengths) {
   EXPECT_EQ(client_arch(m).value(), (std::vector<std::uint16_t>{7, 9}));
   m.set(opt::kLeaseTime, std::vector<std::uint8_t>{1});
   EXPECT_EQ(u32_option(m, opt::kLeaseTime).error(), WireError::bad_u32);
-  EXPECT_EQ(parse_suboptions(std::vector<std::uint8_t>{1, 5, 0}).error(),
-            WireError::bad_suboption);
+  EXPECT_EQ(parse_suboptions(std::vector<std::uint8_t>{1, 5, 0}).error(), WireError::bad_suboption);
 }
 
 TEST(DhcpWire, UserClassRawIpxeAndRfc3004) {
