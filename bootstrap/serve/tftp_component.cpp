@@ -35,8 +35,8 @@ boost::system::error_code make_error_code(TftpConfigError e) noexcept {
 }  // namespace lab::bootstrap::serve
 
 template <>
-struct boost::system::is_error_code_enum<lab::bootstrap::serve::TftpConfigError>
-    : std::true_type {};
+struct boost::system::is_error_code_enum<lab::bootstrap::serve::TftpConfigError> : std::true_type {
+};
 
 namespace lab::bootstrap::serve {
 namespace {
@@ -60,8 +60,7 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& te
 
 class TftpComponent final : public Component {
  public:
-  TftpComponent(Runtime& runtime, pxe::tftp::server::ServerConfig config,
-                pxe::events::Sink* events)
+  TftpComponent(Runtime& runtime, pxe::tftp::server::ServerConfig config, pxe::events::Sink* events)
       : events_(events != nullptr ? events : &null_sink_),
         config_(config),
         server_(runtime.io, std::move(config), *events_) {}
@@ -70,9 +69,9 @@ class TftpComponent final : public Component {
 
   Result<void> start() override {
     LAB_TRY(server_.start());
-    log_.info("listening", {{"address", config_.address},
-                            {"port", server_.port()},
-                            {"root", config_.root.string()}});
+    log_.info(
+        "listening",
+        {{"address", config_.address}, {"port", server_.port()}, {"root", config_.root.string()}});
     return {};
   }
 
@@ -102,8 +101,7 @@ ComponentSpec tftp_component() {
                 .integer("tftp.cache_max_file", 4LL << 20,
                          "files up to this many bytes are served from memory", 0, 1LL << 30);
           },
-      .create = [](Runtime& runtime,
-                   Services& services) -> Result<std::unique_ptr<Component>> {
+      .create = [](Runtime& runtime, Services& services) -> Result<std::unique_ptr<Component>> {
         const auto& c = runtime.config;
         if (!c.boolean("tftp.enabled"))
           return std::unique_ptr<Component>();

@@ -61,7 +61,7 @@ TEST(TftpFileCache, LargeFilesAreReadWithPreadAndTheTotalIsBounded) {
   EXPECT_EQ(cache.bytes(), 0U);
   for (const char* f : {"x", "y", "z"})
     ASSERT_TRUE(cache.source(*root->open_file(f), false));
-  EXPECT_EQ(cache.bytes(), 20U);  // x evicted
+  EXPECT_EQ(cache.bytes(), 20U);                              // x evicted
   ASSERT_FALSE(cache.source(*root->open_file("big"), true));  // netascii needs memory
 }
 

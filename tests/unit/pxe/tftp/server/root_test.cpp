@@ -26,9 +26,9 @@ class TftpRoot : public ::testing::TestWithParam<bool> {
     const auto root = dir_.path() / "root";
     std::filesystem::create_symlink("boot/ipxe.efi", root / "inside-link");
     std::filesystem::create_symlink(outside_.path() / "secret/passwd", root / "outside-abs");
-    std::filesystem::create_symlink("../../../" + outside_.path().filename().string() +
-                                        "/secret/passwd",
-                                    root / "boot/outside-rel");
+    std::filesystem::create_symlink(
+        "../../../" + outside_.path().filename().string() + "/secret/passwd",
+        root / "boot/outside-rel");
     std::filesystem::create_symlink("/dev/zero", root / "zero");
     std::filesystem::create_symlink(outside_.path() / "secret", root / "dirlink");
     ASSERT_EQ(::mkfifo((root / "fifo").c_str(), 0600), 0);
