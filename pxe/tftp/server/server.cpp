@@ -256,11 +256,12 @@ void Server::Impl::receive() {
 
 void Server::Impl::refuse(const udp::endpoint& client, const std::string& file,
                           const wire::ErrorPacket& answer, const std::string& why) {
-  boost::system::error_code ignored;
-  listener.send_to(asio::buffer(wire::serialize(answer)), client, 0, ignored);
+  // Recorded before answering, so whoever sees the answer also finds the event.
   record(events::Kind::tftp_error, client, {{"file", file}, {"error", why}});
   log.info("request refused",
            {{"ip", client.address().to_string()}, {"file", file}, {"error", why}});
+  boost::system::error_code ignored;
+  listener.send_to(asio::buffer(wire::serialize(answer)), client, 0, ignored);
 }
 
 void Server::Impl::release(const std::string& key) {
@@ -314,11 +315,11 @@ void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
     if (clients.contains(key))
       return;
     if (clients.size() >= config.max_transfers) {
+      record(events::Kind::tftp_error, client, {{"file", file}, {"error", "too many transfers"}});
       boost::system::error_code ignored;
       listener.send_to(asio::buffer(wire::serialize(wire::ErrorPacket{code(ErrorCode::not_defined),
                                                                       "server busy, try again"})),
                        client, 0, ignored);
-      record(events::Kind::tftp_error, client, {{"file", file}, {"error", "too many transfers"}});
       return;
     }
   }

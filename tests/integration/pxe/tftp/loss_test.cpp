@@ -28,9 +28,10 @@ TEST(TftpLoss, TransfersCompleteByteIdenticalWithFivePercentLoss) {
   NetNs ns("tftploss");
   // Every UDP datagram crossing the input hook (both directions on lo) is dropped at random
   // with probability 1/20.
-  ns.exec("nft add table inet loss && "
-          "nft add chain inet loss in '{ type filter hook input priority 0; }' && "
-          "nft add rule inet loss in meta l4proto udp numgen random mod 20 0 counter drop");
+  ns.exec(
+      "nft add table inet loss && "
+      "nft add chain inet loss in '{ type filter hook input priority 0; }' && "
+      "nft add rule inet loss in meta l4proto udp numgen random mod 20 0 counter drop");
 
   lab::pxe::tftp::server::ServerConfig config;
   config.address = "127.0.0.1";
@@ -46,8 +47,8 @@ TEST(TftpLoss, TransfersCompleteByteIdenticalWithFivePercentLoss) {
   };
 
   const auto a = dir.path() / "atftp.bin";
-  auto ra = run(in_ns({"atftp", "--option", "blksize 1468", "--option", "windowsize 8", "-g",
-                       "-r", "one.bin", "-l", a.string(), "127.0.0.1", port}),
+  auto ra = run(in_ns({"atftp", "--option", "blksize 1468", "--option", "windowsize 8", "-g", "-r",
+                       "one.bin", "-l", a.string(), "127.0.0.1", port}),
                 120s);
   EXPECT_EQ(ra.exit_code, 0) << ra.output;
   EXPECT_TRUE(same_content(a, root / "one.bin"));
@@ -60,9 +61,9 @@ TEST(TftpLoss, TransfersCompleteByteIdenticalWithFivePercentLoss) {
   EXPECT_TRUE(same_content(c, root / "small.bin"));
 
   const auto h = dir.path() / "hpa.bin";
-  auto rh = run(in_ns({"tftp", "127.0.0.1", port, "-m", "binary", "-c", "get", "small.bin",
-                       h.string()}),
-                120s);
+  auto rh =
+      run(in_ns({"tftp", "127.0.0.1", port, "-m", "binary", "-c", "get", "small.bin", h.string()}),
+          120s);
   EXPECT_EQ(rh.exit_code, 0) << rh.output;
   EXPECT_TRUE(same_content(h, root / "small.bin"));
 
