@@ -1,5 +1,5 @@
 // Transfers under packet loss: server and clients inside a network namespace where nftables
-// drops about one UDP datagram in twenty (netem is not available on these machines).
+// drops 5% of UDP datagrams (netem is not available on these machines).
 #include "tests/integration/pxe/tftp/harness.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/process.hpp"
@@ -27,11 +27,11 @@ TEST(TftpLoss, TransfersCompleteByteIdenticalWithFivePercentLoss) {
 
   NetNs ns("tftploss");
   // Every UDP datagram crossing the input hook (both directions on lo) is dropped at random
-  // with probability 1/20.
+  // with probability 5/100.
   ns.exec(
       "nft add table inet loss && "
       "nft add chain inet loss in '{ type filter hook input priority 0; }' && "
-      "nft add rule inet loss in meta l4proto udp numgen random mod 20 0 counter drop");
+      "nft add rule inet loss in meta l4proto udp numgen random mod 100 lt 5 counter drop");
 
   lab::pxe::tftp::server::ServerConfig config;
   config.address = "127.0.0.1";
