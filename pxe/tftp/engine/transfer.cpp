@@ -16,6 +16,8 @@ const char* message_of(EngineError e) noexcept {
       return "reading the file failed";
     case EngineError::illegal_packet:
       return "packet not valid in a read transfer";
+    case EngineError::client_gone:
+      return "client port unreachable";
   }
   return "unknown engine error";
 }
@@ -232,6 +234,13 @@ void Transfer::on_ack(std::uint16_t block, TimePoint now) {
     rewound_at_ = acked_;
     send_window(now);
   }
+}
+
+void Transfer::on_client_gone() {
+  clear_outgoing();
+  if (finished())
+    return;
+  fail(EngineError::client_gone, "ICMP port unreachable from the client", std::nullopt);
 }
 
 void Transfer::on_timer(TimePoint now) {

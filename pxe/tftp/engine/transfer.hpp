@@ -18,6 +18,7 @@ enum class EngineError {
   timed_out,         // no answer after every retransmission
   read_failed,       // the file source failed
   illegal_packet,    // the client sent a packet that has no place in a read transfer
+  client_gone,       // the client's port is closed (ICMP port unreachable)
 };
 const boost::system::error_category& engine_category() noexcept;
 inline boost::system::error_code make_error_code(EngineError e) noexcept {
@@ -68,6 +69,9 @@ class Transfer {
   void on_datagram(std::span<const std::uint8_t> bytes, TimePoint now);
   /// Retransmits when `now` has reached `deadline()`, or gives up after max_retries.
   void on_timer(TimePoint now);
+  /// The network says the client's port is closed: end now instead of retransmitting into it
+  /// until the retries run out. Nothing is sent.
+  void on_client_gone();
 
   /// Datagrams to send now.
   [[nodiscard]] std::span<const std::span<const std::uint8_t>> outgoing() const noexcept {

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -162,8 +163,14 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       const int sent =
           ::sendmmsg(socket_.native_handle(), msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
-      // A full send buffer or an ICMP error counts as lost datagrams: the window is sent again
-      // after a go-back or a timeout.
+      if (sent < 0 && errno == ECONNREFUSED) {
+        // ICMP port unreachable, reported on the connected socket: the client's TID is closed
+        // and no retransmission can reach it. after_step() sees the transfer finished.
+        transfer_.on_client_gone();
+        return;
+      }
+      // A full send buffer counts as lost datagrams: the window is sent again after a go-back
+      // or a timeout.
       if (sent <= 0)
         return;
       done += static_cast<std::size_t>(sent);
@@ -199,14 +206,19 @@ class Session : public std::enable_shared_from_this<Session> {
             return;
           if (ec == asio::error::operation_aborted)
             return;
+          if (ec == asio::error::connection_refused) {
+            // ICMP port unreachable: the client went away.
+            self->transfer_.on_client_gone();
+            self->finish();
+            return;
+          }
           if (!ec) {
             self->transfer_.on_datagram({self->rx_.data(), n}, engine::Clock::now());
             self->after_step();
             if (self->done_)
               return;
           }
-          // Other errors (ICMP port unreachable reported on the connected socket) are transient
-          // or end with the retransmission limit.
+          // Other errors are transient or end with the retransmission limit.
           self->receive();
         });
   }

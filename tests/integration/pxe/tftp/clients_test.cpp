@@ -276,4 +276,21 @@ TEST_F(TftpClients, BusyWhenTheTransferCapIsReached) {
   EXPECT_NE(e.message.find("busy"), std::string::npos);
 }
 
+TEST_F(TftpClients, ClientThatGoesAwayEndsItsTransferAtTheFirstRetransmission) {
+  TestServer s(config());
+  {
+    RawClient gone;
+    gone.send(s.port(),
+              wire::serialize(wire::Request{wire::Opcode::rrq, "one.bin", wire::Mode::octet, {}}));
+    ASSERT_TRUE(gone.receive(3s));  // DATA 1; then the client's port closes
+  }
+  // The retransmission after 1 s meets ICMP port unreachable: the transfer ends then, not
+  // after five retransmissions (about 6 s).
+  ASSERT_TRUE(wait_until([&] { return !s.sink().of(Kind::tftp_error).empty(); }, 3500ms));
+  EXPECT_NE(detail(s.sink().of(Kind::tftp_error)[0], "error").find("unreachable"),
+            std::string::npos)
+      << detail(s.sink().of(Kind::tftp_error)[0], "error");
+  EXPECT_TRUE(wait_until([&] { return s.active_transfers() == 0; }, 1s));
+}
+
 }  // namespace

@@ -83,8 +83,8 @@ class LabServeTftp : public ::testing::Test {
   }
 
   void TearDown() override {
-    // Transfers to clients that went away end after their retransmissions (about 6 s); a
-    // clean stop waits for them.
+    // A clean stop waits for transfers in flight, such as those the fuzz inputs started for
+    // clients that went away (they end at their first retransmission).
     if (serve_) {
       EXPECT_EQ(serve_->stop(20s), 0) << serve_->output();
     }

@@ -289,6 +289,18 @@ TEST(TftpTransfer, IllegalPacketIsAnsweredAndEnds) {
   EXPECT_EQ(std::get<wire::ErrorPacket>(sent(t).at(0)).code, 4);
 }
 
+TEST(TftpTransfer, ClientGoneEndsWithoutSending) {
+  FakeClock clock;
+  Transfer t(rrq(), std::make_unique<MemorySource>(content(5000)), Settings{});
+  t.start(clock.now);
+  t.on_client_gone();
+  EXPECT_TRUE(t.failed());
+  EXPECT_EQ(t.error(), EngineError::client_gone);
+  EXPECT_TRUE(t.outgoing().empty());
+  t.on_timer(t.deadline());
+  EXPECT_TRUE(t.outgoing().empty());
+}
+
 TEST(TftpTransfer, GarbageIsIgnored) {
   FakeClock clock;
   Transfer t(rrq(), std::make_unique<MemorySource>(content(5000)), Settings{});
