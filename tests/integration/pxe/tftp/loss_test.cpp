@@ -1,5 +1,6 @@
-// Transfers under packet loss: server and clients inside a network namespace where nftables
-// drops 5% of UDP datagrams (netem is not available on these machines).
+// Transfers under packet loss: `lab serve` (tftp only) and the clients inside a network
+// namespace where nftables drops 5% of UDP datagrams (netem is not available on these
+// machines).
 #include "tests/integration/pxe/tftp/harness.hpp"
 #include "tests/support/netns.hpp"
 #include "tests/support/process.hpp"
@@ -11,7 +12,13 @@ namespace {
 
 using namespace lab::tests;
 using namespace lab::tests::tftp;
-using lab::pxe::events::Kind;
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+    ++n;
+  return n;
+}
 
 TEST(TftpLoss, TransfersCompleteByteIdenticalWithFivePercentLoss) {
   LAB_REQUIRE_ROOT();
@@ -33,36 +40,40 @@ TEST(TftpLoss, TransfersCompleteByteIdenticalWithFivePercentLoss) {
       "nft add chain inet loss in '{ type filter hook input priority 0; }' && "
       "nft add rule inet loss in meta l4proto udp numgen random mod 100 lt 5 counter drop");
 
-  lab::pxe::tftp::server::ServerConfig config;
-  config.address = "127.0.0.1";
-  config.port = 0;
-  config.root = root;
-  config.transfer.max_retries = 10;
-  TestServer s(config, ns.name());
-  const std::string port = std::to_string(s.port());
+  auto serve = ChildProcess::start(
+      {.argv = {lab_binary(), "serve", "--data-dir", dir.path() / "data", "--set",
+                "log.level=debug", "--set", "tftp.enabled=true", "--set",
+                "tftp.listen=127.0.0.1:69", "--set", "tftp.root=" + root.string()},
+       .env = {},
+       .netns = ns.name(),
+       .log = {}});
+  ASSERT_TRUE(wait_until([&] { return serve.output().find("msg=ready") != std::string::npos; }))
+      << serve.output();
   auto in_ns = [&](std::vector<std::string> argv) {
     auto full = ns.prefix();
     full.insert(full.end(), argv.begin(), argv.end());
     return full;
   };
 
+  // Windowed: lost blocks and lost ACKs are recovered by go-back.
   const auto a = dir.path() / "atftp.bin";
   auto ra = run(in_ns({"atftp", "--option", "blksize 1468", "--option", "windowsize 8", "-g", "-r",
-                       "one.bin", "-l", a.string(), "127.0.0.1", port}),
+                       "one.bin", "-l", a.string(), "127.0.0.1", "69"}),
                 120s);
   EXPECT_EQ(ra.exit_code, 0) << ra.output;
   EXPECT_TRUE(same_content(a, root / "one.bin"));
 
+  // Lock-step: every loss costs a timeout, so a smaller file keeps the test short.
   const auto c = dir.path() / "curl.bin";
   auto rc = run(in_ns({"curl", "-sS", "--tftp-blksize", "1468", "-o", c.string(),
-                       "tftp://127.0.0.1:" + port + "/small.bin"}),
+                       "tftp://127.0.0.1/small.bin"}),
                 120s);
   EXPECT_EQ(rc.exit_code, 0) << rc.output;
   EXPECT_TRUE(same_content(c, root / "small.bin"));
 
   const auto h = dir.path() / "hpa.bin";
   auto rh =
-      run(in_ns({"tftp", "127.0.0.1", port, "-m", "binary", "-c", "get", "small.bin", h.string()}),
+      run(in_ns({"tftp", "127.0.0.1", "69", "-m", "binary", "-c", "get", "small.bin", h.string()}),
           120s);
   EXPECT_EQ(rh.exit_code, 0) << rh.output;
   EXPECT_TRUE(same_content(h, root / "small.bin"));
@@ -70,8 +81,18 @@ TEST(TftpLoss, TransfersCompleteByteIdenticalWithFivePercentLoss) {
   // The rule really dropped packets, so recovery was exercised.
   auto counters = run(in_ns({"nft", "list", "chain", "inet", "loss", "in"}));
   EXPECT_EQ(counters.output.find("packets 0 "), std::string::npos) << counters.output;
-  for (const auto& e : s.sink().of(Kind::tftp_error))
-    ADD_FAILURE() << "transfer error: " << detail(e, "file") << ": " << detail(e, "error");
+  // Every transfer ended on the server too. A lost final ACK leaves the server unsure: it
+  // retransmits into the client's closed port and logs a failure, although the client got every
+  // byte (checked above), so only the total is asserted.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return count_of(serve.output(), "msg=\"transfer done\"") +
+                   count_of(serve.output(), "msg=\"transfer failed\"") ==
+               3;
+      },
+      15s))
+      << serve.output();
+  EXPECT_EQ(serve.stop(20s), 0) << serve.output();
 }
 
 }  // namespace
