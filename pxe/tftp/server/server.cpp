@@ -73,10 +73,10 @@ const boost::system::error_category& server_category() noexcept {
 class Session;
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
-  Impl(asio::io_context& io_, ServerConfig config_, events::Sink& events_)
-      : io(io_),
-        config(std::move(config_)),
-        events(events_),
+  Impl(asio::io_context& io_context, ServerConfig server_config, events::Sink& sink)
+      : io(io_context),
+        config(std::move(server_config)),
+        events(sink),
         cache(config.cache_max_file, config.cache_max_total),
         strand(asio::make_strand(io)),
         listener(strand) {}
@@ -438,17 +438,18 @@ void Server::stop(std::function<void()> stopped) {
   asio::post(impl_->strand, [self = impl_, stopped = std::move(stopped)]() mutable {
     boost::system::error_code ignored;
     self->listener.close(ignored);
-    bool now = false;
+    std::function<void()> now;
     {
       const std::lock_guard lock(self->mutex);
       self->stopping = true;
+      // With transfers in flight, the last one to finish calls `stopped` (release()).
       if (self->clients.empty())
-        now = true;
+        now = std::move(stopped);
       else
         self->stopped = std::move(stopped);
     }
-    if (now && stopped)
-      asio::post(self->io, std::move(stopped));
+    if (now)
+      asio::post(self->io, std::move(now));
   });
 }
 

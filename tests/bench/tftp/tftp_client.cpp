@@ -25,6 +25,7 @@
 #include <fstream>
 #include <iterator>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -46,13 +47,13 @@ struct Args {
   std::chrono::seconds deadline{120};
 };
 
-[[noreturn]] void usage(const char* why) {
-  (void)std::fprintf(stderr,
-                     "bench_tftp_client: %s\nusage: bench_tftp_client --server IP [--port N] "
-                     "--file NAME --expect PATH [--blksize N] [--windowsize N (0: none)] "
-                     "[--count N] [--timeout-ms N] [--deadline-s N]\n",
-                     why);
-  std::exit(2);
+constexpr const char* kUsage =
+    "usage: bench_tftp_client --server IP [--port N] --file NAME --expect PATH [--blksize N] "
+    "[--windowsize N (0: none)] [--count N] [--timeout-ms N] [--deadline-s N]\n";
+
+// Bad arguments are reported by main() with the usage text.
+[[noreturn]] void usage(const std::string& why) {
+  throw std::invalid_argument(why);
 }
 
 Args parse_args(int argc, char** argv) {
@@ -60,7 +61,7 @@ Args parse_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (i + 1 >= argc)
-      usage(("missing value for " + k).c_str());
+      usage("missing value for " + k);
     const std::string v = argv[++i];
     if (k == "--server")
       a.server = v;
@@ -81,7 +82,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--deadline-s")
       a.deadline = std::chrono::seconds(std::stoul(v));
     else
-      usage(("unknown argument " + k).c_str());
+      usage("unknown argument " + k);
   }
   if (a.server.empty() || a.file.empty() || a.expect.empty() || a.count < 1 || a.blksize < 8 ||
       a.blksize > wire::kMaxBlockSize) {
@@ -179,11 +180,13 @@ void on_datagram(Transfer& t, const sockaddr_in& server, const sockaddr_in& from
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_client(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
   std::ifstream in(args.expect, std::ios::binary);
   if (!in)
-    usage(("cannot read " + args.expect).c_str());
+    usage("cannot read " + args.expect);
   const std::vector<std::uint8_t> expected((std::istreambuf_iterator<char>(in)),
                                            std::istreambuf_iterator<char>());
 
@@ -290,4 +293,15 @@ int main(int argc, char** argv) {
       transfers.size(), failures, static_cast<unsigned long long>(bytes), seconds,
       static_cast<double>(bytes) / seconds / 1e6, static_cast<unsigned long long>(resent), window);
   return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run_client(argc, argv);
+  } catch (const std::exception& e) {  // bad arguments, std::stoul on a non-number
+    (void)std::fprintf(stderr, "bench_tftp_client: %s\n%s", e.what(), kUsage);
+    return 2;
+  }
 }
