@@ -44,7 +44,7 @@ std::string detail(const pxe::events::Event& e, std::string_view key) {
   return {};
 }
 
-TestServer::TestServer(pxe::tftp::server::ServerConfig config, std::string netns)
+TestServer::TestServer(pxe::tftp::server::ServerConfig config, const std::string& netns)
     : io_(std::make_unique<boost::asio::io_context>()) {
   if (config.address == "0.0.0.0")
     config.address = "127.0.0.1";

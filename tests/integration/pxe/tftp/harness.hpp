@@ -40,7 +40,7 @@ class TestServer {
  public:
   /// Starts on 127.0.0.1, port 0 unless `config` says otherwise; inside `netns` when given.
   /// Throws std::runtime_error when the server does not start.
-  explicit TestServer(pxe::tftp::server::ServerConfig config, std::string netns = {});
+  explicit TestServer(pxe::tftp::server::ServerConfig config, const std::string& netns = {});
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;
   ~TestServer();
