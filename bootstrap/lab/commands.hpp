@@ -11,5 +11,6 @@ namespace lab::bootstrap::commands {
 
 void add_serve(CLI::App& app, shared::cli::Action& action);
 void add_bootstrap(CLI::App& app, shared::cli::Action& action);
+void add_image(CLI::App& app, shared::cli::Action& action);
 
 }  // namespace lab::bootstrap::commands

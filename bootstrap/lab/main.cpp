@@ -13,5 +13,6 @@ int main(int argc, char** argv) {
   lab::shared::cli::Action action;
   lab::bootstrap::commands::add_serve(app, action);
   lab::bootstrap::commands::add_bootstrap(app, action);
+  lab::bootstrap::commands::add_image(app, action);
   return lab::shared::cli::run(app, argc, argv, action);
 }
