@@ -2,6 +2,9 @@
 
 #include "bootstrap/api/codec.hpp"
 #include "bootstrap/api/routes.hpp"
+#include "pxe/recorder/mac.hpp"
+#include "pxe/recorder/recorder.hpp"
+#include "pxe/recorder/render.hpp"
 #include "shared/crypto/x509.hpp"
 #include "shared/json/json.hpp"
 #include "shared/log/log.hpp"
@@ -502,8 +505,18 @@ void Api::handle(Request req, Reply reply) {
     return;
   }
   if (id == RouteId::machine_timeline) {
-    counted(error_response(501, "the boot flight recorder is not served by this appliance",
-                           "not_implemented"));
+    if (st->options.recorder == nullptr) {
+      counted(error_response(404, "this appliance runs no boot flight recorder", "not_found"));
+      return;
+    }
+    const auto mac = pxe::recorder::normalize_mac(params[0]);
+    if (!mac) {
+      counted(error_response(400, "path: not a MAC address", "invalid_argument"));
+      return;
+    }
+    // The recorder answers from memory under a short mutex: no need for the blocking pool.
+    counted(Response::json(200, pxe::recorder::timeline_json(
+                                    *mac, st->options.recorder->timeline(*mac))));
     return;
   }
 

@@ -17,6 +17,10 @@ class io_context;
 class thread_pool;
 }  // namespace boost::asio
 
+namespace lab::pxe::recorder {
+class Recorder;
+}
+
 namespace lab::bootstrap::api {
 
 struct ApiOptions {
@@ -26,6 +30,9 @@ struct ApiOptions {
   std::size_t max_parked = 50000;
   /// A node that joins as "discovered" is accepted at once (config coordinator.auto_accept).
   bool auto_accept = false;
+  /// The boot flight recorder that answers GET /v1/machines/{mac}/timeline; null when the
+  /// appliance runs no PXE servers (the route answers 404). Must outlive the Api.
+  const pxe::recorder::Recorder* recorder = nullptr;
   /// Figures of the HTTP server for /metrics; may be empty.
   std::function<shared::http::ServerStats()> server_stats;
 };

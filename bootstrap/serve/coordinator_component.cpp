@@ -109,23 +109,32 @@ Result<void> write_file_atomic(const std::filesystem::path& path, const std::str
   return {};
 }
 
+// Everything a remote party can make the API hold, from configuration.
+struct ApiLimits {
+  shared::http::Limits http;
+  std::chrono::seconds max_wait{55};
+  std::size_t max_parked = 50000;
+};
+
 class CoordinatorComponent final : public Component {
  public:
   CoordinatorComponent(Runtime& runtime, std::unique_ptr<coordinator::Coordinator> c, Listen listen,
-                       std::chrono::seconds request_timeout, bool auto_accept)
+                       const ApiLimits& limits, bool auto_accept,
+                       const pxe::recorder::Recorder* recorder)
       : runtime_(runtime), coordinator_(std::move(c)), listen_(std::move(listen)) {
     api::ApiOptions options;
+    options.max_wait = limits.max_wait;
+    options.max_parked = limits.max_parked;
     options.auto_accept = auto_accept;
+    options.recorder = recorder;
     options.server_stats = [this] { return server_->stats(); };
     api_ = std::make_unique<api::Api>(runtime_.io, runtime_.blocking, *coordinator_, options);
-    shared::http::Limits limits;
-    limits.read_timeout = request_timeout;
     server_ = std::make_unique<shared::http::Server>(
         runtime_.io,
         [api = api_.get()](shared::http::Request req, shared::http::Reply reply) {
           api->handle(std::move(req), std::move(reply));
         },
-        limits);
+        limits.http);
   }
 
   [[nodiscard]] std::string_view name() const override { return "coordinator"; }
@@ -135,9 +144,11 @@ class CoordinatorComponent final : public Component {
                                 coordinator_->ca_pem()};
     LAB_TRY_ASSIGN(const std::uint16_t port,
                    server_->listen_tcp(listen_.host, listen_.port, std::move(tls)));
-    const std::string url = "https://" + url_host(listen_.host == "0.0.0.0" ? "127.0.0.1"
-                                                                             : listen_.host) +
-                            ":" + std::to_string(port);
+    // The CLI on this machine reaches a wildcard listener through loopback.
+    const bool wildcard = listen_.host == "0.0.0.0" || listen_.host == "::";
+    const std::string url =
+        "https://" + (wildcard ? std::string("127.0.0.1") : url_host(listen_.host)) + ":" +
+        std::to_string(port);
     LAB_TRY(write_file_atomic(runtime_.data_dir / "coordinator.url", url + "\n"));
     log_.info("listening", {{"url", url}, {"port", port}});
     return {};
@@ -158,6 +169,7 @@ class CoordinatorComponent final : public Component {
 };
 
 void declare(shared::config::Schema& s) {
+  constexpr std::int64_t kMiB = 1024 * 1024;
   s.boolean("coordinator.enabled", true, "run the coordinator and its HTTPS API")
       .string("coordinator.listen", "0.0.0.0:8443", "address:port of the HTTPS API")
       .string("coordinator.advertised_url", "",
@@ -169,8 +181,23 @@ void declare(shared::config::Schema& s) {
                 "lifetime of node certificates")
       .boolean("coordinator.auto_accept", false,
                "move nodes that join as 'discovered' straight on to 'enrolled'")
+      .integer("coordinator.max_header_bytes", 16 * 1024,
+               "largest request line and headers accepted (larger: 431)", 1024, kMiB)
+      .integer("coordinator.max_body_bytes", kMiB, "largest request body accepted (larger: 413)",
+               1024, 64 * kMiB)
       .duration("coordinator.request_timeout", std::chrono::seconds(10),
-                "time a client has to send a whole request (slow senders get 408)");
+                "time a client has to send a whole request, and longest idle keep-alive (slow "
+                "senders get 408)")
+      .duration("coordinator.write_timeout", std::chrono::seconds(30),
+                "a response write that makes no progress for this long closes the connection")
+      .duration("coordinator.handshake_timeout", std::chrono::seconds(10),
+                "time a client has to finish the TLS handshake")
+      .integer("coordinator.max_connections", 20000,
+               "open connections past this are closed at once", 1, 1000000)
+      .duration("coordinator.long_poll_max", std::chrono::seconds(55),
+                "longest a bundle long-poll is held (the agent's wait= is capped to this)")
+      .integer("coordinator.max_parked", 50000,
+               "bundle long-polls parked at once; more are answered 503", 1, 1000000);
 }
 
 Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) {
@@ -198,9 +225,19 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   options.certificate_ttl = cfg.duration("coordinator.certificate_ttl");
   LAB_TRY_ASSIGN(auto c, coordinator::Coordinator::open(std::move(options)));
   services.registry = c.get();
+
+  ApiLimits limits;
+  limits.http.header_bytes = static_cast<std::size_t>(cfg.integer("coordinator.max_header_bytes"));
+  limits.http.body_bytes = static_cast<std::size_t>(cfg.integer("coordinator.max_body_bytes"));
+  limits.http.read_timeout = cfg.duration("coordinator.request_timeout");
+  limits.http.write_timeout = cfg.duration("coordinator.write_timeout");
+  limits.http.handshake_timeout = cfg.duration("coordinator.handshake_timeout");
+  limits.http.max_connections = static_cast<std::size_t>(cfg.integer("coordinator.max_connections"));
+  limits.max_wait = cfg.duration("coordinator.long_poll_max");
+  limits.max_parked = static_cast<std::size_t>(cfg.integer("coordinator.max_parked"));
   return std::unique_ptr<Component>(std::make_unique<CoordinatorComponent>(
-      runtime, std::move(c), std::move(listen), cfg.duration("coordinator.request_timeout"),
-      cfg.boolean("coordinator.auto_accept")));
+      runtime, std::move(c), std::move(listen), limits, cfg.boolean("coordinator.auto_accept"),
+      services.recorder));
 }
 
 }  // namespace
