@@ -4,11 +4,13 @@
 
 namespace lab::bootstrap::serve {
 
+ComponentSpec coordinator_component();  // coordinator_component.cpp
 ComponentSpec dhcp_component();  // dhcp_component.cpp
 ComponentSpec tftp_component();  // tftp_component.cpp
 
 std::vector<ComponentSpec> all_components() {
   std::vector<ComponentSpec> out;
+  out.push_back(coordinator_component());
   out.push_back(dhcp_component());
   out.push_back(tftp_component());
   return out;
