@@ -50,13 +50,13 @@ Result<void> append_audit(Store& store, const AuditEntry& e) {
   const std::int64_t seq = (seq_text ? std::stoll(*seq_text) : 0) + 1;
   LAB_TRY_ASSIGN(cr::Digest prev, head_hash(store));
   const std::string detail = boost::json::serialize(e.detail);
-  const cr::Digest hash = chain(prev, canonical(seq, e.at, e.actor.name, e.actor.address, e.action,
-                                                e.subject, detail));
+  const cr::Digest hash =
+      chain(prev, canonical(seq, e.at, e.actor.name, e.actor.address, e.action, e.subject, detail));
   const std::string hex = cr::hex_encode(hash);
-  LAB_TRY(store.run(
-      "INSERT INTO audit (seq, at, actor, address, action, subject, detail, hash) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      seq, e.at, e.actor.name, e.actor.address, e.action, e.subject, detail, hex));
+  LAB_TRY(
+      store.run("INSERT INTO audit (seq, at, actor, address, action, subject, detail, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                seq, e.at, e.actor.name, e.actor.address, e.action, e.subject, detail, hex));
   LAB_TRY(store.set_meta(kHeadSeq, std::to_string(seq)));
   return store.set_meta(kHeadHash, hex);
 }

@@ -24,8 +24,7 @@ struct AuditEntry {
 Result<void> append_audit(Store& store, const AuditEntry& entry);
 
 /// Rows with seq > after_seq, oldest first, at most `limit`.
-Result<std::vector<AuditEvent>> read_audit(Store& store, std::int64_t after_seq,
-                                           std::size_t limit);
+Result<std::vector<AuditEvent>> read_audit(Store& store, std::int64_t after_seq, std::size_t limit);
 
 /// Walks the chain: the first row whose hash does not match ("row 17 modified"), the first gap
 /// in seq ("row 18 missing"), or rows missing at the end compared with the recorded head.

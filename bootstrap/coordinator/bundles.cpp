@@ -50,8 +50,8 @@ bool same_view(const proto::Bundle& a, const proto::Bundle& b) {
   auto same_peer = [](const proto::Peer& x, const proto::Peer& y) {
     return x.node_id == y.node_id && x.address == y.address;
   };
-  return a.node_id == b.node_id && a.name == b.name && a.state == b.state &&
-         a.labels == b.labels && a.groups == b.groups && a.revoked_serials == b.revoked_serials &&
+  return a.node_id == b.node_id && a.name == b.name && a.state == b.state && a.labels == b.labels &&
+         a.groups == b.groups && a.revoked_serials == b.revoked_serials &&
          std::equal(a.secrets.begin(), a.secrets.end(), b.secrets.begin(), b.secrets.end(),
                     same_secret) &&
          std::equal(a.peers.begin(), a.peers.end(), b.peers.begin(), b.peers.end(), same_peer);
@@ -122,8 +122,8 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
           // Sealing is the expensive part; a box is made once per node, secret and version.
           if (!to) {
             auto raw = cr::base64url_decode(n.sealing_key);
-            auto key = raw ? cr::X25519PublicKey::from_raw(*raw) : Result<cr::X25519PublicKey>(
-                                                                       raw.error());
+            auto key = raw ? cr::X25519PublicKey::from_raw(*raw)
+                           : Result<cr::X25519PublicKey>(raw.error());
             if (!key)
               break;
             to = std::move(*key);
@@ -157,8 +157,8 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
     b.revision = revision;
     b.issued_at = t;
     const std::string payload = proto::serialize(b);
-    auto env = shared::envelope::seal(identity_.bundle_key, proto::kBundleKind,
-                                      cr::as_bytes(payload));
+    auto env =
+        shared::envelope::seal(identity_.bundle_key, proto::kBundleKind, cr::as_bytes(payload));
     if (!env)
       return;
     signed_out[i] = std::make_shared<const std::string>(env->begin(), env->end());
@@ -180,9 +180,8 @@ Result<Coordinator::SignedBundle> CoordinatorImpl::bundle(const AgentIdentity& a
   return Error(CoordinatorError::not_found, "no bundle for node " + agent.node_id);
 }
 
-std::unique_ptr<Coordinator::Watch> CoordinatorImpl::watch(std::string_view node_id,
-                                                           std::int64_t since,
-                                                           std::function<void(SignedBundle)> changed) {
+std::unique_ptr<Coordinator::Watch> CoordinatorImpl::watch(
+    std::string_view node_id, std::int64_t since, std::function<void(SignedBundle)> changed) {
   return hub_->watch(std::string(node_id), since, std::move(changed));
 }
 

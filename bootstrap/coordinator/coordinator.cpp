@@ -1,6 +1,5 @@
-#include "bootstrap/coordinator/coordinator_impl.hpp"
-
 #include "bootstrap/coordinator/audit.hpp"
+#include "bootstrap/coordinator/coordinator_impl.hpp"
 #include "shared/crypto/encoding.hpp"
 
 #include <sys/stat.h>
@@ -67,9 +66,9 @@ Result<std::unique_ptr<Coordinator>> Coordinator::open(Options options) {
   LAB_TRY_ASSIGN(Identity identity, load_or_create_identity(options, *store));
   LAB_TRY_ASSIGN(Model model, load_model(*store));
   LAB_TRY_ASSIGN(std::int64_t revision, store->revision());
-  auto c = std::make_unique<CoordinatorImpl>(std::move(options), std::move(store),
-                                             std::move(identity), std::move(model), revision,
-                                             std::move(*selector));
+  auto c =
+      std::make_unique<CoordinatorImpl>(std::move(options), std::move(store), std::move(identity),
+                                        std::move(model), revision, std::move(*selector));
   LAB_TRY(c->start());
   return std::unique_ptr<Coordinator>(std::move(c));
 }
@@ -95,8 +94,7 @@ Result<void> CoordinatorImpl::start() {
 }
 
 std::int64_t CoordinatorImpl::now() const {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             options_.clock().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::seconds>(options_.clock().time_since_epoch())
       .count();
 }
 
@@ -128,9 +126,8 @@ std::int64_t CoordinatorImpl::revision() const {
 
 // ---- Commit ---------------------------------------------------------------------------------
 
-Result<Deliveries> CoordinatorImpl::commit(shared::sqlite::Transaction& tx,
-                                           std::int64_t revision, const Dirty& dirty,
-                                           const std::function<void()>& apply) {
+Result<Deliveries> CoordinatorImpl::commit(shared::sqlite::Transaction& tx, std::int64_t revision,
+                                           const Dirty& dirty, const std::function<void()>& apply) {
   if (auto r = tx.commit(); !r)
     return store_error(r.error());
   if (apply)

@@ -32,11 +32,11 @@ enum class CoordinatorError {
   token_expired,
   token_used,
   token_revoked,
-  token_binding,     // MAC, IP or hostname binding does not match the caller
-  node_revoked,      // certificate serial or node revoked
+  token_binding,        // MAC, IP or hostname binding does not match the caller
+  node_revoked,         // certificate serial or node revoked
   certificate_invalid,  // CSR that does not verify, or cert not issued by our CA
-  group_cycle,       // detail names the cycle "a -> b -> a"
-  store_failed,      // SQLite error; detail says which statement
+  group_cycle,          // detail names the cycle "a -> b -> a"
+  store_failed,         // SQLite error; detail says which statement
 };
 const boost::system::error_category& coordinator_category() noexcept;
 inline boost::system::error_code make_error_code(CoordinatorError e) noexcept {
@@ -46,11 +46,11 @@ inline boost::system::error_code make_error_code(CoordinatorError e) noexcept {
 using Clock = std::function<std::chrono::system_clock::time_point()>;
 
 struct Options {
-  std::filesystem::path data_dir;  // coordinator.db, ca.pem, ca.key, … (0600 keys)
-  std::string advertised_url;      // "https://10.0.0.1:8443", put into join strings
+  std::filesystem::path data_dir;         // coordinator.db, ca.pem, ca.key, … (0600 keys)
+  std::string advertised_url;             // "https://10.0.0.1:8443", put into join strings
   std::vector<std::string> server_names;  // SANs of the server certificate (IPs or DNS names)
   std::chrono::seconds certificate_ttl{std::chrono::hours(24 * 7)};
-  Clock clock;                     // defaults to system_clock::now
+  Clock clock;  // defaults to system_clock::now
   /// Selector of machines that join with a boot token and are enrolled without an operator's
   /// `lab node accept`; empty accepts none (they stay "discovered").
   std::string auto_accept;
@@ -68,7 +68,7 @@ struct Actor {
 // ---- Tokens ---------------------------------------------------------------------------------
 
 struct TokenBinding {
-  std::string mac;   // lower-case "52:54:00:…", empty = any
+  std::string mac;  // lower-case "52:54:00:…", empty = any
   std::string ip;
   std::string host;  // hostname the joining node reports
 };
@@ -77,7 +77,7 @@ struct TokenSpec {
   shared::labels::LabelSet labels;  // applied to the node on join
   std::chrono::seconds ttl{std::chrono::hours(1)};
   TokenBinding binding;
-  std::string kind = "join";        // "join" (operator) or "boot" (minted per PXE boot)
+  std::string kind = "join";  // "join" (operator) or "boot" (minted per PXE boot)
   std::string description;
 };
 
@@ -89,8 +89,8 @@ struct TokenInfo {
   std::string description;
   std::int64_t created_at = 0;  // unix seconds
   std::int64_t expires_at = 0;
-  std::string state;            // "active", "used", "revoked", "expired"
-  std::string used_by;          // node id once used
+  std::string state;    // "active", "used", "revoked", "expired"
+  std::string used_by;  // node id once used
 };
 
 struct CreatedToken {
@@ -125,7 +125,7 @@ struct GroupInfo {
 
 struct SecretInfo {
   std::string name;
-  std::string entitlement;  // selector; empty entitles nobody
+  std::string entitlement;   // selector; empty entitles nobody
   std::int64_t version = 0;  // revision of the last value change
   std::int64_t updated_at = 0;
   std::size_t size = 0;
@@ -139,7 +139,7 @@ struct AuditEvent {
   std::string action;   // "token.create", "join", "join.refused", "node.label", …
   std::string subject;  // token id, node id, group or secret name
   boost::json::object detail;
-  std::string hash;     // hex SHA-256 over the previous hash and this row's canonical form
+  std::string hash;  // hex SHA-256 over the previous hash and this row's canonical form
 };
 
 struct AuditCheck {
@@ -166,10 +166,10 @@ class Coordinator : public pxe::registry::Registry {
 
   // Identity material for the TLS listener and for the CLI (answer from memory).
   [[nodiscard]] virtual std::string ca_pem() const = 0;
-  [[nodiscard]] virtual std::string ca_pin() const = 0;               // "sha256:…"
-  [[nodiscard]] virtual std::string server_chain_pem() const = 0;     // cert + CA
+  [[nodiscard]] virtual std::string ca_pin() const = 0;            // "sha256:…"
+  [[nodiscard]] virtual std::string server_chain_pem() const = 0;  // cert + CA
   [[nodiscard]] virtual std::string server_key_pem() const = 0;
-  [[nodiscard]] virtual std::string bundle_public_key() const = 0;   // base64url Ed25519
+  [[nodiscard]] virtual std::string bundle_public_key() const = 0;  // base64url Ed25519
   /// Constant-time check of an operator bearer token (stored as SHA-256 only).
   [[nodiscard]] virtual bool check_operator_token(std::string_view token) const = 0;
   /// The node a verified client certificate belongs to; refuses revoked serials and nodes.
@@ -186,8 +186,8 @@ class Coordinator : public pxe::registry::Registry {
   // Join and renewal. `actor.address` is the caller's IP, checked against an IP binding.
   virtual Result<shared::protocol::JoinResponse> join(const shared::protocol::JoinRequest& request,
                                                       const Actor& actor) = 0;
-  virtual Result<shared::protocol::RenewResponse> renew(const AgentIdentity& agent,
-                                                        const shared::protocol::RenewRequest& r) = 0;
+  virtual Result<shared::protocol::RenewResponse> renew(
+      const AgentIdentity& agent, const shared::protocol::RenewRequest& r) = 0;
 
   // Nodes.
   virtual Result<std::vector<NodeInfo>> list_nodes(std::string_view selector) = 0;

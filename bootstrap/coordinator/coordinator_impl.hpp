@@ -93,8 +93,7 @@ class CoordinatorImpl final : public Coordinator {
   Result<void> delete_secret(std::string_view name, const Actor& actor) override;
 
   // Audit.
-  Result<std::vector<AuditEvent>> audit_events(std::int64_t after_seq,
-                                               std::size_t limit) override;
+  Result<std::vector<AuditEvent>> audit_events(std::int64_t after_seq, std::size_t limit) override;
   Result<AuditCheck> verify_audit() override;
 
   // Bundles (bundles.cpp).

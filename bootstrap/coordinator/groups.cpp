@@ -131,7 +131,10 @@ Result<GroupInfo> CoordinatorImpl::set_group(const GroupInfo& group, const Actor
       "includes = excluded.includes, excludes = excluded.excludes",
       info.name, info.selector, strings_to_json(info.includes), strings_to_json(info.excludes)));
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
-  LAB_TRY(append_audit(*store_, {t, actor, "group.set", info.name,
+  LAB_TRY(append_audit(*store_, {t,
+                                 actor,
+                                 "group.set",
+                                 info.name,
                                  {{"selector", info.selector},
                                   {"includes", strings_to_json(info.includes)},
                                   {"excludes", strings_to_json(info.excludes)}}}));

@@ -4,11 +4,10 @@
 #include "shared/crypto/random.hpp"
 #include "shared/protocol/protocol.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
 
 #include <fstream>
 #include <sstream>
@@ -259,8 +258,13 @@ Result<Identity> load_or_create_identity(const Options& options, Store& store) {
       return store_error(r.error());
   }
 
-  Identity id{std::move(ca_pair.first), std::move(ca_pair.second), std::move(server->first),
-              std::move(server->second), std::move(*bundle_key), std::move(secrets_key), {},
+  Identity id{std::move(ca_pair.first),
+              std::move(ca_pair.second),
+              std::move(server->first),
+              std::move(server->second),
+              std::move(*bundle_key),
+              std::move(secrets_key),
+              {},
               {}};
   id.ca_pin = cr::spki_pin(id.ca_cert.public_key_der());
   LAB_TRY(operator_token(options, store, id));

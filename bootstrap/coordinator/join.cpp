@@ -28,8 +28,8 @@ std::string name_from_hostname(std::string_view hostname) {
   std::string out;
   for (const char c : hostname.substr(0, lb::kMaxNameLength)) {
     const auto u = static_cast<unsigned char>(c);
-    out += (std::isalnum(u) != 0 || c == '.' || c == '-') ? static_cast<char>(std::tolower(u))
-                                                          : '-';
+    out +=
+        (std::isalnum(u) != 0 || c == '.' || c == '-') ? static_cast<char>(std::tolower(u)) : '-';
   }
   auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
   while (!out.empty() && !alnum(out.back()))
@@ -91,8 +91,9 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
   }
   auto csr = cr::verify_csr(request.csr_pem);
   if (!csr) {
-    return refuse_join(actor, token_id,
-                       Error(CoordinatorError::certificate_invalid, "csr: " + csr.error().detail()));
+    return refuse_join(
+        actor, token_id,
+        Error(CoordinatorError::certificate_invalid, "csr: " + csr.error().detail()));
   }
   auto sealing_raw = cr::base64url_decode(request.sealing_key);
   if (!sealing_raw || !cr::X25519PublicKey::from_raw(*sealing_raw)) {
@@ -138,9 +139,9 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
       refusal = Error(CoordinatorError::token_binding,
                       "token " + token_id + " is bound to MAC " + row.binding.mac);
     } else if (!row.binding.ip.empty() && row.binding.ip != actor.address) {
-      refusal = Error(CoordinatorError::token_binding, "token " + token_id +
-                                                           " is bound to IP " + row.binding.ip +
-                                                           ", caller is " + actor.address);
+      refusal = Error(CoordinatorError::token_binding, "token " + token_id + " is bound to IP " +
+                                                           row.binding.ip + ", caller is " +
+                                                           actor.address);
     } else if (!row.binding.host.empty() && row.binding.host != request.hostname) {
       refusal = Error(CoordinatorError::token_binding,
                       "token " + token_id + " is bound to host " + row.binding.host);
@@ -158,8 +159,8 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
       }
     }
     if (existing != nullptr && existing->state == "revoked") {
-      refusal = Error(CoordinatorError::node_revoked,
-                      "MAC belongs to revoked node " + existing->id);
+      refusal =
+          Error(CoordinatorError::node_revoked, "MAC belongs to revoked node " + existing->id);
     }
   }
   if (refusal) {
@@ -211,11 +212,10 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
   LAB_TRY_ASSIGN(cr::Certificate cert, issue_client_cert(node.id, csr->public_key_der));
   node.cert_serial = cert.serial();
   node.cert_expires_at =
-      std::chrono::duration_cast<std::chrono::seconds>(cert.not_after().time_since_epoch())
-          .count();
+      std::chrono::duration_cast<std::chrono::seconds>(cert.not_after().time_since_epoch()).count();
 
-  LAB_TRY(store_->run("UPDATE tokens SET used_at = ?, used_by = ? WHERE id = ?", t, node.id,
-                      token_id));
+  LAB_TRY(
+      store_->run("UPDATE tokens SET used_at = ?, used_by = ? WHERE id = ?", t, node.id, token_id));
   LAB_TRY(store_->run(
       "INSERT INTO nodes (id, name, state, labels, facts, created_at, last_seen, agent_version, "
       "sealing_key, peer_address, cert_serial, cert_expires_at) "
@@ -228,25 +228,23 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
       boost::json::serialize(node.facts), node.created_at, node.last_seen, node.agent_version,
       node.sealing_key, node.peer_address, node.cert_serial, node.cert_expires_at));
   for (const auto& mac : node.macs) {
-    LAB_TRY(store_->run("INSERT INTO node_macs (mac, node_id) VALUES (?, ?) "
-                        "ON CONFLICT (mac) DO UPDATE SET node_id = excluded.node_id",
-                        mac, node.id));
+    LAB_TRY(
+        store_->run("INSERT INTO node_macs (mac, node_id) VALUES (?, ?) "
+                    "ON CONFLICT (mac) DO UPDATE SET node_id = excluded.node_id",
+                    mac, node.id));
   }
   if (reenrol) {
     // The machine was reinstalled: whatever held its old keys is no longer this node.
-    LAB_TRY(store_->run(
-        "UPDATE certs SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL", t, node.id));
+    LAB_TRY(store_->run("UPDATE certs SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
+                        t, node.id));
   }
-  LAB_TRY(store_->run(
-      "INSERT INTO certs (serial, node_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
-      node.cert_serial, node.id, t, node.cert_expires_at));
+  LAB_TRY(
+      store_->run("INSERT INTO certs (serial, node_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+                  node.cert_serial, node.id, t, node.cert_expires_at));
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
-  boost::json::object detail{{"token", token_id},
-                             {"kind", row.kind},
-                             {"name", node.name},
-                             {"state", node.state},
-                             {"serial", node.cert_serial},
-                             {"reenrolled", reenrol}};
+  boost::json::object detail{{"token", token_id},          {"kind", row.kind},
+                             {"name", node.name},          {"state", node.state},
+                             {"serial", node.cert_serial}, {"reenrolled", reenrol}};
   LAB_TRY(append_audit(*store_, {t, actor, "join", node.id, detail}));
 
   // Views: a re-enrolment revokes serials every bundle lists; a new peer address changes
@@ -254,8 +252,8 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
   Dirty dirty = Dirty::node(node.id);
   if (reenrol || !node.peer_address.empty())
     dirty = Dirty::everything();
-  const proto::JoinResponse response{node.id, node.name, cert.pem(), ca_pem(),
-                                     bundle_public_key(), node.state};
+  const proto::JoinResponse response{node.id,  node.name,           cert.pem(),
+                                     ca_pem(), bundle_public_key(), node.state};
   auto apply = [&] {
     for (const auto& mac : node.macs) {
       auto& owner = model_.id_by_mac[mac];
@@ -302,20 +300,21 @@ Result<proto::RenewResponse> CoordinatorImpl::renew(const AgentIdentity& agent,
   LAB_TRY_ASSIGN(cr::Certificate cert, issue_client_cert(agent.node_id, csr->public_key_der));
   const std::string serial = cert.serial();
   const std::int64_t expires =
-      std::chrono::duration_cast<std::chrono::seconds>(cert.not_after().time_since_epoch())
-          .count();
+      std::chrono::duration_cast<std::chrono::seconds>(cert.not_after().time_since_epoch()).count();
   const std::int64_t t = now();
   LAB_TRY_ASSIGN(auto tx, store_->begin());
-  LAB_TRY(store_->run(
-      "INSERT INTO certs (serial, node_id, issued_at, expires_at) VALUES (?, ?, ?, ?)", serial,
-      agent.node_id, t, expires));
+  LAB_TRY(
+      store_->run("INSERT INTO certs (serial, node_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+                  serial, agent.node_id, t, expires));
   LAB_TRY(store_->run(
       "UPDATE nodes SET cert_serial = ?, cert_expires_at = ?, last_seen = ? WHERE id = ?", serial,
       expires, t, agent.node_id));
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
-  LAB_TRY(append_audit(*store_,
-                       {t, Actor{"node:" + agent.node_id, {}}, "node.renew", agent.node_id,
-                        {{"serial", serial}, {"previous", agent.cert_serial}}}));
+  LAB_TRY(append_audit(*store_, {t,
+                                 Actor{"node:" + agent.node_id, {}},
+                                 "node.renew",
+                                 agent.node_id,
+                                 {{"serial", serial}, {"previous", agent.cert_serial}}}));
   auto apply = [&] {
     model_.certs[serial] = CertRecord{agent.node_id, expires, false};
     auto& n = model_.nodes[agent.node_id];
@@ -341,8 +340,7 @@ Result<AgentIdentity> CoordinatorImpl::identify_agent(std::string_view client_ce
   if (it == model_.certs.end())
     return Error(CoordinatorError::certificate_invalid, "serial " + serial + " was never issued");
   if (it->second.node_id != cert->common_name()) {
-    return Error(CoordinatorError::certificate_invalid,
-                 "serial " + serial + " names another node");
+    return Error(CoordinatorError::certificate_invalid, "serial " + serial + " names another node");
   }
   if (it->second.revoked)
     return Error(CoordinatorError::node_revoked, "certificate " + serial + " is revoked");

@@ -179,8 +179,8 @@ std::vector<std::string> strings_from_json(std::string_view text) {
 
 Result<std::optional<lb::Selector>> parse_optional_selector(std::string_view text,
                                                             std::string_view what) {
-  const bool blank = std::all_of(text.begin(), text.end(),
-                                 [](unsigned char c) { return std::isspace(c) != 0; });
+  const bool blank =
+      std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) != 0; });
   if (blank)
     return std::optional<lb::Selector>();
   auto sel = lb::Selector::parse(text);

@@ -93,8 +93,8 @@ Result<NodeInfo> CoordinatorImpl::label_node(std::string_view id_or_name, const 
   boost::json::array removed;
   for (const auto& key : remove)
     removed.emplace_back(key);
-  LAB_TRY(append_audit(*store_, {t, actor, "node.label", id,
-                                 {{"set", lb::format_list(set)}, {"remove", removed}}}));
+  LAB_TRY(append_audit(
+      *store_, {t, actor, "node.label", id, {{"set", lb::format_list(set)}, {"remove", removed}}}));
   auto apply = [&] {
     auto& n = model_.nodes[id];
     n.labels = std::move(labels);
@@ -118,8 +118,8 @@ Result<void> CoordinatorImpl::revoke_node(std::string_view id_or_name, const Act
   const std::int64_t t = now();
   LAB_TRY_ASSIGN(auto tx, store_->begin());
   LAB_TRY(store_->run("UPDATE nodes SET state = 'revoked' WHERE id = ?", id));
-  LAB_TRY(store_->run("UPDATE certs SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
-                      t, id));
+  LAB_TRY(store_->run("UPDATE certs SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL", t,
+                      id));
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
   LAB_TRY(append_audit(*store_, {t, actor, "node.revoke", id, {{"name", found->name}}}));
   auto apply = [&] {
@@ -197,13 +197,14 @@ Result<void> CoordinatorImpl::report(const AgentIdentity& agent, std::string_vie
       "UPDATE nodes SET state = ?, facts = ?, last_seen = ?, peer_address = ? WHERE id = ?",
       new_state, boost::json::serialize(facts), t, peer_address, old.id));
   for (const auto& mac : macs) {
-    LAB_TRY(store_->run("INSERT INTO node_macs (mac, node_id) VALUES (?, ?) "
-                        "ON CONFLICT (mac) DO UPDATE SET node_id = excluded.node_id",
-                        mac, old.id));
+    LAB_TRY(
+        store_->run("INSERT INTO node_macs (mac, node_id) VALUES (?, ?) "
+                    "ON CONFLICT (mac) DO UPDATE SET node_id = excluded.node_id",
+                    mac, old.id));
   }
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
-  LAB_TRY(append_audit(*store_, {t, Actor{"node:" + old.id, {}}, "node.report", old.id,
-                                 {{"state", new_state}}}));
+  LAB_TRY(append_audit(
+      *store_, {t, Actor{"node:" + old.id, {}}, "node.report", old.id, {{"state", new_state}}}));
   Dirty dirty = Dirty::node(old.id);
   if (peer_changed || (state_changed && !peer_address.empty()))
     dirty = Dirty::everything();

@@ -69,7 +69,10 @@ Result<SecretInfo> CoordinatorImpl::set_secret(std::string_view name, std::strin
       "updated_at = excluded.updated_at, size = excluded.size",
       rec.info.name, sq::Blob{rec.wrapped}, rec.info.entitlement, rec.info.version,
       rec.info.updated_at, static_cast<std::int64_t>(rec.info.size)));
-  LAB_TRY(append_audit(*store_, {t, actor, "secret.set", rec.info.name,
+  LAB_TRY(append_audit(*store_, {t,
+                                 actor,
+                                 "secret.set",
+                                 rec.info.name,
                                  {{"entitlement", rec.info.entitlement},
                                   {"version", rec.info.version},
                                   {"size", static_cast<std::int64_t>(rec.info.size)}}}));
@@ -82,8 +85,7 @@ Result<SecretInfo> CoordinatorImpl::set_secret(std::string_view name, std::strin
 }
 
 Result<SecretInfo> CoordinatorImpl::grant_secret(std::string_view name,
-                                                 std::string_view entitlement,
-                                                 const Actor& actor) {
+                                                 std::string_view entitlement, const Actor& actor) {
   LAB_TRY_ASSIGN(auto selector, parse_optional_selector(entitlement, "entitlement"));
   const std::string text = selector ? selector->to_string() : std::string();
   Lock lock(state_mutex_);

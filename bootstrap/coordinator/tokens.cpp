@@ -49,16 +49,16 @@ Result<CreatedToken> CoordinatorImpl::create_token(const TokenSpec& spec, const 
   return created;
 }
 
-Result<CreatedToken> CoordinatorImpl::create_token_locked(const TokenSpec& spec,
-                                                          const Actor& actor, Deliveries& out) {
+Result<CreatedToken> CoordinatorImpl::create_token_locked(const TokenSpec& spec, const Actor& actor,
+                                                          Deliveries& out) {
   if (spec.kind != "join" && spec.kind != "boot") {
     return Error(CoordinatorError::invalid_argument,
                  "token kind '" + spec.kind + "': expected \"join\" or \"boot\"");
   }
   if (spec.ttl <= std::chrono::seconds::zero() || spec.ttl > kMaxTokenTtl) {
-    return Error(CoordinatorError::invalid_argument,
-                 "token ttl " + std::to_string(spec.ttl.count()) +
-                     "s: must be positive and at most a year");
+    return Error(
+        CoordinatorError::invalid_argument,
+        "token ttl " + std::to_string(spec.ttl.count()) + "s: must be positive and at most a year");
   }
   LAB_TRY(validate_labels(spec.labels));
   auto token = proto::make_token();
@@ -159,8 +159,8 @@ Result<void> CoordinatorImpl::revoke_token(std::string_view id, const Actor& act
 }
 
 Result<pxe::registry::BootToken> CoordinatorImpl::mint_boot_token(std::string_view mac,
-                                                                   std::string_view ip,
-                                                                   std::chrono::seconds ttl) {
+                                                                  std::string_view ip,
+                                                                  std::chrono::seconds ttl) {
   TokenSpec spec;
   spec.kind = "boot";
   spec.ttl = ttl;
@@ -171,7 +171,8 @@ Result<pxe::registry::BootToken> CoordinatorImpl::mint_boot_token(std::string_vi
   pxe::registry::BootToken out;
   out.token = std::move(created.token);
   out.join_string = std::move(created.join_string);
-  out.expires_at = std::chrono::system_clock::time_point(std::chrono::seconds(created.info.expires_at));
+  out.expires_at =
+      std::chrono::system_clock::time_point(std::chrono::seconds(created.info.expires_at));
   return out;
 }
 

@@ -46,8 +46,8 @@ void WatchHub::fire(const std::shared_ptr<Entry>& entry, const SignedBundle& bun
     cb(bundle);
 }
 
-std::unique_ptr<Coordinator::Watch> WatchHub::watch(const std::string& node_id,
-                                                    std::int64_t since, Callback cb) {
+std::unique_ptr<Coordinator::Watch> WatchHub::watch(const std::string& node_id, std::int64_t since,
+                                                    Callback cb) {
   auto entry = std::make_shared<Entry>();
   entry->cb = std::move(cb);
   entry->since = since;
@@ -74,8 +74,9 @@ std::vector<std::function<void()>> WatchHub::publish(
   for (auto& [node, bundle] : bundles) {
     if (auto it = parked_.find(node); it != parked_.end()) {
       auto& waiting = it->second;
-      auto split = std::stable_partition(waiting.begin(), waiting.end(),
-                                         [&](const auto& e) { return e->since >= bundle.revision; });
+      auto split = std::stable_partition(waiting.begin(), waiting.end(), [&](const auto& e) {
+        return e->since >= bundle.revision;
+      });
       for (auto e = split; e != waiting.end(); ++e) {
         calls.emplace_back([entry = *e, b = bundle] { fire(entry, b); });
       }

@@ -1,0 +1,429 @@
+#include "agent/cache/cache.hpp"
+
+#include "shared/crypto/encoding.hpp"
+#include "shared/envelope/envelope.hpp"
+#include "shared/sqlite/database.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+
+namespace lab::agent::cache {
+namespace {
+
+namespace crypto = shared::crypto;
+namespace sql = shared::sqlite;
+namespace protocol = shared::protocol;
+
+constexpr std::array kMigrations{
+    sql::Migration{1,
+                   "CREATE TABLE identity ("
+                   "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+                   "  node_id TEXT NOT NULL, name TEXT NOT NULL, coordinator_url TEXT NOT NULL,"
+                   "  certificate_pem TEXT NOT NULL, ca_pem TEXT NOT NULL,"
+                   "  bundle_key TEXT NOT NULL, state TEXT NOT NULL,"
+                   "  tls_key BLOB NOT NULL, sealing_key BLOB NOT NULL);"
+                   "CREATE TABLE bundle ("
+                   "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+                   "  revision INTEGER NOT NULL, issued_at INTEGER NOT NULL,"
+                   "  state TEXT NOT NULL, name TEXT NOT NULL, envelope BLOB NOT NULL);"
+                   "CREATE TABLE contact ("
+                   "  id INTEGER PRIMARY KEY CHECK (id = 1), last_contact INTEGER NOT NULL);"
+                   "CREATE TABLE labels (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+                   "CREATE TABLE groups (name TEXT PRIMARY KEY) WITHOUT ROWID;"
+                   "CREATE TABLE secrets (name TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+                   "  sealed BLOB NOT NULL) WITHOUT ROWID;"},
+};
+
+// Associated data of each wrapped row: a row moved to another place does not decrypt.
+std::string aad_tls_key(std::string_view node) {
+  return fmt::format("lab-cache|tls-key|{}", node);
+}
+std::string aad_sealing_key(std::string_view node) {
+  return fmt::format("lab-cache|sealing-key|{}", node);
+}
+std::string aad_envelope(std::string_view node) {
+  return fmt::format("lab-cache|envelope|{}", node);
+}
+std::string aad_secret(std::string_view node, std::string_view name, std::int64_t version) {
+  return fmt::format("lab-cache|secret|{}|{}|{}", node, name, version);
+}
+
+Error storage(const Error& e) {
+  return {CacheError::storage, e.message()};
+}
+
+template <class T>
+Result<T> checked(Result<T> r) {
+  if (!r)
+    return storage(r.error());
+  return r;
+}
+Result<void> checked(Result<void> r) {
+  if (!r)
+    return storage(r.error());
+  return {};
+}
+
+}  // namespace
+
+const boost::system::error_category& cache_category() noexcept {
+  static const ErrorCategory<CacheError> kCategory("lab.cache",
+                                                   [](CacheError e) noexcept -> const char* {
+                                                     switch (e) {
+                                                       case CacheError::storage:
+                                                         return "cache storage failed";
+                                                       case CacheError::not_joined:
+                                                         return "this node has not joined";
+                                                       case CacheError::already_joined:
+                                                         return "this node has already joined";
+                                                       case CacheError::bad_identity:
+                                                         return "stored identity unreadable";
+                                                       case CacheError::bad_signature:
+                                                         return "bundle signature rejected";
+                                                       case CacheError::bad_bundle:
+                                                         return "invalid bundle";
+                                                       case CacheError::wrong_node:
+                                                         return "bundle for another node";
+                                                       case CacheError::not_newer:
+                                                         return "bundle not newer than the cache";
+                                                       case CacheError::no_secret:
+                                                         return "no such secret";
+                                                       case CacheError::secret_unopened:
+                                                         return "secret does not open";
+                                                       case CacheError::bad_row:
+                                                         return "cached row unreadable";
+                                                     }
+                                                     return "cache error";
+                                                   });
+  return kCategory;
+}
+
+Result<crypto::SecretBytes> open_secret(const View& view, const crypto::X25519PrivateKey& key,
+                                        std::string_view name) {
+  const auto it = view.secrets.find(name);
+  if (it == view.secrets.end())
+    return Error(CacheError::no_secret, fmt::format("no secret '{}' is cached", name));
+  const std::string aad = protocol::sealed_secret_aad(view.node_id, name, it->second.version);
+  auto r = crypto::open(key, it->second.sealed, crypto::as_bytes(aad));
+  if (!r) {
+    return Error(CacheError::secret_unopened,
+                 fmt::format("secret '{}' does not open with this node's key", name));
+  }
+  return r;
+}
+
+struct Cache::Impl {
+  std::mutex mutex;
+  sql::Database db;
+  std::shared_ptr<const keystore::DataKey> key;
+  std::optional<Identity> identity;  // decoded once, then kept
+
+  Impl(sql::Database d, std::shared_ptr<const keystore::DataKey> k)
+      : db(std::move(d)), key(std::move(k)) {}
+
+  Result<Identity> load_identity() {
+    if (identity)
+      return *identity;
+    LAB_TRY_ASSIGN(auto st, checked(db.prepare(
+                                "SELECT node_id, name, coordinator_url, certificate_pem, ca_pem, "
+                                "bundle_key, state, tls_key, sealing_key FROM identity")));
+    LAB_TRY_ASSIGN(bool row, checked(st.step()));
+    if (!row)
+      return Error(CacheError::not_joined, "this node has not joined; run 'labd join'");
+    Identity id;
+    id.node_id = st.text(0);
+    id.name = st.text(1);
+    id.coordinator_url = st.text(2);
+    id.certificate_pem = st.text(3);
+    id.ca_pem = st.text(4);
+    id.bundle_key = st.text(5);
+    id.state = st.text(6);
+    auto tls = key->unwrap(st.blob(7), aad_tls_key(id.node_id));
+    auto sealing = key->unwrap(st.blob(8), aad_sealing_key(id.node_id));
+    if (!tls || !sealing) {
+      return Error(CacheError::bad_identity,
+                   "the node keys do not decrypt under the data key (the cache belongs to "
+                   "another data key or is damaged)");
+    }
+    id.tls_key_pem.assign(crypto::as_chars(*tls));
+    id.sealing_key = std::move(*sealing);
+    identity = id;
+    return id;
+  }
+
+  Result<std::int64_t> current_revision() {
+    LAB_TRY_ASSIGN(auto st, checked(db.prepare("SELECT revision FROM bundle")));
+    LAB_TRY_ASSIGN(bool row, checked(st.step()));
+    return row ? st.int64(0) : 0;
+  }
+
+  Result<void> write_contact(std::int64_t now) {
+    LAB_TRY_ASSIGN(auto st,
+                   checked(db.prepare("INSERT INTO contact(id, last_contact) VALUES (1, ?) "
+                                      "ON CONFLICT(id) DO UPDATE SET last_contact = "
+                                      "excluded.last_contact")));
+    LAB_TRY(checked(st.bind(now)));
+    return checked(st.run());
+  }
+};
+
+Cache::Cache(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Cache::~Cache() = default;
+
+Result<std::unique_ptr<Cache>> Cache::open(const std::filesystem::path& path,
+                                           std::shared_ptr<const keystore::DataKey> key) {
+  LAB_TRY_ASSIGN(sql::Database d, checked(sql::Database::open(path)));
+  LAB_TRY(checked(sql::migrate(d, kMigrations)));
+  return std::unique_ptr<Cache>(new Cache(std::make_unique<Impl>(std::move(d), std::move(key))));
+}
+
+const std::filesystem::path& Cache::path() const noexcept {
+  return impl_->db.path();
+}
+
+Result<bool> Cache::joined() {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(auto st, checked(impl_->db.prepare("SELECT count(*) FROM identity")));
+  LAB_TRY(checked(st.step()));
+  return st.int64(0) > 0;
+}
+
+Result<void> Cache::store_identity(const Identity& id, bool replace) {
+  const std::lock_guard lock(impl_->mutex);
+  auto& d = impl_->db;
+  LAB_TRY_ASSIGN(auto tls,
+                 impl_->key->wrap(crypto::as_bytes(id.tls_key_pem), aad_tls_key(id.node_id)));
+  LAB_TRY_ASSIGN(auto sealing, impl_->key->wrap(id.sealing_key, aad_sealing_key(id.node_id)));
+  LAB_TRY_ASSIGN(sql::Transaction tx, checked(sql::Transaction::begin(d)));
+  LAB_TRY_ASSIGN(auto count, checked(d.prepare("SELECT count(*) FROM identity")));
+  LAB_TRY(checked(count.step()));
+  if (count.int64(0) > 0) {
+    if (!replace) {
+      return Error(CacheError::already_joined,
+                   "this node has already joined; 'labd rejoin <join-string>' replaces its "
+                   "identity");
+    }
+    LAB_TRY(
+        checked(d.exec("DELETE FROM identity; DELETE FROM bundle; DELETE FROM contact;"
+                       "DELETE FROM labels; DELETE FROM groups; DELETE FROM secrets;")));
+  }
+  LAB_TRY_ASSIGN(auto st,
+                 checked(d.prepare("INSERT INTO identity(id, node_id, name, coordinator_url, "
+                                   "certificate_pem, ca_pem, bundle_key, state, tls_key, "
+                                   "sealing_key) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+  LAB_TRY(checked(st.bind(id.node_id, id.name, id.coordinator_url, id.certificate_pem, id.ca_pem,
+                          id.bundle_key, id.state, tls, sealing)));
+  LAB_TRY(checked(st.run()));
+  LAB_TRY(checked(tx.commit()));
+  impl_->identity = id;
+  return {};
+}
+
+Result<Identity> Cache::identity() {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->load_identity();
+}
+
+Result<void> Cache::update_certificate(std::string_view certificate_pem, std::string_view key_pem) {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(Identity id, impl_->load_identity());
+  LAB_TRY_ASSIGN(auto tls, impl_->key->wrap(crypto::as_bytes(key_pem), aad_tls_key(id.node_id)));
+  LAB_TRY_ASSIGN(auto st,
+                 checked(impl_->db.prepare(
+                     "UPDATE identity SET certificate_pem = ?, tls_key = ? WHERE id = 1")));
+  LAB_TRY(checked(st.bind(certificate_pem, tls)));
+  LAB_TRY(checked(st.run()));
+  impl_->identity->certificate_pem = certificate_pem;
+  impl_->identity->tls_key_pem = key_pem;
+  return {};
+}
+
+Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t now) {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(Identity id, impl_->load_identity());
+  auto bundle_key_raw = crypto::base64url_decode(id.bundle_key);
+  if (!bundle_key_raw)
+    return Error(CacheError::bad_identity, "the stored bundle key does not decode");
+  LAB_TRY_ASSIGN(auto bundle_key, crypto::Ed25519PublicKey::from_raw(*bundle_key_raw));
+  auto env = shared::envelope::open(envelope, bundle_key, protocol::kBundleKind);
+  if (!env) {
+    return Error(CacheError::bad_signature, "bundle refused: " + env.error().message());
+  }
+  auto parsed = protocol::parse_bundle(crypto::as_chars(env->payload));
+  if (!parsed)
+    return Error(CacheError::bad_bundle, parsed.error().message());
+  protocol::Bundle& b = *parsed;
+  if (b.node_id != id.node_id) {
+    return Error(CacheError::wrong_node,
+                 fmt::format("bundle for node {} refused: this is node {}", b.node_id, id.node_id));
+  }
+  // Decode every sealed box before touching the database: a bad one refuses the bundle whole.
+  std::vector<crypto::Bytes> wrapped_secrets;
+  wrapped_secrets.reserve(b.secrets.size());
+  for (const auto& s : b.secrets) {
+    auto raw = crypto::base64url_decode(s.sealed);
+    if (!raw)
+      return Error(CacheError::bad_bundle, fmt::format("secret '{}' is not base64url", s.name));
+    LAB_TRY_ASSIGN(auto w, impl_->key->wrap(*raw, aad_secret(id.node_id, s.name, s.version)));
+    wrapped_secrets.push_back(std::move(w));
+  }
+  LAB_TRY_ASSIGN(auto wrapped_envelope, impl_->key->wrap(envelope, aad_envelope(id.node_id)));
+
+  auto& d = impl_->db;
+  LAB_TRY_ASSIGN(sql::Transaction tx, checked(sql::Transaction::begin(d)));
+  LAB_TRY_ASSIGN(std::int64_t current, impl_->current_revision());
+  if (b.revision <= current) {
+    return Error(
+        CacheError::not_newer,
+        fmt::format("bundle revision {} is not newer than the cached {}", b.revision, current));
+  }
+  LAB_TRY(checked(d.exec("DELETE FROM labels; DELETE FROM groups; DELETE FROM secrets;")));
+  LAB_TRY_ASSIGN(
+      auto put_bundle,
+      checked(d.prepare("INSERT INTO bundle(id, revision, issued_at, state, name, envelope) "
+                        "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                        "revision = excluded.revision, issued_at = excluded.issued_at, "
+                        "state = excluded.state, name = excluded.name, "
+                        "envelope = excluded.envelope")));
+  LAB_TRY(checked(put_bundle.bind(b.revision, b.issued_at, b.state, b.name, wrapped_envelope)));
+  LAB_TRY(checked(put_bundle.run()));
+  LAB_TRY_ASSIGN(auto put_label,
+                 checked(d.prepare("INSERT INTO labels(key, value) VALUES (?, ?)")));
+  for (const auto& [k, v] : b.labels) {
+    LAB_TRY(checked(put_label.bind(k, v)));
+    LAB_TRY(checked(put_label.run()));
+  }
+  LAB_TRY_ASSIGN(auto put_group,
+                 checked(d.prepare("INSERT OR IGNORE INTO groups(name) VALUES (?)")));
+  for (const auto& g : b.groups) {
+    LAB_TRY(checked(put_group.bind(g)));
+    LAB_TRY(checked(put_group.run()));
+  }
+  LAB_TRY_ASSIGN(auto put_secret,
+                 checked(d.prepare("INSERT OR REPLACE INTO secrets(name, version, sealed) "
+                                   "VALUES (?, ?, ?)")));
+  for (std::size_t i = 0; i < b.secrets.size(); ++i) {
+    LAB_TRY(checked(put_secret.bind(b.secrets[i].name, b.secrets[i].version, wrapped_secrets[i])));
+    LAB_TRY(checked(put_secret.run()));
+  }
+  LAB_TRY(impl_->write_contact(now));
+  LAB_TRY(checked(tx.commit()));
+  return std::move(b);
+}
+
+Result<void> Cache::touch(std::int64_t now) {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->write_contact(now);
+}
+
+Result<std::int64_t> Cache::revision() {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->current_revision();
+}
+
+Result<std::optional<crypto::Bytes>> Cache::envelope() {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(Identity id, impl_->load_identity());
+  LAB_TRY_ASSIGN(auto st, checked(impl_->db.prepare("SELECT envelope FROM bundle")));
+  LAB_TRY_ASSIGN(bool row, checked(st.step()));
+  if (!row)
+    return std::optional<crypto::Bytes>{};
+  auto plain = impl_->key->unwrap(st.blob(0), aad_envelope(id.node_id));
+  if (!plain)
+    return Error(CacheError::bad_row, "the cached envelope does not decrypt");
+  return std::optional<crypto::Bytes>(crypto::Bytes(plain->begin(), plain->end()));
+}
+
+Result<View> Cache::view() {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(Identity id, impl_->load_identity());
+  auto& d = impl_->db;
+  // One read transaction: the rows of one bundle, never half of the next.
+  LAB_TRY(checked(d.exec("BEGIN")));
+  struct Rollback {
+    sql::Database& d;
+    ~Rollback() { (void)d.exec("ROLLBACK"); }
+  } rollback{d};
+  View v;
+  v.node_id = id.node_id;
+  v.name = id.name;
+  v.state = id.state;
+  {
+    LAB_TRY_ASSIGN(auto st,
+                   checked(d.prepare("SELECT revision, issued_at, state, name FROM bundle")));
+    LAB_TRY_ASSIGN(bool row, checked(st.step()));
+    if (row) {
+      v.revision = st.int64(0);
+      v.issued_at = st.int64(1);
+      v.state = st.text(2);
+      v.name = st.text(3);
+    }
+  }
+  {
+    LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT last_contact FROM contact")));
+    LAB_TRY_ASSIGN(bool row, checked(st.step()));
+    if (row)
+      v.last_contact = st.int64(0);
+  }
+  {
+    LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT key, value FROM labels")));
+    for (;;) {
+      LAB_TRY_ASSIGN(bool row, checked(st.step()));
+      if (!row)
+        break;
+      v.labels.emplace(st.text(0), st.text(1));
+    }
+  }
+  {
+    LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT name FROM groups")));
+    for (;;) {
+      LAB_TRY_ASSIGN(bool row, checked(st.step()));
+      if (!row)
+        break;
+      v.groups.push_back(st.text(0));
+    }
+  }
+  {
+    LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT name, version, sealed FROM secrets")));
+    for (;;) {
+      LAB_TRY_ASSIGN(bool row, checked(st.step()));
+      if (!row)
+        break;
+      const std::string name = st.text(0);
+      const std::int64_t version = st.int64(1);
+      auto sealed = impl_->key->unwrap(st.blob(2), aad_secret(id.node_id, name, version));
+      if (!sealed)
+        return Error(CacheError::bad_row, fmt::format("cached secret '{}' does not decrypt", name));
+      v.secrets.emplace(name, CachedSecret{version, crypto::Bytes(sealed->begin(), sealed->end())});
+    }
+  }
+  return v;
+}
+
+Result<void> Cache::verify() {
+  LAB_TRY_ASSIGN(auto env, envelope());
+  LAB_TRY_ASSIGN(View v, view());
+  if (!env) {
+    if (v.revision != 0 || !v.labels.empty() || !v.secrets.empty())
+      return Error(CacheError::bad_row, "bundle rows without an envelope");
+    return {};
+  }
+  LAB_TRY_ASSIGN(Identity id, identity());
+  LAB_TRY_ASSIGN(auto raw_key, crypto::base64url_decode(id.bundle_key));
+  LAB_TRY_ASSIGN(auto bundle_key, crypto::Ed25519PublicKey::from_raw(raw_key));
+  auto opened = shared::envelope::open(*env, bundle_key, protocol::kBundleKind);
+  if (!opened)
+    return Error(CacheError::bad_signature, "cached envelope: " + opened.error().message());
+  LAB_TRY_ASSIGN(auto b, protocol::parse_bundle(crypto::as_chars(opened->payload)));
+  if (b.node_id != id.node_id || b.revision != v.revision || b.labels != v.labels ||
+      b.secrets.size() != v.secrets.size()) {
+    return Error(CacheError::bad_row,
+                 fmt::format("cached rows (revision {}) disagree with the cached envelope "
+                             "(revision {})",
+                             v.revision, b.revision));
+  }
+  return {};
+}
+
+}  // namespace lab::agent::cache

@@ -1,0 +1,451 @@
+#include "agent/keystore/tpm.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include <cstring>
+#include <mutex>
+
+namespace lab::agent::keystore {
+namespace {
+
+constexpr std::uint8_t kBlobVersion = 1;
+constexpr std::uint32_t kMaxPcr = 23;
+
+// The TPM is one device with a handful of slots: one caller at a time in this process.
+std::mutex& tpm_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::string rc_text(TSS2_RC rc) {
+  return fmt::format("0x{:X} {}", rc, Tss2_RC_Decode(rc));
+}
+
+// The response code without the parameter/handle/session number, so 0x1DF (integrity on
+// parameter 1) compares equal to TPM2_RC_INTEGRITY.
+TSS2_RC base_rc(TSS2_RC rc) {
+  if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER)
+    return rc;
+  if ((rc & TPM2_RC_FMT1) != 0)
+    return rc & (TPM2_RC_FMT1 | 0x3FU);
+  return rc;
+}
+
+Error tpm_error(KeystoreError code, std::string_view what, TSS2_RC rc) {
+  return {code, fmt::format("{}: {}", what, rc_text(rc))};
+}
+
+// Owns the TCTI and ESYS contexts of one call.
+class Context {
+ public:
+  Context() = default;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context() {
+    if (esys_ != nullptr)
+      Esys_Finalize(&esys_);
+    if (tcti_ != nullptr)
+      Tss2_TctiLdr_Finalize(&tcti_);
+  }
+
+  Result<void> open(std::string_view conf) {
+    if (conf.empty()) {
+      return Error(KeystoreError::bad_tcti,
+                   "the TPM TCTI is empty; name the device explicitly (device:/dev/tpmrm0)");
+    }
+    const std::string c(conf);
+    if (TSS2_RC rc = Tss2_TctiLdr_Initialize(c.c_str(), &tcti_); rc != TSS2_RC_SUCCESS) {
+      tcti_ = nullptr;
+      return Error(KeystoreError::no_tpm,
+                   fmt::format("no TPM reachable through TCTI '{}' ({})", conf, rc_text(rc)));
+    }
+    if (TSS2_RC rc = Esys_Initialize(&esys_, tcti_, nullptr); rc != TSS2_RC_SUCCESS) {
+      esys_ = nullptr;
+      return tpm_error(KeystoreError::tpm_startup, "Esys_Initialize", rc);
+    }
+    // 0x100 (TPM2_RC_INITIALIZE): already started, by firmware or by the resource manager.
+    if (TSS2_RC rc = Esys_Startup(esys_, TPM2_SU_CLEAR);
+        rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
+      return tpm_error(KeystoreError::tpm_startup, "TPM2_Startup", rc);
+    }
+    return {};
+  }
+
+  [[nodiscard]] ESYS_CONTEXT* esys() const noexcept { return esys_; }
+
+ private:
+  TSS2_TCTI_CONTEXT* tcti_ = nullptr;
+  ESYS_CONTEXT* esys_ = nullptr;
+};
+
+// Flushes a transient object or session when the scope ends, whatever path leaves it.
+class Handle {
+ public:
+  explicit Handle(ESYS_CONTEXT* ctx) noexcept : ctx_(ctx) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() {
+    if (tr_ != ESYS_TR_NONE)
+      Esys_FlushContext(ctx_, tr_);
+  }
+  ESYS_TR* out() noexcept { return &tr_; }
+  [[nodiscard]] ESYS_TR get() const noexcept { return tr_; }
+
+ private:
+  ESYS_CONTEXT* ctx_;
+  ESYS_TR tr_ = ESYS_TR_NONE;
+};
+
+// Esys_Free on scope exit for ESAPI's out-parameters.
+template <class T>
+struct Freed {
+  T* p = nullptr;
+  Freed() = default;
+  Freed(const Freed&) = delete;
+  Freed& operator=(const Freed&) = delete;
+  ~Freed() { Esys_Free(p); }
+};
+
+TPML_PCR_SELECTION pcr_selection(const std::vector<std::uint32_t>& pcrs) {
+  TPML_PCR_SELECTION sel{};
+  sel.count = 1;
+  sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+  sel.pcrSelections[0].sizeofSelect = 3;
+  for (std::uint32_t pcr : pcrs)
+    sel.pcrSelections[0].pcrSelect[pcr / 8] |= static_cast<std::uint8_t>(1U << (pcr % 8));
+  return sel;
+}
+
+Result<void> check_pcrs(const std::vector<std::uint32_t>& pcrs) {
+  for (std::uint32_t pcr : pcrs) {
+    if (pcr > kMaxPcr)
+      return Error(KeystoreError::bad_pcr, fmt::format("PCR {} is outside 0..23", pcr));
+  }
+  return {};
+}
+
+// The storage primary: ECC P-256 (fast on every TPM), deterministic for a given TPM and
+// template, so nothing needs to be persisted in the TPM.
+Result<void> create_primary(ESYS_CONTEXT* ctx, Handle& primary) {
+  TPM2B_SENSITIVE_CREATE in_sensitive{};
+  TPM2B_PUBLIC in_public{};
+  TPMT_PUBLIC& area = in_public.publicArea;
+  area.type = TPM2_ALG_ECC;
+  area.nameAlg = TPM2_ALG_SHA256;
+  area.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
+                          TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+                          TPMA_OBJECT_USERWITHAUTH;
+  TPMS_ECC_PARMS& ecc = area.parameters.eccDetail;
+  ecc.symmetric.algorithm = TPM2_ALG_AES;
+  ecc.symmetric.keyBits.aes = 128;
+  ecc.symmetric.mode.aes = TPM2_ALG_CFB;
+  ecc.scheme.scheme = TPM2_ALG_NULL;
+  ecc.curveID = TPM2_ECC_NIST_P256;
+  ecc.kdf.scheme = TPM2_ALG_NULL;
+  TPM2B_DATA outside{};
+  TPML_PCR_SELECTION creation_pcr{};
+  Freed<TPM2B_PUBLIC> out_public;
+  Freed<TPM2B_CREATION_DATA> creation_data;
+  Freed<TPM2B_DIGEST> creation_hash;
+  Freed<TPMT_TK_CREATION> creation_ticket;
+  TSS2_RC rc =
+      Esys_CreatePrimary(ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                         &in_sensitive, &in_public, &outside, &creation_pcr, primary.out(),
+                         &out_public.p, &creation_data.p, &creation_hash.p, &creation_ticket.p);
+  if (rc != TSS2_RC_SUCCESS)
+    return tpm_error(KeystoreError::create_primary, "create storage primary key", rc);
+  return {};
+}
+
+// An HMAC or policy session salted with the primary key and AES-128-CFB parameter encryption.
+Result<void> start_salted_session(ESYS_CONTEXT* ctx, ESYS_TR tpm_key, TPM2_SE type,
+                                  Handle& session) {
+  TPMT_SYM_DEF symmetric{};
+  symmetric.algorithm = TPM2_ALG_AES;
+  symmetric.keyBits.aes = 128;
+  symmetric.mode.aes = TPM2_ALG_CFB;
+  TSS2_RC rc =
+      Esys_StartAuthSession(ctx, tpm_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                            nullptr, type, &symmetric, TPM2_ALG_SHA256, session.out());
+  if (rc != TSS2_RC_SUCCESS)
+    return tpm_error(KeystoreError::session, "start salted session", rc);
+  return {};
+}
+
+Result<TPM2B_DIGEST> policy_digest(ESYS_CONTEXT* ctx, const std::vector<std::uint32_t>& pcrs) {
+  Handle trial(ctx);
+  TPMT_SYM_DEF symmetric{};
+  symmetric.algorithm = TPM2_ALG_NULL;
+  TSS2_RC rc = Esys_StartAuthSession(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                     ESYS_TR_NONE, nullptr, TPM2_SE_TRIAL, &symmetric,
+                                     TPM2_ALG_SHA256, trial.out());
+  if (rc != TSS2_RC_SUCCESS)
+    return tpm_error(KeystoreError::policy, "start trial session", rc);
+  const TPML_PCR_SELECTION sel = pcr_selection(pcrs);
+  TPM2B_DIGEST current{};  // empty: the TPM uses the PCRs' current values
+  rc = Esys_PolicyPCR(ctx, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current, &sel);
+  if (rc != TSS2_RC_SUCCESS)
+    return tpm_error(KeystoreError::policy, "PolicyPCR (trial)", rc);
+  Freed<TPM2B_DIGEST> digest;
+  rc = Esys_PolicyGetDigest(ctx, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &digest.p);
+  if (rc != TSS2_RC_SUCCESS)
+    return tpm_error(KeystoreError::policy, "PolicyGetDigest", rc);
+  return *digest.p;
+}
+
+template <class T>
+Result<shared::crypto::Bytes> marshal(const T& value,
+                                      TSS2_RC (*fn)(const T*, std::uint8_t*, size_t, size_t*)) {
+  shared::crypto::Bytes out(sizeof(T));
+  size_t offset = 0;
+  if (TSS2_RC rc = fn(&value, out.data(), out.size(), &offset); rc != TSS2_RC_SUCCESS)
+    return tpm_error(KeystoreError::marshal, "marshal sealed object", rc);
+  out.resize(offset);
+  return out;
+}
+
+}  // namespace
+
+const boost::system::error_category& keystore_category() noexcept {
+  static const ErrorCategory<KeystoreError> kCategory(
+      "lab.keystore", [](KeystoreError e) noexcept -> const char* {
+        switch (e) {
+          case KeystoreError::no_tpm:
+            return "no TPM";
+          case KeystoreError::bad_tcti:
+            return "invalid TCTI";
+          case KeystoreError::tpm_startup:
+            return "TPM start-up failed";
+          case KeystoreError::create_primary:
+            return "TPM primary key creation failed";
+          case KeystoreError::policy:
+            return "TPM PCR policy creation failed";
+          case KeystoreError::seal_failed:
+            return "TPM seal failed";
+          case KeystoreError::marshal:
+            return "TPM object (un)marshalling failed";
+          case KeystoreError::load_failed:
+            return "TPM load failed";
+          case KeystoreError::session:
+            return "TPM session failed";
+          case KeystoreError::unseal_failed:
+            return "TPM unseal failed";
+          case KeystoreError::other_tpm:
+            return "sealed by another TPM";
+          case KeystoreError::pcr_policy_failed:
+            return "PCR policy failed";
+          case KeystoreError::bad_blob:
+            return "sealed key file damaged";
+          case KeystoreError::bad_pcr:
+            return "invalid PCR index";
+          case KeystoreError::key_file:
+            return "data key file unusable";
+          case KeystoreError::mode_mismatch:
+            return "key protection mode mismatch";
+          case KeystoreError::io:
+            return "key file I/O failed";
+          case KeystoreError::wrap_failed:
+            return "encryption under the data key failed";
+          case KeystoreError::unwrap_failed:
+            return "decryption under the data key failed";
+        }
+        return "keystore error";
+      });
+  return kCategory;
+}
+
+std::string describe_pcrs(const std::vector<std::uint32_t>& pcrs) {
+  return fmt::format("PCR{} {}", pcrs.size() == 1 ? "" : "s", fmt::join(pcrs, ", "));
+}
+
+shared::crypto::Bytes serialize(const SealedBlob& blob) {
+  shared::crypto::Bytes out{'L', 'A',          'B',
+                            'K', kBlobVersion, static_cast<std::uint8_t>(blob.pcrs.size())};
+  for (std::uint32_t pcr : blob.pcrs)
+    out.push_back(static_cast<std::uint8_t>(pcr));
+  for (const auto* part : {&blob.public_area, &blob.private_area}) {
+    out.push_back(static_cast<std::uint8_t>(part->size() >> 8));
+    out.push_back(static_cast<std::uint8_t>(part->size() & 0xFF));
+    out.insert(out.end(), part->begin(), part->end());
+  }
+  return out;
+}
+
+Result<SealedBlob> parse_blob(shared::crypto::ByteView in) {
+  auto bad = [](std::string_view why) {
+    return Error(KeystoreError::bad_blob, fmt::format("sealed data key: {}", why));
+  };
+  if (in.size() < 6 || std::memcmp(in.data(), "LABK", 4) != 0)
+    return bad("not a sealed key file");
+  if (in[4] != kBlobVersion)
+    return bad(fmt::format("unsupported version {}", in[4]));
+  SealedBlob blob;
+  std::size_t pos = 6;
+  const std::size_t count = in[5];
+  if (in.size() < pos + count)
+    return bad("truncated");
+  for (std::size_t i = 0; i < count; ++i) {
+    if (in[pos] > kMaxPcr)
+      return bad("PCR index out of range");
+    blob.pcrs.push_back(in[pos++]);
+  }
+  for (auto* part : {&blob.public_area, &blob.private_area}) {
+    if (in.size() < pos + 2)
+      return bad("truncated");
+    const std::size_t len = (std::size_t{in[pos]} << 8) | in[pos + 1];
+    pos += 2;
+    if (in.size() < pos + len)
+      return bad("truncated");
+    part->assign(in.begin() + static_cast<std::ptrdiff_t>(pos),
+                 in.begin() + static_cast<std::ptrdiff_t>(pos + len));
+    pos += len;
+  }
+  if (pos != in.size())
+    return bad("trailing bytes");
+  return blob;
+}
+
+Result<SealedBlob> tpm_seal(std::string_view tcti, shared::crypto::ByteView secret,
+                            const std::vector<std::uint32_t>& pcrs) {
+  LAB_TRY(check_pcrs(pcrs));
+  if (secret.empty() || secret.size() > TPM2_MAX_SYM_DATA) {
+    return Error(KeystoreError::seal_failed,
+                 fmt::format("a sealed secret holds 1..{} bytes", TPM2_MAX_SYM_DATA));
+  }
+  const std::lock_guard lock(tpm_mutex());
+  Context ctx;
+  LAB_TRY(ctx.open(tcti));
+  ESYS_CONTEXT* esys = ctx.esys();
+  Handle primary(esys);
+  LAB_TRY(create_primary(esys, primary));
+
+  TPM2B_PUBLIC in_public{};
+  TPMT_PUBLIC& area = in_public.publicArea;
+  area.type = TPM2_ALG_KEYEDHASH;
+  area.nameAlg = TPM2_ALG_SHA256;
+  area.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT;
+  area.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
+  if (pcrs.empty()) {
+    area.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
+  } else {
+    // Without USERWITHAUTH the (empty) password cannot bypass the policy.
+    LAB_TRY_ASSIGN(area.authPolicy, policy_digest(esys, pcrs));
+  }
+  TPM2B_SENSITIVE_CREATE in_sensitive{};
+  in_sensitive.sensitive.data.size = static_cast<UINT16>(secret.size());
+  std::memcpy(in_sensitive.sensitive.data.buffer, secret.data(), secret.size());
+
+  // The secret travels to the TPM encrypted: a salted session with DECRYPT encrypts the first
+  // command parameter (inSensitive).
+  Handle session(esys);
+  auto wipe = [&] { shared::crypto::cleanse(&in_sensitive, sizeof in_sensitive); };
+  if (auto r = start_salted_session(esys, primary.get(), TPM2_SE_HMAC, session); !r) {
+    wipe();
+    return r.error();
+  }
+  Esys_TRSess_SetAttributes(esys, session.get(),
+                            TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION, 0xFF);
+  TPM2B_DATA outside{};
+  TPML_PCR_SELECTION creation_pcr{};
+  Freed<TPM2B_PRIVATE> out_private;
+  Freed<TPM2B_PUBLIC> out_public;
+  Freed<TPM2B_CREATION_DATA> creation_data;
+  Freed<TPM2B_DIGEST> creation_hash;
+  Freed<TPMT_TK_CREATION> creation_ticket;
+  TSS2_RC rc = Esys_Create(esys, primary.get(), ESYS_TR_PASSWORD, session.get(), ESYS_TR_NONE,
+                           &in_sensitive, &in_public, &outside, &creation_pcr, &out_private.p,
+                           &out_public.p, &creation_data.p, &creation_hash.p, &creation_ticket.p);
+  wipe();
+  if (rc != TSS2_RC_SUCCESS)
+    return tpm_error(KeystoreError::seal_failed, "create sealed object", rc);
+  SealedBlob blob;
+  blob.pcrs = pcrs;
+  LAB_TRY_ASSIGN(blob.public_area, marshal(*out_public.p, &Tss2_MU_TPM2B_PUBLIC_Marshal));
+  LAB_TRY_ASSIGN(blob.private_area, marshal(*out_private.p, &Tss2_MU_TPM2B_PRIVATE_Marshal));
+  return blob;
+}
+
+Result<shared::crypto::SecretBytes> tpm_unseal(std::string_view tcti, const SealedBlob& blob) {
+  LAB_TRY(check_pcrs(blob.pcrs));
+  TPM2B_PUBLIC in_public{};
+  TPM2B_PRIVATE in_private{};
+  size_t offset = 0;
+  if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(blob.public_area.data(), blob.public_area.size(), &offset,
+                                     &in_public) != TSS2_RC_SUCCESS ||
+      offset != blob.public_area.size()) {
+    return Error(KeystoreError::bad_blob, "sealed data key: public area does not unmarshal");
+  }
+  offset = 0;
+  if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(blob.private_area.data(), blob.private_area.size(), &offset,
+                                      &in_private) != TSS2_RC_SUCCESS ||
+      offset != blob.private_area.size()) {
+    return Error(KeystoreError::bad_blob, "sealed data key: private area does not unmarshal");
+  }
+
+  const std::lock_guard lock(tpm_mutex());
+  Context ctx;
+  LAB_TRY(ctx.open(tcti));
+  ESYS_CONTEXT* esys = ctx.esys();
+  Handle primary(esys);
+  LAB_TRY(create_primary(esys, primary));
+
+  Handle object(esys);
+  TSS2_RC rc = Esys_Load(esys, primary.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                         &in_private, &in_public, object.out());
+  if (rc != TSS2_RC_SUCCESS) {
+    if (base_rc(rc) == TPM2_RC_INTEGRITY) {
+      return Error(KeystoreError::other_tpm,
+                   fmt::format("the data key was sealed by another TPM (or this TPM was "
+                               "cleared): {}",
+                               rc_text(rc)));
+    }
+    return tpm_error(KeystoreError::load_failed, "load sealed object", rc);
+  }
+
+  const bool policy = !blob.pcrs.empty();
+  Handle session(esys);
+  LAB_TRY(
+      start_salted_session(esys, primary.get(), policy ? TPM2_SE_POLICY : TPM2_SE_HMAC, session));
+  // ENCRYPT: the response (the data key) is encrypted under the salted session key.
+  Esys_TRSess_SetAttributes(esys, session.get(),
+                            TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION, 0xFF);
+  if (policy) {
+    const TPML_PCR_SELECTION sel = pcr_selection(blob.pcrs);
+    TPM2B_DIGEST current{};
+    rc = Esys_PolicyPCR(esys, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current,
+                        &sel);
+    if (rc != TSS2_RC_SUCCESS)
+      return tpm_error(KeystoreError::policy, "PolicyPCR", rc);
+  }
+  Freed<TPM2B_SENSITIVE_DATA> out;
+  rc = Esys_Unseal(esys, object.get(), session.get(), ESYS_TR_NONE, ESYS_TR_NONE, &out.p);
+  if (rc != TSS2_RC_SUCCESS) {
+    if (base_rc(rc) == TPM2_RC_POLICY_FAIL) {
+      return Error(KeystoreError::pcr_policy_failed,
+                   fmt::format("PCR policy failed ({}): the measured boot state changed since "
+                               "the data key was sealed ({})",
+                               describe_pcrs(blob.pcrs), rc_text(rc)));
+    }
+    if (base_rc(rc) == TPM2_RC_INTEGRITY) {
+      return Error(KeystoreError::other_tpm,
+                   fmt::format("the data key was sealed by another TPM: {}", rc_text(rc)));
+    }
+    return tpm_error(KeystoreError::unseal_failed, "unseal", rc);
+  }
+  shared::crypto::SecretBytes secret(out.p->buffer, out.p->buffer + out.p->size);
+  shared::crypto::cleanse(out.p->buffer, out.p->size);
+  return secret;
+}
+
+bool tpm_available(std::string_view tcti) {
+  const std::lock_guard lock(tpm_mutex());
+  Context ctx;
+  return static_cast<bool>(ctx.open(tcti));
+}
+
+}  // namespace lab::agent::keystore

@@ -1,0 +1,86 @@
+#pragma once
+// The local API's decisions: which caller may read what, and the answers, from the node's
+// in-memory view of its cache. No sockets here; server.hpp puts this behind a unix socket.
+//
+//   GET /v1/labels          → {"revision","staleness_seconds","labels":{…}}   (anyone)
+//   GET /v1/secrets/NAME    → the raw value (root, or a uid/gid granted for NAME)
+//   GET /v1/status          → node id, revision, staleness, key protection, reachability
+
+#include "agent/cache/cache.hpp"
+#include "shared/crypto/keys.hpp"
+#include "shared/http/message/message.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lab::agent::localapi {
+
+/// `[[secret_access]] name = "db-password", uids = [1000], gids = [33]`: besides root, who may
+/// read a secret. Anyone else gets labels and status only.
+struct SecretAccess {
+  std::string name;
+  std::vector<uid_t> uids;
+  std::vector<gid_t> gids;
+};
+
+/// The primary gid from SO_PEERCRED is checked; supplementary groups are not, because the
+/// kernel does not report them with the socket credentials.
+bool may_read_secret(const std::vector<SecretAccess>& rules,
+                     const shared::http::Peer::Credentials& who, std::string_view name);
+
+/// What the API serves; replaced whole after each applied bundle, read lock-free by handlers.
+class State {
+ public:
+  State(std::shared_ptr<const cache::View> view, shared::crypto::X25519PrivateKey key,
+        std::string key_protection);
+
+  [[nodiscard]] std::shared_ptr<const cache::View> view() const;
+  void set_view(std::shared_ptr<const cache::View> view);
+  /// Records a coordinator answer (any status) or a failure to reach it.
+  void set_reachable(bool reachable, std::int64_t now);
+  void set_last_contact(std::int64_t now);
+
+  [[nodiscard]] bool reachable() const noexcept { return reachable_.load(); }
+  [[nodiscard]] const shared::crypto::X25519PrivateKey& sealing_key() const noexcept {
+    return key_;
+  }
+  [[nodiscard]] const std::string& key_protection() const noexcept { return key_protection_; }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const cache::View> view_;
+  shared::crypto::X25519PrivateKey key_;
+  std::string key_protection_;
+  std::atomic<bool> reachable_{false};
+};
+
+/// Seconds since the last coordinator contact; nullopt when there has been none.
+std::optional<std::int64_t> staleness(const cache::View& view, std::int64_t now);
+
+/// Answers one local request. `now` gives unix seconds (injected for tests).
+class Api {
+ public:
+  Api(std::shared_ptr<State> state, std::vector<SecretAccess> rules,
+      std::function<std::int64_t()> now);
+
+  [[nodiscard]] shared::http::Response handle(const shared::http::Request& request) const;
+
+ private:
+  [[nodiscard]] shared::http::Response labels() const;
+  [[nodiscard]] shared::http::Response status() const;
+  [[nodiscard]] shared::http::Response secret(const shared::http::Request& request,
+                                              std::string_view name) const;
+
+  std::shared_ptr<State> state_;
+  std::vector<SecretAccess> rules_;
+  std::function<std::int64_t()> now_;
+};
+
+}  // namespace lab::agent::localapi

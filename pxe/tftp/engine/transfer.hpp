@@ -1,0 +1,121 @@
+#pragma once
+
+#include "pxe/tftp/engine/file_source.hpp"
+#include "pxe/tftp/wire/packet.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace lab::pxe::tftp::engine {
+
+/// Why a transfer ended without the client acknowledging the last block.
+enum class EngineError {
+  client_error = 1,  // the client sent an ERROR (detail carries its code and message)
+  timed_out,         // no answer after every retransmission
+  read_failed,       // the file source failed
+  illegal_packet,    // the client sent a packet that has no place in a read transfer
+};
+const boost::system::error_category& engine_category() noexcept;
+inline boost::system::error_code make_error_code(EngineError e) noexcept {
+  return {static_cast<int>(e), engine_category()};
+}
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+/// Server-side limits applied to what a client asks for.
+struct Settings {
+  /// Largest block size granted; 1468 keeps a DATA packet inside a 1500-byte Ethernet MTU.
+  std::size_t max_blksize = 1468;
+  std::uint16_t max_windowsize = 64;
+  /// Retransmission timeout when the client does not ask for one (RFC 2349 `timeout`).
+  std::chrono::milliseconds timeout{1000};
+  /// Retransmissions of one window (or the OACK) before giving up.
+  unsigned max_retries = 5;
+};
+
+/// What was agreed with the client, and which options go into the OACK.
+struct Negotiation {
+  std::size_t blksize = 512;
+  std::uint16_t windowsize = 1;
+  std::chrono::milliseconds timeout{1000};
+  std::vector<wire::Option> oack;  // empty: no OACK, DATA block 1 answers the request
+};
+
+/// Applies RFC 2347/2348/2349/7440 to the request's options: blksize 8..65464 clamped to
+/// `max_blksize`, windowsize ≥1 clamped to `max_windowsize`, timeout 1..255 s, tsize answered
+/// with `file_size`. Values outside those ranges leave the option out of the OACK (the client
+/// then uses the default), as RFC 2347 allows. Unknown options are ignored.
+Negotiation negotiate(const wire::Request& request, std::uint64_t file_size,
+                      const Settings& settings);
+
+/// One read transfer (RRQ) seen from the server: a state machine fed with datagrams from the
+/// client's TID and with timeouts. Time is passed in, never read, so tests drive it with a fake
+/// clock. After each call, `outgoing()` holds the datagrams to send, in order; they stay valid
+/// until the next call. Not thread-safe: one transfer is driven from one strand.
+class Transfer {
+ public:
+  Transfer(const wire::Request& request, std::unique_ptr<FileSource> file,
+           const Settings& settings);
+
+  /// Sends the OACK, or the first window of DATA when no option was acknowledged.
+  void start(TimePoint now);
+  /// Handles one datagram from the client. Malformed datagrams are ignored.
+  void on_datagram(std::span<const std::uint8_t> bytes, TimePoint now);
+  /// Retransmits when `now` has reached `deadline()`, or gives up after max_retries.
+  void on_timer(TimePoint now);
+
+  /// Datagrams to send now.
+  [[nodiscard]] std::span<const std::span<const std::uint8_t>> outgoing() const noexcept {
+    return outgoing_;
+  }
+  /// When on_timer must be called next.
+  [[nodiscard]] TimePoint deadline() const noexcept { return deadline_; }
+  [[nodiscard]] bool finished() const noexcept { return state_ == State::done || failed(); }
+  [[nodiscard]] bool succeeded() const noexcept { return state_ == State::done; }
+  [[nodiscard]] bool failed() const noexcept { return state_ == State::failed; }
+  /// Why the transfer failed; meaningful only when failed().
+  [[nodiscard]] const Error& error() const noexcept { return error_; }
+
+  [[nodiscard]] const Negotiation& negotiation() const noexcept { return negotiation_; }
+  [[nodiscard]] std::uint64_t file_size() const noexcept { return size_; }
+  /// Bytes the client has acknowledged.
+  [[nodiscard]] std::uint64_t bytes_acked() const noexcept;
+  /// DATA or OACK datagrams sent again after a timeout or a go-back.
+  [[nodiscard]] std::uint64_t retransmissions() const noexcept { return retransmissions_; }
+
+ private:
+  enum class State { idle, oack_sent, sending, done, failed };
+  void send_window(TimePoint now);
+  void send_control(const wire::Packet& p);
+  void fail(EngineError e, std::string detail, std::optional<wire::ErrorPacket> tell);
+  void on_ack(std::uint16_t block, TimePoint now);
+  void clear_outgoing();
+
+  std::unique_ptr<FileSource> file_;
+  Settings settings_;
+  Negotiation negotiation_;
+  std::uint64_t size_ = 0;
+  std::uint64_t total_blocks_ = 0;  // including the final short (maybe empty) block
+  State state_ = State::idle;
+  std::uint64_t acked_ = 0;       // highest block acknowledged
+  std::uint64_t sent_max_ = 0;    // highest block sent
+  std::uint64_t rewound_at_ = 0;  // acked_ value a duplicate ACK already rewound for
+  bool rewound_ = false;
+  unsigned retries_ = 0;
+  std::uint64_t retransmissions_ = 0;
+  TimePoint deadline_{};
+  Error error_;
+  std::vector<std::uint8_t> data_buf_;  // one window of DATA datagrams
+  std::vector<std::uint8_t> control_buf_;
+  std::vector<std::span<const std::uint8_t>> outgoing_;
+};
+
+}  // namespace lab::pxe::tftp::engine
+
+template <>
+struct boost::system::is_error_code_enum<lab::pxe::tftp::engine::EngineError> : std::true_type {};

@@ -1,0 +1,420 @@
+#include "pxe/tftp/server/server.hpp"
+
+#include "pxe/tftp/server/file_cache.hpp"
+#include "pxe/tftp/server/root.hpp"
+#include "shared/log/log.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <sys/socket.h>
+
+#include <array>
+#include <mutex>
+#include <optional>
+#include <set>
+
+namespace lab::pxe::tftp::server {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using Strand = asio::strand<asio::io_context::executor_type>;
+
+const char* message_of(ServerError e) noexcept {
+  switch (e) {
+    case ServerError::bad_listen_address:
+      return "listen address is not an IP address";
+    case ServerError::bind_failed:
+      return "cannot bind the TFTP port";
+  }
+  return "unknown server error";
+}
+
+constexpr std::size_t kRequestBuffer = 4096;
+// Clients send ACKs (4 bytes) and ERRORs; a longer datagram is truncated and ignored as corrupt.
+constexpr std::size_t kTransferBuffer = 1024;
+
+std::string endpoint_key(const udp::endpoint& e) {
+  return e.address().to_string() + "#" + std::to_string(e.port());
+}
+
+// The TFTP error packet that answers a failure to open a requested file.
+wire::ErrorPacket answer_for(const Error& e) {
+  using wire::ErrorCode;
+  if (e == RootError::not_found)
+    return {static_cast<std::uint16_t>(ErrorCode::file_not_found), "file not found"};
+  if (e == RootError::traversal || e == RootError::escapes_root || e == RootError::permission ||
+      e == RootError::not_regular) {
+    return {static_cast<std::uint16_t>(ErrorCode::access_violation), "access violation"};
+  }
+  return {static_cast<std::uint16_t>(ErrorCode::not_defined), "cannot read file"};
+}
+
+long long ms_since(engine::TimePoint start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(engine::Clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+const boost::system::error_category& server_category() noexcept {
+  static const ErrorCategory<ServerError> kCategory("lab.tftp.server", &message_of);
+  return kCategory;
+}
+
+class Session;
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(asio::io_context& io_, ServerConfig config_, events::Sink& events_)
+      : io(io_),
+        config(std::move(config_)),
+        events(events_),
+        cache(config.cache_max_file, config.cache_max_total),
+        strand(asio::make_strand(io)),
+        listener(strand) {}
+
+  void receive();
+  void handle_request(std::size_t n, const udp::endpoint& client);
+  void refuse(const udp::endpoint& client, const std::string& file, const wire::ErrorPacket& answer,
+              const std::string& why);
+  void release(const std::string& key);
+  void record(events::Kind kind, const udp::endpoint& client,
+              std::vector<std::pair<std::string, std::string>> detail) {
+    events.record({.at = std::chrono::system_clock::now(),
+                   .kind = kind,
+                   .mac = {},
+                   .ip = client.address().to_string(),
+                   .detail = std::move(detail)});
+  }
+
+  asio::io_context& io;
+  ServerConfig config;
+  events::Sink& events;
+  std::optional<Root> root;
+  FileCache cache;
+  Strand strand;  // the listening socket's
+  udp::socket listener;
+  udp::endpoint bound;
+  std::array<std::uint8_t, kRequestBuffer> rx{};
+  udp::endpoint from;
+  shared::log::Logger log{"tftp"};
+
+  mutable std::mutex mutex;       // guards what follows
+  std::set<std::string> clients;  // endpoints with a transfer running
+  bool stopping = false;
+  std::function<void()> stopped;
+};
+
+// One transfer: its own socket (the server's TID), strand and timer.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<Server::Impl> owner, udp::socket socket, udp::endpoint client,
+          std::string file, engine::Transfer transfer, const Strand& strand)
+      : owner_(std::move(owner)),
+        socket_(std::move(socket)),
+        timer_(strand),
+        client_(std::move(client)),
+        key_(endpoint_key(client_)),
+        file_(std::move(file)),
+        transfer_(std::move(transfer)),
+        started_(engine::Clock::now()) {}
+
+  void run() {
+    auto self = shared_from_this();
+    asio::post(timer_.get_executor(), [self] {
+      const auto& n = self->transfer_.negotiation();
+      self->owner_->record(events::Kind::tftp_start, self->client_,
+                           {{"file", self->file_},
+                            {"size", std::to_string(self->transfer_.file_size())},
+                            {"blksize", std::to_string(n.blksize)},
+                            {"windowsize", std::to_string(n.windowsize)}});
+      self->transfer_.start(engine::Clock::now());
+      self->after_step();
+      if (!self->done_)
+        self->receive();
+    });
+  }
+
+ private:
+  void flush() {
+    for (const auto& d : transfer_.outgoing()) {
+      boost::system::error_code ec;
+      // A full send buffer or an ICMP error counts as a lost datagram: the window is sent again.
+      socket_.send(asio::buffer(d.data(), d.size()), 0, ec);
+    }
+  }
+
+  void after_step() {
+    flush();
+    if (transfer_.finished()) {
+      finish();
+      return;
+    }
+    if (!timer_armed_) {
+      timer_armed_ = true;
+      timer_.expires_at(transfer_.deadline());
+      timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        self->timer_armed_ = false;
+        if (ec || self->done_)
+          return;
+        // The deadline moves forward with every acknowledged window; the timer is set once
+        // and followed up here instead of being re-armed per datagram.
+        self->transfer_.on_timer(engine::Clock::now());
+        self->after_step();
+      });
+    }
+  }
+
+  void receive() {
+    socket_.async_receive(
+        asio::buffer(rx_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          if (self->done_)
+            return;
+          if (ec == asio::error::operation_aborted)
+            return;
+          if (!ec) {
+            self->transfer_.on_datagram({self->rx_.data(), n}, engine::Clock::now());
+            self->after_step();
+            if (self->done_)
+              return;
+          }
+          // Other errors (ICMP port unreachable reported on the connected socket) are transient
+          // or end with the retransmission limit.
+          self->receive();
+        });
+  }
+
+  void finish() {
+    done_ = true;
+    timer_.cancel();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    const auto& n = transfer_.negotiation();
+    const auto ms = ms_since(started_);
+    if (transfer_.succeeded()) {
+      owner_->record(events::Kind::tftp_done, client_,
+                     {{"file", file_},
+                      {"bytes", std::to_string(transfer_.bytes_acked())},
+                      {"blksize", std::to_string(n.blksize)},
+                      {"windowsize", std::to_string(n.windowsize)},
+                      {"ms", std::to_string(ms)}});
+      if (owner_->log.enabled(shared::log::Level::debug)) {
+        owner_->log.debug("transfer done", {{"ip", client_.address().to_string()},
+                                            {"file", file_},
+                                            {"bytes", transfer_.bytes_acked()},
+                                            {"blksize", n.blksize},
+                                            {"windowsize", n.windowsize},
+                                            {"retransmissions", transfer_.retransmissions()},
+                                            {"ms", ms}});
+      }
+    } else {
+      const Error& e = transfer_.error();
+      owner_->record(events::Kind::tftp_error, client_,
+                     {{"file", file_},
+                      {"error", e.message()},
+                      {"bytes", std::to_string(transfer_.bytes_acked())},
+                      {"blksize", std::to_string(n.blksize)},
+                      {"windowsize", std::to_string(n.windowsize)},
+                      {"ms", std::to_string(ms)}});
+      owner_->log.info("transfer failed", {{"ip", client_.address().to_string()},
+                                           {"file", file_},
+                                           {"error", e.message()},
+                                           {"bytes", transfer_.bytes_acked()}});
+    }
+    owner_->release(key_);
+  }
+
+  std::shared_ptr<Server::Impl> owner_;
+  udp::socket socket_;
+  asio::steady_timer timer_;
+  udp::endpoint client_;
+  std::string key_;
+  std::string file_;
+  engine::Transfer transfer_;
+  engine::TimePoint started_;
+  std::array<std::uint8_t, kTransferBuffer> rx_{};
+  bool timer_armed_ = false;
+  bool done_ = false;
+};
+
+void Server::Impl::receive() {
+  listener.async_receive_from(
+      asio::buffer(rx), from,
+      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+        if (ec == asio::error::operation_aborted || !self->listener.is_open())
+          return;
+        if (!ec)
+          self->handle_request(n, self->from);
+        self->receive();
+      });
+}
+
+void Server::Impl::refuse(const udp::endpoint& client, const std::string& file,
+                          const wire::ErrorPacket& answer, const std::string& why) {
+  boost::system::error_code ignored;
+  listener.send_to(asio::buffer(wire::serialize(answer)), client, 0, ignored);
+  record(events::Kind::tftp_error, client, {{"file", file}, {"error", why}});
+  log.info("request refused",
+           {{"ip", client.address().to_string()}, {"file", file}, {"error", why}});
+}
+
+void Server::Impl::release(const std::string& key) {
+  std::function<void()> done;
+  {
+    const std::lock_guard lock(mutex);
+    clients.erase(key);
+    if (stopping && clients.empty() && stopped)
+      done = std::exchange(stopped, nullptr);
+  }
+  if (done)
+    asio::post(io, std::move(done));
+}
+
+void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
+  using wire::ErrorCode;
+  auto code = [](ErrorCode c) { return static_cast<std::uint16_t>(c); };
+  auto parsed = wire::parse({rx.data(), n});
+  if (!parsed) {
+    const bool option_problem = parsed.error() == wire::WireError::option_duplicate ||
+                                parsed.error() == wire::WireError::option_value_invalid ||
+                                parsed.error() == wire::WireError::option_value_absurd ||
+                                parsed.error() == wire::WireError::too_many_options;
+    refuse(client, {},
+           {code(option_problem ? ErrorCode::option_refused : ErrorCode::illegal_operation),
+            parsed.error().message()},
+           parsed.error().message());
+    return;
+  }
+  const auto* request = std::get_if<wire::Request>(&*parsed);
+  if (request == nullptr) {
+    // A stray DATA/ACK/ERROR on port 69 belongs to no transfer; answering could loop.
+    return;
+  }
+  const std::string& file = request->filename;
+  if (request->opcode == wire::Opcode::wrq) {
+    refuse(client, file, {code(ErrorCode::access_violation), "read-only server"},
+           "write request refused");
+    return;
+  }
+  if (request->mode == wire::Mode::mail) {
+    refuse(client, file, {code(ErrorCode::illegal_operation), "mail mode not supported"},
+           "mail mode");
+    return;
+  }
+  const std::string key = endpoint_key(client);
+  {
+    const std::lock_guard lock(mutex);
+    // The client repeated its request before our first answer arrived: the transfer running
+    // for it retransmits on its own.
+    if (clients.contains(key))
+      return;
+    if (clients.size() >= config.max_transfers) {
+      boost::system::error_code ignored;
+      listener.send_to(asio::buffer(wire::serialize(wire::ErrorPacket{code(ErrorCode::not_defined),
+                                                                      "server busy, try again"})),
+                       client, 0, ignored);
+      record(events::Kind::tftp_error, client, {{"file", file}, {"error", "too many transfers"}});
+      return;
+    }
+  }
+  auto opened = root->open_file(file);
+  if (!opened) {
+    refuse(client, file, answer_for(opened.error()), opened.error().message());
+    return;
+  }
+  auto source = cache.source(std::move(*opened), request->mode == wire::Mode::netascii);
+  if (!source) {
+    refuse(client, file, {code(ErrorCode::not_defined), "cannot read file"},
+           source.error().message());
+    return;
+  }
+  const Strand session_strand = asio::make_strand(io);
+  udp::socket socket(session_strand);
+  boost::system::error_code ec;
+  socket.open(client.protocol(), ec);
+  if (!ec)
+    socket.bind(udp::endpoint(bound.address(), 0), ec);
+  if (!ec)
+    socket.connect(client, ec);
+  if (ec) {
+    refuse(client, file, {code(ErrorCode::not_defined), "server error"},
+           "transfer socket: " + ec.message());
+    return;
+  }
+  {
+    const std::lock_guard lock(mutex);
+    clients.insert(key);
+  }
+  engine::Transfer transfer(*request, std::move(*source), config.transfer);
+  std::make_shared<Session>(shared_from_this(), std::move(socket), client, file,
+                            std::move(transfer), session_strand)
+      ->run();
+}
+
+Server::Server(boost::asio::io_context& io, ServerConfig config, events::Sink& events)
+    : impl_(std::make_shared<Impl>(io, std::move(config), events)) {}
+
+Server::~Server() {
+  boost::system::error_code ignored;
+  impl_->listener.close(ignored);
+}
+
+Result<void> Server::start() {
+  auto& impl = *impl_;
+  LAB_TRY_ASSIGN(auto root, Root::open(impl.config.root));
+  impl.root.emplace(std::move(root));
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(impl.config.address, ec);
+  if (ec)
+    return Error(ServerError::bad_listen_address, "'" + impl.config.address + "'");
+  const udp::endpoint endpoint(address, impl.config.port);
+  impl.listener.open(endpoint.protocol(), ec);
+  if (!ec)
+    impl.listener.set_option(udp::socket::reuse_address(true), ec);
+  if (!ec)
+    impl.listener.bind(endpoint, ec);
+  if (ec) {
+    boost::system::error_code ignored;
+    impl.listener.close(ignored);
+    return Error(
+        ServerError::bind_failed,
+        impl.config.address + ":" + std::to_string(impl.config.port) + ": " + ec.message());
+  }
+  impl.bound = impl.listener.local_endpoint(ec);
+  asio::post(impl.strand, [self = impl_] { self->receive(); });
+  return {};
+}
+
+std::uint16_t Server::port() const {
+  return impl_->bound.port();
+}
+
+std::size_t Server::active_transfers() const {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->clients.size();
+}
+
+void Server::stop(std::function<void()> stopped) {
+  asio::post(impl_->strand, [self = impl_, stopped = std::move(stopped)]() mutable {
+    boost::system::error_code ignored;
+    self->listener.close(ignored);
+    bool now = false;
+    {
+      const std::lock_guard lock(self->mutex);
+      self->stopping = true;
+      if (self->clients.empty())
+        now = true;
+      else
+        self->stopped = std::move(stopped);
+    }
+    if (now && stopped)
+      asio::post(self->io, std::move(stopped));
+  });
+}
+
+}  // namespace lab::pxe::tftp::server

@@ -1,0 +1,182 @@
+// The data key sealed by a real swtpm: seal/unseal, another TPM, a PCR change, file mode and
+// the refusal to run without a TPM unless file mode is chosen.
+#include "agent/keystore/keystore.hpp"
+
+#include "agent/keystore/tpm.hpp"
+#include "shared/crypto/encoding.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/unit/agent/swtpm.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace {
+
+using namespace lab::agent::keystore;
+namespace crypto = lab::shared::crypto;
+using lab::tests::Swtpm;
+using lab::tests::TempDir;
+
+Options make_options(const std::filesystem::path& dir, Protection protection, std::string tcti,
+                     std::vector<std::uint32_t> pcrs = {}) {
+  Options o;
+  o.state_dir = dir;
+  o.protection = protection;
+  o.tcti = std::move(tcti);
+  o.pcrs = std::move(pcrs);
+  return o;
+}
+
+class KeystoreTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ::setenv("TSS2_LOG", "all+none", 1); }
+  void SetUp() override { LAB_REQUIRE_PROGRAM("swtpm"); }
+
+  Options tpm_options(const Swtpm& tpm, std::vector<std::uint32_t> pcrs = {}) const {
+    return make_options(dir_.path(), Protection::tpm, tpm.tcti(), std::move(pcrs));
+  }
+  TempDir dir_{"lab-keystore"};
+};
+
+TEST(TpmBlob, SerializeParseRoundTripAndRejectsDamage) {
+  SealedBlob blob{{1, 2, 3}, {4, 5}, {7, 16}};
+  auto bytes = serialize(blob);
+  auto back = parse_blob(bytes);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->public_area, blob.public_area);
+  EXPECT_EQ(back->private_area, blob.private_area);
+  EXPECT_EQ(back->pcrs, blob.pcrs);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(parse_blob(crypto::ByteView(bytes.data(), n))) << n;
+  }
+  bytes.push_back(0);
+  EXPECT_FALSE(parse_blob(bytes));
+  EXPECT_EQ(describe_pcrs({7, 16}), "PCRs 7, 16");
+}
+
+TEST_F(KeystoreTest, SealsThenUnsealsTheSameKeyAcrossRestarts) {
+  Swtpm tpm;
+  auto first = DataKey::open(tpm_options(tpm));
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(first->status(), "tpm");
+  auto wrapped = first->wrap(crypto::as_bytes("secret"), "row:1").value();
+  ASSERT_TRUE(std::filesystem::exists(dir_ / kSealedKeyFile));
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / kSealedKeyFile).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+
+  tpm.restart();  // a reboot: same TPM, fresh process
+  auto second = DataKey::open(tpm_options(tpm));
+  ASSERT_TRUE(second) << second.error().message();
+  auto plain = second->unwrap(wrapped, "row:1");
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_EQ(crypto::as_chars(*plain), "secret");
+  // The AAD binds the row: the same bytes under another name do not open.
+  EXPECT_EQ(second->unwrap(wrapped, "row:2").error(), KeystoreError::unwrap_failed);
+}
+
+TEST_F(KeystoreTest, ManySealsAndUnsealsLeakNoTpmHandles) {
+  // swtpm has three transient slots and no resource manager: one leaked handle per call
+  // would fail the fourth call with 0x902.
+  Swtpm tpm;
+  for (int i = 0; i < 6; ++i) {
+    auto blob = tpm_seal(tpm.tcti(), crypto::as_bytes("0123456789abcdef"),
+                         i % 2 ? std::vector<std::uint32_t>{16} : std::vector<std::uint32_t>{});
+    ASSERT_TRUE(blob) << i << ": " << blob.error().message();
+    auto plain = tpm_unseal(tpm.tcti(), *blob);
+    ASSERT_TRUE(plain) << i << ": " << plain.error().message();
+    EXPECT_EQ(crypto::as_chars(*plain), "0123456789abcdef");
+  }
+}
+
+TEST_F(KeystoreTest, ACopyOnAnotherTpmOpensNothing) {
+  Swtpm tpm;
+  ASSERT_TRUE(DataKey::open(tpm_options(tpm)));
+  TempDir copy("lab-keystore-copy");
+  std::filesystem::copy(dir_.path(), copy.path(), std::filesystem::copy_options::recursive);
+  const std::string before = lab::tests::read_file(copy / kSealedKeyFile);
+
+  Swtpm other;  // a fresh state directory: another machine
+  auto r = DataKey::open(make_options(copy.path(), Protection::tpm, other.tcti()));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), KeystoreError::other_tpm);
+  EXPECT_NE(r.error().message().find("sealed by another TPM"), std::string::npos)
+      << r.error().message();
+  // The failure leaves the sealed key alone: no new key replaces the old one.
+  EXPECT_EQ(lab::tests::read_file(copy / kSealedKeyFile), before);
+}
+
+TEST_F(KeystoreTest, PcrExtendedAfterSealingBlocksUnseal) {
+  LAB_REQUIRE_PROGRAM("tpm2_pcrextend");
+  Swtpm tpm;
+  ASSERT_TRUE(DataKey::open(tpm_options(tpm, {7, 16})));
+  ASSERT_TRUE(DataKey::open(tpm_options(tpm, {7, 16}))) << "unchanged PCRs must unseal";
+  const std::string before = lab::tests::read_file(dir_ / kSealedKeyFile);
+
+  ASSERT_TRUE(tpm.extend_pcr(16));
+  auto r = DataKey::open(tpm_options(tpm, {7, 16}));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), KeystoreError::pcr_policy_failed);
+  EXPECT_NE(r.error().message().find("PCR policy failed (PCRs 7, 16)"), std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(lab::tests::read_file(dir_ / kSealedKeyFile), before);
+
+  tpm.restart();  // PCR 16 back to zero: the same blob unseals again
+  EXPECT_TRUE(DataKey::open(tpm_options(tpm, {7, 16})));
+}
+
+TEST_F(KeystoreTest, FileModeKeepsTheKeyIn0600AndReportsDegraded) {
+  const Options o = make_options(dir_.path(), Protection::file, "");
+  auto first = DataKey::open(o);
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(first->status(), "degraded");
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / kPlainKeyFile).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  EXPECT_EQ(st.st_size, 32);
+  auto wrapped = first->wrap(crypto::as_bytes("x"), "a").value();
+  auto second = DataKey::open(o);
+  ASSERT_TRUE(second);
+  EXPECT_TRUE(second->unwrap(wrapped, "a"));
+
+  ::chmod((dir_ / kPlainKeyFile).c_str(), 0644);
+  auto loose = DataKey::open(o);
+  ASSERT_FALSE(loose);
+  EXPECT_EQ(loose.error(), KeystoreError::key_file);
+}
+
+TEST_F(KeystoreTest, NoTpmWithoutExplicitFileModeIsRefused) {
+  const Options o = make_options(dir_.path(), Protection::tpm,
+                                 "swtpm:path=" + (dir_ / "no-such-tpm.sock").string());
+  auto r = DataKey::open(o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), KeystoreError::no_tpm);
+  EXPECT_NE(r.error().message().find("key_protection = \"file\""), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(std::filesystem::exists(dir_ / kSealedKeyFile));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / kPlainKeyFile));
+
+  auto device =
+      DataKey::open(make_options(dir_.path(), Protection::tpm, "device:/dev/no-such-tpm"));
+  ASSERT_FALSE(device);
+  EXPECT_EQ(device.error(), KeystoreError::no_tpm);
+
+  auto empty = DataKey::open(make_options(dir_.path(), Protection::tpm, ""));
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error(), KeystoreError::bad_tcti);
+}
+
+TEST_F(KeystoreTest, ModesDoNotMix) {
+  ASSERT_TRUE(DataKey::open(make_options(dir_.path(), Protection::file, "")));
+  Swtpm tpm;
+  auto r = DataKey::open(tpm_options(tpm));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), KeystoreError::mode_mismatch);
+}
+
+}  // namespace

@@ -1,0 +1,187 @@
+// The local API on a real unix socket, called by curl as root and as an unprivileged uid
+// (setpriv), so SO_PEERCRED decides what each caller gets.
+#include "agent/localapi/api.hpp"
+#include "agent/localapi/server.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/unit/agent/bundle_maker.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <future>
+#include <thread>
+
+namespace {
+
+using namespace lab::agent::localapi;
+namespace cache = lab::agent::cache;
+using lab::tests::BundleMaker;
+using lab::tests::TempDir;
+
+class IoThread {
+ public:
+  IoThread() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
+  IoThread(const IoThread&) = delete;
+  IoThread& operator=(const IoThread&) = delete;
+  ~IoThread() {
+    guard_.reset();
+    io_.stop();
+    thread_.join();
+  }
+  boost::asio::io_context& io() { return io_; }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
+  std::thread thread_;
+};
+
+std::shared_ptr<const cache::View> view_of(const BundleMaker& maker) {
+  const auto b = maker.bundle(42, {{"role", "web"}, {"env", "prod"}},
+                              {{"db-password", "hunter2"}, {"open-to-nobody", "shared"}});
+  auto v = std::make_shared<cache::View>();
+  v->node_id = b.node_id;
+  v->name = b.name;
+  v->state = b.state;
+  v->revision = b.revision;
+  v->labels = b.labels;
+  v->last_contact = 1000;
+  for (const auto& s : b.secrets) {
+    v->secrets.emplace(
+        s.name,
+        cache::CachedSecret{s.version, lab::shared::crypto::base64url_decode(s.sealed).value()});
+  }
+  return v;
+}
+
+struct CurlResult {
+  int status = 0;
+  std::string body;
+};
+
+class LocalApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LAB_REQUIRE_PROGRAM("curl");
+    ::chmod(dir_.path().c_str(), 0755);  // the unprivileged caller must reach the socket
+    state_ = std::make_shared<State>(view_of(maker_), maker_.sealing_key(), "tpm");
+    std::vector<SecretAccess> rules{{"open-to-nobody", {65534}, {}}};
+    api_ = std::make_shared<const Api>(state_, rules, [this] { return now_.load(); });
+    server_ = std::make_unique<Server>(io_.io(), api_);
+    ASSERT_TRUE(server_->listen(socket()));
+  }
+  void TearDown() override {
+    if (server_) {
+      std::promise<void> done;
+      boost::asio::post(io_.io(), [&] { server_->stop([&] { done.set_value(); }); });
+      done.get_future().wait_for(std::chrono::seconds(5));
+    }
+  }
+
+  std::string socket() const { return (dir_ / "labd.sock").string(); }
+
+  CurlResult curl(const std::string& path, bool as_nobody = false) const {
+    std::vector<std::string> argv;
+    if (as_nobody)
+      argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+    for (const char* a : {"curl", "-s", "-w", "\n%{http_code}", "--unix-socket"})
+      argv.emplace_back(a);
+    argv.push_back(socket());
+    argv.push_back("http://localhost" + path);
+    auto r = lab::tests::run(argv, std::chrono::seconds(20));
+    CurlResult out;
+    const auto nl = r.output.rfind('\n');
+    if (nl != std::string::npos) {
+      out.body = r.output.substr(0, nl);
+      out.status = std::atoi(r.output.c_str() + nl + 1);
+    }
+    return out;
+  }
+
+  TempDir dir_{"lab-localapi"};
+  IoThread io_;
+  BundleMaker maker_;
+  std::atomic<std::int64_t> now_{1030};
+  std::shared_ptr<State> state_;
+  std::shared_ptr<const Api> api_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(LocalApiTest, LabelsForAnyoneWithRevisionAndStaleness) {
+  auto r = curl("/v1/labels");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = boost::json::parse(r.body).as_object();
+  EXPECT_EQ(j.at("revision").as_int64(), 42);
+  EXPECT_EQ(j.at("staleness_seconds").as_int64(), 30);
+  EXPECT_EQ(j.at("labels").at("role").as_string(), "web");
+  if (lab::tests::is_root() && lab::tests::have_program("setpriv")) {
+    auto nobody = curl("/v1/labels", true);
+    EXPECT_EQ(nobody.status, 200) << nobody.body;
+    EXPECT_EQ(nobody.body, r.body);
+  }
+}
+
+TEST_F(LocalApiTest, StatusReportsProtectionAndReachability) {
+  state_->set_reachable(true, 1030);
+  auto r = curl("/v1/status");
+  ASSERT_EQ(r.status, 200);
+  auto j = boost::json::parse(r.body).as_object();
+  EXPECT_EQ(j.at("node_id").as_string(), "n-0001");
+  EXPECT_EQ(j.at("revision").as_int64(), 42);
+  EXPECT_EQ(j.at("staleness_seconds").as_int64(), 0);
+  EXPECT_EQ(j.at("key_protection").as_string(), "tpm");
+  EXPECT_TRUE(j.at("coordinator_reachable").as_bool());
+}
+
+TEST_F(LocalApiTest, RootReadsSecretsOthersOnlyWhenGranted) {
+  LAB_REQUIRE_ROOT();
+  LAB_REQUIRE_PROGRAM("setpriv");
+  auto root = curl("/v1/secrets/db-password");
+  EXPECT_EQ(root.status, 200);
+  EXPECT_EQ(root.body, "hunter2");
+  EXPECT_EQ(curl("/v1/secrets/missing").status, 404);
+
+  auto denied = curl("/v1/secrets/db-password", true);
+  EXPECT_EQ(denied.status, 403);
+  EXPECT_EQ(denied.body.find("hunter2"), std::string::npos);
+  // A missing secret looks the same as a forbidden one to a caller without rights.
+  EXPECT_EQ(curl("/v1/secrets/missing", true).status, 403);
+
+  auto granted = curl("/v1/secrets/open-to-nobody", true);
+  EXPECT_EQ(granted.status, 200);
+  EXPECT_EQ(granted.body, "shared");
+}
+
+TEST(LocalApiAccess, RulesByUidAndGid) {
+  std::vector<SecretAccess> rules{{"a", {1000}, {}}, {"b", {}, {33}}};
+  using Creds = lab::shared::http::Peer::Credentials;
+  EXPECT_TRUE(may_read_secret(rules, Creds{1, 0, 0}, "anything"));
+  EXPECT_TRUE(may_read_secret(rules, Creds{1, 1000, 1000}, "a"));
+  EXPECT_FALSE(may_read_secret(rules, Creds{1, 1000, 1000}, "b"));
+  EXPECT_TRUE(may_read_secret(rules, Creds{1, 2000, 33}, "b"));
+  EXPECT_FALSE(may_read_secret(rules, Creds{1, 2000, 34}, "b"));
+}
+
+TEST(LocalApiRoutes, UnknownRoutesAndMethods) {
+  BundleMaker maker;
+  auto state = std::make_shared<State>(view_of(maker), maker.sealing_key(), "degraded");
+  Api api(state, {}, [] { return std::int64_t{2000}; });
+  lab::shared::http::Request req;
+  req.method = "GET";
+  req.path = "/v1/nope";
+  EXPECT_EQ(api.handle(req).status, 404U);
+  req.method = "POST";
+  req.path = "/v1/labels";
+  EXPECT_EQ(api.handle(req).status, 405U);
+  req.method = "GET";
+  req.path = "/v1/secrets/db-password";  // no peer credentials: refused
+  EXPECT_EQ(api.handle(req).status, 403U);
+}
+
+}  // namespace

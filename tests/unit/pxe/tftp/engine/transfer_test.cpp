@@ -1,0 +1,318 @@
+#include "pxe/tftp/engine/transfer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+namespace {
+
+using namespace lab::pxe::tftp;
+using namespace lab::pxe::tftp::engine;
+using namespace std::chrono_literals;
+
+std::shared_ptr<const std::vector<std::uint8_t>> content(std::size_t n) {
+  auto v = std::make_shared<std::vector<std::uint8_t>>(n);
+  for (std::size_t i = 0; i < n; ++i)
+    (*v)[i] = static_cast<std::uint8_t>((i * 7 + i / 251) & 0xff);
+  return v;
+}
+
+wire::Request rrq(std::vector<wire::Option> options = {}) {
+  return {wire::Opcode::rrq, "f", wire::Mode::octet, std::move(options)};
+}
+
+std::vector<wire::Packet> sent(const Transfer& t) {
+  std::vector<wire::Packet> out;
+  for (const auto& d : t.outgoing()) {
+    auto p = wire::parse(d);
+    EXPECT_TRUE(p);
+    out.push_back(*p);
+  }
+  return out;
+}
+
+std::vector<std::uint16_t> data_blocks(const Transfer& t) {
+  std::vector<std::uint16_t> out;
+  for (const auto& p : sent(t)) {
+    const auto* d = std::get_if<wire::Data>(&p);
+    EXPECT_NE(d, nullptr);
+    if (d != nullptr)
+      out.push_back(d->block);
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> ack(std::uint16_t block) {
+  return wire::serialize(wire::Ack{block});
+}
+
+// The fake clock: tests move it by hand.
+struct FakeClock {
+  TimePoint now{std::chrono::hours(1)};
+  void advance(std::chrono::milliseconds d) { now += d; }
+};
+
+class FailingSource final : public FileSource {
+ public:
+  [[nodiscard]] std::uint64_t size() const override { return 4096; }
+  lab::Result<std::size_t> read(std::uint64_t, std::span<std::uint8_t>) override {
+    return lab::Error(boost::system::errc::make_error_code(boost::system::errc::io_error), "disk");
+  }
+};
+
+TEST(TftpNegotiation, ClampsToLimitsAndAnswersTsize) {
+  Settings s;
+  auto n = negotiate(rrq({{"tsize", "0"},
+                          {"blksize", "65464"},
+                          {"windowsize", "100"},
+                          {"timeout", "3"},
+                          {"unknown", "7"}}),
+                     12345, s);
+  EXPECT_EQ(n.blksize, 1468U);
+  EXPECT_EQ(n.windowsize, 64U);
+  EXPECT_EQ(n.timeout, 3s);
+  const std::vector<wire::Option> expected = {
+      {"tsize", "12345"}, {"blksize", "1468"}, {"windowsize", "64"}, {"timeout", "3"}};
+  EXPECT_EQ(n.oack, expected);
+}
+
+TEST(TftpNegotiation, OutOfRangeValuesAreLeftOut) {
+  Settings s;
+  s.max_blksize = 9000;
+  auto n = negotiate(rrq({{"blksize", "7"}, {"windowsize", "0"}, {"timeout", "0"}}), 1, s);
+  EXPECT_TRUE(n.oack.empty());
+  EXPECT_EQ(n.blksize, 512U);
+  EXPECT_EQ(n.windowsize, 1U);
+  auto big = negotiate(rrq({{"blksize", "8192"}, {"timeout", "256"}}), 1, s);
+  EXPECT_EQ(big.blksize, 8192U);
+  ASSERT_EQ(big.oack.size(), 1U);
+  EXPECT_EQ(big.timeout, s.timeout);
+}
+
+TEST(TftpTransfer, LockStepWithoutOptions) {
+  FakeClock clock;
+  auto bytes = content(1300);
+  Transfer t(rrq(), std::make_unique<MemorySource>(bytes), Settings{});
+  t.start(clock.now);
+  std::vector<std::uint8_t> received;
+  for (std::uint16_t expect = 1; !t.finished(); ++expect) {
+    auto packets = sent(t);
+    ASSERT_EQ(packets.size(), 1U);
+    const auto& d = std::get<wire::Data>(packets[0]);
+    ASSERT_EQ(d.block, expect);
+    received.insert(received.end(), d.payload.begin(), d.payload.end());
+    t.on_datagram(ack(d.block), clock.now);
+  }
+  EXPECT_TRUE(t.succeeded());
+  EXPECT_EQ(received, *bytes);
+  EXPECT_EQ(t.bytes_acked(), 1300U);
+  EXPECT_TRUE(t.outgoing().empty());
+}
+
+TEST(TftpTransfer, ExactMultipleOfBlockSizeEndsWithEmptyBlock) {
+  FakeClock clock;
+  Transfer t(rrq(), std::make_unique<MemorySource>(content(1024)), Settings{});
+  t.start(clock.now);
+  t.on_datagram(ack(1), clock.now);
+  t.on_datagram(ack(2), clock.now);
+  auto last = sent(t);
+  ASSERT_EQ(last.size(), 1U);
+  EXPECT_EQ(std::get<wire::Data>(last[0]).block, 3);
+  EXPECT_TRUE(std::get<wire::Data>(last[0]).payload.empty());
+  t.on_datagram(ack(3), clock.now);
+  EXPECT_TRUE(t.succeeded());
+}
+
+TEST(TftpTransfer, OackThenWindowsThenGoBackOnPartialAck) {
+  FakeClock clock;
+  auto bytes = content(10 * 100 + 50);  // 11 blocks of 100
+  Transfer t(rrq({{"blksize", "100"}, {"windowsize", "4"}, {"tsize", "0"}}),
+             std::make_unique<MemorySource>(bytes), Settings{});
+  t.start(clock.now);
+  auto first = sent(t);
+  ASSERT_EQ(first.size(), 1U);
+  ASSERT_TRUE(std::holds_alternative<wire::OAck>(first[0]));
+  EXPECT_EQ(std::get<wire::OAck>(first[0]).options[2], (wire::Option{"tsize", "1050"}));
+  t.on_datagram(ack(1), clock.now);  // not an answer to the OACK
+  EXPECT_TRUE(t.outgoing().empty());
+  t.on_datagram(ack(0), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{1, 2, 3, 4}));
+  t.on_datagram(ack(4), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{5, 6, 7, 8}));
+  // Block 7 was lost: the client acknowledges 6, the server goes back to 7.
+  t.on_datagram(ack(6), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{7, 8, 9, 10}));
+  t.on_datagram(ack(10), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{11}));
+  EXPECT_EQ(std::get<wire::Data>(sent(t)[0]).payload.size(), 50U);
+  t.on_datagram(ack(11), clock.now);
+  EXPECT_TRUE(t.succeeded());
+  EXPECT_EQ(t.bytes_acked(), 1050U);
+  EXPECT_EQ(t.retransmissions(), 2U);  // blocks 7 and 8
+}
+
+TEST(TftpTransfer, RetransmitsTheWindowOnTimeout) {
+  FakeClock clock;
+  Transfer t(rrq({{"blksize", "100"}, {"windowsize", "3"}}),
+             std::make_unique<MemorySource>(content(1000)), Settings{});
+  t.start(clock.now);
+  clock.advance(999ms);
+  t.on_timer(clock.now);
+  EXPECT_TRUE(t.outgoing().empty());
+  clock.advance(1ms);
+  t.on_timer(clock.now);  // the OACK was lost
+  ASSERT_EQ(sent(t).size(), 1U);
+  EXPECT_TRUE(std::holds_alternative<wire::OAck>(sent(t)[0]));
+  t.on_datagram(ack(0), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{1, 2, 3}));
+  EXPECT_EQ(t.deadline(), clock.now + 1s);
+  t.on_datagram(ack(2), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{3, 4, 5}));
+  clock.advance(1s);
+  t.on_timer(clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{3, 4, 5}));
+}
+
+TEST(TftpTransfer, DuplicateAckInLockStepIsIgnored) {
+  FakeClock clock;
+  Transfer t(rrq(), std::make_unique<MemorySource>(content(2000)), Settings{});
+  t.start(clock.now);
+  t.on_datagram(ack(1), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{2}));
+  t.on_datagram(ack(1), clock.now);  // would double every later block (RFC 1123 4.2.3.1)
+  EXPECT_TRUE(t.outgoing().empty());
+  t.on_datagram(ack(0), clock.now);  // older still
+  EXPECT_TRUE(t.outgoing().empty());
+}
+
+TEST(TftpTransfer, DuplicateAckWithWindowGoesBackOnce) {
+  FakeClock clock;
+  Transfer t(rrq({{"blksize", "100"}, {"windowsize", "4"}}),
+             std::make_unique<MemorySource>(content(2000)), Settings{});
+  t.start(clock.now);
+  t.on_datagram(ack(0), clock.now);
+  t.on_datagram(ack(4), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{5, 6, 7, 8}));
+  t.on_datagram(ack(4), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{5, 6, 7, 8}));
+  t.on_datagram(ack(4), clock.now);
+  EXPECT_TRUE(t.outgoing().empty());
+  t.on_datagram(ack(2), clock.now);  // an old ACK overtaken by ACK 4
+  EXPECT_TRUE(t.outgoing().empty());
+  t.on_datagram(ack(9), clock.now);  // a block never sent
+  EXPECT_TRUE(t.outgoing().empty());
+}
+
+TEST(TftpTransfer, BlockNumbersRollOverPast65535) {
+  FakeClock clock;
+  const std::size_t blocks = 70000;
+  auto bytes = content(blocks * 8 + 3);
+  Transfer t(rrq({{"blksize", "8"}, {"windowsize", "64"}}), std::make_unique<MemorySource>(bytes),
+             Settings{});
+  t.start(clock.now);
+  t.on_datagram(ack(0), clock.now);
+  std::vector<std::uint8_t> received;
+  std::uint64_t expect = 1;
+  bool saw_wrap = false;
+  while (!t.finished()) {
+    auto packets = sent(t);
+    ASSERT_FALSE(packets.empty());
+    std::uint16_t last = 0;
+    for (const auto& p : packets) {
+      const auto& d = std::get<wire::Data>(p);
+      ASSERT_EQ(d.block, static_cast<std::uint16_t>(expect));
+      if (expect == 65536) {
+        EXPECT_EQ(d.block, 0);
+        saw_wrap = true;
+      }
+      received.insert(received.end(), d.payload.begin(), d.payload.end());
+      last = d.block;
+      ++expect;
+    }
+    t.on_datagram(ack(last), clock.now);
+  }
+  EXPECT_TRUE(saw_wrap);
+  EXPECT_TRUE(t.succeeded());
+  EXPECT_EQ(received, *bytes);
+}
+
+TEST(TftpTransfer, ClientAbortAfterOackEndsTheTransfer) {
+  // OVMF asks with tsize, reads the size from the OACK and aborts with error 8.
+  FakeClock clock;
+  Transfer t(rrq({{"tsize", "0"}, {"blksize", "1468"}, {"windowsize", "4"}}),
+             std::make_unique<MemorySource>(content(5000)), Settings{});
+  t.start(clock.now);
+  t.on_datagram(wire::serialize(wire::ErrorPacket{8, "User aborted the transfer"}), clock.now);
+  EXPECT_TRUE(t.failed());
+  EXPECT_EQ(t.error(), EngineError::client_error);
+  EXPECT_NE(t.error().detail().find("code 8"), std::string::npos);
+  EXPECT_TRUE(t.outgoing().empty());  // never answer an ERROR
+  clock.advance(10s);
+  t.on_timer(clock.now);
+  EXPECT_TRUE(t.outgoing().empty());
+}
+
+TEST(TftpTransfer, GivesUpAfterBoundedRetries) {
+  FakeClock clock;
+  Settings s;
+  s.max_retries = 3;
+  Transfer t(rrq(), std::make_unique<MemorySource>(content(5000)), s);
+  t.start(clock.now);
+  for (int i = 0; i < 3; ++i) {
+    clock.advance(1s);
+    t.on_timer(clock.now);
+    EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{1}));
+  }
+  clock.advance(1s);
+  t.on_timer(clock.now);
+  EXPECT_TRUE(t.failed());
+  EXPECT_EQ(t.error(), EngineError::timed_out);
+  auto last = sent(t);
+  ASSERT_EQ(last.size(), 1U);
+  EXPECT_EQ(std::get<wire::ErrorPacket>(last[0]).code, 0);
+}
+
+TEST(TftpTransfer, ClientTimeoutOptionSetsTheDeadline) {
+  FakeClock clock;
+  Transfer t(rrq({{"timeout", "5"}}), std::make_unique<MemorySource>(content(10)), Settings{});
+  t.start(clock.now);
+  EXPECT_EQ(t.deadline(), clock.now + 5s);
+}
+
+TEST(TftpTransfer, IllegalPacketIsAnsweredAndEnds) {
+  FakeClock clock;
+  Transfer t(rrq(), std::make_unique<MemorySource>(content(5000)), Settings{});
+  t.start(clock.now);
+  t.on_datagram(wire::serialize(wire::Data{1, {1, 2}}), clock.now);
+  EXPECT_TRUE(t.failed());
+  EXPECT_EQ(t.error(), EngineError::illegal_packet);
+  EXPECT_EQ(std::get<wire::ErrorPacket>(sent(t).at(0)).code, 4);
+}
+
+TEST(TftpTransfer, GarbageIsIgnored) {
+  FakeClock clock;
+  Transfer t(rrq(), std::make_unique<MemorySource>(content(5000)), Settings{});
+  t.start(clock.now);
+  const std::vector<std::uint8_t> junk = {0, 4, 1};
+  t.on_datagram(junk, clock.now);
+  EXPECT_FALSE(t.finished());
+  EXPECT_TRUE(t.outgoing().empty());
+}
+
+TEST(TftpTransfer, ReadFailureIsReported) {
+  FakeClock clock;
+  Transfer t(rrq(), std::make_unique<FailingSource>(), Settings{});
+  t.start(clock.now);
+  EXPECT_TRUE(t.failed());
+  EXPECT_EQ(t.error(), EngineError::read_failed);
+  EXPECT_EQ(std::get<wire::ErrorPacket>(sent(t).at(0)).code, 0);
+}
+
+TEST(TftpNetascii, ConvertsLineEnds) {
+  const std::string in = "a\nb\rc";
+  auto out = to_netascii({reinterpret_cast<const std::uint8_t*>(in.data()), in.size()});
+  const std::vector<std::uint8_t> expected = {'a', '\r', '\n', 'b', '\r', 0, 'c'};
+  EXPECT_EQ(out, expected);
+}
+
+}  // namespace
