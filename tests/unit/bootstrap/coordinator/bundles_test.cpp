@@ -1,6 +1,5 @@
-#include "tests/unit/bootstrap/coordinator/fixture.hpp"
-
 #include "shared/envelope/envelope.hpp"
+#include "tests/unit/bootstrap/coordinator/fixture.hpp"
 
 #include <mutex>
 
@@ -8,8 +7,8 @@ namespace lab::bootstrap::coordinator::testing {
 namespace {
 
 proto::Bundle payload(Coordinator& c, const Coordinator::SignedBundle& sb) {
-  auto key = cr::Ed25519PublicKey::from_raw(cr::base64url_decode(c.bundle_public_key()).value())
-                 .value();
+  auto key =
+      cr::Ed25519PublicKey::from_raw(cr::base64url_decode(c.bundle_public_key()).value()).value();
   auto env = shared::envelope::open(cr::as_bytes(*sb.envelope), key, proto::kBundleKind).value();
   return proto::parse_bundle(cr::as_chars(env.payload)).value();
 }
@@ -71,9 +70,9 @@ TEST_F(CoordinatorTest, BundleIsSignedAndCarriesTheNodesView) {
   EXPECT_EQ(b.labels.at("role"), "web");
   EXPECT_EQ(b.groups, std::vector<std::string>{"web"});
   EXPECT_EQ(b.revision, c().revision());
-  EXPECT_EQ(b.issued_at, std::chrono::duration_cast<std::chrono::seconds>(
-                             clock_.now().time_since_epoch())
-                             .count());
+  EXPECT_EQ(
+      b.issued_at,
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count());
   EXPECT_EQ(c().bundle({"0000000000000000", ""}).error(), CoordinatorError::not_found);
 }
 
@@ -144,8 +143,8 @@ TEST_F(CoordinatorTest, RevokedSerialsAndPeersTravelInBundles) {
 TEST_F(CoordinatorTest, DiscoveredNodeGetsNoSecretsUntilAccepted) {
   auto boot = c().mint_boot_token("52:54:00:00:00:09", "", std::chrono::seconds(600)).value();
   Agent a;
-  a.joined = c().join(a.request(boot.token, "pxe9", {"52:54:00:00:00:09"}), {"agent", "10.0.0.9"})
-                 .value();
+  a.joined =
+      c().join(a.request(boot.token, "pxe9", {"52:54:00:00:00:09"}), {"agent", "10.0.0.9"}).value();
   ASSERT_TRUE(c().set_secret("s", "v", std::string("!nothing"), operator_));
   Recorder rec;
   auto w = c().watch(a.joined.node_id, c().bundle(a.identity()).value().revision, rec.fn());

@@ -44,7 +44,8 @@ struct Agent {
                                            const std::vector<std::string>& macs = {}) const {
     proto::JoinRequest r;
     r.token = token;
-    r.csr_pem = cr::make_csr(tls, hostname).value();
+    // The certificate's subject is chosen by the coordinator; the CSR only needs a CN.
+    r.csr_pem = cr::make_csr(tls, hostname.empty() ? "agent" : hostname).value();
     const auto raw = sealing.public_key().raw();
     r.sealing_key = cr::base64url_encode(raw);
     r.hostname = hostname;

@@ -1,7 +1,6 @@
-#include "tests/unit/bootstrap/coordinator/fixture.hpp"
-
 #include "shared/crypto/hash.hpp"
 #include "tests/support/process.hpp"
+#include "tests/unit/bootstrap/coordinator/fixture.hpp"
 
 #include <sys/stat.h>
 
@@ -26,8 +25,8 @@ unsigned mode_of(const std::filesystem::path& p) {
 
 TEST_F(CoordinatorTest, FirstStartCreatesPrivateFilesWithMode0600) {
   const auto data = dir_.path() / "data";
-  for (const char* name : {"ca.key", "server.key", "bundle.key", "secrets.key", "operator.token",
-                           "coordinator.db"}) {
+  for (const char* name :
+       {"ca.key", "server.key", "bundle.key", "secrets.key", "operator.token", "coordinator.db"}) {
     ASSERT_TRUE(std::filesystem::exists(data / name)) << name;
     EXPECT_EQ(mode_of(data / name), 0600U) << name;
   }

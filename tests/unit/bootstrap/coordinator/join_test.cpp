@@ -1,6 +1,5 @@
-#include "tests/unit/bootstrap/coordinator/fixture.hpp"
-
 #include "tests/support/pki.hpp"
+#include "tests/unit/bootstrap/coordinator/fixture.hpp"
 
 namespace lab::bootstrap::coordinator::testing {
 namespace {
@@ -84,7 +83,8 @@ TEST_F(CoordinatorTest, NamesStayUniqueAndBadCsrDoesNotConsumeTheToken) {
   const std::string t = token();
   Agent d;
   auto request = d.request(t, "d");
-  request.csr_pem = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+  request.csr_pem =
+      "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
   auto r = c().join(request, {"agent", "10.0.0.5"});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), CoordinatorError::certificate_invalid);

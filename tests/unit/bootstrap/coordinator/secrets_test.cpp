@@ -1,6 +1,5 @@
-#include "tests/unit/bootstrap/coordinator/fixture.hpp"
-
 #include "shared/envelope/envelope.hpp"
+#include "tests/unit/bootstrap/coordinator/fixture.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -13,7 +12,8 @@ proto::Bundle open_bundle(Coordinator& c, const Agent& a) {
   EXPECT_TRUE(signed_bundle) << signed_bundle.error().message();
   auto key_raw = cr::base64url_decode(c.bundle_public_key()).value();
   auto key = cr::Ed25519PublicKey::from_raw(key_raw).value();
-  auto env = shared::envelope::open(cr::as_bytes(*signed_bundle->envelope), key, proto::kBundleKind);
+  auto env =
+      shared::envelope::open(cr::as_bytes(*signed_bundle->envelope), key, proto::kBundleKind);
   EXPECT_TRUE(env) << env.error().message();
   auto b = proto::parse_bundle(cr::as_chars(env->payload));
   EXPECT_TRUE(b) << b.error().message();
@@ -32,8 +32,8 @@ std::string open_secret(const Agent& a, const proto::SealedSecret& s) {
 TEST_F(CoordinatorTest, EntitledNodeGetsASealedBoxOthersGetNothing) {
   Agent db = join("db1", {{"role", "db"}});
   Agent web = join("web1", {{"role", "web"}});
-  auto info = c().set_secret("db-password", "correct horse battery", std::string("role=db"),
-                             operator_);
+  auto info =
+      c().set_secret("db-password", "correct horse battery", std::string("role=db"), operator_);
   ASSERT_TRUE(info) << info.error().message();
   EXPECT_EQ(info->version, c().revision());
   EXPECT_EQ(info->size, 21U);
@@ -46,12 +46,12 @@ TEST_F(CoordinatorTest, EntitledNodeGetsASealedBoxOthersGetNothing) {
   EXPECT_EQ(open_secret(db, b.secrets[0]), "correct horse battery");
   // The box is bound to its node, name and version.
   auto sealed = cr::base64url_decode(b.secrets[0].sealed).value();
-  EXPECT_FALSE(cr::open(db.sealing, sealed,
-                        cr::as_bytes(proto::sealed_secret_aad(db.joined.node_id, "db-password",
-                                                              info->version - 1))));
-  EXPECT_FALSE(cr::open(web.sealing, sealed,
-                        cr::as_bytes(proto::sealed_secret_aad(db.joined.node_id, "db-password",
-                                                              info->version))));
+  EXPECT_FALSE(cr::open(
+      db.sealing, sealed,
+      cr::as_bytes(proto::sealed_secret_aad(db.joined.node_id, "db-password", info->version - 1))));
+  EXPECT_FALSE(cr::open(
+      web.sealing, sealed,
+      cr::as_bytes(proto::sealed_secret_aad(db.joined.node_id, "db-password", info->version))));
 
   EXPECT_TRUE(open_bundle(c(), web).secrets.empty());
 }

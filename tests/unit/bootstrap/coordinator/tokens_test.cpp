@@ -1,5 +1,10 @@
+#include "shared/crypto/hash.hpp"
 #include "tests/unit/bootstrap/coordinator/fixture.hpp"
 
+#include <sqlite3.h>
+
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace lab::bootstrap::coordinator::testing {
@@ -34,6 +39,61 @@ TEST_F(CoordinatorTest, CreatedTokenJoinStringCarriesUrlTokenAndPin) {
   EXPECT_EQ(list[0].labels.at("role"), "web");
   EXPECT_EQ(list[0].description, "rack 4");
   EXPECT_EQ(list[0].state, "active");
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// The token row's secret column, read through a second connection as anyone with the file
+/// could.
+std::string stored_secret_column(const std::filesystem::path& db_path, const std::string& id) {
+  sqlite3* db = nullptr;
+  std::string out;
+  EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(
+      sqlite3_prepare_v2(db, "SELECT secret_sha256 FROM tokens WHERE id = ?", -1, &st, nullptr),
+      SQLITE_OK);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(st, 0));
+    out.assign(p, static_cast<std::size_t>(sqlite3_column_bytes(st, 0)));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+TEST_F(CoordinatorTest, TokenSecretIsStoredAsItsSha256Only) {
+  TokenSpec spec;
+  auto t = c().create_token(spec, operator_).value();
+  const auto parsed = proto::parse_token(t.token).value();
+  const auto raw = cr::base64url_decode(parsed.secret).value();
+  ASSERT_EQ(raw.size(), 32U);
+  const std::string raw_secret(raw.begin(), raw.end());
+
+  const auto data = dir_.path() / "data";
+  const cr::Digest digest = cr::sha256(parsed.secret);
+  EXPECT_EQ(stored_secret_column(data / "coordinator.db", parsed.id),
+            std::string(digest.begin(), digest.end()));
+  // Neither the text nor the raw secret is anywhere in the database or its WAL, while open
+  // (the WAL holds the write) and after close (checkpointed into the db file).
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const char* f : {"coordinator.db", "coordinator.db-wal"}) {
+      const std::string bytes = slurp(data / f);
+      EXPECT_EQ(bytes.find(parsed.secret), std::string::npos) << f << " pass " << pass;
+      EXPECT_EQ(bytes.find(raw_secret), std::string::npos) << f << " pass " << pass;
+    }
+    coordinator_.reset();
+  }
+  // After a restart the stored hash still authenticates the token.
+  reopen();
+  Agent a;
+  EXPECT_TRUE(c().join(a.request(t.token, "one"), {"agent", "10.0.0.5"}));
 }
 
 TEST_F(CoordinatorTest, TokenIsSingleUse) {
@@ -112,12 +172,14 @@ TEST_F(CoordinatorTest, BoundTokenRefusesAnotherMacIpOrHost) {
   r = c().join(a.request(by_ip, "y"), {"agent", "10.0.0.5"});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), CoordinatorError::token_binding);
+  EXPECT_NE(r.error().detail().find("10.0.0.9"), std::string::npos) << r.error().detail();
   EXPECT_TRUE(c().join(a.request(by_ip, "y"), {"agent", "10.0.0.9"}));
 
   const std::string by_host = token({}, {"", "", "db1"});
   r = c().join(a.request(by_host, "db2"), {"agent", "10.0.0.5"});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), CoordinatorError::token_binding);
+  EXPECT_EQ(last_refusal(c()), "token bound to another machine");
   EXPECT_TRUE(c().join(a.request(by_host, "db1"), {"agent", "10.0.0.5"}));
 }
 
