@@ -51,6 +51,12 @@ struct Options {
   std::vector<std::string> server_names;  // SANs of the server certificate (IPs or DNS names)
   std::chrono::seconds certificate_ttl{std::chrono::hours(24 * 7)};
   Clock clock;  // defaults to system_clock::now
+  /// Selector of machines that join with a boot token and are enrolled without an operator's
+  /// `lab node accept`; empty accepts none (they stay "discovered").
+  std::string auto_accept;
+  /// How many peer addresses each bundle carries at most (neighbours on the ring of node ids),
+  /// so a bundle stays small in a large fleet.
+  std::size_t max_peers = 8;
 };
 
 /// Who did something, for the audit trail: "operator", "node:<id>", "system".
@@ -194,6 +200,8 @@ class Coordinator : public pxe::registry::Registry {
   /// Moves a discovered node on to "enrolled" (`lab node accept`).
   virtual Result<NodeInfo> accept_node(std::string_view id_or_name, const Actor& actor) = 0;
   /// An agent reports its state ("ready", "provisioning") and facts; updates last_seen.
+  /// MACs come from facts["nics"][i]["mac"] (or facts["macs"]); facts["peer_address"]
+  /// ("10.0.0.7:8444"), when present, is where peers reach this node's agent.
   virtual Result<void> report(const AgentIdentity& agent, std::string_view state,
                               const boost::json::object& facts) = 0;
 

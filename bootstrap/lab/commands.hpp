@@ -10,5 +10,6 @@ class App;
 namespace lab::bootstrap::commands {
 
 void add_serve(CLI::App& app, shared::cli::Action& action);
+void add_bootstrap(CLI::App& app, shared::cli::Action& action);
 
 }  // namespace lab::bootstrap::commands

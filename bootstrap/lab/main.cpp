@@ -12,5 +12,6 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   lab::shared::cli::Action action;
   lab::bootstrap::commands::add_serve(app, action);
+  lab::bootstrap::commands::add_bootstrap(app, action);
   return lab::shared::cli::run(app, argc, argv, action);
 }

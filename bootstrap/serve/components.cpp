@@ -4,8 +4,13 @@
 
 namespace lab::bootstrap::serve {
 
+ComponentSpec dhcp_component();  // dhcp_component.cpp
+ComponentSpec tftp_component();  // tftp_component.cpp
+
 std::vector<ComponentSpec> all_components() {
   std::vector<ComponentSpec> out;
+  out.push_back(dhcp_component());
+  out.push_back(tftp_component());
   return out;
 }
 

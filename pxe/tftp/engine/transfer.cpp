@@ -93,8 +93,7 @@ Transfer::Transfer(const wire::Request& request, std::unique_ptr<FileSource> fil
   negotiation_ = negotiate(request, size_, settings_);
   // A file that is an exact multiple of the block size ends with an empty block.
   total_blocks_ = size_ / negotiation_.blksize + 1;
-  data_buf_.resize(static_cast<std::size_t>(negotiation_.windowsize) *
-                   (negotiation_.blksize + 4));
+  data_buf_.resize(static_cast<std::size_t>(negotiation_.windowsize) * (negotiation_.blksize + 4));
   outgoing_.reserve(negotiation_.windowsize);
 }
 
@@ -151,8 +150,7 @@ void Transfer::send_window(TimePoint now) {
         return;
       }
       n = *r;
-      const std::uint64_t expected =
-          std::min<std::uint64_t>(negotiation_.blksize, size_ - offset);
+      const std::uint64_t expected = std::min<std::uint64_t>(negotiation_.blksize, size_ - offset);
       if (n != expected) {
         // The file shrank under us: a short block in the middle would end the transfer early
         // with wrong content, so stop instead.
@@ -243,8 +241,7 @@ void Transfer::on_timer(TimePoint now) {
   if (++retries_ > settings_.max_retries) {
     fail(EngineError::timed_out,
          "no answer after " + std::to_string(settings_.max_retries) + " retransmissions",
-         wire::ErrorPacket{static_cast<std::uint16_t>(wire::ErrorCode::not_defined),
-                           "timed out"});
+         wire::ErrorPacket{static_cast<std::uint16_t>(wire::ErrorCode::not_defined), "timed out"});
     return;
   }
   if (state_ == State::oack_sent) {

@@ -14,10 +14,10 @@ namespace lab::pxe::tftp::engine {
 
 /// Why a transfer ended without the client acknowledging the last block.
 enum class EngineError {
-  client_error = 1,   // the client sent an ERROR (detail carries its code and message)
-  timed_out,          // no answer after every retransmission
-  read_failed,        // the file source failed
-  illegal_packet,     // the client sent a packet that has no place in a read transfer
+  client_error = 1,  // the client sent an ERROR (detail carries its code and message)
+  timed_out,         // no answer after every retransmission
+  read_failed,       // the file source failed
+  illegal_packet,    // the client sent a packet that has no place in a read transfer
 };
 const boost::system::error_category& engine_category() noexcept;
 inline boost::system::error_code make_error_code(EngineError e) noexcept {
@@ -102,8 +102,8 @@ class Transfer {
   std::uint64_t size_ = 0;
   std::uint64_t total_blocks_ = 0;  // including the final short (maybe empty) block
   State state_ = State::idle;
-  std::uint64_t acked_ = 0;     // highest block acknowledged
-  std::uint64_t sent_max_ = 0;  // highest block sent
+  std::uint64_t acked_ = 0;       // highest block acknowledged
+  std::uint64_t sent_max_ = 0;    // highest block sent
   std::uint64_t rewound_at_ = 0;  // acked_ value a duplicate ACK already rewound for
   bool rewound_ = false;
   unsigned retries_ = 0;

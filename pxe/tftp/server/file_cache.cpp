@@ -11,8 +11,8 @@ Result<std::vector<std::uint8_t>> read_all(const OpenFile& file) {
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(file.size()));
   std::size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::pread(file.fd(), bytes.data() + done, bytes.size() - done,
-                              static_cast<off_t>(done));
+    const ssize_t n =
+        ::pread(file.fd(), bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -90,8 +90,8 @@ Result<std::unique_ptr<engine::FileSource>> FileCache::source(OpenFile file, boo
   auto bytes = find(key);
   if (!bytes) {
     LAB_TRY_ASSIGN(auto raw, read_all(file));
-    auto content = std::make_shared<std::vector<std::uint8_t>>(
-        netascii ? engine::to_netascii(raw) : std::move(raw));
+    auto content = std::make_shared<std::vector<std::uint8_t>>(netascii ? engine::to_netascii(raw)
+                                                                        : std::move(raw));
     bytes = content;
     insert(key, std::move(content));
   }

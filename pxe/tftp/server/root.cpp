@@ -1,5 +1,7 @@
 #include "pxe/tftp/server/root.hpp"
 
+#include <climits>
+
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -7,7 +9,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -51,7 +52,8 @@ Error from_errno(int err, const std::string& name) {
     case EPERM:
       return {RootError::permission, name};
     default:
-      return {RootError::io, name + ": " + std::string(std::strerror(err))};  // NOLINT(concurrency-mt-unsafe)
+      return {RootError::io,
+              name + ": " + std::string(std::strerror(err))};  // NOLINT(concurrency-mt-unsafe)
   }
 }
 

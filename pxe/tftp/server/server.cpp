@@ -103,7 +103,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   udp::endpoint from;
   shared::log::Logger log{"tftp"};
 
-  mutable std::mutex mutex;  // guards what follows
+  mutable std::mutex mutex;       // guards what follows
   std::set<std::string> clients;  // endpoints with a transfer running
   bool stopping = false;
   std::function<void()> stopped;
@@ -170,23 +170,23 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void receive() {
-    socket_.async_receive(asio::buffer(rx_), [self = shared_from_this()](
-                                                 const boost::system::error_code& ec,
-                                                 std::size_t n) {
-      if (self->done_)
-        return;
-      if (ec == asio::error::operation_aborted)
-        return;
-      if (!ec) {
-        self->transfer_.on_datagram({self->rx_.data(), n}, engine::Clock::now());
-        self->after_step();
-        if (self->done_)
-          return;
-      }
-      // Other errors (ICMP port unreachable reported on the connected socket) are transient
-      // or end with the retransmission limit.
-      self->receive();
-    });
+    socket_.async_receive(
+        asio::buffer(rx_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          if (self->done_)
+            return;
+          if (ec == asio::error::operation_aborted)
+            return;
+          if (!ec) {
+            self->transfer_.on_datagram({self->rx_.data(), n}, engine::Clock::now());
+            self->after_step();
+            if (self->done_)
+              return;
+          }
+          // Other errors (ICMP port unreachable reported on the connected socket) are transient
+          // or end with the retransmission limit.
+          self->receive();
+        });
   }
 
   void finish() {
@@ -315,10 +315,9 @@ void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
       return;
     if (clients.size() >= config.max_transfers) {
       boost::system::error_code ignored;
-      listener.send_to(
-          asio::buffer(wire::serialize(
-              wire::ErrorPacket{code(ErrorCode::not_defined), "server busy, try again"})),
-          client, 0, ignored);
+      listener.send_to(asio::buffer(wire::serialize(wire::ErrorPacket{code(ErrorCode::not_defined),
+                                                                      "server busy, try again"})),
+                       client, 0, ignored);
       record(events::Kind::tftp_error, client, {{"file", file}, {"error", "too many transfers"}});
       return;
     }
@@ -382,9 +381,9 @@ Result<void> Server::start() {
   if (ec) {
     boost::system::error_code ignored;
     impl.listener.close(ignored);
-    return Error(ServerError::bind_failed,
-                 impl.config.address + ":" + std::to_string(impl.config.port) + ": " +
-                     ec.message());
+    return Error(
+        ServerError::bind_failed,
+        impl.config.address + ":" + std::to_string(impl.config.port) + ": " + ec.message());
   }
   impl.bound = impl.listener.local_endpoint(ec);
   asio::post(impl.strand, [self = impl_] { self->receive(); });

@@ -115,9 +115,8 @@ bool is_numeric_option(std::string_view name) {
 }
 
 Result<void> check_numeric(const Option& o) {
-  if (o.value.empty() ||
-      !std::all_of(o.value.begin(), o.value.end(),
-                   [](unsigned char c) { return std::isdigit(c) != 0; })) {
+  if (o.value.empty() || !std::all_of(o.value.begin(), o.value.end(),
+                                      [](unsigned char c) { return std::isdigit(c) != 0; })) {
     return Error(WireError::option_value_invalid,
                  "option " + o.name + " = '" + printable(o.value) + "'");
   }
@@ -138,7 +137,8 @@ Result<std::vector<Option>> parse_options(Cursor& c, bool allow_empty_name) {
   while (!c.at_end()) {
     auto name = c.next();
     if (!name)
-      return Error(WireError::option_name_unterminated, "option #" + std::to_string(out.size() + 1));
+      return Error(WireError::option_name_unterminated,
+                   "option #" + std::to_string(out.size() + 1));
     if (c.at_end()) {
       // Some clients pad requests with a single trailing NUL: accept an empty last name.
       if (name->empty() && allow_empty_name)

@@ -15,27 +15,27 @@ namespace lab::pxe::tftp::wire {
 
 /// Why a packet was refused; one value per failure site, so a log line says where.
 enum class WireError {
-  too_short = 1,            // fewer than the 2 bytes of an opcode
-  unknown_opcode,           // opcode outside 1..6
-  filename_unterminated,    // RRQ/WRQ filename without its NUL
-  filename_empty,           // RRQ/WRQ with an empty filename
-  filename_too_long,        // filename longer than kMaxFilename
-  mode_unterminated,        // RRQ/WRQ mode without its NUL
-  mode_unknown,             // mode other than octet/netascii/mail
-  option_name_unterminated, // an option name without its NUL
-  option_value_missing,     // an option name with no value after it
+  too_short = 1,              // fewer than the 2 bytes of an opcode
+  unknown_opcode,             // opcode outside 1..6
+  filename_unterminated,      // RRQ/WRQ filename without its NUL
+  filename_empty,             // RRQ/WRQ with an empty filename
+  filename_too_long,          // filename longer than kMaxFilename
+  mode_unterminated,          // RRQ/WRQ mode without its NUL
+  mode_unknown,               // mode other than octet/netascii/mail
+  option_name_unterminated,   // an option name without its NUL
+  option_value_missing,       // an option name with no value after it
   option_value_unterminated,  // an option value without its NUL
-  option_name_empty,        // an empty option name where one is required
-  option_duplicate,         // the same option twice (names compare case-insensitively)
-  option_value_invalid,     // a known numeric option whose value is not a plain decimal
-  option_value_absurd,      // a known numeric option whose value does not fit 32 bits
-  too_many_options,         // more than kMaxOptions options
-  data_too_short,           // DATA without its block number
-  data_too_long,            // DATA payload longer than the largest block size (65464)
-  ack_wrong_length,         // ACK that is not exactly 4 bytes
-  error_too_short,          // ERROR without its code
-  error_unterminated,       // ERROR message without its NUL
-  trailing_bytes,           // bytes after the last NUL of an ERROR
+  option_name_empty,          // an empty option name where one is required
+  option_duplicate,           // the same option twice (names compare case-insensitively)
+  option_value_invalid,       // a known numeric option whose value is not a plain decimal
+  option_value_absurd,        // a known numeric option whose value does not fit 32 bits
+  too_many_options,           // more than kMaxOptions options
+  data_too_short,             // DATA without its block number
+  data_too_long,              // DATA payload longer than the largest block size (65464)
+  ack_wrong_length,           // ACK that is not exactly 4 bytes
+  error_too_short,            // ERROR without its code
+  error_unterminated,         // ERROR message without its NUL
+  trailing_bytes,             // bytes after the last NUL of an ERROR
 };
 const boost::system::error_category& wire_category() noexcept;
 inline boost::system::error_code make_error_code(WireError e) noexcept {

@@ -374,7 +374,9 @@ class Connection final : public ConnectionBase,
     if (head_) {
       auto res = std::make_shared<bhttp::response<bhttp::empty_body>>();
       prepare(*res, r, keep_alive);
-      res->content_length(r.body.size());
+      // 304 and 204 never carry a length (RFC 9110 §8.6); others say what GET would send.
+      if (r.status != 304 && r.status != 204)
+        res->content_length(r.body.size());
       bhttp::async_write(stream_, *res,
                          [self = this->shared_from_this(), res, keep_alive](
                              const boost::system::error_code& ec, std::size_t) {

@@ -62,8 +62,11 @@ class FailingSource final : public FileSource {
 
 TEST(TftpNegotiation, ClampsToLimitsAndAnswersTsize) {
   Settings s;
-  auto n = negotiate(rrq({{"tsize", "0"}, {"blksize", "65464"}, {"windowsize", "100"},
-                          {"timeout", "3"}, {"unknown", "7"}}),
+  auto n = negotiate(rrq({{"tsize", "0"},
+                          {"blksize", "65464"},
+                          {"windowsize", "100"},
+                          {"timeout", "3"},
+                          {"unknown", "7"}}),
                      12345, s);
   EXPECT_EQ(n.blksize, 1468U);
   EXPECT_EQ(n.windowsize, 64U);

@@ -19,7 +19,11 @@ std::vector<std::uint8_t> packet(std::uint16_t op, std::string_view body) {
 
 TEST(TftpWire, ParsesARealOvmfRequest) {
   using namespace std::string_view_literals;
-  auto r = parse(packet(1, "ipxe.efi\0octet\0tsize\0" "0\0blksize\0" "1468\0windowsize\0" "4\0"sv));
+  auto r = parse(packet(1,
+                        "ipxe.efi\0octet\0tsize\0"
+                        "0\0blksize\0"
+                        "1468\0windowsize\0"
+                        "4\0"sv));
   ASSERT_TRUE(r) << r.error().message();
   const auto& req = std::get<Request>(*r);
   EXPECT_EQ(req.opcode, Opcode::rrq);
@@ -52,7 +56,9 @@ TEST(TftpWire, RoundTripsEveryPacketKind) {
 
 TEST(TftpWire, OptionNamesAndModeAreCaseInsensitive) {
   using namespace std::string_view_literals;
-  auto r = parse(packet(1, "f\0OCTET\0BlkSize\0" "512\0"sv));
+  auto r = parse(packet(1,
+                        "f\0OCTET\0BlkSize\0"
+                        "512\0"sv));
   ASSERT_TRUE(r);
   EXPECT_EQ(std::get<Request>(*r).option("blksize"), "512");
   EXPECT_EQ(std::get<Request>(*r).mode, Mode::octet);
@@ -84,14 +90,30 @@ TEST(TftpWire, RefusesMalformedPacketsWithDistinctCodes) {
       {packet(1, "f\0binary\0"sv), WireError::mode_unknown},
       {packet(1, "f\0octet\0blksize"sv), WireError::option_name_unterminated},
       {packet(1, "f\0octet\0blksize\0"sv), WireError::option_value_missing},
-      {packet(1, "f\0octet\0blksize\0" "512"sv), WireError::option_value_unterminated},
-      {packet(1, "f\0octet\0\0" "5\0"sv), WireError::option_name_empty},
-      {packet(1, "f\0octet\0blksize\0" "512\0BLKSIZE\0" "1024\0"sv), WireError::option_duplicate},
+      {packet(1,
+              "f\0octet\0blksize\0"
+              "512"sv),
+       WireError::option_value_unterminated},
+      {packet(1,
+              "f\0octet\0\0"
+              "5\0"sv),
+       WireError::option_name_empty},
+      {packet(1,
+              "f\0octet\0blksize\0"
+              "512\0BLKSIZE\0"
+              "1024\0"sv),
+       WireError::option_duplicate},
       {packet(1, "f\0octet\0blksize\0-1\0"sv), WireError::option_value_invalid},
       {packet(1, "f\0octet\0timeout\0\0"sv), WireError::option_value_invalid},
       {packet(1, "f\0octet\0windowsize\0 8\0"sv), WireError::option_value_invalid},
-      {packet(1, "f\0octet\0tsize\0" "99999999999999999999\0"sv), WireError::option_value_absurd},
-      {packet(1, "f\0octet\0blksize\0" "4294967296\0"sv), WireError::option_value_absurd},
+      {packet(1,
+              "f\0octet\0tsize\0"
+              "99999999999999999999\0"sv),
+       WireError::option_value_absurd},
+      {packet(1,
+              "f\0octet\0blksize\0"
+              "4294967296\0"sv),
+       WireError::option_value_absurd},
       {packet(3, "\x01"sv), WireError::data_too_short},
       {packet(3, std::string(2 + 65465, 'x')), WireError::data_too_long},
       {packet(4, "\0"sv), WireError::ack_wrong_length},
@@ -117,7 +139,10 @@ TEST(TftpWire, RefusesMalformedPacketsWithDistinctCodes) {
 
 TEST(TftpWire, LargeButValidNumbersParse) {
   using namespace std::string_view_literals;
-  auto r = parse(packet(1, "f\0octet\0tsize\0" "4294967295\0blksize\0" "000512\0"sv));
+  auto r = parse(packet(1,
+                        "f\0octet\0tsize\0"
+                        "4294967295\0blksize\0"
+                        "000512\0"sv));
   ASSERT_TRUE(r) << r.error().message();
 }
 

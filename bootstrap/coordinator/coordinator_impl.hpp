@@ -1,0 +1,158 @@
+#pragma once
+// The Coordinator behind its interface. One mutex (state_mutex_) serialises every change:
+// it guards the store connection, the in-memory model and the unpublished views. Each change
+// is one IMMEDIATE transaction that also bumps the revision and appends its audit row; the
+// model changes only once that transaction has committed; then the views it may have changed
+// are rebuilt, the changed ones signed and published, and the watches they satisfy called
+// after the mutex is released. Readers that answer from memory (bundle, watch, find_by_mac,
+// revision) take only their own short locks.
+#include "bootstrap/coordinator/coordinator.hpp"
+#include "bootstrap/coordinator/identity.hpp"
+#include "bootstrap/coordinator/model.hpp"
+#include "bootstrap/coordinator/store.hpp"
+#include "bootstrap/coordinator/watch.hpp"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+namespace lab::bootstrap::coordinator {
+
+/// Which views a committed change may have altered.
+struct Dirty {
+  bool all = false;
+  std::vector<std::string> nodes;
+  static Dirty everything() { return {true, {}}; }
+  static Dirty node(std::string id) { return {false, {std::move(id)}}; }
+};
+
+/// Calls owed to watches, made after the state mutex is released.
+using Deliveries = std::vector<std::function<void()>>;
+
+class CoordinatorImpl final : public Coordinator {
+ public:
+  CoordinatorImpl(Options options, std::unique_ptr<Store> store, Identity identity, Model model,
+                  std::int64_t revision, std::optional<shared::labels::Selector> auto_accept);
+  CoordinatorImpl(const CoordinatorImpl&) = delete;
+  CoordinatorImpl& operator=(const CoordinatorImpl&) = delete;
+  ~CoordinatorImpl() override = default;
+
+  /// Builds and signs every view once at start.
+  Result<void> start();
+
+  // Registry.
+  std::optional<pxe::registry::Machine> find_by_mac(std::string_view mac) override;
+  Result<pxe::registry::BootToken> mint_boot_token(std::string_view mac, std::string_view ip,
+                                                   std::chrono::seconds ttl) override;
+
+  // Identity.
+  [[nodiscard]] std::string ca_pem() const override;
+  [[nodiscard]] std::string ca_pin() const override;
+  [[nodiscard]] std::string server_chain_pem() const override;
+  [[nodiscard]] std::string server_key_pem() const override;
+  [[nodiscard]] std::string bundle_public_key() const override;
+  [[nodiscard]] bool check_operator_token(std::string_view token) const override;
+  Result<AgentIdentity> identify_agent(std::string_view client_cert_der) override;
+  [[nodiscard]] std::int64_t revision() const override;
+
+  // Tokens (tokens.cpp).
+  Result<CreatedToken> create_token(const TokenSpec& spec, const Actor& actor) override;
+  Result<std::vector<TokenInfo>> list_tokens() override;
+  Result<void> revoke_token(std::string_view id, const Actor& actor) override;
+
+  // Join and nodes (join.cpp, nodes.cpp).
+  Result<shared::protocol::JoinResponse> join(const shared::protocol::JoinRequest& request,
+                                              const Actor& actor) override;
+  Result<shared::protocol::RenewResponse> renew(const AgentIdentity& agent,
+                                                const shared::protocol::RenewRequest& r) override;
+  Result<std::vector<NodeInfo>> list_nodes(std::string_view selector) override;
+  Result<NodeInfo> get_node(std::string_view id_or_name) override;
+  Result<NodeInfo> label_node(std::string_view id_or_name, const shared::labels::LabelSet& set,
+                              const std::vector<std::string>& remove, const Actor& actor) override;
+  Result<void> revoke_node(std::string_view id_or_name, const Actor& actor) override;
+  Result<NodeInfo> accept_node(std::string_view id_or_name, const Actor& actor) override;
+  Result<void> report(const AgentIdentity& agent, std::string_view state,
+                      const boost::json::object& facts) override;
+
+  // Groups (groups.cpp).
+  Result<GroupInfo> set_group(const GroupInfo& group, const Actor& actor) override;
+  Result<std::vector<GroupInfo>> list_groups() override;
+  Result<std::vector<NodeInfo>> group_members(std::string_view name) override;
+  Result<void> delete_group(std::string_view name, const Actor& actor) override;
+
+  // Secrets (secrets.cpp).
+  Result<SecretInfo> set_secret(std::string_view name, std::string_view value,
+                                std::optional<std::string> entitlement,
+                                const Actor& actor) override;
+  Result<SecretInfo> grant_secret(std::string_view name, std::string_view entitlement,
+                                  const Actor& actor) override;
+  Result<std::vector<SecretInfo>> list_secrets() override;
+  Result<void> delete_secret(std::string_view name, const Actor& actor) override;
+
+  // Audit.
+  Result<std::vector<AuditEvent>> audit_events(std::int64_t after_seq, std::size_t limit) override;
+  Result<AuditCheck> verify_audit() override;
+
+  // Bundles (bundles.cpp).
+  Result<SignedBundle> bundle(const AgentIdentity& agent) override;
+  std::unique_ptr<Watch> watch(std::string_view node_id, std::int64_t since,
+                               std::function<void(SignedBundle)> changed) override;
+
+ private:
+  using Lock = std::unique_lock<std::mutex>;
+
+  [[nodiscard]] std::int64_t now() const;
+  [[nodiscard]] NodeInfo node_info(const NodeRecord& n) const;
+
+  /// Commits `tx`; only then runs `apply` (the in-memory side of the change), records the
+  /// new revision and rebuilds the views `dirty` names. Returns the deliveries owed; the
+  /// caller runs them after unlocking.
+  Result<Deliveries> commit(shared::sqlite::Transaction& tx, std::int64_t revision,
+                            const Dirty& dirty, const std::function<void()>& apply);
+  /// Rebuilds views (state mutex held) and publishes the changed ones.
+  Deliveries rebuild_views(const Dirty& dirty);
+  static void deliver(Deliveries deliveries);
+
+  /// Creates a token inside the caller's lock (create_token, mint_boot_token).
+  Result<CreatedToken> create_token_locked(const TokenSpec& spec, const Actor& actor,
+                                           Deliveries& out);
+  /// Records a refused join in its own transaction and returns `refusal`.
+  Error refuse_join(const Actor& actor, std::string_view token_id, const Error& refusal);
+  Result<shared::crypto::Certificate> issue_client_cert(const std::string& node_id,
+                                                        const shared::crypto::Bytes& spki);
+  /// Updates the MAC → machine map used by find_by_mac after a node changed.
+  void refresh_machine(const NodeRecord& n);
+  std::vector<std::string> groups_of(const shared::labels::LabelSet& labels) const;
+
+  Options options_;
+  std::unique_ptr<Store> store_;
+  Identity identity_;
+  std::optional<shared::labels::Selector> auto_accept_;
+
+  std::mutex state_mutex_;
+  Model model_;
+  std::atomic<std::int64_t> revision_;
+
+  // What each node's view was when last signed, and its sealed boxes by secret name.
+  struct SealedBox {
+    std::int64_t version = 0;
+    std::string sealing_key;
+    std::string sealed;
+  };
+  struct ViewState {
+    shared::protocol::Bundle view;
+    bool published = false;
+    std::map<std::string, SealedBox, std::less<>> boxes;
+  };
+  std::unordered_map<std::string, ViewState> views_;  // guarded by state_mutex_
+
+  mutable std::shared_mutex machines_mutex_;
+  std::unordered_map<std::string, pxe::registry::Machine> machines_;  // by MAC
+
+  std::shared_ptr<WatchHub> hub_ = std::make_shared<WatchHub>();
+};
+
+}  // namespace lab::bootstrap::coordinator

@@ -1,0 +1,168 @@
+#include "bootstrap/coordinator/store.hpp"
+
+#include <array>
+
+namespace lab::bootstrap::coordinator {
+namespace {
+
+namespace sq = shared::sqlite;
+
+// Every table of the coordinator. Labels, includes/excludes and facts are JSON text; times
+// are unix seconds. The audit table is append-only: rows are never updated or deleted.
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE revision (
+  id    INTEGER PRIMARY KEY CHECK (id = 1),
+  value INTEGER NOT NULL
+);
+INSERT INTO revision (id, value) VALUES (1, 0);
+
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE tokens (
+  id            TEXT PRIMARY KEY,
+  kind          TEXT NOT NULL,
+  secret_sha256 BLOB NOT NULL,
+  labels        TEXT NOT NULL,
+  bind_mac      TEXT NOT NULL,
+  bind_ip       TEXT NOT NULL,
+  bind_host     TEXT NOT NULL,
+  description   TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER NOT NULL,
+  revoked_at    INTEGER,
+  used_at       INTEGER,
+  used_by       TEXT
+);
+
+CREATE TABLE nodes (
+  id              TEXT PRIMARY KEY,
+  name            TEXT NOT NULL UNIQUE,
+  state           TEXT NOT NULL,
+  labels          TEXT NOT NULL,
+  facts           TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  last_seen       INTEGER NOT NULL,
+  agent_version   TEXT NOT NULL,
+  sealing_key     TEXT NOT NULL,
+  peer_address    TEXT NOT NULL,
+  cert_serial     TEXT NOT NULL,
+  cert_expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE node_macs (
+  mac     TEXT PRIMARY KEY,
+  node_id TEXT NOT NULL REFERENCES nodes(id)
+);
+CREATE INDEX node_macs_by_node ON node_macs(node_id);
+
+CREATE TABLE certs (
+  serial     TEXT PRIMARY KEY,
+  node_id    TEXT NOT NULL REFERENCES nodes(id),
+  issued_at  INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+
+CREATE TABLE groups (
+  name     TEXT PRIMARY KEY,
+  selector TEXT NOT NULL,
+  includes TEXT NOT NULL,
+  excludes TEXT NOT NULL
+);
+
+CREATE TABLE secrets (
+  name        TEXT PRIMARY KEY,
+  value       BLOB NOT NULL,
+  entitlement TEXT NOT NULL,
+  version     INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  size        INTEGER NOT NULL
+);
+
+CREATE TABLE audit (
+  seq     INTEGER PRIMARY KEY,
+  at      INTEGER NOT NULL,
+  actor   TEXT NOT NULL,
+  address TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  detail  TEXT NOT NULL,
+  hash    TEXT NOT NULL
+);
+)sql";
+
+constexpr std::array kMigrations{sq::Migration{1, kSchemaV1}};
+
+}  // namespace
+
+Error store_error(const Error& cause) {
+  return {CoordinatorError::store_failed, cause.message()};
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
+  auto db = sq::Database::open(path);
+  if (!db)
+    return store_error(db.error());
+  if (auto r = sq::migrate(*db, kMigrations); !r)
+    return store_error(r.error());
+  return std::unique_ptr<Store>(new Store(std::move(*db)));
+}
+
+Result<sq::Transaction> Store::begin() {
+  auto tx = sq::Transaction::begin(db_);
+  if (!tx)
+    return store_error(tx.error());
+  return std::move(*tx);
+}
+
+Result<sq::Statement*> Store::prepare(std::string_view sql) {
+  if (auto it = statements_.find(sql); it != statements_.end())
+    return &it->second;
+  auto st = db_.prepare(sql);
+  if (!st)
+    return store_error(st.error());
+  auto [it, inserted] = statements_.emplace(std::string(sql), std::move(*st));
+  return &it->second;
+}
+
+Result<bool> Store::step(sq::Statement& st) {
+  auto r = st.step();
+  if (!r)
+    return store_error(r.error());
+  return *r;
+}
+
+Result<std::int64_t> Store::bump_revision() {
+  LAB_TRY(run("UPDATE revision SET value = value + 1 WHERE id = 1"));
+  return revision();
+}
+
+Result<std::int64_t> Store::revision() {
+  LAB_TRY_ASSIGN(sq::Statement * st, query("SELECT value FROM revision WHERE id = 1"));
+  LAB_TRY_ASSIGN(bool row, step(*st));
+  const std::int64_t value = row ? st->int64(0) : 0;
+  st->reset();
+  return value;
+}
+
+Result<std::optional<std::string>> Store::meta(std::string_view key) {
+  LAB_TRY_ASSIGN(sq::Statement * st, query("SELECT value FROM meta WHERE key = ?", key));
+  LAB_TRY_ASSIGN(bool row, step(*st));
+  std::optional<std::string> value;
+  if (row)
+    value = st->text(0);
+  st->reset();
+  return value;
+}
+
+Result<void> Store::set_meta(std::string_view key, std::string_view value) {
+  return run(
+      "INSERT INTO meta (key, value) VALUES (?, ?) "
+      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key, value);
+}
+
+}  // namespace lab::bootstrap::coordinator

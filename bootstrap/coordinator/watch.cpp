@@ -1,0 +1,115 @@
+#include "bootstrap/coordinator/watch.hpp"
+
+#include <algorithm>
+
+namespace lab::bootstrap::coordinator {
+
+class WatchHub::Handle final : public Coordinator::Watch {
+ public:
+  Handle(std::weak_ptr<WatchHub> hub, std::string node_id, std::shared_ptr<Entry> entry)
+      : hub_(std::move(hub)), node_id_(std::move(node_id)), entry_(std::move(entry)) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() override {
+    {
+      // Waits for a callback running on another thread; re-entrant when the callback itself
+      // drops its handle.
+      const std::lock_guard lock(entry_->mutex);
+      entry_->done = true;
+      entry_->cb = nullptr;
+    }
+    if (auto hub = hub_.lock())
+      hub->cancel(node_id_, entry_);
+  }
+
+ private:
+  std::weak_ptr<WatchHub> hub_;
+  std::string node_id_;
+  std::shared_ptr<Entry> entry_;
+};
+
+std::optional<WatchHub::SignedBundle> WatchHub::get(const std::string& node_id) const {
+  const std::lock_guard lock(mutex_);
+  if (auto it = bundles_.find(node_id); it != bundles_.end())
+    return it->second;
+  return std::nullopt;
+}
+
+void WatchHub::fire(const std::shared_ptr<Entry>& entry, const SignedBundle& bundle) {
+  const std::lock_guard lock(entry->mutex);
+  if (entry->done)
+    return;
+  entry->done = true;
+  Callback cb = std::move(entry->cb);
+  entry->cb = nullptr;
+  if (cb)
+    cb(bundle);
+}
+
+std::unique_ptr<Coordinator::Watch> WatchHub::watch(const std::string& node_id, std::int64_t since,
+                                                    Callback cb) {
+  auto entry = std::make_shared<Entry>();
+  entry->cb = std::move(cb);
+  entry->since = since;
+  std::optional<SignedBundle> ready;
+  {
+    const std::lock_guard lock(mutex_);
+    auto it = bundles_.find(node_id);
+    if (it != bundles_.end() && it->second.revision > since) {
+      ready = it->second;
+    } else {
+      parked_[node_id].push_back(entry);
+    }
+  }
+  auto handle = std::make_unique<Handle>(weak_from_this(), node_id, entry);
+  if (ready)
+    fire(entry, *ready);
+  return handle;
+}
+
+std::vector<std::function<void()>> WatchHub::publish(
+    std::vector<std::pair<std::string, SignedBundle>> bundles) {
+  std::vector<std::function<void()>> calls;
+  const std::lock_guard lock(mutex_);
+  for (auto& [node, bundle] : bundles) {
+    if (auto it = parked_.find(node); it != parked_.end()) {
+      auto& waiting = it->second;
+      auto split = std::stable_partition(waiting.begin(), waiting.end(), [&](const auto& e) {
+        return e->since >= bundle.revision;
+      });
+      for (auto e = split; e != waiting.end(); ++e) {
+        calls.emplace_back([entry = *e, b = bundle] { fire(entry, b); });
+      }
+      waiting.erase(split, waiting.end());
+      if (waiting.empty())
+        parked_.erase(it);
+    }
+    bundles_[node] = std::move(bundle);
+  }
+  return calls;
+}
+
+void WatchHub::remove(const std::string& node_id) {
+  const std::lock_guard lock(mutex_);
+  bundles_.erase(node_id);
+}
+
+std::size_t WatchHub::parked() const {
+  const std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& [node, entries] : parked_)
+    n += entries.size();
+  return n;
+}
+
+void WatchHub::cancel(const std::string& node_id, const std::shared_ptr<Entry>& entry) {
+  const std::lock_guard lock(mutex_);
+  auto it = parked_.find(node_id);
+  if (it == parked_.end())
+    return;
+  std::erase(it->second, entry);
+  if (it->second.empty())
+    parked_.erase(it);
+}
+
+}  // namespace lab::bootstrap::coordinator

@@ -1,0 +1,56 @@
+#pragma once
+// The published side of bundles: the newest signed bundle of every node and the watches
+// parked on them. Readers (the agent API on io_context threads) only ever take this hub's
+// short mutex, never the coordinator's state mutex.
+#include "bootstrap/coordinator/coordinator.hpp"
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace lab::bootstrap::coordinator {
+
+class WatchHub : public std::enable_shared_from_this<WatchHub> {
+ public:
+  using SignedBundle = Coordinator::SignedBundle;
+  using Callback = std::function<void(SignedBundle)>;
+
+  /// The node's newest bundle, if one was published.
+  [[nodiscard]] std::optional<SignedBundle> get(const std::string& node_id) const;
+
+  /// Calls `cb` at once (on this thread) when the node's bundle is newer than `since`,
+  /// otherwise parks it until publish() moves past `since`. Destroying the handle cancels;
+  /// it waits for a call already running on another thread, so `cb` never runs afterwards.
+  std::unique_ptr<Coordinator::Watch> watch(const std::string& node_id, std::int64_t since,
+                                            Callback cb);
+
+  /// Replaces the published bundles of these nodes and returns the calls owed to the watches
+  /// they satisfy; run them after releasing every other lock.
+  [[nodiscard]] std::vector<std::function<void()>> publish(
+      std::vector<std::pair<std::string, SignedBundle>> bundles);
+
+  /// Forgets a node's bundle (revoked); its parked watches stay until cancelled.
+  void remove(const std::string& node_id);
+
+  [[nodiscard]] std::size_t parked() const;
+
+ private:
+  struct Entry {
+    std::recursive_mutex mutex;  // held while the callback runs
+    bool done = false;
+    Callback cb;
+    std::int64_t since = 0;
+  };
+  class Handle;
+  static void fire(const std::shared_ptr<Entry>& entry, const SignedBundle& bundle);
+  void cancel(const std::string& node_id, const std::shared_ptr<Entry>& entry);
+
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, SignedBundle> bundles_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Entry>>> parked_;
+};
+
+}  // namespace lab::bootstrap::coordinator

@@ -1,0 +1,350 @@
+#include "bootstrap/sshinstall/installer.hpp"
+
+#include "shared/json/json.hpp"
+
+#include <regex>
+#include <sstream>
+
+namespace lab::bootstrap::sshinstall {
+
+const boost::system::error_category& install_category() noexcept {
+  static const ErrorCategory<InstallError> kCategory("lab.sshinstall",
+                                                     [](InstallError e) noexcept -> const char* {
+                                                       switch (e) {
+                                                         case InstallError::bad_setting:
+                                                           return "bad agent setting";
+                                                         case InstallError::arch_mismatch:
+                                                           return "architecture mismatch";
+                                                         case InstallError::remote_failed:
+                                                           return "remote command failed";
+                                                         case InstallError::join_refused:
+                                                           return "labd join failed";
+                                                         case InstallError::not_confirmed:
+                                                           return "node not confirmed";
+                                                         case InstallError::coordinator_failed:
+                                                           return "coordinator request failed";
+                                                       }
+                                                       return "install error";
+                                                     });
+  return kCategory;
+}
+
+namespace {
+
+using rollout::Attempt;
+using rollout::Status;
+
+// Runs `labd run` again and again on hosts without systemd, backing off up to a minute.
+constexpr const char* kSupervisor = R"(#!/bin/sh
+# Keeps labd running on a host without systemd (installed by lab bootstrap ssh).
+mkdir -p /run/lab
+echo $$ > /run/lab/labd-supervise.pid
+child=
+trap '[ -n "$child" ] && kill "$child" 2>/dev/null; exit 0' TERM INT
+delay=1
+while :; do
+  /usr/local/bin/labd run >>/var/log/labd.log 2>&1 &
+  child=$!
+  wait "$child"
+  sleep "$delay"
+  [ "$delay" -lt 60 ] && delay=$((delay * 2))
+done
+)";
+
+constexpr const char* kUnit = R"([Unit]
+Description=lab node agent
+Documentation=man:labd(8)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=notify
+ExecStart=/usr/local/bin/labd run
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+)";
+
+// Prints: arch, "os version", init system, hostname, then labd's status JSON (may be empty).
+constexpr const char* kDetect =
+    "uname -m; (. /etc/os-release 2>/dev/null; echo \"${ID:-unknown} ${VERSION_ID:-}\"); "
+    "if [ -d /run/systemd/system ]; then echo systemd; else echo none; fi; hostname; "
+    "if [ -x /usr/local/bin/labd ]; then /usr/local/bin/labd status --output json 2>/dev/null "
+    "| tr -d '\\n'; fi; echo";
+
+constexpr const char* kRemoveAgent =
+    "if [ -d /run/systemd/system ]; then systemctl disable --now labd.service 2>/dev/null; "
+    "rm -f /etc/systemd/system/labd.service; systemctl daemon-reload 2>/dev/null; fi; "
+    "if [ -f /run/lab/labd-supervise.pid ]; then kill \"$(cat /run/lab/labd-supervise.pid)\" "
+    "2>/dev/null; rm -f /run/lab/labd-supervise.pid; fi; "
+    "rm -f /usr/local/bin/labd /usr/local/bin/labd.lab-upload /usr/local/lib/lab/labd-supervise "
+    "/etc/lab/labd.toml; rm -rf /var/lib/labd; true";
+
+struct Host {
+  std::string arch;
+  std::string os;
+  bool systemd = false;
+  std::string hostname;
+  std::string node_id;  // from a previous join, if labd reports one
+};
+
+Host parse_detect(const std::string& out) {
+  Host h;
+  std::istringstream in(out);
+  std::string init;
+  std::getline(in, h.arch);
+  std::getline(in, h.os);
+  std::getline(in, init);
+  std::getline(in, h.hostname);
+  std::string status;
+  std::getline(in, status);
+  h.systemd = init == "systemd";
+  if (auto o = shared::json::parse_object(status); o) {
+    if (auto id = shared::json::optional_string(*o, "node_id"); id && *id) {
+      h.node_id = **id;
+    }
+  }
+  return h;
+}
+
+// A here-document writing `content` to `path` with `mode`; content never holds the marker.
+std::string write_file_command(const std::string& path, const std::string& content,
+                               const char* mode) {
+  return "mkdir -p \"$(dirname " + path + ")\" && cat > " + path + ".lab-new <<'LAB_EOF'\n" +
+         content + "LAB_EOF\nchmod " + mode + " " + path + ".lab-new && mv -f " + path +
+         ".lab-new " + path;
+}
+
+Result<std::string> agent_config_toml(const std::map<std::string, std::string>& config) {
+  static const std::regex kKey("[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*");
+  static const std::regex kRaw("true|false|-?[0-9]+|\\[[0-9, ]*\\]");
+  static const std::regex kString("[A-Za-z0-9_.:/@=,+ -]*");
+  std::string out = "# Written by lab bootstrap ssh.\n";
+  for (const auto& [key, value] : config) {
+    if (!std::regex_match(key, kKey)) {
+      return Error(InstallError::bad_setting, "agent setting '" + key + "' is not a valid key");
+    }
+    if (std::regex_match(value, kRaw)) {
+      out += key + " = " + value + "\n";
+    } else if (std::regex_match(value, kString)) {
+      out += key + " = \"" + value + "\"\n";
+    } else {
+      return Error(
+          InstallError::bad_setting,
+          "agent setting " + key + " has characters that are not allowed: '" + value + "'");
+    }
+  }
+  return out;
+}
+
+std::string first_line(const ssh::CommandResult& r) {
+  std::string text = r.err.empty() ? r.out : r.err;
+  if (const auto nl = text.find('\n'); nl != std::string::npos) {
+    text.resize(nl);
+  }
+  return text.empty() ? "exit status " + std::to_string(r.exit_status) : text;
+}
+
+class Install {
+ public:
+  Install(const std::string& target, const InstallOptions& options, Enroller& enroller)
+      : target_text_(target), options_(options), enroller_(enroller) {}
+
+  Attempt run() {
+    auto target = ssh::parse_target(target_text_);
+    if (!target) {
+      return fail("connect", target.error());
+    }
+    target_ = *target;
+    auto session = ssh::Session::open(target_, options_.connect);
+    if (!session) {
+      return fail("connect", session.error());
+    }
+    session_ = std::move(*session);
+
+    auto detected = remote("detect", kDetect);
+    if (!detected) {
+      return fail("detect", detected.error());
+    }
+    host_ = parse_detect(detected->out);
+    if (host_.arch != options_.agent_arch) {
+      return fail("detect", Error(InstallError::arch_mismatch,
+                                  "host runs " + host_.arch + ", the agent binary is built for " +
+                                      options_.agent_arch));
+    }
+    if (!host_.node_id.empty()) {
+      auto active = enroller_.node_active(host_.node_id);
+      if (!active) {
+        return fail("detect", active.error());
+      }
+      if (*active) {
+        Attempt a;
+        a.status = Status::skipped;
+        a.step = "detect";
+        a.node_id = host_.node_id;
+        a.message = "already joined as " + host_.node_id;
+        return a;
+      }
+    }
+    auto config = agent_config_toml(options_.agent_config);
+    if (!config) {
+      return fail("configure", config.error());
+    }
+
+    // From here on a failure rolls the host back.
+    if (auto r = upload(); !r) {
+      return rollback("upload", r.error());
+    }
+    if (auto r = check(remote("configure", write_file_command(kConfigPath, *config, "0644"))); !r) {
+      return rollback("configure", r.error());
+    }
+    if (auto r = install_service(); !r) {
+      return rollback("service", r.error());
+    }
+    auto minted = enroller_.mint(host_.hostname, options_.labels);
+    if (!minted) {
+      return rollback("token", minted.error());
+    }
+    token_id_ = minted->token_id;
+    const char* verb = host_.node_id.empty() ? "join" : "rejoin";
+    auto joined =
+        remote("join", std::string(kAgentPath) + " " + verb + " '" + minted->join_string + "'",
+               options_.join_timeout);
+    if (!joined) {
+      return rollback("join", joined.error());
+    }
+    if (joined->exit_status != 0) {
+      return rollback("join",
+                      Error(InstallError::join_refused, "labd join: " + first_line(*joined)));
+    }
+    if (auto r = start_service(); !r) {
+      return rollback("start", r.error());
+    }
+    auto node = enroller_.token_node(token_id_);
+    if (!node) {
+      return rollback("confirm", node.error());
+    }
+    node_id_ = *node;
+    if (node_id_.empty()) {
+      return rollback("confirm", Error(InstallError::not_confirmed,
+                                       "the coordinator has no node for this host's token"));
+    }
+    auto active = enroller_.node_active(node_id_);
+    if (!active || !*active) {
+      return rollback("confirm", active ? Error(InstallError::not_confirmed,
+                                                "node " + node_id_ + " is not active")
+                                        : active.error());
+    }
+    Attempt a;
+    a.status = Status::joined;
+    a.step = "confirm";
+    a.node_id = node_id_;
+    a.message = "joined as " + node_id_;
+    return a;
+  }
+
+ private:
+  Result<ssh::CommandResult> remote(const char* /*step*/, const std::string& command,
+                                    std::chrono::seconds timeout = std::chrono::seconds(120)) {
+    return session_->run(command, timeout);
+  }
+
+  static Result<void> check(Result<ssh::CommandResult> r) {
+    if (!r) {
+      return r.error();
+    }
+    if (r->exit_status != 0) {
+      return Error(InstallError::remote_failed, first_line(*r));
+    }
+    return {};
+  }
+
+  Result<void> upload() {
+    touched_ = true;
+    if (!options_.package.empty() && host_.os.starts_with("debian")) {
+      LAB_TRY(session_->upload(options_.package, "/tmp/labd.deb", 0600));
+      return check(remote("upload", "dpkg -i /tmp/labd.deb; rc=$?; rm -f /tmp/labd.deb; exit $rc"));
+    }
+    LAB_TRY(check(remote("upload", "mkdir -p /usr/local/bin /usr/local/lib/lab /etc/lab")));
+    return session_->upload(options_.agent, kAgentPath, 0755);
+  }
+
+  Result<void> install_service() {
+    if (host_.systemd) {
+      return check(remote(
+          "service", write_file_command(kUnitPath, kUnit, "0644") + " && systemctl daemon-reload"));
+    }
+    return check(remote("service", write_file_command(kSupervisorPath, kSupervisor, "0755")));
+  }
+
+  Result<void> start_service() {
+    if (host_.systemd) {
+      return check(remote("start", "systemctl enable --now labd.service"));
+    }
+    return check(remote(
+        "start", std::string("setsid sh ") + kSupervisorPath + " </dev/null >/dev/null 2>&1 &"));
+  }
+
+  Attempt fail(const char* step, const Error& error) {
+    Attempt a;
+    a.status = Status::failed;
+    a.retryable = ssh::is_connection_error(error);
+    a.step = step;
+    a.message = error.message();
+    return a;
+  }
+
+  // Undoes what was done, on the host (if it still answers) and on the coordinator.
+  Attempt rollback(const char* step, const Error& error) {
+    Attempt a = fail(step, error);
+    std::string undone;
+    if (touched_) {
+      if (ssh::is_connection_error(error)) {
+        auto options = options_.connect;
+        options.connect_timeout = std::chrono::seconds(5);
+        auto fresh = ssh::Session::open(target_, options);
+        session_ = fresh ? std::move(*fresh) : nullptr;
+      }
+      auto removed = session_ ? check(session_->run(kRemoveAgent, std::chrono::seconds(60)))
+                              : Result<void>(Error(ssh::SshError::connect_failed));
+      undone += removed ? "agent removed" : "agent NOT removed (host unreachable)";
+    }
+    if (!token_id_.empty()) {
+      if (auto node = enroller_.token_node(token_id_); node && !node->empty()) {
+        node_id_ = *node;
+      }
+      auto revoked = enroller_.revoke_token(token_id_);
+      undone += std::string(undone.empty() ? "" : ", ") +
+                (revoked ? "token revoked" : "token NOT revoked: " + revoked.error().message());
+    }
+    if (!node_id_.empty()) {
+      auto revoked = enroller_.revoke_node(node_id_);
+      undone += revoked ? ", node " + node_id_ + " revoked" : ", node NOT revoked";
+    }
+    if (!undone.empty()) {
+      a.message += " (rolled back: " + undone + ")";
+    }
+    return a;
+  }
+
+  std::string target_text_;
+  const InstallOptions& options_;
+  Enroller& enroller_;
+  ssh::Target target_;
+  std::unique_ptr<ssh::Session> session_;
+  Host host_;
+  bool touched_ = false;
+  std::string token_id_;
+  std::string node_id_;
+};
+
+}  // namespace
+
+rollout::Attempt install(const std::string& target, const InstallOptions& options,
+                         Enroller& enroller) {
+  return Install(target, options, enroller).run();
+}
+
+}  // namespace lab::bootstrap::sshinstall

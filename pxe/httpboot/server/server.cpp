@@ -1,0 +1,308 @@
+#include "pxe/httpboot/server/server.hpp"
+
+#include "pxe/httpboot/error.hpp"
+#include "pxe/httpboot/files.hpp"
+#include "shared/http/message/file_response.hpp"
+#include "shared/log/log.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+namespace lab::pxe::httpboot {
+
+namespace asio = boost::asio;
+namespace http = shared::http;
+using events::Event;
+using events::Kind;
+
+namespace {
+
+std::string_view content_type_for(std::string_view path) {
+  if (path.ends_with(".ipxe"))
+    return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
+
+// A Host header fit to build URLs from: host name, IPv4, or [IPv6], with an optional port.
+bool plausible_host(std::string_view host) {
+  if (host.empty() || host.size() > 260)
+    return false;
+  for (const char c : host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+http::Response script_response(std::string body) {
+  http::Response r = http::Response::text(200, std::move(body));
+  r.headers.set("Cache-Control", "no-store");  // every script carries a one-time token
+  return r;
+}
+
+unsigned status_for(const Error& e) {
+  if (e == HttpBootError::file_not_found || e == HttpBootError::not_a_file)
+    return 404;
+  if (e == HttpBootError::outside_root || e == HttpBootError::bad_file_path)
+    return 403;
+  return 500;
+}
+
+}  // namespace
+
+class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
+ public:
+  Impl(asio::io_context& io, asio::thread_pool& blocking, ServerOptions options,
+       recorder::Recorder& recorder, registry::Registry* registry)
+      : blocking_(blocking),
+        options_(std::move(options)),
+        recorder_(recorder),
+        registry_(registry),
+        http_(
+            io,
+            [this](http::Request req, http::Reply reply) {
+              handle(std::move(req), std::move(reply));
+            },
+            options_.limits) {}
+
+  Result<std::uint16_t> start() {
+    auto files = BootFiles::open(options_.root);
+    if (!files)
+      return files.error();
+    files_.emplace(std::move(*files));
+    LAB_TRY_ASSIGN(port_, http_.listen_tcp(options_.address, options_.port));
+    if (registry_ == nullptr) {
+      log_.warn(
+          "no machine registry (coordinator disabled): every machine boots the discovery "
+          "profile without a boot token");
+    }
+    if (options_.profiles.select(nullptr) == nullptr) {
+      log_.warn("no boot profile named discovery: unknown machines get 404");
+    }
+    log_.info("listening", {{"url", url()}, {"root", options_.root.string()}});
+    return port_;
+  }
+
+  void stop(std::function<void()> stopped) { http_.stop(std::move(stopped)); }
+
+  [[nodiscard]] std::string url() const {
+    const bool v6 = options_.address.find(':') != std::string::npos;
+    return "http://" + (v6 ? "[" + options_.address + "]" : options_.address) + ":" +
+           std::to_string(port_);
+  }
+
+ private:
+  void handle(http::Request req, http::Reply reply) {
+    const bool head = req.method == "HEAD";
+    if (req.method != "GET" && !head) {
+      http::Response r = http::Response::error(405, "method not allowed");
+      r.headers.set("Allow", "GET, HEAD");
+      reply(std::move(r));
+      return;
+    }
+    const std::string_view path = req.path;
+    if (path.starts_with(kFilesPrefix)) {
+      serve_file(req, reply);
+    } else if (path == "/boot.ipxe") {
+      reply(script_response(generic_script(server_base(req))));
+    } else if (path.starts_with("/boot/")) {
+      if (head) {
+        // Each GET mints a token; a HEAD cannot say how long that script would be.
+        http::Response r = http::Response::error(405, "method not allowed");
+        r.headers.set("Allow", "GET");
+        reply(std::move(r));
+        return;
+      }
+      serve_script(std::move(req), std::move(reply));
+    } else {
+      reply(http::Response::error(404, "not found"));
+    }
+  }
+
+  std::string server_base(const http::Request& req) const {
+    if (auto host = req.header("Host"); host && plausible_host(*host))
+      return "http://" + std::string(*host);
+    return url();
+  }
+
+  void serve_script(http::Request req, http::Reply reply) {
+    auto mac = parse_script_path(req.path);
+    if (!mac) {
+      reply(http::Response::error(400, "expected /boot/<mac>.ipxe"));
+      return;
+    }
+    const std::string& client = req.peer.address;
+    const auto seen_ip = recorder_.last_ip(*mac);
+    if (seen_ip && *seen_ip != client) {
+      log_.warn("script refused", {{"mac", *mac}, {"client", client}, {"dhcp_ip", *seen_ip}});
+      record({std::chrono::system_clock::now(),
+              Kind::script_refused,
+              *mac,
+              client,
+              {{"reason", "address does not match DHCP"}, {"expected_ip", *seen_ip}}});
+      reply(http::Response::error(403, "forbidden"));
+      return;
+    }
+    std::optional<registry::Machine> machine;
+    if (registry_ != nullptr)
+      machine = registry_->find_by_mac(*mac);
+    const Profile* profile = options_.profiles.select(machine ? &machine->labels : nullptr);
+    if (profile == nullptr) {
+      record({std::chrono::system_clock::now(),
+              Kind::script_refused,
+              *mac,
+              client,
+              {{"reason", "no boot profile"}}});
+      reply(http::Response::error(404, "no boot profile for this machine"));
+      return;
+    }
+    remember_client(client, *mac);
+    ScriptContext ctx{.mac = *mac, .server = server_base(req), .token = {}, .join = {}};
+    std::string node = machine ? machine->node_id : std::string();
+    if (registry_ == nullptr) {
+      finish_script(*profile, std::move(ctx), std::move(node), client, reply);
+      return;
+    }
+    if (pending_mints_.fetch_add(1) >= options_.max_pending_mints) {
+      --pending_mints_;
+      http::Response r = http::Response::error(503, "busy, retry");
+      r.headers.set("Retry-After", "2");
+      reply(std::move(r));
+      return;
+    }
+    // Minting writes to the store: off the io thread. The reply goes back from the pool; the
+    // server writes it on the connection's strand.
+    asio::post(blocking_, [self = shared_from_this(), profile, ctx = std::move(ctx),
+                           node = std::move(node), client, ip = seen_ip.value_or(""),
+                           reply = std::move(reply)]() mutable {
+      auto token = self->registry_->mint_boot_token(ctx.mac, ip, self->options_.token_ttl);
+      --self->pending_mints_;
+      if (!token) {
+        self->log_.error("cannot mint boot token",
+                         {{"mac", ctx.mac}, {"error", token.error().message()}});
+        reply(http::Response::error(500, "cannot issue a boot token"));
+        return;
+      }
+      ctx.token = std::move(token->token);
+      ctx.join = std::move(token->join_string);
+      self->finish_script(*profile, std::move(ctx), std::move(node), client, reply);
+    });
+  }
+
+  void finish_script(const Profile& profile, ScriptContext ctx, std::string node,
+                     const std::string& client, const http::Reply& reply) {
+    auto script = render_script(profile, ctx);
+    if (!script) {
+      log_.error(
+          "cannot render boot script",
+          {{"mac", ctx.mac}, {"profile", profile.spec.name}, {"error", script.error().message()}});
+      reply(http::Response::error(500, "cannot render boot script"));
+      return;
+    }
+    Event e{std::chrono::system_clock::now(),
+            Kind::script_render,
+            ctx.mac,
+            client,
+            {{"profile", profile.spec.name}, {"token", ctx.token.empty() ? "no" : "yes"}}};
+    if (!node.empty())
+      e.detail.emplace_back("node", std::move(node));
+    record(std::move(e));
+    reply(script_response(std::move(*script)));
+  }
+
+  void serve_file(const http::Request& req, const http::Reply& reply) {
+    const std::string_view rel = std::string_view(req.path).substr(kFilesPrefix.size());
+    auto opened = files_->open_file(rel);
+    if (!opened) {
+      const unsigned status = status_for(opened.error());
+      if (status == 500)
+        log_.warn("boot file", {{"path", rel}, {"error", opened.error().message()}});
+      reply(http::Response::error(status, status == 404   ? "not found"
+                                          : status == 403 ? "forbidden"
+                                                          : "internal error"));
+      return;
+    }
+    const auto size = opened->info.size;
+    http::Response r =
+        http::file_response(req, std::move(opened->file), opened->info, content_type_for(rel));
+    Event e{std::chrono::system_clock::now(),
+            Kind::http_fetch,
+            {},
+            req.peer.address,
+            {{"file", std::string(rel)}, {"status", std::to_string(r.status)}}};
+    if (r.file) {
+      e.detail.emplace_back("bytes", std::to_string(r.file->length));
+      if (r.status == 206)
+        e.detail.emplace_back("of", std::to_string(size));
+    }
+    if (req.method == "HEAD")
+      e.detail.emplace_back("method", "HEAD");
+    record(std::move(e));
+    reply(std::move(r));
+  }
+
+  // File fetches carry only the client address: DHCP's view first (in the recorder), else the
+  // MAC whose script this address fetched.
+  void record(Event e) {
+    if (e.mac.empty() && !e.ip.empty() && !recorder_.mac_for_ip(e.ip)) {
+      std::lock_guard lock(clients_mu_);
+      if (auto it = clients_.find(e.ip); it != clients_.end())
+        e.mac = it->second;
+    }
+    recorder_.record(std::move(e));
+  }
+
+  void remember_client(const std::string& ip, const std::string& mac) {
+    std::lock_guard lock(clients_mu_);
+    auto [it, inserted] = clients_.insert_or_assign(ip, mac);
+    if (!inserted)
+      return;
+    clients_order_.push_back(ip);
+    while (clients_order_.size() > options_.max_script_clients) {
+      clients_.erase(clients_order_.front());
+      clients_order_.pop_front();
+    }
+  }
+
+  asio::thread_pool& blocking_;
+  ServerOptions options_;
+  recorder::Recorder& recorder_;
+  registry::Registry* registry_;
+  shared::log::Logger log_{"httpboot"};
+  http::Server http_;
+  std::optional<BootFiles> files_;
+  std::uint16_t port_ = 0;
+  std::atomic<std::size_t> pending_mints_{0};
+  std::mutex clients_mu_;
+  std::unordered_map<std::string, std::string> clients_;
+  std::deque<std::string> clients_order_;
+};
+
+Server::Server(asio::io_context& io, asio::thread_pool& blocking, ServerOptions options,
+               recorder::Recorder& recorder, registry::Registry* registry)
+    : impl_(std::make_shared<Impl>(io, blocking, std::move(options), recorder, registry)) {}
+
+Server::~Server() = default;
+
+Result<std::uint16_t> Server::start() {
+  return impl_->start();
+}
+
+void Server::stop(std::function<void()> stopped) {
+  impl_->stop(std::move(stopped));
+}
+
+std::string Server::url() const {
+  return impl_->url();
+}
+
+}  // namespace lab::pxe::httpboot

@@ -1,0 +1,69 @@
+#pragma once
+
+#include "pxe/httpboot/script.hpp"
+#include "pxe/recorder/recorder.hpp"
+#include "pxe/registry/registry.hpp"
+#include "shared/errors/error.hpp"
+#include "shared/http/server/server.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace lab::pxe::httpboot {
+
+struct ServerOptions {
+  std::string address = "0.0.0.0";
+  std::uint16_t port = 8080;   // 0 picks a free port
+  std::filesystem::path root;  // boot files, served under /files/
+  ProfileSet profiles;
+  std::chrono::seconds token_ttl{600};
+  /// Boot tokens being minted at once; past this, script requests get 503 (a flood of script
+  /// requests must not queue unbounded store writes).
+  std::size_t max_pending_mints = 64;
+  /// Clients remembered by the address their script request came from, to attribute file
+  /// fetches when DHCP is not ours (oldest forgotten first).
+  std::size_t max_script_clients = 4096;
+  shared::http::Limits limits;
+};
+
+/// The HTTP boot server (plain HTTP, as iPXE and UEFI HTTP boot speak it):
+///   GET  /boot.ipxe            the generic script; chains to /boot/${netX/mac}.ipxe
+///   GET  /boot/<mac>.ipxe      the machine's script with a fresh boot token (MAC with ':' or
+///                              '-' or bare, any case); 403 when DHCP gave that MAC another
+///                              address than the one asking; 404 when no profile applies
+///   GET|HEAD /files/<path>     boot files under `root`, with Range, ETag/If-None-Match and
+///                              Last-Modified, streamed with sendfile
+/// Every script served or refused and every file fetched is recorded in `recorder`.
+/// `registry` may be null (coordinator disabled): every machine is unknown, boots the
+/// discovery profile, and its script carries no token.
+class Server {
+ public:
+  Server(boost::asio::io_context& io, boost::asio::thread_pool& blocking, ServerOptions options,
+         recorder::Recorder& recorder, registry::Registry* registry);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  /// Opens the root and binds; returns the bound port.
+  Result<std::uint16_t> start();
+  /// Stops accepting and calls `stopped` on the io_context once requests in flight are done.
+  void stop(std::function<void()> stopped);
+  /// "http://<address>:<bound port>" after start().
+  [[nodiscard]] std::string url() const;
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace lab::pxe::httpboot

@@ -1,0 +1,121 @@
+#include "pxe/dhcp/engine/lease_store.hpp"
+
+#include "tests/support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <future>
+
+namespace {
+
+using namespace lab::pxe::dhcp::engine;
+using lab::pxe::dhcp::wire::Ipv4;
+
+constexpr std::int64_t kNow = 1'800'000'000;
+
+Lease lease(const char* ip, Lease::State state = Lease::State::bound,
+            std::int64_t expires = kNow + 3600) {
+  return Lease{.ip = *Ipv4::parse(ip),
+               .state = state,
+               .expires = expires,
+               .mac = "52:54:00:00:00:01",
+               .client = std::string("\x01\x52\x54\0\0\0\x01", 7)};
+}
+
+void commit_and_wait(LeaseStore& store, std::vector<Lease> records) {
+  std::promise<lab::Result<void>> p;
+  store.commit(std::move(records), [&](lab::Result<void> r) { p.set_value(r); });
+  auto r = p.get_future().get();
+  ASSERT_TRUE(r) << r.error().message();
+}
+
+TEST(DhcpLeaseStore, RecordRoundTripAndChecksum) {
+  const Lease l = lease("10.0.0.5");
+  const std::string line = encode_record(l);
+  ASSERT_EQ(line.back(), '\n');
+  auto back = decode_record(std::string_view(line).substr(0, line.size() - 1));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(*back, l);
+  std::string corrupt = line.substr(0, line.size() - 1);
+  corrupt[5] = '9';
+  EXPECT_FALSE(decode_record(corrupt));
+}
+
+TEST(DhcpLeaseStore, JournalSurvivesReopenAndCompacts) {
+  lab::tests::TempDir dir;
+  const auto path = dir / "leases";
+  {
+    auto store = JournalLeaseStore::open(path, kNow);
+    ASSERT_TRUE(store) << store.error().message();
+    EXPECT_TRUE((*store)->load()->empty());
+    commit_and_wait(**store, {lease("10.0.0.5"), lease("10.0.0.6")});
+    commit_and_wait(**store, {lease("10.0.0.6", Lease::State::released, kNow)});
+    commit_and_wait(**store, {lease("10.0.0.7", Lease::State::bound, kNow - 10)});  // expired
+    commit_and_wait(**store, {lease("10.0.0.8", Lease::State::declined)});
+  }
+  auto again = JournalLeaseStore::open(path, kNow);
+  ASSERT_TRUE(again);
+  auto leases = (*again)->load().value();
+  ASSERT_EQ(leases.size(), 2u);
+  EXPECT_EQ(leases[0], lease("10.0.0.5"));
+  EXPECT_EQ(leases[1].state, Lease::State::declined);
+  // Compaction left one line per live address.
+  const std::string text = lab::tests::read_file(path);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
+}
+
+TEST(DhcpLeaseStore, TornLastRecordIsDroppedAndTheRestKept) {
+  lab::tests::TempDir dir;
+  const auto path = dir / "leases";
+  {
+    auto store = JournalLeaseStore::open(path, kNow);
+    ASSERT_TRUE(store);
+    commit_and_wait(**store, {lease("10.0.0.5"), lease("10.0.0.6")});
+  }
+  const std::string torn = encode_record(lease("10.0.0.9"));
+  {
+    std::ofstream out(path, std::ios::app | std::ios::binary);
+    out << torn.substr(0, torn.size() / 2);  // a crash in the middle of a write
+  }
+  auto again = JournalLeaseStore::open(path, kNow);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ((*again)->recovered_dropped(), 1u);
+  EXPECT_EQ((*again)->load()->size(), 2u);
+  // The torn bytes are gone, so new records after them stay readable.
+  commit_and_wait(**again, {lease("10.0.0.10")});
+  again->reset();
+  auto third = JournalLeaseStore::open(path, kNow);
+  ASSERT_TRUE(third);
+  EXPECT_EQ((*third)->recovered_dropped(), 0u);
+  EXPECT_EQ((*third)->load()->size(), 3u);
+}
+
+TEST(DhcpLeaseStore, ManyConcurrentCommitsAllComplete) {
+  lab::tests::TempDir dir;
+  auto store = JournalLeaseStore::open(dir / "leases", kNow);
+  ASSERT_TRUE(store);
+  std::atomic<int> done{0};
+  for (int i = 0; i < 200; ++i) {
+    const std::string ip = "10.0." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1);
+    (*store)->commit({lease(ip.c_str())}, [&](lab::Result<void> r) {
+      EXPECT_TRUE(r);
+      ++done;
+    });
+  }
+  store->reset();  // drains the queue before closing
+  EXPECT_EQ(done.load(), 200);
+  auto again = JournalLeaseStore::open(dir / "leases", kNow);
+  EXPECT_EQ((*again)->load()->size(), 200u);
+}
+
+TEST(DhcpLeaseStore, MemoryStoreKeepsTheNewestRecordPerAddress) {
+  MemoryLeaseStore store;
+  commit_and_wait(store, {lease("10.0.0.5")});
+  commit_and_wait(store, {lease("10.0.0.5", Lease::State::released, kNow)});
+  auto leases = store.load().value();
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].state, Lease::State::released);
+}
+
+}  // namespace
