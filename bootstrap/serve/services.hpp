@@ -3,6 +3,9 @@
 namespace lab::pxe::events {
 class Sink;
 }
+namespace lab::pxe::recorder {
+class Recorder;
+}
 namespace lab::pxe::registry {
 class Registry;
 }
@@ -14,6 +17,8 @@ namespace lab::bootstrap::serve {
 struct Services {
   /// The boot flight recorder; the PXE servers report every step of a boot to it.
   pxe::events::Sink* boot_events = nullptr;
+  /// The same recorder's read side, for the operator API's machine timelines.
+  pxe::recorder::Recorder* recorder = nullptr;
   /// The machine registry (the coordinator); the HTTP boot server mints boot tokens through it.
   pxe::registry::Registry* registry = nullptr;
 };
