@@ -98,9 +98,9 @@ Result<std::string> pinned_ca(const std::vector<std::string>& chain_pem, std::st
     if (crypto::spki_pin(c.public_key_der()) != pin)
       continue;
     if (auto ok = crypto::verify_certificate(chain.front(), c, now); !ok) {
-      return Error(SyncError::wrong_pin,
-                   "the server certificate does not chain to the pinned CA: " +
-                       ok.error().message());
+      return Error(
+          SyncError::wrong_pin,
+          "the server certificate does not chain to the pinned CA: " + ok.error().message());
     }
     return c.pem();
   }

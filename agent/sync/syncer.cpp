@@ -24,8 +24,8 @@ class HttpTransport final : public Transport {
     o.client_cert_pem = id.certificate_pem;
     o.client_key_pem = id.tls_key_pem;
     // The server holds a long-poll for `wait`; allow for that plus a slow network.
-    o.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(wait) +
-                std::chrono::seconds(20);
+    o.timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(wait) + std::chrono::seconds(20);
     o.max_body = std::size_t{64} * 1024 * 1024;
     client_ = std::make_unique<http::Client>(std::move(o));
   }
@@ -140,9 +140,8 @@ Result<bool> Syncer::renew_if_due(bool force) {
   const auto not_before = cert->not_before();
   const auto not_after = cert->not_after();
   const auto lifetime = std::chrono::duration<double>(not_after - not_before).count();
-  const auto left = std::chrono::duration<double>(
-                        not_after - std::chrono::system_clock::time_point(
-                                        std::chrono::seconds(now_())))
+  const auto left = std::chrono::duration<double>(not_after - std::chrono::system_clock::time_point(
+                                                                  std::chrono::seconds(now_())))
                         .count();
   if (!force && left > lifetime * options_.renew_fraction)
     return false;
@@ -164,9 +163,9 @@ Result<bool> Syncer::renew_if_due(bool force) {
   LAB_TRY(cache_.update_certificate(pem, key->to_pem()));
   transport_.reset();  // the next request presents the new certificate
   if (hooks_.renewed) {
-    hooks_.renewed(std::chrono::duration_cast<std::chrono::seconds>(
-                       fresh->not_after().time_since_epoch())
-                       .count());
+    hooks_.renewed(
+        std::chrono::duration_cast<std::chrono::seconds>(fresh->not_after().time_since_epoch())
+            .count());
   }
   return true;
 }

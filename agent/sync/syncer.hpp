@@ -60,8 +60,8 @@ using TransportFactory = std::function<std::unique_ptr<Transport>(const cache::I
 
 class Syncer {
  public:
-  Syncer(cache::Cache& cache, TransportFactory make_transport, SyncOptions options,
-         SyncHooks hooks, std::function<std::int64_t()> now);
+  Syncer(cache::Cache& cache, TransportFactory make_transport, SyncOptions options, SyncHooks hooks,
+         std::function<std::int64_t()> now);
 
   /// One long-poll round: returns the applied revision, or nullopt when nothing newer came.
   /// A bundle the cache refuses (signature, node, revision) is an error of this round.

@@ -25,8 +25,7 @@ namespace protocol = shared::protocol;
 struct FakeCoordinator::Impl {
   FakeCoordinator& owner;
   boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{
-      io.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{io.get_executor()};
   std::unique_ptr<http::Server> server;
   std::thread thread;
 
@@ -113,7 +112,8 @@ struct FakeCoordinator::Impl {
   // up to `wait` seconds on a thread of its own (the server lets a handler reply later).
   void bundle(const http::Request& req, const http::Reply& reply) {
     ++owner.bundle_requests_;
-    const std::int64_t since = std::atoll(std::string(req.query_param("since").value_or("0")).c_str());
+    const std::int64_t since =
+        std::atoll(std::string(req.query_param("since").value_or("0")).c_str());
     std::int64_t wait = std::atoll(std::string(req.query_param("wait").value_or("55")).c_str());
     wait = std::min<std::int64_t>(wait, owner.max_wait_.load().count());
     std::unique_lock lock(mutex);
@@ -124,8 +124,7 @@ struct FakeCoordinator::Impl {
     }
     waiters.emplace_back([this, since, wait, reply] {
       std::unique_lock l(mutex);
-      changed.wait_for(l, std::chrono::seconds(wait),
-                       [&] { return stopping || revision > since; });
+      changed.wait_for(l, std::chrono::seconds(wait), [&] { return stopping || revision > since; });
       if (revision > since && !stopping) {
         auto r = served(revision);
         l.unlock();
@@ -152,9 +151,8 @@ FakeCoordinator::FakeCoordinator(std::uint16_t port)
     : bundle_key_(crypto::Ed25519PrivateKey::generate().value()),
       impl_(std::make_unique<Impl>(*this)) {
   impl_->server = std::make_unique<http::Server>(
-      impl_->io, [this](const http::Request& req, const http::Reply& reply) {
-        impl_->handle(req, reply);
-      });
+      impl_->io,
+      [this](const http::Request& req, const http::Reply& reply) { impl_->handle(req, reply); });
   http::TlsConfig tls;
   tls.certificate_chain_pem = pki_.server.pem() + pki_.ca.pem();
   tls.private_key_pem = pki_.server_key.to_pem();
@@ -192,8 +190,7 @@ std::string FakeCoordinator::join_string() {
     const std::lock_guard lock(impl_->mutex);
     impl_->tokens.insert(token.to_string());
   }
-  return protocol::format_join_string(
-      {url(), token, crypto::spki_pin(pki_.ca.public_key_der())});
+  return protocol::format_join_string({url(), token, crypto::spki_pin(pki_.ca.public_key_der())});
 }
 
 std::string FakeCoordinator::join_string_with_wrong_pin() {
@@ -203,13 +200,12 @@ std::string FakeCoordinator::join_string_with_wrong_pin() {
     const std::lock_guard lock(impl_->mutex);
     impl_->tokens.insert(token.to_string());
   }
-  return protocol::format_join_string(
-      {url(), token, crypto::spki_pin(other.ca.public_key_der())});
+  return protocol::format_join_string({url(), token, crypto::spki_pin(other.ca.public_key_der())});
 }
 
 std::string FakeCoordinator::join_string_with_unknown_token() {
-  return protocol::format_join_string({url(), protocol::make_token().value(),
-                                       crypto::spki_pin(pki_.ca.public_key_der())});
+  return protocol::format_join_string(
+      {url(), protocol::make_token().value(), crypto::spki_pin(pki_.ca.public_key_der())});
 }
 
 std::int64_t FakeCoordinator::publish(const shared::labels::LabelSet& labels,
@@ -232,8 +228,7 @@ std::int64_t FakeCoordinator::publish(const shared::labels::LabelSet& labels,
     for (const auto& [name, value] : secrets) {
       const auto aad = protocol::sealed_secret_aad(b.node_id, name, rev);
       auto sealed =
-          crypto::seal(*impl_->sealing_key, crypto::as_bytes(value), crypto::as_bytes(aad))
-              .value();
+          crypto::seal(*impl_->sealing_key, crypto::as_bytes(value), crypto::as_bytes(aad)).value();
       b.secrets.push_back({name, rev, crypto::base64url_encode(sealed)});
     }
     const std::string payload = protocol::serialize(b);

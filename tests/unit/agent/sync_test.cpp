@@ -4,7 +4,6 @@
 #include "agent/sync/backoff.hpp"
 #include "agent/sync/join.hpp"
 #include "agent/sync/syncer.hpp"
-
 #include "shared/crypto/random.hpp"
 #include "shared/crypto/x509.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -12,10 +11,11 @@
 
 #include <gtest/gtest.h>
 
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 namespace {
@@ -146,11 +146,12 @@ class SyncTest : public ::testing::Test {
 
 TEST_F(SyncTest, PollAppliesNewerBundlesAndTouchesOnNoChange) {
   std::vector<std::int64_t> applied;
-  auto syncer = make_syncer({.applied = [&](const cache::View& v) { applied.push_back(v.revision); },
-                             .contact = {},
-                             .failed = {},
-                             .renewed = {}},
-                            1s);
+  auto syncer =
+      make_syncer({.applied = [&](const cache::View& v) { applied.push_back(v.revision); },
+                   .contact = {},
+                   .failed = {},
+                   .renewed = {}},
+                  1s);
   // Nothing published yet: 204.
   auto none = syncer.poll_once();
   ASSERT_TRUE(none) << none.error().message();
@@ -234,21 +235,28 @@ TEST_F(SyncTest, RenewsWhenLittleLifetimeIsLeft) {
   auto id = cache_->identity().value();
   EXPECT_NE(id.certificate_pem, before);
   auto cert = crypto::Certificate::from_pem(id.certificate_pem).value();
-  EXPECT_EQ(cert.public_key_der(), crypto::EcPrivateKey::from_pem(id.tls_key_pem)->public_key_der());
+  EXPECT_EQ(cert.public_key_der(),
+            crypto::EcPrivateKey::from_pem(id.tls_key_pem)->public_key_der());
   // The renewed certificate works for mTLS.
   coord_.publish({{"a", "b"}});
   EXPECT_EQ(syncer.poll_once().value(), 1);
 }
 
-TEST_F(SyncTest, ShortLivedCertificateIsRenewedByTheLoop) {
-  // 30 s lifetime: less than a third left? No — renewal at 1/3 of 30 s = 10 s left; use a
-  // certificate issued with 2 s lifetime so it is due at once.
-  coord_.set_certificate_lifetime(2s);
+TEST_F(SyncTest, RenewalIsDueWhenLessThanAThirdOfTheLifetimeIsLeft) {
+  // The clock is injected: a 30 s certificate is not due at +15 s, due at +21 s.
+  coord_.set_certificate_lifetime(30s);
   auto syncer = make_syncer();
-  ASSERT_TRUE(syncer.renew_if_due(true));  // now holds a 2 s certificate
+  ASSERT_TRUE(syncer.renew_if_due(true));  // now holds a 30 s certificate
   coord_.set_certificate_lifetime(24h);
-  std::this_thread::sleep_for(1500ms);  // less than a third of 2 s left
-  auto renewed = syncer.renew_if_due();
+  std::atomic<std::int64_t> skew{15};
+  SyncOptions o;
+  o.wait = 2s;
+  auto later = Syncer(
+      *cache_, [](const cache::Identity& id) { return make_http_transport(id, 2s); }, o, {},
+      [&] { return wall_now() + skew.load(); });
+  EXPECT_FALSE(later.renew_if_due().value());
+  skew = 21;
+  auto renewed = later.renew_if_due();
   ASSERT_TRUE(renewed) << renewed.error().message();
   EXPECT_TRUE(*renewed);
   EXPECT_EQ(coord_.renewals(), 2);
