@@ -42,6 +42,18 @@ class HttpTransport final : public Transport {
     return status_error(*r, "bundle");
   }
 
+  Result<void> report(std::string_view state, const boost::json::object& facts) override {
+    boost::json::object body;
+    body["state"] = state;
+    body["facts"] = facts;
+    auto r = client_->post_json("/v1/agent/report", boost::json::serialize(body));
+    if (!r)
+      return transport_error(r.error());
+    if (r->status != 204 && r->status != 200)
+      return status_error(*r, "report");
+    return {};
+  }
+
   Result<std::string> renew(std::string_view csr_pem) override {
     boost::json::object body;
     body["csr"] = csr_pem;
@@ -107,11 +119,17 @@ Result<std::optional<std::int64_t>> Syncer::poll_once() {
   if (!fetched) {
     if (hooks_.contact)
       hooks_.contact(fetched.error() != SyncError::unreachable, now_());
+    reported_ = false;
     return fetched.error();
   }
   const std::int64_t now = now_();
   if (hooks_.contact)
     hooks_.contact(true, now);
+  if (!reported_ && !options_.report_state.empty()) {
+    // The report only refreshes the coordinator's view of this node; a failure is retried
+    // after the next successful poll and never holds a bundle back.
+    reported_ = static_cast<bool>(transport_->report(options_.report_state, options_.report_facts));
+  }
   if (!*fetched) {
     LAB_TRY(cache_.touch(now));
     return std::optional<std::int64_t>{};

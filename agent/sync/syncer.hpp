@@ -8,6 +8,8 @@
 #include "agent/sync/backoff.hpp"
 #include "agent/sync/error.hpp"
 
+#include <boost/json/object.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +31,8 @@ class Transport {
                                                                     std::chrono::seconds wait) = 0;
   /// POST /v1/agent/renew: the new certificate PEM for `csr_pem`.
   virtual Result<std::string> renew(std::string_view csr_pem) = 0;
+  /// POST /v1/agent/report: the node's state and facts (updates its last-seen time).
+  virtual Result<void> report(std::string_view state, const boost::json::object& facts) = 0;
 };
 
 /// libcurl transport for `identity` (its URL, CA, certificate and key). Blocking.
@@ -43,6 +47,9 @@ struct SyncOptions {
   std::chrono::milliseconds min_interval{1000};
   /// Renew when less than this fraction of the certificate's lifetime is left.
   double renew_fraction = 1.0 / 3.0;
+  /// Reported once per run after the first successful poll (then again after a failure).
+  std::string report_state = "ready";
+  boost::json::object report_facts;
 };
 
 struct SyncHooks {
@@ -90,6 +97,7 @@ class Syncer {
   SyncHooks hooks_;
   std::function<std::int64_t()> now_;
   std::unique_ptr<Transport> transport_;
+  bool reported_ = false;
   std::atomic<bool> stopping_{false};
   std::mutex wait_mutex_;
   std::condition_variable wake_;

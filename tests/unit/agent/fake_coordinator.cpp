@@ -37,7 +37,43 @@ struct FakeCoordinator::Impl {
   std::optional<crypto::X25519PublicKey> sealing_key;
   std::map<std::int64_t, crypto::Bytes> envelopes;
   std::int64_t revision = 0;
+  std::int64_t acknowledged = 0;  // the highest `since` an agent asked with
   std::vector<std::thread> waiters;
+
+  void start_server(std::uint16_t port) {
+    server = std::make_unique<http::Server>(
+        io, [this](const http::Request& req, const http::Reply& reply) { handle(req, reply); });
+    http::TlsConfig tls;
+    tls.certificate_chain_pem = owner.pki_.server.pem() + owner.pki_.ca.pem();
+    tls.private_key_pem = owner.pki_.server_key.to_pem();
+    tls.client_ca_pem = owner.pki_.ca.pem();
+    auto bound = server->listen_tcp("127.0.0.1", port, tls);
+    if (!bound)
+      throw std::runtime_error("fake coordinator: " + bound.error().message());
+    owner.port_ = *bound;
+  }
+
+  // Stops the listener; long-polls in flight end (204) so the server can finish.
+  void stop_server() {
+    std::vector<std::thread> held;
+    {
+      const std::lock_guard lock(mutex);
+      stopping = true;
+      held.swap(waiters);
+    }
+    changed.notify_all();
+    for (auto& t : held)
+      t.join();
+    std::promise<void> done;
+    boost::asio::post(io, [&] { server->stop([&] { done.set_value(); }); });
+    done.get_future().wait_for(std::chrono::seconds(5));
+    std::promise<void> destroyed;
+    boost::asio::post(io, [&] {
+      server.reset();
+      destroyed.set_value();
+    });
+    destroyed.get_future().wait();
+  }
 
   explicit Impl(FakeCoordinator& o) : owner(o) {}
 
@@ -66,6 +102,10 @@ struct FakeCoordinator::Impl {
         return reply(renew(req));
       if (req.method == "GET" && req.path == "/v1/agent/bundle")
         return bundle(req, reply);
+      if (req.method == "POST" && req.path == "/v1/agent/report") {
+        ++owner.reports_;
+        return reply(http::Response{204, {}, {}, {}, false});
+      }
     }
     reply(http::Response::error(404, "not found"));
   }
@@ -117,6 +157,9 @@ struct FakeCoordinator::Impl {
     std::int64_t wait = std::atoll(std::string(req.query_param("wait").value_or("55")).c_str());
     wait = std::min<std::int64_t>(wait, owner.max_wait_.load().count());
     std::unique_lock lock(mutex);
+    acknowledged = std::max(acknowledged, since);
+    if (stopping)
+      return reply(http::Response::error(503, "shutting down"));
     if (revision > since || since == 0) {
       if (revision == 0)
         return reply(http::Response{204, {}, {}, {}, false});
@@ -150,31 +193,35 @@ struct FakeCoordinator::Impl {
 FakeCoordinator::FakeCoordinator(std::uint16_t port)
     : bundle_key_(crypto::Ed25519PrivateKey::generate().value()),
       impl_(std::make_unique<Impl>(*this)) {
-  impl_->server = std::make_unique<http::Server>(
-      impl_->io,
-      [this](const http::Request& req, const http::Reply& reply) { impl_->handle(req, reply); });
-  http::TlsConfig tls;
-  tls.certificate_chain_pem = pki_.server.pem() + pki_.ca.pem();
-  tls.private_key_pem = pki_.server_key.to_pem();
-  tls.client_ca_pem = pki_.ca.pem();
-  auto bound = impl_->server->listen_tcp("127.0.0.1", port, tls);
-  if (!bound)
-    throw std::runtime_error("fake coordinator: " + bound.error().message());
-  port_ = *bound;
+  impl_->start_server(port);
   impl_->thread = std::thread([this] { impl_->io.run(); });
 }
 
-FakeCoordinator::~FakeCoordinator() {
+void FakeCoordinator::pause() {
+  impl_->stop_server();
+}
+
+void FakeCoordinator::resume() {
   {
     const std::lock_guard lock(impl_->mutex);
-    impl_->stopping = true;
+    impl_->stopping = false;
   }
-  impl_->changed.notify_all();
-  for (auto& t : impl_->waiters)
-    t.join();
   std::promise<void> done;
-  boost::asio::post(impl_->io, [&] { impl_->server->stop([&] { done.set_value(); }); });
-  done.get_future().wait_for(std::chrono::seconds(5));
+  boost::asio::post(impl_->io, [&] {
+    impl_->start_server(port_);
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+std::int64_t FakeCoordinator::acknowledged() const {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->acknowledged;
+}
+
+FakeCoordinator::~FakeCoordinator() {
+  if (impl_->server)
+    impl_->stop_server();
   impl_->guard.reset();
   impl_->io.stop();
   impl_->thread.join();

@@ -49,12 +49,20 @@ class FakeCoordinator {
   void set_certificate_lifetime(std::chrono::seconds s) { lifetime_ = s; }
   /// Long-poll hold when the caller is up to date (the caller's wait is capped by this).
   void set_max_wait(std::chrono::seconds s) { max_wait_ = s; }
+  /// Closes the listener (the coordinator is down) and opens it again on the same port; the
+  /// node, its revisions and the CA survive.
+  void pause();
+  void resume();
+  /// The highest revision an agent asked for bundles `since`: what it has acknowledged.
+  [[nodiscard]] std::int64_t acknowledged() const;
+
   /// Answer every agent route with 403, as for a revoked node.
   void revoke() { revoked_ = true; }
 
   [[nodiscard]] int joins() const noexcept { return joins_.load(); }
   [[nodiscard]] int renewals() const noexcept { return renewals_.load(); }
   [[nodiscard]] int bundle_requests() const noexcept { return bundle_requests_.load(); }
+  [[nodiscard]] int reports() const noexcept { return reports_.load(); }
   [[nodiscard]] std::string node_id() const;
   [[nodiscard]] const TestPki& pki() const noexcept { return pki_; }
   [[nodiscard]] const shared::crypto::Ed25519PrivateKey& bundle_key() const { return bundle_key_; }
@@ -71,6 +79,7 @@ class FakeCoordinator {
   std::atomic<int> joins_{0};
   std::atomic<int> renewals_{0};
   std::atomic<int> bundle_requests_{0};
+  std::atomic<int> reports_{0};
   std::unique_ptr<Impl> impl_;
 };
 
