@@ -261,6 +261,14 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       const unsigned status = status_for(opened.error());
       if (status == 500)
         log_.warn("boot file", {{"path", rel}, {"error", opened.error().message()}});
+      // A missing kernel is the step of a failed boot an operator most needs to see.
+      record({std::chrono::system_clock::now(),
+              Kind::http_fetch,
+              {},
+              client_address(req.peer),
+              {{"file", std::string(rel)},
+               {"status", std::to_string(status)},
+               {"error", opened.error().message()}}});
       reply(http::Response::error(status, status == 404   ? "not found"
                                           : status == 403 ? "forbidden"
                                                           : "internal error"));
