@@ -54,7 +54,7 @@ start_server() {
   case $1 in
     lab)
       taskset -c 0 ip netns exec "$srv" "$lab" serve --data-dir "$work/labdata" \
-        --set tftp.enabled=true --set tftp.listen=10.78.0.1:69 --set "tftp.root=$root" \
+        --set coordinator.enabled=false --set tftp.enabled=true --set tftp.listen=10.78.0.1:69 --set "tftp.root=$root" \
         >"$work/lab.log" 2>&1 &
       ;;
     tftpd-hpa)

@@ -42,8 +42,9 @@ TEST(TftpLoss, TransfersCompleteByteIdenticalWithFivePercentLoss) {
 
   auto serve = ChildProcess::start(
       {.argv = {lab_binary(), "serve", "--data-dir", dir.path() / "data", "--set",
-                "log.level=debug", "--set", "tftp.enabled=true", "--set",
-                "tftp.listen=127.0.0.1:69", "--set", "tftp.root=" + root.string()},
+                "log.level=debug", "--set", "coordinator.enabled=false", "--set",
+                "tftp.enabled=true", "--set", "tftp.listen=127.0.0.1:69", "--set",
+                "tftp.root=" + root.string()},
        .env = {},
        .netns = ns.name(),
        .log = {}});

@@ -72,8 +72,9 @@ class LabServeTftp : public ::testing::Test {
     port_ = std::to_string(free_udp_port());
     serve_.emplace(ChildProcess::start(
         {.argv = {lab_binary(), "serve", "--data-dir", dir_.path() / "data", "--set",
-                  "log.level=debug", "--set", "tftp.enabled=true", "--set",
-                  "tftp.listen=127.0.0.1:" + port_, "--set", "tftp.root=" + root_.string()},
+                  "log.level=debug", "--set", "coordinator.enabled=false", "--set",
+                  "tftp.enabled=true", "--set", "tftp.listen=127.0.0.1:" + port_, "--set",
+                  "tftp.root=" + root_.string()},
          .env = {},
          .netns = {},
          .log = {}}));
@@ -307,15 +308,16 @@ TEST(TftpServe, DisabledByDefaultAndBadConfigIsAStartError) {
   TempDir dir;
   auto show = run({lab_binary(), "serve", "--data-dir", dir.path(), "--show-config"});
   EXPECT_NE(show.output.find("tftp.enabled = false"), std::string::npos) << show.output;
-  auto bad = run({lab_binary(), "serve", "--data-dir", dir.path() / "d", "--set",
-                  "tftp.enabled=true", "--set", "tftp.listen=nowhere"},
-                 10s);
+  auto bad = run(
+      {lab_binary(), "serve", "--data-dir", dir.path() / "d", "--set", "coordinator.enabled=false",
+       "--set", "tftp.enabled=true", "--set", "tftp.listen=nowhere"},
+      10s);
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("tftp.listen"), std::string::npos) << bad.output;
-  auto missing_root =
-      run({lab_binary(), "serve", "--data-dir", dir.path() / "d2", "--set", "tftp.enabled=true",
-           "--set", "tftp.listen=127.0.0.1:0", "--set", "tftp.root=/nonexistent/tftp"},
-          10s);
+  auto missing_root = run({lab_binary(), "serve", "--data-dir", dir.path() / "d2", "--set",
+                           "coordinator.enabled=false", "--set", "tftp.enabled=true", "--set",
+                           "tftp.listen=127.0.0.1:0", "--set", "tftp.root=/nonexistent/tftp"},
+                          10s);
   EXPECT_EQ(missing_root.exit_code, 1) << missing_root.output;
   EXPECT_NE(missing_root.output.find("/nonexistent/tftp"), std::string::npos)
       << missing_root.output;
