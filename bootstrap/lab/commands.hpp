@@ -17,6 +17,7 @@ namespace lab::bootstrap::commands {
 
 void add_serve(CLI::App& app, shared::cli::Action& action);
 void add_bootstrap(CLI::App& app, shared::cli::Action& action);
+void add_image(CLI::App& app, shared::cli::Action& action);
 void add_token(CLI::App& app, shared::cli::Action& action);
 void add_node(CLI::App& app, shared::cli::Action& action);
 void add_group(CLI::App& app, shared::cli::Action& action);

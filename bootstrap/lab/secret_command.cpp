@@ -42,7 +42,8 @@ Result<std::string> read_value(const std::string& file) {
     value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   if (value.empty())
-    return Error(LabError::usage, "the secret's value is empty (give it on stdin or with --from-file)");
+    return Error(LabError::usage,
+                 "the secret's value is empty (give it on stdin or with --from-file)");
   if (value.size() > kMaxSecretBytes)
     return Error(LabError::usage, "the secret's value is larger than 1 MiB");
   return value;

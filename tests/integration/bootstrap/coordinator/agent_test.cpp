@@ -1,11 +1,10 @@
 // The agent side against a real `lab serve`: join with a real CSR, mTLS, bundle long-polls,
 // secrets only for entitled nodes, and one token shared by many racing joins.
-#include "tests/integration/bootstrap/coordinator/appliance.hpp"
-
 #include "shared/crypto/encoding.hpp"
 #include "shared/envelope/envelope.hpp"
 #include "shared/json/json.hpp"
 #include "shared/protocol/protocol.hpp"
+#include "tests/integration/bootstrap/coordinator/appliance.hpp"
 #include "tests/support/pki.hpp"
 
 #include <gtest/gtest.h>
@@ -111,8 +110,8 @@ TEST(CoordinatorAgent, MutualTlsIsRefusedWithoutAValidCertificate) {
 
   // No certificate: 401.
   for (const auto& [method, path] : agent_routes) {
-    auto r = a.curl({"-X", method, "-H", "Content-Type: application/json", "--data-binary", body},
-                    path);
+    auto r =
+        a.curl({"-X", method, "-H", "Content-Type: application/json", "--data-binary", body}, path);
     EXPECT_EQ(r.status, 401) << method << " " << path << " " << r.body;
   }
 
@@ -236,10 +235,10 @@ TEST(CoordinatorAgent, ANonEntitledNodeNeverReceivesASecret) {
   ASSERT_TRUE(db && web);
   const std::string value = "the-database-password-4f9a2c";
   const auto file = a.dir().write("secret", value);
-  ASSERT_EQ(a.lab({"secret", "set", "dbpass", "--from-file", file.string(), "--entitlement",
-                   "role=db"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      a.lab({"secret", "set", "dbpass", "--from-file", file.string(), "--entitlement", "role=db"})
+          .exit_code,
+      0);
 
   auto fetch = [&](const JoinedNode& n) {
     auto r = node_client(a, n).get("/v1/agent/bundle?since=0");

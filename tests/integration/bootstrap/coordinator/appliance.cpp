@@ -50,14 +50,11 @@ Appliance::Appliance(std::vector<std::string> sets)
 }
 
 void Appliance::start() {
-  std::vector<std::string> argv = {lab_binary(),
-                                   "serve",
-                                   "--data-dir",
-                                   data_dir_,
-                                   "--config",
-                                   dir_.write("lab.toml", ""),
-                                   "--set",
-                                   "coordinator.listen=127.0.0.1:" + std::to_string(port_)};
+  std::vector<std::string> argv = {
+      lab_binary(), "serve",
+      "--data-dir", data_dir_,
+      "--config",   dir_.write("lab.toml", ""),
+      "--set",      "coordinator.listen=127.0.0.1:" + std::to_string(port_)};
   for (const auto& s : sets_) {
     argv.emplace_back("--set");
     argv.push_back(s);
@@ -65,9 +62,7 @@ void Appliance::start() {
   serve_.reset();
   serve_.emplace(ChildProcess::start({.argv = argv, .env = {}, .netns = {}, .log = {}}));
   const bool ready = wait_until(
-      [&] {
-        return serve_->output().find("msg=ready") != std::string::npos || !serve_->running();
-      },
+      [&] { return serve_->output().find("msg=ready") != std::string::npos || !serve_->running(); },
       30s);
   if (!ready || !serve_->running())
     throw std::runtime_error("lab serve did not start:\n" + serve_->output());
@@ -80,9 +75,13 @@ void Appliance::kill9() {
   }
 }
 
-int Appliance::stop() { return serve_ ? serve_->stop() : -1; }
+int Appliance::stop() {
+  return serve_ ? serve_->stop() : -1;
+}
 
-std::string Appliance::ca_pem() const { return read_file(data_dir_ / "ca.pem"); }
+std::string Appliance::ca_pem() const {
+  return read_file(data_dir_ / "ca.pem");
+}
 std::string Appliance::operator_token() const {
   return trim(read_file(data_dir_ / "operator.token"));
 }
@@ -116,8 +115,9 @@ Appliance::CurlResult Appliance::curl(const std::vector<std::string>& args,
                                       const std::string& path) const {
   static int counter = 0;
   const auto body_path = dir_.path() / ("curl-body-" + std::to_string(++counter));
-  std::vector<std::string> argv = {"curl",     "-sS", "--max-time", "30", "--cacert",
-                                   data_dir_ / "ca.pem", "-o", body_path, "-w", "%{http_code}"};
+  std::vector<std::string> argv = {
+      "curl", "-sS",     "--max-time", "30",          "--cacert", data_dir_ / "ca.pem",
+      "-o",   body_path, "-w",         "%{http_code}"};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back(url_ + path);
   auto r = run(argv, 60s);
@@ -169,7 +169,8 @@ JoinMaterial make_join_request(const std::string& token, const std::string& host
   r.hostname = hostname;
   r.agent_version = "test";
   r.facts = {{"hostname", hostname}};
-  return {std::move(key), std::move(sealing), shared::json::to_string(shared::protocol::to_json(r))};
+  return {std::move(key), std::move(sealing),
+          shared::json::to_string(shared::protocol::to_json(r))};
 }
 
 Result<shared::http::ClientResponse> post_join(const Appliance& a, const std::string& body) {
@@ -196,9 +197,8 @@ std::optional<JoinedNode> join(const Appliance& a, const std::string& token,
     ADD_FAILURE() << "join answer: " << r->body;
     return std::nullopt;
   }
-  return JoinedNode{resp->node_id,         resp->name,       resp->state,
-                    resp->bundle_key,      std::move(m.key), std::move(m.sealing),
-                    resp->certificate_pem};
+  return JoinedNode{resp->node_id,    resp->name,           resp->state,          resp->bundle_key,
+                    std::move(m.key), std::move(m.sealing), resp->certificate_pem};
 }
 
 shared::http::Client node_client(const Appliance& a, const JoinedNode& node,

@@ -1,9 +1,8 @@
 // The operator side through the real `lab` CLI and curl against a real `lab serve`: token
 // lifecycle, nodes, groups, secrets, audit, output formats, exit codes, and authentication.
-#include "tests/integration/bootstrap/coordinator/appliance.hpp"
-
 #include "shared/json/json.hpp"
 #include "shared/protocol/protocol.hpp"
+#include "tests/integration/bootstrap/coordinator/appliance.hpp"
 #include "tests/support/pki.hpp"
 
 #include <gtest/gtest.h>
@@ -186,20 +185,39 @@ TEST(CoordinatorCli, NodesGroupsAndSecrets) {
   EXPECT_EQ(a.lab({"audit", "verify"}).exit_code, 0);
 }
 
-TEST(CoordinatorCli, MachineTimelineIs404WithoutARecorder) {
+TEST(CoordinatorCli, MachineTimelineAnswersFromTheRecorder) {
   Appliance a;
+  auto unknown = a.lab({"machine", "timeline", "52:54:00:12:34:56"});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_TRUE(contains(unknown.output, "no boot recorded for 52:54:00:12:34:56")) << unknown.output;
+  auto bad = a.lab({"machine", "timeline", "not-a-mac"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "MAC")) << bad.output;
+  EXPECT_EQ(a.lab({"machine", "timeline"}).exit_code, 2);
+}
+
+TEST(CoordinatorCli, MachineTimelineIs404WithoutARecorder) {
+  Appliance a({"recorder.enabled=false"});
   auto r = a.lab({"machine", "timeline", "52:54:00:12:34:56"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_TRUE(contains(r.output, "recorder")) << r.output;
+  EXPECT_TRUE(contains(r.output, "runs no boot flight recorder")) << r.output;
 }
 
 TEST(CoordinatorCli, OperatorRoutesNeedTheOperatorToken) {
   Appliance a;
   const std::vector<std::pair<std::string, std::string>> routes = {
-      {"GET", "/v1/tokens"},         {"POST", "/v1/tokens"},   {"GET", "/v1/nodes"},
-      {"GET", "/v1/nodes/x"},        {"GET", "/v1/groups"},    {"PUT", "/v1/groups/g"},
-      {"GET", "/v1/secrets"},        {"PUT", "/v1/secrets/s"}, {"GET", "/v1/audit"},
-      {"GET", "/v1/audit/verify"},   {"GET", "/metrics"},      {"DELETE", "/v1/tokens/x"},
+      {"GET", "/v1/tokens"},
+      {"POST", "/v1/tokens"},
+      {"GET", "/v1/nodes"},
+      {"GET", "/v1/nodes/x"},
+      {"GET", "/v1/groups"},
+      {"PUT", "/v1/groups/g"},
+      {"GET", "/v1/secrets"},
+      {"PUT", "/v1/secrets/s"},
+      {"GET", "/v1/audit"},
+      {"GET", "/v1/audit/verify"},
+      {"GET", "/metrics"},
+      {"DELETE", "/v1/tokens/x"},
       {"GET", "/v1/machines/52:54:00:00:00:01/timeline"},
   };
   for (const auto& [method, path] : routes) {

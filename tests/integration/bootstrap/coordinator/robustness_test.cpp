@@ -1,8 +1,7 @@
 // Hostile and unlucky conditions against a real `lab serve`: malformed and oversized input,
 // slow senders, and a SIGKILL in the middle of a stream of acknowledged writes.
-#include "tests/integration/bootstrap/coordinator/appliance.hpp"
-
 #include "shared/json/json.hpp"
+#include "tests/integration/bootstrap/coordinator/appliance.hpp"
 
 #include <gtest/gtest.h>
 
@@ -58,7 +57,8 @@ TEST(CoordinatorRobustness, BadInputGetsAClear4xxAndTheServerKeepsServing) {
   // A well-formed request whose CSR is garbage names the field.
   auto m = make_join_request(a.create_token(), "web-1");
   auto o = shared::json::parse_object(m.body).value();
-  o["csr"] = "-----BEGIN CERTIFICATE REQUEST-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE REQUEST-----\n";
+  o["csr"] =
+      "-----BEGIN CERTIFICATE REQUEST-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE REQUEST-----\n";
   auto garbage = post_join(shared::json::to_string(o));
   EXPECT_EQ(garbage.status, 400);
   EXPECT_EQ(code_of(garbage.body), "invalid_csr");
@@ -68,8 +68,8 @@ TEST(CoordinatorRobustness, BadInputGetsAClear4xxAndTheServerKeepsServing) {
 
   // Oversized body (the limit is coordinator.max_body_bytes, 1 MiB by default).
   const auto big = a.dir().write("big.json", "{\"token\":\"" + std::string(2 << 20, 'a') + "\"}");
-  auto oversized = a.curl({"-X", "POST", "-H", json_type, "--data-binary", "@" + big.string()},
-                          "/v1/join");
+  auto oversized =
+      a.curl({"-X", "POST", "-H", json_type, "--data-binary", "@" + big.string()}, "/v1/join");
   EXPECT_TRUE(oversized.status == 413 || oversized.status == 0) << oversized.output;
   // Oversized headers (coordinator.max_header_bytes, 16 KiB by default).
   auto headers = a.curl({"-H", "X-Filler: " + std::string(20000, 'h')}, "/v1/tokens");
@@ -77,19 +77,19 @@ TEST(CoordinatorRobustness, BadInputGetsAClear4xxAndTheServerKeepsServing) {
 
   // Operator bodies: bad JSON, wrong types, bad values name the field.
   const std::string auth = "Authorization: Bearer " + a.operator_token();
-  auto bad_ttl = a.curl({"-X", "POST", "-H", auth, "-H", json_type, "--data-binary",
-                         R"({"ttl":"forever"})"},
-                        "/v1/tokens");
+  auto bad_ttl =
+      a.curl({"-X", "POST", "-H", auth, "-H", json_type, "--data-binary", R"({"ttl":"forever"})"},
+             "/v1/tokens");
   EXPECT_EQ(bad_ttl.status, 400);
   EXPECT_TRUE(contains(bad_ttl.body, "ttl")) << bad_ttl.body;
-  auto bad_labels = a.curl({"-X", "POST", "-H", auth, "-H", json_type, "--data-binary",
-                            R"({"labels":{"role":7}})"},
-                           "/v1/tokens");
+  auto bad_labels = a.curl(
+      {"-X", "POST", "-H", auth, "-H", json_type, "--data-binary", R"({"labels":{"role":7}})"},
+      "/v1/tokens");
   EXPECT_EQ(bad_labels.status, 400);
   EXPECT_TRUE(contains(bad_labels.body, "labels.role")) << bad_labels.body;
-  auto bad_group = a.curl({"-X", "PUT", "-H", auth, "-H", json_type, "--data-binary",
-                           R"({"selector":"role in (a"})"},
-                          "/v1/groups/g");
+  auto bad_group = a.curl(
+      {"-X", "PUT", "-H", auth, "-H", json_type, "--data-binary", R"({"selector":"role in (a"})"},
+      "/v1/groups/g");
   EXPECT_EQ(bad_group.status, 400) << bad_group.body;
   auto no_type = a.curl({"-X", "PUT", "-H", auth, "--data-binary", "{}"}, "/v1/groups/g");
   EXPECT_EQ(no_type.status, 415);
@@ -102,9 +102,10 @@ TEST(CoordinatorRobustness, BadInputGetsAClear4xxAndTheServerKeepsServing) {
   EXPECT_EQ(wrong_method.status, 405);
 
   // Garbage that is not HTTP at all, over TLS.
-  auto junk = sh("printf 'NOT HTTP AT ALL\\r\\n\\r\\n' | timeout 10 openssl s_client -quiet "
-                 "-connect 127.0.0.1:" +
-                 std::to_string(a.port()) + " 2>/dev/null");
+  auto junk =
+      sh("printf 'NOT HTTP AT ALL\\r\\n\\r\\n' | timeout 10 openssl s_client -quiet "
+         "-connect 127.0.0.1:" +
+         std::to_string(a.port()) + " 2>/dev/null");
   EXPECT_TRUE(contains(junk.output, "400")) << junk.output;
 
   // Still serving.

@@ -10,7 +10,9 @@ namespace {
 namespace json = boost::json;
 using coordinator::CoordinatorError;
 
-json::object parse(std::string_view text) { return shared::json::parse_object(text).value(); }
+json::object parse(std::string_view text) {
+  return shared::json::parse_object(text).value();
+}
 
 TEST(Codec, TokenSpecFromJson) {
   auto spec = token_spec_from_json(parse(
@@ -33,12 +35,12 @@ TEST(Codec, TokenSpecErrorsNameTheField) {
     const char* body;
     const char* field;
   };
-  for (const auto& c : {Case{R"({"ttl":"forever"})", "ttl"}, Case{R"({"ttl":"0s"})", "ttl"},
-                        Case{R"({"ttl":5})", "ttl"}, Case{R"({"labels":[]})", "labels"},
-                        Case{R"({"labels":{"role":7}})", "labels.role"},
-                        Case{R"({"labels":{"bad key":"x"}})", "labels"},
-                        Case{R"({"bind":"mac"})", "bind"}, Case{R"({"description":[]})",
-                                                               "description"}}) {
+  for (const auto& c :
+       {Case{R"({"ttl":"forever"})", "ttl"}, Case{R"({"ttl":"0s"})", "ttl"},
+        Case{R"({"ttl":5})", "ttl"}, Case{R"({"labels":[]})", "labels"},
+        Case{R"({"labels":{"role":7}})", "labels.role"},
+        Case{R"({"labels":{"bad key":"x"}})", "labels"}, Case{R"({"bind":"mac"})", "bind"},
+        Case{R"({"description":[]})", "description"}}) {
     auto spec = token_spec_from_json(parse(c.body));
     ASSERT_FALSE(spec) << c.body;
     EXPECT_NE(spec.error().detail().find(c.field), std::string::npos)
@@ -82,7 +84,8 @@ TEST(Codec, TokenFailuresAreOneAnswerAndInternalsAreHidden) {
   const auto store = status_for(Error(CoordinatorError::store_failed, "INSERT INTO …"));
   EXPECT_EQ(store.status, 503U);
   EXPECT_FALSE(store.show_detail);
-  const auto other = status_for(Error(boost::system::errc::make_error_code(boost::system::errc::io_error), "x"));
+  const auto other =
+      status_for(Error(boost::system::errc::make_error_code(boost::system::errc::io_error), "x"));
   EXPECT_EQ(other.status, 500U);
   EXPECT_FALSE(other.show_detail);
 }
@@ -98,9 +101,8 @@ TEST(Codec, NodeJsonCarriesEveryField) {
   n.labels = {{"role", "web"}};
   n.groups = {"g"};
   const auto o = to_json(n);
-  for (const char* key : {"id", "name", "macs", "state", "labels", "groups", "facts",
-                          "created_at", "last_seen", "agent_version", "cert_serial",
-                          "cert_expires_at"}) {
+  for (const char* key : {"id", "name", "macs", "state", "labels", "groups", "facts", "created_at",
+                          "last_seen", "agent_version", "cert_serial", "cert_expires_at"}) {
     EXPECT_TRUE(o.contains(key)) << key;
   }
   EXPECT_EQ(o.at("labels").at("role").as_string(), "web");
