@@ -19,7 +19,15 @@ namespace {
 
 namespace cr = shared::crypto;
 
-// A port nothing listens on right now (the kernel's pick for a socket bound to port 0).
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+    s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+// The kernel's pick for a socket bound to port 0, released again.
 std::uint16_t free_loopback_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -33,14 +41,6 @@ std::uint16_t free_loopback_port() {
   ::close(fd);
   return ntohs(addr.sin_port);
 }
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-    s.pop_back();
-  return s;
-}
-
-}  // namespace
 
 Appliance::Appliance(std::vector<std::string> sets)
     : dir_("lab-coord"), data_dir_(dir_.path() / "data"), sets_(std::move(sets)) {

@@ -72,6 +72,9 @@ class Appliance {
   std::optional<ChildProcess> serve_;
 };
 
+/// A loopback TCP port nothing listens on right now.
+std::uint16_t free_loopback_port();
+
 /// A machine that joined: its TLS key and certificate, its sealing key, what the join said.
 struct JoinedNode {
   std::string id;

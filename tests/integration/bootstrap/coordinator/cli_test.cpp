@@ -196,6 +196,29 @@ TEST(CoordinatorCli, MachineTimelineAnswersFromTheRecorder) {
   EXPECT_EQ(a.lab({"machine", "timeline"}).exit_code, 2);
 }
 
+// The HTTP boot server mints its boot tokens through the coordinator and reports to the
+// recorder; the operator reads both back through the API.
+TEST(CoordinatorCli, AnHttpBootIsOnTheMachineTimelineAndMintsABootToken) {
+  const auto http_port = std::to_string(free_loopback_port());
+  Appliance a({"httpboot.enabled=true", "httpboot.listen=127.0.0.1:" + http_port});
+  auto script = run({"curl", "-sS", "--max-time", "30",
+                     "http://127.0.0.1:" + http_port + "/boot/52-54-00-AB-CD-EF.ipxe"});
+  ASSERT_EQ(script.exit_code, 0) << script.output;
+  EXPECT_TRUE(contains(script.output, "#!ipxe")) << script.output;
+
+  auto timeline = a.lab({"machine", "timeline", "52:54:00:ab:cd:ef"});
+  EXPECT_EQ(timeline.exit_code, 0) << timeline.output;
+  EXPECT_TRUE(contains(timeline.output, "script-render")) << timeline.output;
+  auto json_timeline = a.lab_json({"machine", "timeline", "52-54-00-ab-cd-ef"});
+  EXPECT_EQ(json_timeline.at("mac").as_string(), "52:54:00:ab:cd:ef");
+  EXPECT_FALSE(json_timeline.at("events").as_array().empty());
+
+  auto tokens = a.lab_json({"token", "list"});
+  ASSERT_EQ(tokens.as_array().size(), 1U) << shared::json::to_string(tokens);
+  EXPECT_EQ(tokens.as_array()[0].at("kind").as_string(), "boot");
+  EXPECT_EQ(tokens.as_array()[0].at("bind").at("mac").as_string(), "52:54:00:ab:cd:ef");
+}
+
 TEST(CoordinatorCli, MachineTimelineIs404WithoutARecorder) {
   Appliance a({"recorder.enabled=false"});
   auto r = a.lab({"machine", "timeline", "52:54:00:12:34:56"});
