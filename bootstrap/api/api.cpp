@@ -278,13 +278,13 @@ void Api::State::bundle(Request req, Reply reply) {
       self->polls.insert(p);
     }
     std::weak_ptr<Poll> weak = p;
-    auto w =
-        self->coordinator.watch(agent->node_id, since, [self, weak](Coordinator::SignedBundle b) {
-          if (auto poll = weak.lock()) {
-            self->long_polls_answered.fetch_add(1);
-            self->finish(poll, bundle_response(b));
-          }
-        });
+    auto w = self->coordinator.watch(agent->node_id, since,
+                                     [self, weak](const Coordinator::SignedBundle& b) {
+                                       if (auto poll = weak.lock()) {
+                                         self->long_polls_answered.fetch_add(1);
+                                         self->finish(poll, bundle_response(b));
+                                       }
+                                     });
     {
       std::lock_guard lock(p->mu);
       if (!p->done)

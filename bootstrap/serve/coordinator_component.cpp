@@ -167,7 +167,7 @@ class CoordinatorComponent final : public Component {
 };
 
 void declare(shared::config::Schema& s) {
-  constexpr std::int64_t kMiB = 1024 * 1024;
+  constexpr std::int64_t kMiB = std::int64_t{1024} * 1024;
   s.boolean("coordinator.enabled", true, "run the coordinator and its HTTPS API")
       .string("coordinator.listen", "0.0.0.0:8443", "address:port of the HTTPS API")
       .string("coordinator.advertised_url", "",
@@ -180,7 +180,7 @@ void declare(shared::config::Schema& s) {
       .string("coordinator.auto_accept", "",
               "selector of machines that join with a PXE boot token and are enrolled without "
               "'lab node accept' (empty: none)")
-      .integer("coordinator.max_header_bytes", 16 * 1024,
+      .integer("coordinator.max_header_bytes", std::int64_t{16} * 1024,
                "largest request line and headers accepted (larger: 431)", 1024, kMiB)
       .integer("coordinator.max_body_bytes", kMiB, "largest request body accepted (larger: 413)",
                1024, 64 * kMiB)

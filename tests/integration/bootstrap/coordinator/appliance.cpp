@@ -19,6 +19,10 @@ namespace {
 
 namespace cr = shared::crypto;
 
+// Connect and TLS handshake: many clients at once on a shared 2-core machine under ASan can
+// take several seconds, which is load, not a refusal.
+constexpr std::chrono::milliseconds kConnectTimeout = 30s;
+
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
     s.pop_back();
@@ -135,6 +139,7 @@ shared::http::Client Appliance::operator_client() const {
   shared::http::ClientOptions o;
   o.base_url = url_;
   o.ca_pem = ca_pem();
+  o.connect_timeout = kConnectTimeout;
   o.bearer_token = operator_token();
   return shared::http::Client(std::move(o));
 }
@@ -143,6 +148,7 @@ shared::http::Client Appliance::anonymous_client() const {
   shared::http::ClientOptions o;
   o.base_url = url_;
   o.ca_pem = ca_pem();
+  o.connect_timeout = kConnectTimeout;
   return shared::http::Client(std::move(o));
 }
 
@@ -206,6 +212,7 @@ shared::http::Client node_client(const Appliance& a, const JoinedNode& node,
   shared::http::ClientOptions o;
   o.base_url = a.url();
   o.ca_pem = a.ca_pem();
+  o.connect_timeout = kConnectTimeout;
   o.client_cert_pem = node.certificate_pem;
   o.client_key_pem = node.key.to_pem();
   o.timeout = timeout;

@@ -133,6 +133,7 @@ TEST(CoordinatorRobustness, SlowSendersAreCutOffAndOthersAreServedMeanwhile) {
   // Slowloris over TLS: a request line, then one header byte a second, never finishing.
   constexpr int kSlow = 10;
   std::vector<ChildProcess> slow;
+  slow.reserve(kSlow);
   for (int i = 0; i < kSlow; ++i) {
     slow.push_back(ChildProcess::start(
         {.argv = {"sh", "-c",
@@ -146,6 +147,7 @@ TEST(CoordinatorRobustness, SlowSendersAreCutOffAndOthersAreServedMeanwhile) {
   }
   // Slow TCP: bytes that never make a TLS handshake.
   std::vector<int> raw;
+  raw.reserve(kSlow);
   for (int i = 0; i < kSlow; ++i)
     raw.push_back(slow_tcp_client(a.port()));
   std::atomic<bool> dripping{true};
