@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -135,10 +136,13 @@ class RequestCounter {
 
 // One parked long-poll: the watch, the timer and the reply, answered exactly once by whichever
 // of them comes first. The watch is released on the io thread, never inside its own callback.
+// The timer is only touched on the poll's own strand, so several io threads stay safe.
 struct Poll {
-  explicit Poll(asio::io_context& io, Reply r) : timer(io), reply(std::move(r)) {}
+  explicit Poll(asio::io_context& io, Reply r)
+      : strand(asio::make_strand(io)), timer(strand), reply(std::move(r)) {}
   std::mutex mu;
   bool done = false;
+  asio::strand<asio::io_context::executor_type> strand;
   asio::steady_timer timer;
   Reply reply;
   std::unique_ptr<Coordinator::Watch> watch;
@@ -207,7 +211,7 @@ struct Api::State : std::enable_shared_from_this<Api::State> {
     }
     parked.fetch_sub(1);
     reply(std::move(r));
-    asio::post(io, [self = shared_from_this(), p] {
+    asio::post(p->strand, [self = shared_from_this(), p] {
       p->timer.cancel();
       std::unique_ptr<Coordinator::Watch> w;
       {
@@ -274,21 +278,21 @@ void Api::State::bundle(Request req, Reply reply) {
       self->polls.insert(p);
     }
     std::weak_ptr<Poll> weak = p;
-    auto w =
-        self->coordinator.watch(agent->node_id, since, [self, weak](Coordinator::SignedBundle b) {
-          if (auto poll = weak.lock()) {
-            self->long_polls_answered.fetch_add(1);
-            self->finish(poll, bundle_response(b));
-          }
-        });
+    auto w = self->coordinator.watch(agent->node_id, since,
+                                     [self, weak](const Coordinator::SignedBundle& b) {
+                                       if (auto poll = weak.lock()) {
+                                         self->long_polls_answered.fetch_add(1);
+                                         self->finish(poll, bundle_response(b));
+                                       }
+                                     });
     {
       std::lock_guard lock(p->mu);
       if (!p->done)
         p->watch = std::move(w);
     }
     w.reset();  // answered during watch(): release it here, outside its callback
-    // The timer belongs to the io thread; armed there.
-    asio::post(self->io, [self, p, wait_for] {
+    // The timer belongs to the poll's strand; armed there.
+    asio::post(p->strand, [self, p, wait_for] {
       {
         std::lock_guard lock(p->mu);
         if (p->done)
@@ -428,14 +432,6 @@ void Api::handle(Request req, Reply reply) {
           st->log.warn("join refused", {{"peer", address}, {"reason", r.error().message()}});
           return from_error(r.error());
         }
-        if (st->options.auto_accept && r->state == "discovered") {
-          if (auto accepted = c.accept_node(r->node_id, Actor{"system", address}); accepted) {
-            r->state = accepted->state;
-          } else {
-            st->log.warn("auto-accept failed",
-                         {{"node", r->node_id}, {"reason", accepted.error().message()}});
-          }
-        }
         st->log.info("joined", {{"peer", address}, {"node", r->node_id}});
         return json_response(200, shared::protocol::to_json(*r));
       });
@@ -521,8 +517,12 @@ void Api::handle(Request req, Reply reply) {
       return;
     }
     // The recorder answers from memory under a short mutex: no need for the blocking pool.
-    counted(Response::json(
-        200, pxe::recorder::timeline_json(*mac, st->options.recorder->timeline(*mac))));
+    auto events = st->options.recorder->timeline(*mac);
+    if (events.empty()) {
+      counted(error_response(404, "no boot recorded for " + *mac, "not_found"));
+      return;
+    }
+    counted(Response::json(200, pxe::recorder::timeline_json(*mac, events)));
     return;
   }
 

@@ -28,8 +28,6 @@ struct ApiOptions {
   std::chrono::seconds max_wait{55};
   /// Parked long-polls past this are answered 503 at once (each holds a connection).
   std::size_t max_parked = 50000;
-  /// A node that joins as "discovered" is accepted at once (config coordinator.auto_accept).
-  bool auto_accept = false;
   /// The boot flight recorder that answers GET /v1/machines/{mac}/timeline; null when the
   /// appliance runs no PXE servers (the route answers 404). Must outlive the Api.
   const pxe::recorder::Recorder* recorder = nullptr;

@@ -37,7 +37,7 @@ bool matches(std::string_view pattern, const std::vector<std::string_view>& segm
 }  // namespace
 
 const std::vector<Route>& routes() {
-  static const std::vector<Route> table = {
+  static const std::vector<Route> kTable = {
       {"POST", "/v1/join", RouteId::join},
       {"GET", "/v1/agent/bundle", RouteId::agent_bundle},
       {"POST", "/v1/agent/renew", RouteId::agent_renew},
@@ -63,7 +63,7 @@ const std::vector<Route>& routes() {
       {"GET", "/v1/machines/{mac}/timeline", RouteId::machine_timeline},
       {"GET", "/metrics", RouteId::metrics},
   };
-  return table;
+  return kTable;
 }
 
 RouteMatch match_route(std::string_view method, std::string_view path) {

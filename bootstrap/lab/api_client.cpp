@@ -60,8 +60,8 @@ std::string trim(std::string s) {
 }  // namespace
 
 const boost::system::error_category& lab_category() noexcept {
-  static const ErrorCategory<LabError> category("lab.cli", &message);
-  return category;
+  static const ErrorCategory<LabError> kCategory("lab.cli", &message);
+  return kCategory;
 }
 
 void add_client_flags(CLI::App& noun, const std::shared_ptr<ClientFlags>& flags) {

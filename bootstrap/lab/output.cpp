@@ -45,7 +45,8 @@ std::string format_time(std::int64_t unix_seconds) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   std::array<char, 32> buf{};
-  std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    return "-";
   return buf.data();
 }
 

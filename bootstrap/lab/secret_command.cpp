@@ -1,4 +1,4 @@
-// lab secret set|list|grant|delete. A value comes from stdin or --file, never from the command
+// lab secret set|list|grant|delete. A value comes from stdin or --from-file, never from the command
 // line (where `ps` and shell history would show it), and is never printed.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
@@ -42,7 +42,8 @@ Result<std::string> read_value(const std::string& file) {
     value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   if (value.empty())
-    return Error(LabError::usage, "the secret's value is empty (give it on stdin or with --file)");
+    return Error(LabError::usage,
+                 "the secret's value is empty (give it on stdin or with --from-file)");
   if (value.size() > kMaxSecretBytes)
     return Error(LabError::usage, "the secret's value is larger than 1 MiB");
   return value;
@@ -58,7 +59,7 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
 
   auto s = std::make_shared<SetOptions>();
   CLI::App* set = add_verb(
-      *noun, "set", "Set a secret's value (from stdin, or --file)", action, flags,
+      *noun, "set", "Set a secret's value (from stdin, or --from-file)", action, flags,
       [s](ApiClient& api, const ClientFlags& f) -> Result<void> {
         LAB_TRY_ASSIGN(std::string value, read_value(s->file));
         std::string path = "/v1/secrets/" + url_encode(s->name);
@@ -72,7 +73,7 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
         return {};
       });
   set->add_option("name", s->name, "secret name")->required();
-  set->add_option("-f,--file", s->file, "read the value from this file ('-' = stdin)");
+  set->add_option("-f,--from-file", s->file, "read the value from this file ('-' = stdin)");
   set->add_option("-e,--entitlement", s->entitlement,
                   "selector of the nodes that receive it (default: unchanged; nobody when new)");
 

@@ -119,13 +119,11 @@ struct ApiLimits {
 class CoordinatorComponent final : public Component {
  public:
   CoordinatorComponent(Runtime& runtime, std::unique_ptr<coordinator::Coordinator> c, Listen listen,
-                       const ApiLimits& limits, bool auto_accept,
-                       const pxe::recorder::Recorder* recorder)
+                       const ApiLimits& limits, const pxe::recorder::Recorder* recorder)
       : runtime_(runtime), coordinator_(std::move(c)), listen_(std::move(listen)) {
     api::ApiOptions options;
     options.max_wait = limits.max_wait;
     options.max_parked = limits.max_parked;
-    options.auto_accept = auto_accept;
     options.recorder = recorder;
     options.server_stats = [this] { return server_->stats(); };
     api_ = std::make_unique<api::Api>(runtime_.io, runtime_.blocking, *coordinator_, options);
@@ -169,7 +167,7 @@ class CoordinatorComponent final : public Component {
 };
 
 void declare(shared::config::Schema& s) {
-  constexpr std::int64_t kMiB = 1024 * 1024;
+  constexpr std::int64_t kMiB = std::int64_t{1024} * 1024;
   s.boolean("coordinator.enabled", true, "run the coordinator and its HTTPS API")
       .string("coordinator.listen", "0.0.0.0:8443", "address:port of the HTTPS API")
       .string("coordinator.advertised_url", "",
@@ -179,9 +177,10 @@ void declare(shared::config::Schema& s) {
                "listen address and the host name)")
       .duration("coordinator.certificate_ttl", std::chrono::hours(24 * 7),
                 "lifetime of node certificates")
-      .boolean("coordinator.auto_accept", false,
-               "move nodes that join as 'discovered' straight on to 'enrolled'")
-      .integer("coordinator.max_header_bytes", 16 * 1024,
+      .string("coordinator.auto_accept", "",
+              "selector of machines that join with a PXE boot token and are enrolled without "
+              "'lab node accept' (empty: none)")
+      .integer("coordinator.max_header_bytes", std::int64_t{16} * 1024,
                "largest request line and headers accepted (larger: 431)", 1024, kMiB)
       .integer("coordinator.max_body_bytes", kMiB, "largest request body accepted (larger: 413)",
                1024, 64 * kMiB)
@@ -223,6 +222,7 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
       options.server_names.push_back(host);
   }
   options.certificate_ttl = cfg.duration("coordinator.certificate_ttl");
+  options.auto_accept = cfg.string("coordinator.auto_accept");
   LAB_TRY_ASSIGN(auto c, coordinator::Coordinator::open(std::move(options)));
   services.registry = c.get();
 
@@ -237,8 +237,7 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   limits.max_wait = cfg.duration("coordinator.long_poll_max");
   limits.max_parked = static_cast<std::size_t>(cfg.integer("coordinator.max_parked"));
   return std::unique_ptr<Component>(std::make_unique<CoordinatorComponent>(
-      runtime, std::move(c), std::move(listen), limits, cfg.boolean("coordinator.auto_accept"),
-      services.recorder));
+      runtime, std::move(c), std::move(listen), limits, services.recorder));
 }
 
 }  // namespace

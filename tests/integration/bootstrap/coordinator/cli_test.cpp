@@ -1,0 +1,285 @@
+// The operator side through the real `lab` CLI and curl against a real `lab serve`: token
+// lifecycle, nodes, groups, secrets, audit, output formats, exit codes, and authentication.
+#include "shared/json/json.hpp"
+#include "shared/protocol/protocol.hpp"
+#include "tests/integration/bootstrap/coordinator/appliance.hpp"
+#include "tests/support/pki.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+namespace lab::tests::coordinator {
+namespace {
+
+namespace json = boost::json;
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST(CoordinatorCli, FirstStartWritesCaTokenAndUrl) {
+  Appliance a;
+  struct stat st {};
+  ASSERT_EQ(::stat((a.data_dir() / "operator.token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  EXPECT_TRUE(contains(a.ca_pem(), "BEGIN CERTIFICATE"));
+  EXPECT_EQ(read_file(a.data_dir() / "coordinator.url"), a.url() + "\n");
+  // A restart keeps the same operator token and CA.
+  const auto token = a.operator_token();
+  const auto ca = a.ca_pem();
+  EXPECT_EQ(a.stop(), 0);
+  a.start();
+  EXPECT_EQ(a.operator_token(), token);
+  EXPECT_EQ(a.ca_pem(), ca);
+  EXPECT_EQ(a.lab({"token", "list"}).exit_code, 0);
+}
+
+TEST(CoordinatorCli, TokenLifecycle) {
+  Appliance a;
+  // create: the join string on stdout, once.
+  auto created = a.lab({"token", "create", "--label", "role=web,env=prod", "--ttl", "15m",
+                        "--description", "rack 4"});
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  EXPECT_TRUE(contains(created.output, "lab1:")) << created.output;
+
+  auto list = a.lab_json({"token", "list"});
+  ASSERT_TRUE(list.is_array());
+  ASSERT_EQ(list.as_array().size(), 1U);
+  const auto& info = list.as_array()[0].as_object();
+  const std::string id(info.at("id").as_string());
+  EXPECT_EQ(info.at("state").as_string(), "active");
+  EXPECT_EQ(info.at("description").as_string(), "rack 4");
+  EXPECT_EQ(info.at("labels").at("role").as_string(), "web");
+  EXPECT_FALSE(contains(shared::json::to_string(list), "lab1:"));  // never listed again
+
+  auto table = a.lab({"token", "list"});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_TRUE(contains(table.output, "ID")) << table.output;
+  EXPECT_TRUE(contains(table.output, id));
+  EXPECT_TRUE(contains(table.output, "env=prod,role=web") ||
+              contains(table.output, "role=web,env=prod"))
+      << table.output;
+
+  // A token joins once; then it is used.
+  auto token = a.create_token("role=db");
+  auto node = join(a, token, "db-1");
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->state, "enrolled");
+  auto again = post_join(a, make_join_request(token, "db-2").body);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 403);
+  EXPECT_EQ(again->body, R"({"error":"invalid token","code":"invalid_token"})");
+
+  // revoke: the revoked token is refused with the same answer.
+  EXPECT_EQ(a.lab({"token", "revoke", id}).exit_code, 0);
+  auto listed = a.lab_json({"token", "list"});
+  bool seen = false;
+  for (const auto& t : listed.as_array()) {
+    if (t.at("id").as_string() == id) {
+      seen = true;
+      EXPECT_EQ(t.at("state").as_string(), "revoked");
+    }
+  }
+  EXPECT_TRUE(seen);
+  const auto at = created.output.find("lab1:");
+  const auto join_string = created.output.substr(at, created.output.find_first_of(" \n", at) - at);
+  auto parsed = shared::protocol::parse_join_string(join_string);
+  ASSERT_TRUE(parsed) << join_string;
+  EXPECT_EQ(parsed->url, a.url());
+  EXPECT_EQ(parsed->token.id, id);
+  auto refused = post_join(a, make_join_request(parsed->token.to_string(), "web-9").body);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 403);
+  EXPECT_EQ(refused->body, R"({"error":"invalid token","code":"invalid_token"})");
+  auto unknown = a.lab({"token", "revoke", "0000000000000000"});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_TRUE(contains(unknown.output, "lab: error:")) << unknown.output;
+
+  // Usage errors exit 2.
+  EXPECT_EQ(a.lab({"token", "create", "--label", "not a label"}).exit_code, 2);
+  EXPECT_EQ(a.lab({"token"}).exit_code, 2);
+  EXPECT_EQ(a.lab({"token", "list", "--output", "yaml"}).exit_code, 2);
+
+  // Every mutation is audited and the chain verifies.
+  auto audit = a.lab_json({"audit", "list"});
+  std::vector<std::string> actions;
+  for (const auto& e : audit.as_array())
+    actions.emplace_back(e.at("action").as_string());
+  EXPECT_NE(std::find(actions.begin(), actions.end(), "token.create"), actions.end());
+  EXPECT_NE(std::find(actions.begin(), actions.end(), "token.revoke"), actions.end());
+  EXPECT_NE(std::find(actions.begin(), actions.end(), "join.refused"), actions.end());
+  auto verify = a.lab({"audit", "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_TRUE(contains(verify.output, "audit trail ok")) << verify.output;
+}
+
+TEST(CoordinatorCli, NodesGroupsAndSecrets) {
+  Appliance a;
+  auto web = join(a, a.create_token("role=web"), "web-1");
+  auto db = join(a, a.create_token("role=db"), "db-1");
+  ASSERT_TRUE(web && db);
+
+  auto nodes = a.lab_json({"node", "list"});
+  EXPECT_EQ(nodes.as_array().size(), 2U);
+  auto selected = a.lab_json({"node", "list", "--selector", "role=db"});
+  ASSERT_EQ(selected.as_array().size(), 1U);
+  EXPECT_EQ(selected.as_array()[0].at("id").as_string(), db->id);
+
+  auto shown = a.lab({"node", "show", "web-1"});
+  EXPECT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_TRUE(contains(shown.output, web->id));
+  EXPECT_TRUE(contains(shown.output, "role=web"));
+
+  auto labelled = a.lab_json({"node", "label", web->id, "tier=front", "zone=a"});
+  EXPECT_EQ(labelled.at("labels").at("tier").as_string(), "front");
+  auto unlabelled = a.lab_json({"node", "unlabel", web->id, "zone"});
+  EXPECT_FALSE(unlabelled.at("labels").as_object().contains("zone"));
+  EXPECT_EQ(a.lab({"node", "show", "no-such-node"}).exit_code, 1);
+  EXPECT_EQ(a.lab({"node", "label", web->id, "=bad"}).exit_code, 2);
+
+  // Groups, with includes and a refused cycle.
+  EXPECT_EQ(a.lab({"group", "set", "front", "--selector", "tier=front"}).exit_code, 0);
+  EXPECT_EQ(a.lab({"group", "set", "all", "--include", "front", "--selector", "role=db"}).exit_code,
+            0);
+  auto members = a.lab_json({"group", "members", "front"});
+  ASSERT_EQ(members.as_array().size(), 1U);
+  EXPECT_EQ(members.as_array()[0].at("id").as_string(), web->id);
+  auto cycle = a.lab({"group", "set", "front", "--include", "all"});
+  EXPECT_EQ(cycle.exit_code, 1);
+  EXPECT_TRUE(contains(cycle.output, "front")) << cycle.output;
+  auto groups = a.lab({"group", "list"});
+  EXPECT_TRUE(contains(groups.output, "tier=front")) << groups.output;
+  EXPECT_EQ(a.lab({"group", "delete", "all"}).exit_code, 0);
+  EXPECT_EQ(a.lab({"group", "delete", "all"}).exit_code, 1);
+
+  // Secrets: the value from stdin or a file, never printed back.
+  const std::string value = "pa55-Very-Secret-Value-7731";
+  auto set = sh("printf '%s' '" + value + "' | LAB_DATA_DIR='" + a.data_dir().string() + "' '" +
+                lab_binary().string() + "' secret set dbpass --entitlement role=db");
+  EXPECT_EQ(set.exit_code, 0) << set.output;
+  const auto file = a.dir().write("value.txt", value + "-2");
+  EXPECT_EQ(a.lab({"secret", "set", "other", "--from-file", file.string()}).exit_code, 0);
+  EXPECT_EQ(a.lab({"secret", "grant", "other", "role=web"}).exit_code, 0);
+  auto secrets = a.lab({"secret", "list"});
+  EXPECT_EQ(secrets.exit_code, 0);
+  EXPECT_TRUE(contains(secrets.output, "dbpass"));
+  EXPECT_TRUE(contains(secrets.output, "role=db"));
+  auto secrets_json = a.lab({"secret", "list", "--output", "json"});
+  for (const auto& out : {set.output, secrets.output, secrets_json.output})
+    EXPECT_FALSE(contains(out, value)) << out;
+  auto empty = sh("LAB_DATA_DIR='" + a.data_dir().string() + "' '" + lab_binary().string() +
+                  "' secret set nothing < /dev/null");
+  EXPECT_EQ(empty.exit_code, 2) << empty.output;
+  EXPECT_EQ(a.lab({"secret", "delete", "other"}).exit_code, 0);
+  EXPECT_EQ(a.lab({"secret", "delete", "other"}).exit_code, 1);
+
+  // Revoke and accept.
+  EXPECT_EQ(a.lab({"node", "revoke", db->id}).exit_code, 0);
+  auto revoked = a.lab_json({"node", "show", db->id});
+  EXPECT_EQ(revoked.at("state").as_string(), "revoked");
+
+  auto audit = a.lab({"audit", "list", "--limit", "1000"});
+  EXPECT_EQ(audit.exit_code, 0);
+  EXPECT_FALSE(contains(audit.output, value));
+  EXPECT_EQ(a.lab({"audit", "verify"}).exit_code, 0);
+}
+
+TEST(CoordinatorCli, MachineTimelineAnswersFromTheRecorder) {
+  Appliance a;
+  auto unknown = a.lab({"machine", "timeline", "52:54:00:12:34:56"});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_TRUE(contains(unknown.output, "no boot recorded for 52:54:00:12:34:56")) << unknown.output;
+  auto bad = a.lab({"machine", "timeline", "not-a-mac"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "MAC")) << bad.output;
+  EXPECT_EQ(a.lab({"machine", "timeline"}).exit_code, 2);
+}
+
+// The HTTP boot server mints its boot tokens through the coordinator and reports to the
+// recorder; the operator reads both back through the API.
+TEST(CoordinatorCli, AnHttpBootIsOnTheMachineTimelineAndMintsABootToken) {
+  const auto http_port = std::to_string(free_loopback_port());
+  Appliance a({"httpboot.enabled=true", "httpboot.listen=127.0.0.1:" + http_port});
+  auto script = run({"curl", "-sS", "--max-time", "30",
+                     "http://127.0.0.1:" + http_port + "/boot/52-54-00-AB-CD-EF.ipxe"});
+  ASSERT_EQ(script.exit_code, 0) << script.output;
+  EXPECT_TRUE(contains(script.output, "#!ipxe")) << script.output;
+
+  auto timeline = a.lab({"machine", "timeline", "52:54:00:ab:cd:ef"});
+  EXPECT_EQ(timeline.exit_code, 0) << timeline.output;
+  EXPECT_TRUE(contains(timeline.output, "script-render")) << timeline.output;
+  auto json_timeline = a.lab_json({"machine", "timeline", "52-54-00-ab-cd-ef"});
+  EXPECT_EQ(json_timeline.at("mac").as_string(), "52:54:00:ab:cd:ef");
+  EXPECT_FALSE(json_timeline.at("events").as_array().empty());
+
+  auto tokens = a.lab_json({"token", "list"});
+  ASSERT_EQ(tokens.as_array().size(), 1U) << shared::json::to_string(tokens);
+  EXPECT_EQ(tokens.as_array()[0].at("kind").as_string(), "boot");
+  EXPECT_EQ(tokens.as_array()[0].at("bind").at("mac").as_string(), "52:54:00:ab:cd:ef");
+}
+
+TEST(CoordinatorCli, MachineTimelineIs404WithoutARecorder) {
+  Appliance a({"recorder.enabled=false"});
+  auto r = a.lab({"machine", "timeline", "52:54:00:12:34:56"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "runs no boot flight recorder")) << r.output;
+}
+
+TEST(CoordinatorCli, OperatorRoutesNeedTheOperatorToken) {
+  Appliance a;
+  const std::vector<std::pair<std::string, std::string>> routes = {
+      {"GET", "/v1/tokens"},
+      {"POST", "/v1/tokens"},
+      {"GET", "/v1/nodes"},
+      {"GET", "/v1/nodes/x"},
+      {"GET", "/v1/groups"},
+      {"PUT", "/v1/groups/g"},
+      {"GET", "/v1/secrets"},
+      {"PUT", "/v1/secrets/s"},
+      {"GET", "/v1/audit"},
+      {"GET", "/v1/audit/verify"},
+      {"GET", "/metrics"},
+      {"DELETE", "/v1/tokens/x"},
+      {"GET", "/v1/machines/52:54:00:00:00:01/timeline"},
+  };
+  for (const auto& [method, path] : routes) {
+    auto none = a.curl({"-X", method}, path);
+    EXPECT_EQ(none.status, 401) << method << " " << path;
+    EXPECT_EQ(none.body, R"({"error":"authentication required","code":"unauthorized"})");
+    auto wrong = a.curl({"-X", method, "-H", "Authorization: Bearer lab-op-wrong"}, path);
+    EXPECT_EQ(wrong.status, 403) << method << " " << path;
+    EXPECT_EQ(wrong.body, R"({"error":"forbidden","code":"forbidden"})");
+    auto basic = a.curl({"-X", method, "-u", "operator:" + a.operator_token()}, path);
+    EXPECT_EQ(basic.status, 401) << method << " " << path;
+  }
+  auto ok = a.curl({"-H", "Authorization: Bearer " + a.operator_token()}, "/v1/tokens");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "[]");
+
+  // The CLI with a wrong token: exit 1, a hint, and nothing about the real token.
+  const auto bad = a.dir().write("bad.token", "lab-op-nope\n");
+  auto r = a.lab({"node", "list", "--token-file", bad.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.output, "token")) << r.output;
+  EXPECT_FALSE(contains(r.output, a.operator_token()));
+  auto env_token = a.lab({"node", "list"}, {{"LAB_TOKEN", "lab-op-nope"}});
+  EXPECT_EQ(env_token.exit_code, 1);
+
+  // Without a CA file to pin, the CLI refuses to connect at all.
+  auto no_ca = a.lab({"node", "list", "--ca", (a.dir() / "missing.pem").string()});
+  EXPECT_EQ(no_ca.exit_code, 1);
+  // Against a CA that did not sign the server certificate, TLS fails.
+  const TestPki foreign("lab coordinator CA");
+  const auto other_ca = a.dir().write("other.pem", foreign.ca.pem());
+  auto wrong_ca = a.lab({"node", "list", "--ca", other_ca.string()});
+  EXPECT_EQ(wrong_ca.exit_code, 1) << wrong_ca.output;
+
+  // Metrics for the operator.
+  auto metrics = a.curl({"-H", "Authorization: Bearer " + a.operator_token()}, "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_TRUE(contains(metrics.body, "lab_api_requests_total")) << metrics.body;
+}
+
+}  // namespace
+}  // namespace lab::tests::coordinator
