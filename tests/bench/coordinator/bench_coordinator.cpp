@@ -483,9 +483,22 @@ class Run {
     }
   }
 
+  // An operator request on a connection of its own: parking ten thousand agents takes longer
+  // than the server keeps an idle keep-alive connection open.
+  asio::awaitable<Reply> operator_call(bhttp::verb verb, const std::string& target,
+                                       const std::string& body = {}) {
+    Conn op(io_, ctx_);
+    if (auto ec = co_await connect(op, endpoint_); ec) {
+      Reply r;
+      r.ec = ec;
+      co_return r;
+    }
+    co_return co_await exchange(op, verb, target, body, operator_token_);
+  }
+
   // The parked gauge the API exports on /metrics.
-  asio::awaitable<std::optional<std::size_t>> parked_on_server(Conn& op) {
-    auto r = co_await exchange(op, bhttp::verb::get, "/metrics", {}, operator_token_);
+  asio::awaitable<std::optional<std::size_t>> parked_on_server() {
+    auto r = co_await operator_call(bhttp::verb::get, "/metrics");
     if (r.ec || r.status != 200)
       co_return std::nullopt;
     std::istringstream in(r.body);
@@ -499,11 +512,6 @@ class Run {
 
   asio::awaitable<void> park_and_change() {
     figures_.before_parking = memory_of(server_->pid());
-    Conn op(io_, ctx_);
-    if (auto ec = co_await connect(op, endpoint_); ec) {
-      fail("operator connection: " + ec.message());
-      co_return;
-    }
     const auto t_setup = SteadyClock::now();
     for (auto& a : agents_)
       asio::co_spawn(io_, agent_loop(*a), asio::detached);
@@ -516,7 +524,7 @@ class Run {
     // Every request is written; wait until the server has parked all of them.
     std::optional<std::size_t> parked;
     while (SteadyClock::now() < deadline) {
-      parked = co_await parked_on_server(op);
+      parked = co_await parked_on_server();
       if (!parked || *parked >= n_)
         break;
       co_await sleep_for(50ms);
@@ -535,8 +543,8 @@ class Run {
 
     // The change: a new group whose selector covers every agent joins every node's view.
     const auto t0 = SteadyClock::now();
-    auto put = co_await exchange(op, bhttp::verb::put, "/v1/groups/bench-wave",
-                                 R"({"selector":"bench=yes"})", operator_token_);
+    auto put = co_await operator_call(bhttp::verb::put, "/v1/groups/bench-wave",
+                                      R"({"selector":"bench=yes"})");
     const auto t_put = SteadyClock::now();
     if (put.ec || put.status / 100 != 2) {
       fail("PUT /v1/groups/bench-wave: " + describe(put));
@@ -565,7 +573,6 @@ class Run {
     figures_.p50_ms = arrivals[arrivals.size() / 2];
     figures_.p99_ms = arrivals[std::min(arrivals.size() - 1, arrivals.size() * 99 / 100)];
     figures_.last_ms = arrivals.back();
-    op.stream.next_layer().close();
   }
 
   // Every delivered body is the agent's own view, signed by the coordinator, with the group.
@@ -588,9 +595,11 @@ class Run {
     }
   }
 
+  // The agents' loops would otherwise keep the io_context running.
   void fail(std::string what) {
     if (error_.empty())
       error_ = std::move(what);
+    io_.stop();
   }
 
   const Options& options_;
@@ -697,6 +706,7 @@ int main(int argc, char** argv) {
     ::sched_setaffinity(0, sizeof cpus, &cpus);
   std::printf("coordinator bench: %s, lab serve on cpu %d, agents on cpu %d\n", o.lab.c_str(),
               o.server_cpu, o.client_cpu);
+  std::fflush(stdout);
   for (const std::size_t n : o.agents) {
     Run run(o, n);
     print(run.go(), o);
