@@ -1,5 +1,7 @@
 #include "shared/http/server/server.hpp"
 
+#include "shared/http/server/tls_stream.hpp"
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,7 +17,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -40,7 +41,7 @@ using Tcp = asio::ip::tcp;
 using UnixProtocol = asio::local::stream_protocol;
 
 using TcpStream = beast::tcp_stream;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using TlsStream = detail::TlsStream;
 using UnixStream = beast::basic_stream<UnixProtocol>;
 
 constexpr std::size_t kFileChunk = std::size_t{256} * 1024;
@@ -348,6 +349,9 @@ class Connection final : public ConnectionBase,
     req.body = std::move(msg.body());
     req.peer = peer_;
     parser_.reset();
+    // A long-poll may park this connection for a minute: keep no read buffer meanwhile.
+    if (buffer_.size() == 0)
+      buffer_.shrink_to_fit();
     ++server_->requests_total_;
     busy_ = true;
 

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <future>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -388,6 +389,98 @@ TEST(HttpServerTls, PeerChainIsAvailableBeforeTrust) {
   ASSERT_EQ(chain->size(), 2u);
   auto ca = crypto::Certificate::from_pem((*chain)[1]).value();
   EXPECT_EQ(crypto::spki_pin(ca.public_key_der()), crypto::spki_pin(pki.ca.public_key_der()));
+}
+
+ClientOptions tls_client(const TestPki& pki, std::uint16_t port) {
+  ClientOptions o;
+  o.base_url = "https://127.0.0.1:" + std::to_string(port);
+  o.ca_pem = pki.ca.pem();
+  return o;
+}
+
+TEST(HttpServerTls, KeepAliveCarriesLargeBodiesBothWaysOnOneConnection) {
+  TestPki pki;
+  IoThread io;
+  Limits limits;
+  limits.body_bytes = std::size_t{4} * 1024 * 1024;
+  // Answers with the request body reversed: many TLS records in, many out.
+  Server server(
+      io.io(),
+      [](const Request& req, const Reply& reply) {
+        reply(Response::text(200, std::string(req.body.rbegin(), req.body.rend())));
+      },
+      limits);
+  const auto port = server.listen_tcp("127.0.0.1", 0, tls_of(pki)).value();
+  Client client(tls_client(pki, port));
+  for (const std::size_t size : {std::size_t{1}, std::size_t{700} * 1024 + 3, std::size_t{17000}}) {
+    const std::string body = random_content(size);
+    auto r = client.request("POST", "/x", body, "application/octet-stream");
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(r->status, 200);
+    EXPECT_TRUE(r->body == std::string(body.rbegin(), body.rend())) << size;
+  }
+  EXPECT_EQ(server.stats().connections_total, 1u);
+  EXPECT_EQ(server.stats().requests_total, 3u);
+}
+
+TEST(HttpServerTls, ParkedRequestsAreAnsweredLaterFromAnotherThread) {
+  TestPki pki;
+  IoThread io;
+  std::mutex mu;
+  std::vector<Reply> parked;
+  Server server(io.io(), [&](const Request& req, const Reply& reply) {
+    const std::lock_guard lock(mu);
+    parked.push_back(reply);
+    (void)req;
+  });
+  const auto port = server.listen_tcp("127.0.0.1", 0, tls_of(pki)).value();
+  constexpr int kClients = 20;
+  std::vector<std::future<lab::Result<ClientResponse>>> answers;
+  for (int i = 0; i < kClients; ++i) {
+    answers.push_back(std::async(std::launch::async, [&, i] {
+      return Client(tls_client(pki, port)).get("/wait/" + std::to_string(i));
+    }));
+  }
+  ASSERT_TRUE(lab::tests::wait_until(
+      [&] {
+        const std::lock_guard lock(mu);
+        return parked.size() == kClients;
+      },
+      10s));
+  std::thread([&] {
+    const std::lock_guard lock(mu);
+    for (auto& reply : parked)
+      reply(Response::text(200, "changed"));
+  }).join();
+  for (auto& a : answers) {
+    auto r = a.get();
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->body, "changed");
+  }
+}
+
+TEST(HttpServerTls, SilentAndNonTlsClientsAreClosedAndOthersServed) {
+  TestPki pki;
+  IoThread io;
+  Limits limits;
+  limits.handshake_timeout = 300ms;
+  Server server(io.io(), whoami_handler(), limits);
+  const auto port = server.listen_tcp("127.0.0.1", 0, tls_of(pki)).value();
+
+  RawSocket silent(port);
+  ASSERT_TRUE(silent.connected());
+  RawSocket plaintext(port);
+  ASSERT_TRUE(plaintext.connected());
+  plaintext.send_text("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Client(tls_client(pki, port)).get("/").value().body, "anonymous");
+
+  const auto start = std::chrono::steady_clock::now();
+  const std::string from_silent = silent.read_all();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  EXPECT_EQ(from_silent.find("HTTP/"), std::string::npos);
+  EXPECT_EQ(plaintext.read_all().find("HTTP/1.1 200"), std::string::npos);
+  EXPECT_TRUE(lab::tests::wait_until([&] { return server.stats().connections_open == 0; }, 3s));
+  EXPECT_EQ(Client(tls_client(pki, port)).get("/").value().body, "anonymous");
 }
 
 TEST(HttpServerTls, BadTlsMaterialIsAClearError) {
