@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -163,6 +164,8 @@ int run(const Settings& s) {
   sd_notify(0, "READY=1");
   logger.info("ready", {{"socket", s.socket.string()}});
   io.run();
+  std::error_code ec;
+  std::filesystem::remove(s.socket, ec);  // a later reader falls back to the cache at once
 
   // A long-poll in flight can hold the sync thread for up to `sync.wait`; do not wait for it.
   // Once no bundle is being applied (the apply mutex) the cache is consistent, and committed
