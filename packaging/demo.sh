@@ -90,8 +90,8 @@ step "Create one-time join tokens and join each machine (labd join <join-string>
 for i in 1 2 3; do
   js=$("$lab" token create --label fleet=demo --label rack=r$i --ttl 15m 2>/dev/null)
   say "node$i token: ${js:0:40}… (shown once; pins the coordinator CA)"
-  run labd_of "$i" join "$js"
-  labd_of "$i" run >>"$work/node$i/labd.log" 2>&1 &
+  run labd_of "$i" join "$js" --hostname "node$i"
+  "$labd" --config "$work/node$i/labd.toml" run >>"$work/node$i/labd.log" 2>&1 &
   agent_pid[$i]=$!
   pids+=($!)
 done
@@ -128,7 +128,7 @@ run labd_of 3 status
 
 step "Restart one agent while the coordinator is still down: it serves from its cache"
 kill "${agent_pid[3]}"; wait "${agent_pid[3]}" 2>/dev/null || true
-labd_of 3 run >>"$work/node3/labd.log" 2>&1 &
+"$labd" --config "$work/node3/labd.toml" run >>"$work/node3/labd.log" 2>&1 &
 agent_pid[3]=$!
 pids+=($!)
 wait_for 20 test -S "$work/node3/run/labd.sock"
@@ -136,10 +136,10 @@ run labd_of 3 labels
 
 step "Restart the coordinator and change a label: the agents catch up"
 start_coordinator
-t0=$SECONDS
-for id in $members; do "$lab" node label "$id" color=green >/dev/null; done
+for id in $members; do run "$lab" node label "$id" color=green; done | grep -E '^   \$|labels:'
+t0=$(date +%s%N)
 for i in 1 2 3; do
   wait_for 30 grep -q '"color":"green"' "$work/node$i/run/labels.json"
-  say "node$i caught up after $((SECONDS - t0))s (backoff cap 4s): $(labd_of "$i" labels | head -1)"
+  say "node$i has color=green $(( ($(date +%s%N) - t0) / 1000000 )) ms after the last change (backoff cap 4s): $(labd_of "$i" labels | head -1)"
 done
 run labd_of 1 labels
