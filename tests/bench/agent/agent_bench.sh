@@ -87,6 +87,10 @@ wait_for 60 grep -q 'key-10000' "$d/run/labels.json"
 sleep 5
 rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$agent/status")
 hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$agent/status")
+anon_kib=$(awk '/^RssAnon/ {print $2}' "/proc/$agent/status")
+file_kib=$(awk '/^RssFile/ {print $2}' "/proc/$agent/status")
+pss_kib=$(awk '/^Pss:/ {print $2}' "/proc/$agent/smaps_rollup")
+private_kib=$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$agent/smaps_rollup")
 ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
 c0=$(ticks)
 sleep 10
@@ -94,5 +98,7 @@ c1=$(ticks)
 count=$(jq '.labels | length' <("$labd" --config "$d/labd.toml" labels --output json))
 printf 'rss      idle labd with %d labels cached: VmRSS %d KiB = %.2f MiB (peak %.2f MiB; target < 12 MiB)\n' \
   "$count" "$rss_kib" "$(echo "$rss_kib / 1024" | bc -l)" "$(echo "$hwm_kib / 1024" | bc -l)"
+printf '         of which heap/stack (RssAnon) %d KiB, mapped files and shared libraries (RssFile) %d KiB\n' "$anon_kib" "$file_kib"
+printf '         PSS %d KiB, private (not shared with any other process) %d KiB\n' "$pss_kib" "$private_kib"
 printf 'cpu      idle labd over 10 s: %d clock ticks (%s Hz) of CPU\n' "$((c1 - c0))" "$(getconf CLK_TCK)"
 echo "(no peer agent is installed on this machine to run side by side; peers document 30-300 MB RSS)"
