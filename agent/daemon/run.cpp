@@ -10,8 +10,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <malloc.h>
 #include <systemd/sd-daemon.h>
+
+#include <malloc.h>
 
 #include <condition_variable>
 #include <csignal>
