@@ -402,9 +402,11 @@ Result<View> Cache::view() {
 }
 
 Result<void> Cache::verify() {
-  LAB_TRY_ASSIGN(auto env, envelope());
+  auto stored = envelope();
+  if (!stored)
+    return stored.error();
   LAB_TRY_ASSIGN(View v, view());
-  if (!env) {
+  if (!stored->has_value()) {
     if (v.revision != 0 || !v.labels.empty() || !v.secrets.empty())
       return Error(CacheError::bad_row, "bundle rows without an envelope");
     return {};
@@ -412,7 +414,9 @@ Result<void> Cache::verify() {
   LAB_TRY_ASSIGN(Identity id, identity());
   LAB_TRY_ASSIGN(auto raw_key, crypto::base64url_decode(id.bundle_key));
   LAB_TRY_ASSIGN(auto bundle_key, crypto::Ed25519PublicKey::from_raw(raw_key));
-  auto opened = shared::envelope::open(*env, bundle_key, protocol::kBundleKind);
+  // Moved out of the optional: GCC 12 at -O3 reports a false maybe-uninitialized otherwise.
+  const crypto::Bytes env = std::move(**stored);
+  auto opened = shared::envelope::open(env, bundle_key, protocol::kBundleKind);
   if (!opened)
     return Error(CacheError::bad_signature, "cached envelope: " + opened.error().message());
   LAB_TRY_ASSIGN(auto b, protocol::parse_bundle(crypto::as_chars(opened->payload)));

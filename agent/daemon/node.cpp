@@ -115,7 +115,7 @@ Result<std::optional<NodeRecord>> read_node_record(const Settings& s) {
   std::error_code ec;
   if (!std::filesystem::exists(s.node_file(), ec))
     return std::optional<NodeRecord>{};
-  auto text = files::read_file(s.node_file(), 64 * 1024);
+  auto text = files::read_file(s.node_file(), std::size_t{64} * 1024);
   if (!text)
     return Error(DaemonError::node_file, text.error().message());
   auto o = shared::json::parse_object(*text);

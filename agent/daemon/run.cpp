@@ -12,10 +12,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <systemd/sd-daemon.h>
 
+#include <malloc.h>
+
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -93,6 +96,7 @@ int run(const Settings& s) {
                                                  *sealing, node.key->status());
   if (first_view->revision > 0)
     render_view(logger, s.render, *first_view, *sealing);
+  malloc_trim(0);
   logger.info("serving from cache", {{"node", node.identity.node_id},
                                      {"revision", first_view->revision},
                                      {"last_contact", first_view->last_contact.value_or(0)},
@@ -120,6 +124,9 @@ int run(const Settings& s) {
         "applied bundle",
         {{"revision", v.revision}, {"labels", v.labels.size()}, {"secrets", v.secrets.size()}});
     sd_notifyf(0, "STATUS=revision %lld", static_cast<long long>(v.revision));
+    // Parsing and verifying a large bundle leaves freed heap behind in this thread's arena;
+    // give it back so an idle agent holds only its view.
+    malloc_trim(0);
   };
   hooks.contact = [&](bool reachable, std::int64_t now) {
     if (reachable != state->reachable())
@@ -163,6 +170,8 @@ int run(const Settings& s) {
   sd_notify(0, "READY=1");
   logger.info("ready", {{"socket", s.socket.string()}});
   io.run();
+  std::error_code ec;
+  std::filesystem::remove(s.socket, ec);  // a later reader falls back to the cache at once
 
   // A long-poll in flight can hold the sync thread for up to `sync.wait`; do not wait for it.
   // Once no bundle is being applied (the apply mutex) the cache is consistent, and committed

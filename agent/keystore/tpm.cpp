@@ -7,6 +7,11 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <array>
 #include <cstring>
 #include <mutex>
 
@@ -40,6 +45,77 @@ Error tpm_error(KeystoreError code, std::string_view what, TSS2_RC rc) {
   return {code, fmt::format("{}: {}", what, rc_text(rc))};
 }
 
+// Esys_Free on scope exit for ESAPI's out-parameters.
+template <class T>
+struct Freed {
+  T* p = nullptr;
+  Freed() = default;
+  Freed(const Freed&) = delete;
+  Freed& operator=(const Freed&) = delete;
+  ~Freed() { Esys_Free(p); }
+};
+
+// A TPM without a resource manager (swtpm; /dev/tpm0) is one device shared by every process:
+// callers in other labd processes (`labd status` while the agent starts) take this lock.
+int lock_tpm(std::string_view conf) {
+  constexpr std::string_view kSwtpm = "swtpm:path=";
+  if (!conf.starts_with(kSwtpm))
+    return -1;
+  std::string path(conf.substr(kSwtpm.size()));
+  if (const auto comma = path.find(','); comma != std::string::npos)
+    path.resize(comma);
+  path += ".lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    ::flock(fd, LOCK_EX);
+  return fd;
+}
+
+// FlushContext of a raw TPM handle, straight through the TCTI (ESYS has no TR for handles
+// another process created).
+void flush_raw(TSS2_TCTI_CONTEXT* tcti, TPM2_HANDLE h) {
+  const std::array<std::uint8_t, 14> cmd = {0x80,
+                                            0x01,
+                                            0,
+                                            0,
+                                            0,
+                                            14,
+                                            0x00,
+                                            0x00,
+                                            0x01,
+                                            0x65,
+                                            static_cast<std::uint8_t>(h >> 24),
+                                            static_cast<std::uint8_t>(h >> 16),
+                                            static_cast<std::uint8_t>(h >> 8),
+                                            static_cast<std::uint8_t>(h)};
+  std::array<std::uint8_t, 64> resp{};
+  size_t len = resp.size();
+// tss2_tcti.h's dispatch macros cast in C style.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+  if (Tss2_Tcti_Transmit(tcti, cmd.size(), cmd.data()) != TSS2_RC_SUCCESS)
+    return;
+  Tss2_Tcti_Receive(tcti, &len, resp.data(), TSS2_TCTI_TIMEOUT_BLOCK);
+#pragma GCC diagnostic pop
+}
+
+// A client killed in the middle of a call leaves its transient objects and sessions loaded in
+// a TPM without a resource manager, and after three of them every load fails (0x902). Under
+// the lock nobody else is mid-call, so whatever is loaded is such a leftover.
+void flush_leftovers(ESYS_CONTEXT* esys, TSS2_TCTI_CONTEXT* tcti) {
+  for (const TPM2_HANDLE first :
+       {TPM2_TRANSIENT_FIRST, TPM2_HMAC_SESSION_FIRST, TPM2_POLICY_SESSION_FIRST}) {
+    TPMI_YES_NO more = TPM2_NO;
+    Freed<TPMS_CAPABILITY_DATA> cap;
+    if (Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, first,
+                           64, &more, &cap.p) != TSS2_RC_SUCCESS) {
+      continue;
+    }
+    for (UINT32 i = 0; i < cap.p->data.handles.count; ++i)
+      flush_raw(tcti, cap.p->data.handles.handle[i]);
+  }
+}
+
 // Owns the TCTI and ESYS contexts of one call.
 class Context {
  public:
@@ -51,6 +127,8 @@ class Context {
       Esys_Finalize(&esys_);
     if (tcti_ != nullptr)
       Tss2_TctiLdr_Finalize(&tcti_);
+    if (lock_fd_ >= 0)
+      ::close(lock_fd_);
   }
 
   Result<void> open(std::string_view conf) {
@@ -59,6 +137,7 @@ class Context {
                    "the TPM TCTI is empty; name the device explicitly (device:/dev/tpmrm0)");
     }
     const std::string c(conf);
+    lock_fd_ = lock_tpm(conf);
     if (TSS2_RC rc = Tss2_TctiLdr_Initialize(c.c_str(), &tcti_); rc != TSS2_RC_SUCCESS) {
       tcti_ = nullptr;
       return Error(KeystoreError::no_tpm,
@@ -73,6 +152,8 @@ class Context {
         rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
       return tpm_error(KeystoreError::tpm_startup, "TPM2_Startup", rc);
     }
+    if (lock_fd_ >= 0)
+      flush_leftovers(esys_, tcti_);
     return {};
   }
 
@@ -81,6 +162,7 @@ class Context {
  private:
   TSS2_TCTI_CONTEXT* tcti_ = nullptr;
   ESYS_CONTEXT* esys_ = nullptr;
+  int lock_fd_ = -1;
 };
 
 // Flushes a transient object or session when the scope ends, whatever path leaves it.
@@ -99,16 +181,6 @@ class Handle {
  private:
   ESYS_CONTEXT* ctx_;
   ESYS_TR tr_ = ESYS_TR_NONE;
-};
-
-// Esys_Free on scope exit for ESAPI's out-parameters.
-template <class T>
-struct Freed {
-  T* p = nullptr;
-  Freed() = default;
-  Freed(const Freed&) = delete;
-  Freed& operator=(const Freed&) = delete;
-  ~Freed() { Esys_Free(p); }
 };
 
 TPML_PCR_SELECTION pcr_selection(const std::vector<std::uint32_t>& pcrs) {

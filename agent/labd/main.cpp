@@ -59,7 +59,8 @@ int fail(const lab::Error& e) {
   return cli::kExitFailure;
 }
 
-int do_join(const Global& g, const std::string& js, bool rejoin, int timeout) {
+int do_join(const Global& g, const std::string& js, bool rejoin, int timeout,
+            const std::string& hostname) {
   auto s = settings(g);
   if (!s)
     return cli::kExitFailure;
@@ -67,6 +68,7 @@ int do_join(const Global& g, const std::string& js, bool rejoin, int timeout) {
   o.join_string = js;
   o.rejoin = rejoin;
   o.timeout = std::chrono::seconds(timeout);
+  o.hostname = hostname;
   auto r = daemon::join(*s, o);
   if (!r)
     return fail(r.error());
@@ -167,12 +169,14 @@ int main(int argc, char** argv) {
 
   std::string js;
   int timeout = 30;
+  std::string hostname;
   auto* join = app.add_subcommand("join", "Enrol this node with a one-time join string");
   join->fallthrough();
   join->add_option("join-string", js, "from 'lab token create'")->required();
   join->add_option("--timeout", timeout, "seconds to wait for the coordinator")
       ->capture_default_str();
-  join->callback([&] { action = [&] { return do_join(g, js, false, timeout); }; });
+  join->add_option("--hostname", hostname, "name to enrol under (default: this host's name)");
+  join->callback([&] { action = [&] { return do_join(g, js, false, timeout, hostname); }; });
 
   auto* rejoin = app.add_subcommand(
       "rejoin",
@@ -182,7 +186,8 @@ int main(int argc, char** argv) {
   rejoin->add_option("join-string", js, "from 'lab token create'")->required();
   rejoin->add_option("--timeout", timeout, "seconds to wait for the coordinator")
       ->capture_default_str();
-  rejoin->callback([&] { action = [&] { return do_join(g, js, true, timeout); }; });
+  rejoin->add_option("--hostname", hostname, "name to enrol under (default: this host's name)");
+  rejoin->callback([&] { action = [&] { return do_join(g, js, true, timeout, hostname); }; });
 
   auto* run = app.add_subcommand("run", "Run the agent (the service's command)");
   run->fallthrough();

@@ -100,7 +100,7 @@ Syncer::Syncer(cache::Cache& cache, TransportFactory make_transport, SyncOptions
                SyncHooks hooks, std::function<std::int64_t()> now)
     : cache_(cache),
       make_transport_(std::move(make_transport)),
-      options_(options),
+      options_(std::move(options)),
       hooks_(std::move(hooks)),
       now_(std::move(now)) {}
 

@@ -5,3 +5,4 @@ build=${1:-build/release}
 "$build/tests/bench/bench_shared" --benchmark_counters_tabular=true
 "$build/tests/bench/coordinator/bench_coordinator"
 "$(dirname "$0")/tftp/run.sh" "$build"
+tests/bench/agent/agent_bench.sh "$build"

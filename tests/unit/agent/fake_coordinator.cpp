@@ -5,6 +5,7 @@
 #include "shared/envelope/envelope.hpp"
 #include "shared/http/server/server.hpp"
 #include "shared/json/json.hpp"
+#include "tests/support/process.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -206,12 +207,18 @@ void FakeCoordinator::resume() {
     const std::lock_guard lock(impl_->mutex);
     impl_->stopping = false;
   }
-  std::promise<void> done;
+  std::promise<std::string> done;
   boost::asio::post(impl_->io, [&] {
-    impl_->start_server(port_);
-    done.set_value();
+    try {
+      impl_->start_server(port_);
+      done.set_value({});
+    } catch (const std::exception& e) {
+      done.set_value(e.what());
+    }
   });
-  done.get_future().wait();
+  if (auto failed = done.get_future().get(); !failed.empty())
+    throw std::runtime_error(failed + "\n" +
+                             sh("ss -tanpo | grep :" + std::to_string(port_)).output);
 }
 
 std::int64_t FakeCoordinator::acknowledged() const {

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# labd figures from a Release build: stripped binary size, idle RSS and CPU with 10,000 labels
+# cached, and join latency (TPM mode on swtpm, against a real `lab serve` on loopback).
+# Usage: tests/bench/agent/agent_bench.sh [build/release] [joins]
+set -euo pipefail
+build=${1:-build/release}
+joins=${2:-10}
+lab=$(realpath "$build/bootstrap/lab/lab")
+labd=$(realpath "$build/agent/labd/labd")
+work=$(mktemp -d /tmp/lab-agent-bench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+wait_for() {
+  local end=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || return 1; sleep 0.1; done
+}
+ms_now() { echo $(($(date +%s%N) / 1000000)); }
+
+echo "== labd (agent) figures, build $build, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+
+strip -o "$work/labd.stripped" "$labd"
+size=$(stat -c %s "$work/labd.stripped")
+printf 'binary   stripped labd: %d bytes = %.2f MiB (target < 5 MiB); shared libs: %s\n' \
+  "$size" "$(echo "$size / 1048576" | bc -l)" \
+  "$(ldd "$labd" | awk '{print $1}' | grep -E 'ssl|crypto|curl|sqlite|tss2|boost|fmt|systemd' | tr '\n' ' ')"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export LAB_DATA_DIR=$work/coordinator LAB_SERVER=https://127.0.0.1:$port TSS2_LOG=all+none
+: >"$work/lab.toml"
+taskset -c 0 "$lab" serve --config "$work/lab.toml" --data-dir "$LAB_DATA_DIR" \
+  --set "coordinator.listen=127.0.0.1:$port" >"$work/serve.log" 2>&1 &
+pids+=($!)
+wait_for 30 grep -q 'msg=ready' "$work/serve.log"
+
+mkdir -p "$work/tpm"
+swtpm socket --tpm2 --tpmstate dir="$work/tpm" --server type=unixio,path="$work/tpm/tpm.sock" \
+  --ctrl type=unixio,path="$work/tpm/tpm.sock.ctrl" --flags not-need-init,startup-clear \
+  >"$work/swtpm.log" 2>&1 &
+pids+=($!)
+wait_for 10 swtpm_ioctl --unix "$work/tpm/tpm.sock.ctrl" -g
+
+config() {  # config DIR
+  cat >"$1/labd.toml" <<TOML
+data_dir = "$1/data"
+socket = "$1/run/labd.sock"
+tcti = "swtpm:path=$work/tpm/tpm.sock"
+[render]
+labels_json = "$1/run/labels.json"
+env_file = "$1/run/labels.env"
+secrets_dir = "$1/run/secrets"
+facts_file = "$1/facts/lab.json"
+TOML
+}
+
+# Join latency: each join on a fresh data dir (new data key sealed by the TPM, new keys, CSR,
+# pin check, token exchange). The token is minted before the clock starts.
+times=()
+for n in $(seq 1 "$joins"); do
+  d=$work/join$n
+  mkdir -p "$d"
+  config "$d"
+  js=$("$lab" token create --ttl 5m 2>/dev/null)
+  t0=$(ms_now)
+  taskset -c 1 "$labd" --config "$d/labd.toml" join "$js" >/dev/null
+  times+=($(($(ms_now) - t0)))
+done
+sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+median=$(echo "$sorted" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+printf 'join     %d joins (TPM on swtpm): median %d ms, min %d ms, max %d ms\n' "$joins" "$median" \
+  "$(echo "$sorted" | head -1)" "$(echo "$sorted" | tail -1)"
+
+# Idle RSS and CPU with 10,000 labels cached.
+d=$work/join1
+node=$(jq -r .node_id "$d/data/node.json")
+labels=$(for k in $(seq -w 1 10000); do printf 'bench.example.com/key-%s=value-%s ' "$k" "$k"; done)
+# shellcheck disable=SC2086
+"$lab" node label "$node" $labels >/dev/null
+taskset -c 1 "$labd" --config "$d/labd.toml" run >"$d/labd.log" 2>&1 &
+agent=$!
+pids+=($agent)
+wait_for 60 grep -q 'key-10000' "$d/run/labels.json"
+sleep 5
+rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$agent/status")
+hwm_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$agent/status")
+anon_kib=$(awk '/^RssAnon/ {print $2}' "/proc/$agent/status")
+file_kib=$(awk '/^RssFile/ {print $2}' "/proc/$agent/status")
+pss_kib=$(awk '/^Pss:/ {print $2}' "/proc/$agent/smaps_rollup")
+private_kib=$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$agent/smaps_rollup")
+ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
+c0=$(ticks)
+sleep 10
+c1=$(ticks)
+count=$(jq '.labels | length' <("$labd" --config "$d/labd.toml" labels --output json))
+printf 'rss      idle labd with %d labels cached: VmRSS %d KiB = %.2f MiB (peak %.2f MiB; target < 12 MiB)\n' \
+  "$count" "$rss_kib" "$(echo "$rss_kib / 1024" | bc -l)" "$(echo "$hwm_kib / 1024" | bc -l)"
+printf '         of which heap/stack (RssAnon) %d KiB, mapped files and shared libraries (RssFile) %d KiB\n' "$anon_kib" "$file_kib"
+printf '         PSS %d KiB, private (not shared with any other process) %d KiB\n' "$pss_kib" "$private_kib"
+printf 'cpu      idle labd over 10 s: %d clock ticks (%s Hz) of CPU\n' "$((c1 - c0))" "$(getconf CLK_TCK)"
+echo "(no peer agent is installed on this machine to run side by side; peers document 30-300 MB RSS)"

@@ -1,0 +1,160 @@
+// labd against a real `lab serve` on loopback, driven by the real `lab` CLI, each node with
+// its own swtpm: join failures as the coordinator reports them, labels and secrets reaching
+// entitled nodes only, offline serving while the coordinator is down, and catch-up after it
+// restarts.
+#include "agent/daemon/node.hpp"
+#include "shared/json/json.hpp"
+#include "shared/protocol/protocol.hpp"
+#include "tests/integration/agent/appliance.hpp"
+#include "tests/integration/agent/labd_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace lab::tests;
+namespace daemon = lab::agent::daemon;
+
+boost::json::object json_of(const std::string& text) {
+  auto o = lab::shared::json::parse_object(text);
+  EXPECT_TRUE(o) << text;
+  return o ? *o : boost::json::object{};
+}
+
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string node_id(const LabdNode& n) {
+  auto o = json_of(n.labd({"status", "--output", "json"}).output);
+  return o.contains("node_id") ? std::string(o["node_id"].as_string()) : std::string();
+}
+
+class LabdServe : public ::testing::Test {
+ protected:
+  void SetUp() override { LAB_REQUIRE_PROGRAM("swtpm"); }
+  LabServe serve_;
+};
+
+TEST_F(LabdServe, JoinFailuresAsTheCoordinatorReportsThem) {
+  LabdNode node;
+  const auto used = serve_.token();
+  {
+    LabdNode other;
+    auto r = other.labd({"join", used});
+    ASSERT_EQ(r.exit_code, 0) << r.output << serve_.output();
+  }
+  auto again = node.labd({"join", used});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_TRUE(contains(again.output, "invalid token")) << again.output;
+  EXPECT_TRUE(contains(again.output, "hint: the token is invalid, already used or expired"));
+
+  const auto expiring = serve_.token({}, "1s");
+  std::this_thread::sleep_for(2100ms);
+  auto expired = node.labd({"join", expiring});
+  EXPECT_EQ(expired.exit_code, 1);
+  EXPECT_TRUE(contains(expired.output, "invalid token")) << expired.output;
+
+  auto js = lab::shared::protocol::parse_join_string(serve_.token()).value();
+  auto wrong = js;
+  wrong.ca_pin = "sha256:" + std::string(43, 'A');
+  auto pinned = node.labd({"join", lab::shared::protocol::format_join_string(wrong)});
+  EXPECT_EQ(pinned.exit_code, 1);
+  EXPECT_TRUE(contains(pinned.output, "does not match the pin")) << pinned.output;
+
+  // The same token still works: the pin check happened before it was sent.
+  auto ok = node.labd({"join", lab::shared::protocol::format_join_string(js)});
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  auto twice = node.labd({"join", serve_.token()});
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_TRUE(contains(twice.output, "already joined")) << twice.output;
+
+  LabdNode late;
+  const auto unreachable = serve_.token();
+  serve_.stop();
+  auto down = late.labd({"join", unreachable, "--timeout", "5"});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_TRUE(contains(down.output, "cannot reach")) << down.output;
+}
+
+TEST_F(LabdServe, LabelsAndSecretsReachEntitledNodesOnly) {
+  LabdNode a;
+  LabdNode b;
+  ASSERT_EQ(a.labd({"join", serve_.token({"fleet=a"})}).exit_code, 0);
+  ASSERT_EQ(b.labd({"join", serve_.token({"fleet=b"})}).exit_code, 0);
+  auto agent_a = a.start();
+  auto agent_b = b.start();
+  ASSERT_TRUE(a.wait_ready() && b.wait_ready());
+
+  const std::string value = "only-for-fleet-a-5b1e0c";
+  auto set = serve_.lab({"secret", "set", "a-secret", "--entitlement", "fleet=a", "-f",
+                         a.dir().write("value", value).string()});
+  ASSERT_EQ(set.exit_code, 0) << set.output;
+  ASSERT_EQ(serve_.lab({"node", "label", node_id(a), "color=blue"}).exit_code, 0);
+  ASSERT_EQ(serve_.lab({"node", "label", node_id(b), "color=red"}).exit_code, 0);
+
+  ASSERT_TRUE(wait_until(
+      [&] { return contains(read_file(a.run_dir() / "labels.json"), "\"color\":\"blue\""); }, 30s))
+      << agent_a.output();
+  ASSERT_TRUE(wait_until(
+      [&] { return contains(read_file(b.run_dir() / "labels.json"), "\"color\":\"red\""); }, 30s))
+      << agent_b.output();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return a.labd({"secret", "get", "a-secret"}).output == value;
+      },
+      30s));
+  EXPECT_EQ(read_file(a.run_dir() / "secrets" / "a-secret"), value);
+
+  auto refused = b.labd({"secret", "get", "a-secret"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_FALSE(contains(refused.output, value));
+  EXPECT_FALSE(std::filesystem::exists(b.run_dir() / "secrets" / "a-secret"));
+  EXPECT_EQ(agent_b.stop(), 0);
+  auto opened = daemon::open_node(b.settings());
+  ASSERT_TRUE(opened) << opened.error().message();
+  EXPECT_EQ(opened->cache->view()->secrets.count("a-secret"), 0U);
+  opened->cache.reset();
+  for (const auto& e : std::filesystem::recursive_directory_iterator(b.dir().path())) {
+    if (e.is_regular_file()) {
+      EXPECT_FALSE(contains(read_file(e.path()), value)) << e.path();
+    }
+  }
+}
+
+TEST_F(LabdServe, OfflineServingAcrossRestartsThenCatchUp) {
+  LabdNode node;
+  ASSERT_EQ(node.labd({"join", serve_.token({"fleet=x"})}).exit_code, 0);
+  auto agent = node.start();
+  ASSERT_TRUE(node.wait_ready());
+  ASSERT_EQ(serve_.lab({"node", "label", node_id(node), "phase=one"}).exit_code, 0);
+  ASSERT_TRUE(wait_until(
+      [&] { return contains(read_file(node.run_dir() / "labels.json"), "\"phase\":\"one\""); },
+      30s));
+  const auto revision = json_of(node.labd({"labels", "--output", "json"}).output)["revision"];
+
+  EXPECT_EQ(serve_.stop(), 0);
+  EXPECT_EQ(agent.stop(), 0);
+  agent = node.start();  // restarted while the coordinator is down
+  ASSERT_TRUE(node.wait_ready());
+  std::this_thread::sleep_for(1100ms);
+  auto labels = json_of(node.labd({"labels", "--output", "json"}).output);
+  EXPECT_EQ(labels["revision"], revision);
+  EXPECT_GE(labels["staleness_seconds"].as_int64(), 1);
+  EXPECT_EQ(labels["labels"].as_object()["phase"], "one");
+  auto status = json_of(node.labd({"status", "--output", "json"}).output);
+  EXPECT_EQ(status["coordinator_reachable"], false);
+
+  serve_.start();
+  ASSERT_EQ(serve_.lab({"node", "label", node_id(node), "phase=two"}).exit_code, 0);
+  const auto changed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_until(
+      [&] { return contains(read_file(node.run_dir() / "labels.json"), "\"phase\":\"two\""); },
+      30s))
+      << agent.output();
+  // Within one backoff period (cap 2 s) and one long-poll (2 s), with slack for a loaded
+  // machine running sanitizer builds.
+  EXPECT_LT(std::chrono::steady_clock::now() - changed, 10s);
+}
+
+}  // namespace
