@@ -87,7 +87,7 @@ class DhcpComponent final : public Component {
     const std::string& mode = c.string("dhcp.mode");
     ec.mode = mode == "proxy" ? dhcp::engine::Mode::proxy : dhcp::engine::Mode::full;
     if (mode != "proxy" && c.boolean("dhcp.conflict_probe")) {
-      auto other = dhcp::server::probe_other_server(interface, port, std::chrono::seconds(1));
+      auto other = dhcp::server::probe_other_server(interface, port, c.duration("dhcp.probe_wait"));
       if (!other) {
         log_.warn("could not probe for another DHCP server", {{"error", other.error().message()}});
       } else if (*other) {
@@ -198,6 +198,9 @@ ComponentSpec dhcp_component() {
                 .integer("dhcp.proxy_port", 4011, "PXE boot server port in proxy mode", 1, 65535)
                 .boolean("dhcp.conflict_probe", true,
                          "probe for another DHCP server at start-up (full and auto mode)")
+                .duration("dhcp.probe_wait", std::chrono::seconds(3),
+                          "how long the start-up probe waits for an OFFER (servers that ping "
+                          "an address before offering it take up to 3 s)")
                 .string("dhcp.lease_file", "", "lease journal; empty: <data_dir>/dhcp-leases");
           },
       .create = [](Runtime& runtime, Services& services) -> Result<std::unique_ptr<Component>> {

@@ -261,8 +261,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
     udp::socket& s = p.from_proxy_socket && proxy.is_open() ? proxy : dhcp;
     wire::Ipv4 destination = p.out.destination;
-    if (p.out.to_hardware && !add_arp_entry(s.native_handle(), p.ifindex, destination,
-                                            p.out.message)) {
+    if (p.out.to_hardware &&
+        !add_arp_entry(s.native_handle(), p.ifindex, destination, p.out.message)) {
       // No ARP entry (no CAP_NET_ADMIN, not Ethernet): §4.1 allows the broadcast.
       destination = wire::kBroadcast;
     }
@@ -384,19 +384,30 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
   to.sin_family = AF_INET;
   to.sin_port = htons(server_port);
   to.sin_addr.s_addr = INADDR_BROADCAST;
-  if (!bytes || ::sendto(fd, bytes->data(), bytes->size(), 0,
-                         reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0)
+  const auto send_discover = [&] {
+    return bytes && ::sendto(fd, bytes->data(), bytes->size(), 0,
+                             reinterpret_cast<const sockaddr*>(&to), sizeof to) >= 0;
+  };
+  if (!send_discover())
     return Error(ServerError::probe_failed, std::string("send DISCOVER: ") + std::strerror(errno));
 
-  const auto deadline = std::chrono::steady_clock::now() + wait;
+  // The DISCOVER is repeated every second, as a client would, in case one is lost.
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + wait;
+  auto next_send = start + std::chrono::seconds(1);
   std::array<std::uint8_t, wire::kMaxPacket> buf{};
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
       return std::optional<wire::Ipv4>();
+    if (now >= next_send) {
+      (void)send_discover();
+      next_send += std::chrono::seconds(1);
+    }
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::min(deadline, next_send) - now);
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+    if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 1))) <= 0)
       continue;
     const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
     if (n <= 0)
