@@ -113,7 +113,10 @@ class DhcpComponent final : public Component {
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-    LAB_TRY_ASSIGN(store_, dhcp::engine::JournalLeaseStore::open(lease_file, now));
+    const auto durability = c.boolean("dhcp.lease_sync")
+                                ? dhcp::engine::JournalLeaseStore::Durability::fdatasync
+                                : dhcp::engine::JournalLeaseStore::Durability::write;
+    LAB_TRY_ASSIGN(store_, dhcp::engine::JournalLeaseStore::open(lease_file, now, durability));
     if (store_->recovered_dropped() > 0)
       log_.warn("lease journal ended in a torn record; dropped it",
                 {{"file", lease_file.string()}});
@@ -201,7 +204,10 @@ ComponentSpec dhcp_component() {
                 .duration("dhcp.probe_wait", std::chrono::seconds(3),
                           "how long the start-up probe waits for an OFFER (servers that ping "
                           "an address before offering it take up to 3 s)")
-                .string("dhcp.lease_file", "", "lease journal; empty: <data_dir>/dhcp-leases");
+                .string("dhcp.lease_file", "", "lease journal; empty: <data_dir>/dhcp-leases")
+                .boolean("dhcp.lease_sync", true,
+                         "fdatasync the lease journal before every ACK (survives a power loss); "
+                         "false: written before the ACK, survives a crash of lab only");
           },
       .create = [](Runtime& runtime, Services& services) -> Result<std::unique_ptr<Component>> {
         if (!runtime.config.boolean("dhcp.enabled"))
