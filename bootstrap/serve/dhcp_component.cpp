@@ -84,6 +84,7 @@ class DhcpComponent final : public Component {
         "Debian's ipxe package ships no ARM64 build",
         {{"file", ec.boot.uefi_arm64_file}});
 
+    ec.offer_hold = c.duration("dhcp.offer_hold");
     const std::string& mode = c.string("dhcp.mode");
     ec.mode = mode == "proxy" ? dhcp::engine::Mode::proxy : dhcp::engine::Mode::full;
     if (mode != "proxy" && c.boolean("dhcp.conflict_probe")) {
@@ -189,6 +190,8 @@ ComponentSpec dhcp_component() {
                         "this server's address (option 54, TFTP server); empty: the interface's")
                 .tables("dhcp.subnets", subnet, "address pools, one per subnet")
                 .tables("dhcp.reservations", reservation, "fixed addresses by MAC")
+                .duration("dhcp.offer_hold", std::chrono::seconds(30),
+                          "how long an offered address is kept for the client's REQUEST")
                 .string("dhcp.boot_url", "",
                         "iPXE script URL; empty: http://<server-ip>:8080/boot/boot.ipxe")
                 .string("dhcp.bios_file", "undionly.kpxe", "boot file for BIOS PXE (arch 0)")

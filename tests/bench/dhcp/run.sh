@@ -109,22 +109,31 @@ stop_server() {
   server_pid=""
 }
 
-# One perfdhcp run against a fresh server; prints "achieved drop%" (drops over both exchanges).
-# rate 0: unlimited.
+# UDP datagrams a namespace's sockets dropped for a full receive buffer (/proc/net/snmp).
+rcvbuf_errors() {
+  ip netns exec "$1" awk '/^Udp:/ { if (h) print $6; h = 1 }' /proc/net/snmp
+}
+
+# One perfdhcp run against a fresh server; prints "achieved drop% server_rcvbuf client_rcvbuf"
+# (drops over both exchanges; datagrams lost in the server's and in perfdhcp's receive buffer,
+# which says who could not keep up). rate 0: unlimited.
 measure() {
   local server=$1 rate=$2
   "start_$server"
   sleep 1.5
   local rate_args=()
   [[ $rate != 0 ]] && rate_args=(-r "$rate")
+  local s0 c0
+  s0=$(rcvbuf_errors "$srv")
+  c0=$(rcvbuf_errors "$cli")
   ip netns exec "$cli" taskset -c 1 perfdhcp -4 -l "${tag}c" "${rate_args[@]}" -R "$clients" \
     -p "$secs" 10.90.0.1 > "$work/perfdhcp.out" 2>&1 || true
   stop_server
-  awk '
+  awk -v s=$(($(rcvbuf_errors "$srv") - s0)) -v c=$(($(rcvbuf_errors "$cli") - c0)) '
     /^Rate:/ { achieved = $2 }
     /^sent packets:/ { sent += $3 }
     /^drops:/ { drops += $2 }
-    END { printf "%.0f %.2f\n", achieved, (sent > 0 ? 100 * drops / sent : 100) }
+    END { printf "%.0f %.2f %d %d\n", achieved, (sent > 0 ? 100 * drops / sent : 100), s, c }
   ' "$work/perfdhcp.out"
 }
 
@@ -134,8 +143,9 @@ sustained() {
   shift
   local best=0 best_drop="-"
   for rate in "$@"; do
-    read -r achieved drop < <(measure "$server" "$rate")
-    echo "  $server @ $rate/s: achieved $achieved/s, drops $drop%" >&2
+    read -r achieved drop srv_lost cli_lost < <(measure "$server" "$rate")
+    echo "  $server @ $rate/s: achieved $achieved/s, drops $drop%" \
+      "(receive buffer overflows: server $srv_lost, perfdhcp $cli_lost)" >&2
     if awk -v a="$achieved" -v r="$rate" -v d="$drop" 'BEGIN { exit !(d <= 1 && a >= 0.95 * r) }'; then
       best=$achieved
       best_drop=$drop
@@ -155,8 +165,9 @@ for server in $servers; do
   echo "== $server" >&2
   declare -n rates="rates_$server"
   read -r max[$server] max_drop[$server] < <(sustained "$server" "${rates[@]}")
-  read -r unl[$server] unl_drop[$server] < <(measure "$server" 0)
-  echo "  $server unlimited: ${unl[$server]}/s, drops ${unl_drop[$server]}%" >&2
+  read -r unl[$server] unl_drop[$server] srv_lost cli_lost < <(measure "$server" 0)
+  echo "  $server unlimited: ${unl[$server]}/s, drops ${unl_drop[$server]}%" \
+    "(receive buffer overflows: server $srv_lost, perfdhcp $cli_lost)" >&2
 done
 
 echo

@@ -200,6 +200,38 @@ TEST(DhcpProxy, BesideDnsmasqAutoModeFallsBackToProxy) {
   EXPECT_TRUE(lab.running()) << lab.output();
 }
 
+// In full mode lab still serves beside another server, but says so at start-up.
+TEST(DhcpFull, AnotherServerOnTheSegmentIsReportedAtStartUp) {
+  LAB_REQUIRE_ROOT();
+  LAB_REQUIRE_PROGRAM("dnsmasq");
+  NetNs labns("dhs");
+  NetNs other("dho");
+  Veth link(labns, "10.79.0.2/24", other, "10.79.0.1/24");
+  TempDir dir("lab-dhcp");
+  auto dnsmasq = ChildProcess::start(
+      {.argv = {"dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+                "--interface=" + link.b_name(), "--bind-interfaces", "--no-ping",
+                "--dhcp-range=10.79.0.100,10.79.0.150,255.255.255.0,1h",
+                "--dhcp-leasefile=" + (dir / "dnsmasq.leases").string(),
+                "--pid-file=" + (dir / "dnsmasq.pid").string(), "--user=root"},
+       .env = {},
+       .netns = other.name(),
+       .log = {}});
+  ASSERT_TRUE(wait_until([&] {
+    return dnsmasq.output().find("DHCP, IP range") != std::string::npos;
+  })) << dnsmasq.output();
+  auto lab = start_lab(labns, dir,
+                       "[dhcp]\nenabled = true\nmode = \"full\"\ninterface = \"" + link.a_name() +
+                           "\"\nprobe_wait = \"2s\"\n[[dhcp.subnets]]\nsubnet = \"10.79.0.0/24\"\n"
+                           "range_start = \"10.79.0.200\"\nrange_end = \"10.79.0.210\"\n");
+  EXPECT_NE(lab.output().find("another DHCP server answers on this segment; clients may get two "
+                              "offers"),
+            std::string::npos)
+      << lab.output();
+  EXPECT_NE(lab.output().find("other_server=10.79.0.1"), std::string::npos);
+  EXPECT_NE(lab.output().find("mode=full"), std::string::npos);
+}
+
 // A client speaking through a relay address (as perfdhcp does): DISCOVER/REQUEST for many
 // MACs at once, each answered or not; returns the ACKed address of every MAC that got one.
 std::map<std::uint32_t, wire::Ipv4> dora_burst(int fd, const std::vector<std::uint32_t>& macs,
