@@ -56,6 +56,8 @@ start_lab_with() {
   cat > "$work/lab/lab.toml" << EOF
 [log]
 level = "warn"
+[coordinator]
+enabled = false
 [dhcp]
 enabled = true
 mode = "full"

@@ -64,7 +64,8 @@ Fd::~Fd() {
 
 ChildProcess start_lab(const NetNs& ns, const TempDir& dir, const std::string& toml,
                        std::string_view config_name) {
-  const auto cfg = dir.write(config_name, toml);
+  // Only the DHCP server (and the boot recorder it reports to): no coordinator API.
+  const auto cfg = dir.write(config_name, "[coordinator]\nenabled = false\n" + toml);
   auto lab =
       ChildProcess::start({.argv = {lab_binary().string(), "serve", "--data-dir",
                                     (dir.path() / "data").string(), "--config", cfg.string()},

@@ -25,7 +25,8 @@ namespace lab::tests::dhcp {
 
 namespace wire = pxe::dhcp::wire;
 
-/// `lab serve` with the given TOML (which must enable dhcp) in `ns`; data under `dir`/data.
+/// `lab serve` with the given TOML (which must enable dhcp) and the coordinator disabled, in
+/// `ns`; data under `dir`/data.
 /// Waits for "msg=ready"; throws with the output when the server exits or does not get there.
 ChildProcess start_lab(const NetNs& ns, const TempDir& dir, const std::string& toml,
                        std::string_view config_name = "lab.toml");
