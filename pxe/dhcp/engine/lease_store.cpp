@@ -190,6 +190,7 @@ Result<std::vector<Lease>> MemoryLeaseStore::load() {
   for (const auto& l : leases_)
     newest[l.ip.value] = l;
   std::vector<Lease> out;
+  out.reserve(newest.size());
   for (auto& [ip, l] : newest)
     out.push_back(l);
   return out;

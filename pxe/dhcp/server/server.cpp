@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <system_error>
 
 namespace lab::pxe::dhcp::server {
 
@@ -30,6 +31,11 @@ using asio::ip::udp;
 using engine::Outbound;
 
 namespace {
+
+// strerror is not thread-safe; the system category's message is.
+std::string errno_text() {
+  return std::error_code(errno, std::system_category()).message();
+}
 
 // A UDP socket bound to 0.0.0.0:port, limited to one interface when one is configured, able
 // to send to 255.255.255.255.
@@ -48,8 +54,7 @@ Result<void> open_socket(udp::socket& s, const std::string& interface, std::uint
   if (!interface.empty() &&
       ::setsockopt(s.native_handle(), SOL_SOCKET, SO_BINDTODEVICE, interface.c_str(),
                    static_cast<socklen_t>(interface.size())) != 0)
-    return Error(ServerError::bind_to_device,
-                 "SO_BINDTODEVICE " + interface + ": " + std::strerror(errno));
+    return Error(ServerError::bind_to_device, "SO_BINDTODEVICE " + interface + ": " + errno_text());
   s.bind(udp::endpoint(udp::v4(), port), ec);
   if (ec)
     return Error(ServerError::bind_failed,
@@ -341,7 +346,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         if (log.enabled(shared::log::Level::debug)) {
           const auto* to = static_cast<const sockaddr_in*>(headers[done].msg_hdr.msg_name);
           log.debug("send failed", {{"to", wire::Ipv4{ntohl(to->sin_addr.s_addr)}.to_string()},
-                                    {"error", std::strerror(errno)}});
+                                    {"error", errno_text()}});
         }
         ++done;
       }
@@ -398,7 +403,7 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
                                                      std::chrono::milliseconds wait) {
   const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return Error(ServerError::socket_failed, std::string("socket: ") + std::strerror(errno));
+    return Error(ServerError::socket_failed, std::string("socket: ") + errno_text());
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
@@ -408,14 +413,13 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
   ::setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
   if (!interface.empty() && ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, interface.c_str(),
                                          static_cast<socklen_t>(interface.size())) != 0)
-    return Error(ServerError::bind_to_device,
-                 "SO_BINDTODEVICE " + interface + ": " + std::strerror(errno));
+    return Error(ServerError::bind_to_device, "SO_BINDTODEVICE " + interface + ": " + errno_text());
   sockaddr_in local{};
   local.sin_family = AF_INET;
   local.sin_port = htons(static_cast<std::uint16_t>(server_port + 1));
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
-    return Error(ServerError::bind_failed, "bind client port " + std::to_string(server_port + 1) +
-                                               ": " + std::strerror(errno));
+    return Error(ServerError::bind_failed,
+                 "bind client port " + std::to_string(server_port + 1) + ": " + errno_text());
 
   std::random_device rd;
   wire::Message d;
@@ -437,7 +441,7 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
                              reinterpret_cast<const sockaddr*>(&to), sizeof to) >= 0;
   };
   if (!send_discover())
-    return Error(ServerError::probe_failed, std::string("send DISCOVER: ") + std::strerror(errno));
+    return Error(ServerError::probe_failed, std::string("send DISCOVER: ") + errno_text());
 
   // The DISCOVER is repeated every second, as a client would, in case one is lost.
   const auto start = std::chrono::steady_clock::now();
@@ -474,8 +478,7 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
 Result<wire::Ipv4> interface_address(const std::string& interface) {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0)
-    return Error(ServerError::no_interface_address,
-                 std::string("getifaddrs: ") + std::strerror(errno));
+    return Error(ServerError::no_interface_address, std::string("getifaddrs: ") + errno_text());
   std::optional<wire::Ipv4> found;
   for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
     if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET || interface != a->ifa_name)

@@ -144,16 +144,24 @@ sustained() {
   local server=$1
   shift
   local best=0 best_drop="-"
+  local passed
   for rate in "$@"; do
-    read -r achieved drop srv_lost cli_lost < <(measure "$server" "$rate")
-    echo "  $server @ $rate/s: achieved $achieved/s, drops $drop%" \
-      "(receive buffer overflows: server $srv_lost, perfdhcp $cli_lost)" >&2
-    if awk -v a="$achieved" -v r="$rate" -v d="$drop" 'BEGIN { exit !(d <= 1 && a >= 0.95 * r) }'; then
-      best=$achieved
-      best_drop=$drop
-    else
-      break
-    fi
+    # On these shared machines one step in a while fails to a neighbour's load spike: a
+    # failed step is run once more before the search ends.
+    passed=0
+    for attempt in 1 2; do
+      read -r achieved drop srv_lost cli_lost < <(measure "$server" "$rate")
+      echo "  $server @ $rate/s (try $attempt): achieved $achieved/s, drops $drop%" \
+        "(receive buffer overflows: server $srv_lost, perfdhcp $cli_lost)" >&2
+      if awk -v a="$achieved" -v r="$rate" -v d="$drop" \
+        'BEGIN { exit !(d <= 1 && a >= 0.95 * r) }'; then
+        best=$achieved
+        best_drop=$drop
+        passed=1
+        break
+      fi
+    done
+    ((passed)) || break
   done
   echo "$best $best_drop"
 }

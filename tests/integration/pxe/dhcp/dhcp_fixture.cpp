@@ -14,9 +14,15 @@
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 
 namespace lab::tests::dhcp {
 namespace {
+
+// strerror is not thread-safe; the system category's message is.
+std::string errno_text() {
+  return std::error_code(errno, std::system_category()).message();
+}
 
 // Runs `fn` on a thread that has entered `ns`: sockets it creates belong to that namespace
 // for their whole life, whichever thread uses them afterwards.
@@ -26,7 +32,7 @@ void in_netns(const NetNs& ns, const std::function<void()>& fn) {
     try {
       const Fd nsfd(::open(("/var/run/netns/" + ns.name()).c_str(), O_RDONLY | O_CLOEXEC));
       if (nsfd.get() < 0 || ::setns(nsfd.get(), CLONE_NEWNET) != 0)
-        throw std::runtime_error("setns " + ns.name() + ": " + std::strerror(errno));
+        throw std::runtime_error("setns " + ns.name() + ": " + errno_text());
       fn();
     } catch (...) {
       error = std::current_exception();
@@ -93,18 +99,18 @@ Fd udp_socket_in(const NetNs& ns, const std::string& address, std::uint16_t port
   in_netns(ns, [&] {
     Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (fd.get() < 0)
-      throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+      throw std::runtime_error(std::string("socket: ") + errno_text());
     const int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     ::setsockopt(fd.get(), SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
     ::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
     if (!device.empty() && ::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, device.c_str(),
                                         static_cast<socklen_t>(device.size())) != 0)
-      throw std::runtime_error("SO_BINDTODEVICE " + device + ": " + std::strerror(errno));
+      throw std::runtime_error("SO_BINDTODEVICE " + device + ": " + errno_text());
     const auto local = sockaddr_of(address, port);
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
       throw std::runtime_error("bind " + address + ":" + std::to_string(port) + ": " +
-                               std::strerror(errno));
+                               errno_text());
     out = std::move(fd);
   });
   return out;
@@ -115,7 +121,7 @@ void send_raw(int fd, const std::vector<std::uint8_t>& bytes, const std::string&
   const auto to = sockaddr_of(ip, port);
   if (::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<const sockaddr*>(&to),
                sizeof to) < 0)
-    throw std::runtime_error("sendto " + ip + ": " + std::strerror(errno));
+    throw std::runtime_error("sendto " + ip + ": " + errno_text());
 }
 
 void send_to(int fd, const wire::Message& m, const std::string& ip, std::uint16_t port) {

@@ -302,9 +302,9 @@ TEST(DhcpFull, KillNineAndRestartHandsOutNoAddressTwice) {
   });
   std::uint32_t next = 1;
   while (!killed && next < 1000) {
-    std::vector<std::uint32_t> macs;
-    for (int i = 0; i < 32; ++i)
-      macs.push_back(next++);
+    std::vector<std::uint32_t> macs(32);
+    for (auto& n : macs)
+      n = next++;
     auto acked = dora_burst(sock.get(), macs, 0x100000);
     before.insert(acked.begin(), acked.end());
     acked_before = before.size();
