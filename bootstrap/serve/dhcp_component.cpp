@@ -84,10 +84,11 @@ class DhcpComponent final : public Component {
         "Debian's ipxe package ships no ARM64 build",
         {{"file", ec.boot.uefi_arm64_file}});
 
+    ec.offer_hold = c.duration("dhcp.offer_hold");
     const std::string& mode = c.string("dhcp.mode");
     ec.mode = mode == "proxy" ? dhcp::engine::Mode::proxy : dhcp::engine::Mode::full;
     if (mode != "proxy" && c.boolean("dhcp.conflict_probe")) {
-      auto other = dhcp::server::probe_other_server(interface, port, std::chrono::seconds(1));
+      auto other = dhcp::server::probe_other_server(interface, port, c.duration("dhcp.probe_wait"));
       if (!other) {
         log_.warn("could not probe for another DHCP server", {{"error", other.error().message()}});
       } else if (*other) {
@@ -113,7 +114,10 @@ class DhcpComponent final : public Component {
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-    LAB_TRY_ASSIGN(store_, dhcp::engine::JournalLeaseStore::open(lease_file, now));
+    const auto durability = c.boolean("dhcp.lease_sync")
+                                ? dhcp::engine::JournalLeaseStore::Durability::fdatasync
+                                : dhcp::engine::JournalLeaseStore::Durability::write;
+    LAB_TRY_ASSIGN(store_, dhcp::engine::JournalLeaseStore::open(lease_file, now, durability));
     if (store_->recovered_dropped() > 0)
       log_.warn("lease journal ended in a torn record; dropped it",
                 {{"file", lease_file.string()}});
@@ -186,6 +190,8 @@ ComponentSpec dhcp_component() {
                         "this server's address (option 54, TFTP server); empty: the interface's")
                 .tables("dhcp.subnets", subnet, "address pools, one per subnet")
                 .tables("dhcp.reservations", reservation, "fixed addresses by MAC")
+                .duration("dhcp.offer_hold", std::chrono::seconds(30),
+                          "how long an offered address is kept for the client's REQUEST")
                 .string("dhcp.boot_url", "",
                         "iPXE script URL; empty: http://<server-ip>:8080/boot/boot.ipxe")
                 .string("dhcp.bios_file", "undionly.kpxe", "boot file for BIOS PXE (arch 0)")
@@ -198,7 +204,13 @@ ComponentSpec dhcp_component() {
                 .integer("dhcp.proxy_port", 4011, "PXE boot server port in proxy mode", 1, 65535)
                 .boolean("dhcp.conflict_probe", true,
                          "probe for another DHCP server at start-up (full and auto mode)")
-                .string("dhcp.lease_file", "", "lease journal; empty: <data_dir>/dhcp-leases");
+                .duration("dhcp.probe_wait", std::chrono::seconds(3),
+                          "how long the start-up probe waits for an OFFER (servers that ping "
+                          "an address before offering it take up to 3 s)")
+                .string("dhcp.lease_file", "", "lease journal; empty: <data_dir>/dhcp-leases")
+                .boolean("dhcp.lease_sync", true,
+                         "fdatasync the lease journal before every ACK (survives a power loss); "
+                         "false: written before the ACK, survives a crash of lab only");
           },
       .create = [](Runtime& runtime, Services& services) -> Result<std::unique_ptr<Component>> {
         if (!runtime.config.boolean("dhcp.enabled"))

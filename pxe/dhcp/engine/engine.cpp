@@ -308,21 +308,19 @@ void Engine::add_boot(Message& r, const BootDecision& boot) const {
 
 Outbound Engine::address(const Message& req, Message reply, bool nak) {
   Outbound out;
+  out.destination = wire::kBroadcast;  // a NAK, or what the client asked for (§4.1)
   if (!req.giaddr.is_zero()) {
     if (nak)
       reply.flags |= Message::kBroadcastFlag;  // RFC 2131 §4.3.2: the relay broadcasts a NAK
     out.destination = req.giaddr;
     out.port = Outbound::Port::server;
-  } else if (nak) {
-    out.destination = wire::kBroadcast;
-  } else if (!req.ciaddr.is_zero()) {
+  } else if (!nak && !req.ciaddr.is_zero()) {
     out.destination = req.ciaddr;
-  } else if (!req.broadcast() && !reply.yiaddr.is_zero() && req.htype == 1 && req.hlen == 6) {
+  } else if (!nak && !req.broadcast() && !reply.yiaddr.is_zero() && req.htype == 1 &&
+             req.hlen == 6) {
     // No address yet and no broadcast asked for: unicast to yiaddr at chaddr (§4.1).
     out.destination = reply.yiaddr;
     out.to_hardware = true;
-  } else {
-    out.destination = wire::kBroadcast;
   }
   // Relay agent information is echoed last (RFC 3046 §2.2).
   if (const auto* o82 = req.find(opt::kRelayAgentInfo); o82 != nullptr)

@@ -190,6 +190,7 @@ Result<std::vector<Lease>> MemoryLeaseStore::load() {
   for (const auto& l : leases_)
     newest[l.ip.value] = l;
   std::vector<Lease> out;
+  out.reserve(newest.size());
   for (auto& [ip, l] : newest)
     out.push_back(l);
   return out;
@@ -204,7 +205,7 @@ void MemoryLeaseStore::commit(std::vector<Lease> records, std::function<void(Res
 }
 
 Result<std::unique_ptr<JournalLeaseStore>> JournalLeaseStore::open(
-    const std::filesystem::path& path, std::int64_t now) {
+    const std::filesystem::path& path, std::int64_t now, Durability durability) {
   std::map<std::uint32_t, Lease> newest;
   std::size_t dropped = 0;
   {
@@ -279,11 +280,14 @@ Result<std::unique_ptr<JournalLeaseStore>> JournalLeaseStore::open(
   if (fd < 0)
     return Error(StoreError::open_failed, "cannot open " + path.string() + " for appending");
   return std::unique_ptr<JournalLeaseStore>(
-      new JournalLeaseStore(fd, std::move(live_leases), dropped));
+      new JournalLeaseStore(fd, std::move(live_leases), dropped, durability));
 }
 
-JournalLeaseStore::JournalLeaseStore(int fd, std::vector<Lease> live, std::size_t dropped)
-    : fd_(fd), live_(std::move(live)), dropped_(dropped), thread_([this] { writer(); }) {}
+JournalLeaseStore::JournalLeaseStore(int fd, std::vector<Lease> live, std::size_t dropped,
+                                     Durability durability)
+    : fd_(fd), durability_(durability), live_(std::move(live)), dropped_(dropped), thread_([this] {
+        writer();
+      }) {}
 
 JournalLeaseStore::~JournalLeaseStore() {
   {
@@ -300,6 +304,20 @@ Result<std::vector<Lease>> JournalLeaseStore::load() {
 }
 
 void JournalLeaseStore::commit(std::vector<Lease> records, std::function<void(Result<void>)> done) {
+  if (durability_ == Durability::write) {
+    // A write() costs microseconds: done on the caller's thread, no hand-over to the writer.
+    std::string buf;
+    for (const auto& l : records)
+      buf += encode_record(l);
+    Result<void> r = Error(StoreError::closed);
+    {
+      const std::lock_guard lock(mutex_);
+      if (!closing_)
+        r = append(buf);
+    }
+    done(std::move(r));
+    return;
+  }
   {
     const std::lock_guard lock(mutex_);
     if (!closing_) {
@@ -309,6 +327,19 @@ void JournalLeaseStore::commit(std::vector<Lease> records, std::function<void(Re
     }
   }
   done(Error(StoreError::closed));
+}
+
+Result<void> JournalLeaseStore::append(const std::string& records) {
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  if (!write_all(fd_, records)) {
+    // Cut off a torn record so that later records stay readable after it.
+    if (before >= 0)
+      (void)::ftruncate(fd_, before);
+    return Error(StoreError::write_failed, "lease journal write failed");
+  }
+  if (durability_ == Durability::fdatasync && ::fdatasync(fd_) != 0)
+    return Error(StoreError::sync_failed, "lease journal fdatasync failed");
+  return {};
 }
 
 void JournalLeaseStore::writer() {
@@ -327,15 +358,7 @@ void JournalLeaseStore::writer() {
       for (const auto& l : b.records)
         buf += encode_record(l);
     }
-    Result<void> r;
-    const off_t before = ::lseek(fd_, 0, SEEK_END);
-    if (!write_all(fd_, buf)) {
-      // Cut off a torn record so that later records stay readable after it.
-      if (before >= 0)
-        (void)::ftruncate(fd_, before);
-      r = Error(StoreError::write_failed, "lease journal write failed");
-    } else if (::fdatasync(fd_) != 0)
-      r = Error(StoreError::sync_failed, "lease journal fdatasync failed");
+    const Result<void> r = append(buf);
     for (auto& b : work)
       b.done(r);
     work.clear();

@@ -68,13 +68,21 @@ class MemoryLeaseStore final : public LeaseStore {
 /// record cut short by a crash (everything after the last whole record is dropped) and
 /// compacts the file to one record per live address. Commits are group-committed by one
 /// writer thread: every batch queued while an fdatasync runs is written and synced together,
-/// and only then are their `done` callbacks called (on the writer thread).
+/// and only then are their `done` callbacks called (on the writer thread). With
+/// Durability::write a commit is written on the caller's thread and `done` runs before commit
+/// returns.
 class JournalLeaseStore final : public LeaseStore {
  public:
+  /// How far a commit goes before its `done` runs.
+  enum class Durability {
+    fdatasync,  // on disk: survives a power loss
+    write,      // in the kernel's page cache: survives kill -9 of the process, not a power loss
+  };
   /// Opens (or creates) the journal, recovers and compacts it. `now` is in Unix seconds:
   /// records expired before it are dropped by the compaction.
-  static Result<std::unique_ptr<JournalLeaseStore>> open(const std::filesystem::path& path,
-                                                         std::int64_t now);
+  static Result<std::unique_ptr<JournalLeaseStore>> open(
+      const std::filesystem::path& path, std::int64_t now,
+      Durability durability = Durability::fdatasync);
   JournalLeaseStore(const JournalLeaseStore&) = delete;
   JournalLeaseStore& operator=(const JournalLeaseStore&) = delete;
   /// Finishes queued commits, then stops the writer thread.
@@ -87,14 +95,16 @@ class JournalLeaseStore final : public LeaseStore {
   [[nodiscard]] std::size_t recovered_dropped() const noexcept { return dropped_; }
 
  private:
-  JournalLeaseStore(int fd, std::vector<Lease> live, std::size_t dropped);
+  JournalLeaseStore(int fd, std::vector<Lease> live, std::size_t dropped, Durability durability);
   void writer();
+  Result<void> append(const std::string& records);
 
   struct Batch {
     std::vector<Lease> records;
     std::function<void(Result<void>)> done;
   };
   int fd_;
+  Durability durability_;
   std::vector<Lease> live_;
   std::size_t dropped_;
   std::mutex mutex_;

@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <system_error>
 
 namespace lab::pxe::dhcp::server {
 
@@ -30,6 +31,11 @@ using asio::ip::udp;
 using engine::Outbound;
 
 namespace {
+
+// strerror is not thread-safe; the system category's message is.
+std::string errno_text() {
+  return std::error_code(errno, std::system_category()).message();
+}
 
 // A UDP socket bound to 0.0.0.0:port, limited to one interface when one is configured, able
 // to send to 255.255.255.255.
@@ -40,12 +46,15 @@ Result<void> open_socket(udp::socket& s, const std::string& interface, std::uint
     return Error(ServerError::socket_failed, "socket: " + ec.message());
   s.set_option(asio::socket_base::reuse_address(true), ec);
   s.set_option(asio::socket_base::broadcast(true), ec);
-  s.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
+  // A burst of clients (a rack powering on) must queue, not be dropped, while a batch is
+  // handled: as root the buffer may exceed net.core.rmem_max.
+  const int rcvbuf = 8 << 20;
+  if (::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+    s.set_option(asio::socket_base::receive_buffer_size(rcvbuf), ec);
   if (!interface.empty() &&
       ::setsockopt(s.native_handle(), SOL_SOCKET, SO_BINDTODEVICE, interface.c_str(),
                    static_cast<socklen_t>(interface.size())) != 0)
-    return Error(ServerError::bind_to_device,
-                 "SO_BINDTODEVICE " + interface + ": " + std::strerror(errno));
+    return Error(ServerError::bind_to_device, "SO_BINDTODEVICE " + interface + ": " + errno_text());
   s.bind(udp::endpoint(udp::v4(), port), ec);
   if (ec)
     return Error(ServerError::bind_failed,
@@ -163,7 +172,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // leases of the batch together; their ACKs go out when the store says they are durable.
   void drain(udp::socket& s, bool is_proxy) {
     std::vector<engine::Lease> durable;
-    std::vector<PendingReply> waiting;
+    std::vector<PendingReply> waiting;    // ACKs: sent once their leases are durable
+    std::vector<PendingReply> immediate;  // OFFERs, NAKs, proxy replies: sent now
     const std::size_t batch = std::min(options.batch, slots.size());
     std::array<mmsghdr, kMaxBatch> headers{};
     for (std::size_t i = 0; i < batch; ++i) {
@@ -209,7 +219,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                          wire::max_message_size(in.message)};
       if (out.durable.empty()) {
         if (out.reply)
-          send(p);
+          immediate.push_back(std::move(p));
         continue;
       }
       durable.insert(durable.end(), std::make_move_iterator(out.durable.begin()),
@@ -217,6 +227,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       if (out.reply)
         waiting.push_back(std::move(p));
     }
+    send_all(immediate);
     if (durable.empty())
       return;
     ++commits_in_flight;
@@ -230,8 +241,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           self->log.error("lease journal commit failed; ACKs withheld",
                           {{"error", r.error().message()}, {"acks", waiting.size()}});
         } else if (!self->dhcp_closed()) {
-          for (auto& p : waiting)
-            self->send(p);
+          self->send_all(waiting);
         }
         self->maybe_stopped();
       });
@@ -240,64 +250,107 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   [[nodiscard]] bool dhcp_closed() const { return !dhcp.is_open(); }
 
-  void send(const PendingReply& p) {
-    auto bytes = wire::serialize(p.out.message, p.max_size);
-    if (!bytes) {
-      ++stats.send_failed;
-      log.warn("reply not encodable", {{"error", bytes.error().message()}});
+  // Encodes and sends replies, as few system calls as possible: one sendmmsg per socket.
+  void send_all(std::vector<PendingReply>& replies) {
+    if (replies.empty())
       return;
+    struct Prepared {
+      std::vector<std::uint8_t> bytes;
+      sockaddr_in to{};
+      iovec iov{};
+      alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(in_pktinfo))> control{};
+      bool proxy = false;
+      bool has_control = false;
+    };
+    std::vector<Prepared> out(replies.size());
+    std::size_t ready = 0;
+    for (auto& p : replies) {
+      auto bytes = wire::serialize(p.out.message, p.max_size);
+      if (!bytes) {
+        ++stats.send_failed;
+        log.warn("reply not encodable", {{"error", bytes.error().message()}});
+        continue;
+      }
+      std::uint16_t port = 0;
+      switch (p.out.port) {
+        case Outbound::Port::client:
+          port = static_cast<std::uint16_t>(options.port + 1);
+          break;
+        case Outbound::Port::server:
+          port = options.port;
+          break;
+        case Outbound::Port::source:
+          port = p.source_port;
+          break;
+      }
+      Prepared& o = out[ready++];
+      o.proxy = p.from_proxy_socket && proxy.is_open();
+      udp::socket& s = o.proxy ? proxy : dhcp;
+      wire::Ipv4 destination = p.out.destination;
+      if (p.out.to_hardware &&
+          !add_arp_entry(s.native_handle(), p.ifindex, destination, p.out.message)) {
+        // No ARP entry (no CAP_NET_ADMIN, not Ethernet): §4.1 allows the broadcast.
+        destination = wire::kBroadcast;
+      }
+      o.bytes = std::move(*bytes);
+      o.to.sin_family = AF_INET;
+      o.to.sin_port = htons(port);
+      o.to.sin_addr.s_addr = htonl(destination.value);
+      o.iov = {o.bytes.data(), o.bytes.size()};
+      if (p.ifindex > 0 && p.out.port == Outbound::Port::client) {
+        // Out of the interface the request came in on: a broadcast or an address without a
+        // route must not follow the default route.
+        msghdr h{};
+        h.msg_control = o.control.data();
+        h.msg_controllen = o.control.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&h);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+        in_pktinfo info{};
+        info.ipi_ifindex = p.ifindex;
+        std::memcpy(CMSG_DATA(c), &info, sizeof info);
+        o.has_control = true;
+      }
     }
-    std::uint16_t port = 0;
-    switch (p.out.port) {
-      case Outbound::Port::client:
-        port = static_cast<std::uint16_t>(options.port + 1);
-        break;
-      case Outbound::Port::server:
-        port = options.port;
-        break;
-      case Outbound::Port::source:
-        port = p.source_port;
-        break;
+    for (const bool on_proxy : {false, true}) {
+      udp::socket& s = on_proxy ? proxy : dhcp;
+      std::vector<mmsghdr> headers;
+      headers.reserve(ready);
+      for (std::size_t i = 0; i < ready; ++i) {
+        Prepared& o = out[i];
+        if (o.proxy != on_proxy)
+          continue;
+        mmsghdr m{};
+        m.msg_hdr.msg_name = &o.to;
+        m.msg_hdr.msg_namelen = sizeof o.to;
+        m.msg_hdr.msg_iov = &o.iov;
+        m.msg_hdr.msg_iovlen = 1;
+        if (o.has_control) {
+          m.msg_hdr.msg_control = o.control.data();
+          m.msg_hdr.msg_controllen = o.control.size();
+        }
+        headers.push_back(m);
+      }
+      std::size_t done = 0;
+      while (done < headers.size()) {
+        const int n = ::sendmmsg(s.native_handle(), headers.data() + done,
+                                 static_cast<unsigned>(headers.size() - done), MSG_DONTWAIT);
+        if (n > 0) {
+          done += static_cast<std::size_t>(n);
+          stats.sent += static_cast<std::uint64_t>(n);
+          continue;
+        }
+        // The first message of the rest failed: count it and go on with the others.
+        ++stats.send_failed;
+        if (log.enabled(shared::log::Level::debug)) {
+          const auto* to = static_cast<const sockaddr_in*>(headers[done].msg_hdr.msg_name);
+          log.debug("send failed", {{"to", wire::Ipv4{ntohl(to->sin_addr.s_addr)}.to_string()},
+                                    {"error", errno_text()}});
+        }
+        ++done;
+      }
     }
-    udp::socket& s = p.from_proxy_socket && proxy.is_open() ? proxy : dhcp;
-    wire::Ipv4 destination = p.out.destination;
-    if (p.out.to_hardware &&
-        !add_arp_entry(s.native_handle(), p.ifindex, destination, p.out.message)) {
-      // No ARP entry (no CAP_NET_ADMIN, not Ethernet): §4.1 allows the broadcast.
-      destination = wire::kBroadcast;
-    }
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    to.sin_addr.s_addr = htonl(destination.value);
-    iovec iov{bytes->data(), bytes->size()};
-    msghdr h{};
-    h.msg_name = &to;
-    h.msg_namelen = sizeof to;
-    h.msg_iov = &iov;
-    h.msg_iovlen = 1;
-    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(in_pktinfo))> control{};
-    if (p.ifindex > 0 && p.out.port == Outbound::Port::client) {
-      // Out of the interface the request came in on: a broadcast or an address without a
-      // route must not follow the default route.
-      h.msg_control = control.data();
-      h.msg_controllen = control.size();
-      cmsghdr* c = CMSG_FIRSTHDR(&h);
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-      in_pktinfo info{};
-      info.ipi_ifindex = p.ifindex;
-      std::memcpy(CMSG_DATA(c), &info, sizeof info);
-    }
-    if (::sendmsg(s.native_handle(), &h, MSG_DONTWAIT) < 0) {
-      ++stats.send_failed;
-      if (log.enabled(shared::log::Level::debug))
-        log.debug("send failed",
-                  {{"to", destination.to_string()}, {"error", std::strerror(errno)}});
-      return;
-    }
-    ++stats.sent;
   }
 
   void maybe_stopped() {
@@ -350,7 +403,7 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
                                                      std::chrono::milliseconds wait) {
   const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return Error(ServerError::socket_failed, std::string("socket: ") + std::strerror(errno));
+    return Error(ServerError::socket_failed, std::string("socket: ") + errno_text());
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
@@ -360,14 +413,13 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
   ::setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
   if (!interface.empty() && ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, interface.c_str(),
                                          static_cast<socklen_t>(interface.size())) != 0)
-    return Error(ServerError::bind_to_device,
-                 "SO_BINDTODEVICE " + interface + ": " + std::strerror(errno));
+    return Error(ServerError::bind_to_device, "SO_BINDTODEVICE " + interface + ": " + errno_text());
   sockaddr_in local{};
   local.sin_family = AF_INET;
   local.sin_port = htons(static_cast<std::uint16_t>(server_port + 1));
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
-    return Error(ServerError::bind_failed, "bind client port " + std::to_string(server_port + 1) +
-                                               ": " + std::strerror(errno));
+    return Error(ServerError::bind_failed,
+                 "bind client port " + std::to_string(server_port + 1) + ": " + errno_text());
 
   std::random_device rd;
   wire::Message d;
@@ -384,19 +436,30 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
   to.sin_family = AF_INET;
   to.sin_port = htons(server_port);
   to.sin_addr.s_addr = INADDR_BROADCAST;
-  if (!bytes || ::sendto(fd, bytes->data(), bytes->size(), 0,
-                         reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0)
-    return Error(ServerError::probe_failed, std::string("send DISCOVER: ") + std::strerror(errno));
+  const auto send_discover = [&] {
+    return bytes && ::sendto(fd, bytes->data(), bytes->size(), 0,
+                             reinterpret_cast<const sockaddr*>(&to), sizeof to) >= 0;
+  };
+  if (!send_discover())
+    return Error(ServerError::probe_failed, std::string("send DISCOVER: ") + errno_text());
 
-  const auto deadline = std::chrono::steady_clock::now() + wait;
+  // The DISCOVER is repeated every second, as a client would, in case one is lost.
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + wait;
+  auto next_send = start + std::chrono::seconds(1);
   std::array<std::uint8_t, wire::kMaxPacket> buf{};
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
       return std::optional<wire::Ipv4>();
+    if (now >= next_send) {
+      (void)send_discover();
+      next_send += std::chrono::seconds(1);
+    }
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::min(deadline, next_send) - now);
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+    if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 1))) <= 0)
       continue;
     const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
     if (n <= 0)
@@ -415,8 +478,7 @@ Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interfac
 Result<wire::Ipv4> interface_address(const std::string& interface) {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0)
-    return Error(ServerError::no_interface_address,
-                 std::string("getifaddrs: ") + std::strerror(errno));
+    return Error(ServerError::no_interface_address, std::string("getifaddrs: ") + errno_text());
   std::optional<wire::Ipv4> found;
   for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
     if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET || interface != a->ifa_name)

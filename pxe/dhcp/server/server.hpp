@@ -73,9 +73,10 @@ class Server {
 };
 
 /// Looks for another DHCP server on the segment: broadcasts a DISCOVER from a throw-away,
-/// locally administered MAC on `interface` and waits up to `wait` for an OFFER to it. Returns
-/// the other server's identifier, or nullopt when nobody answered. Blocking; call before
-/// the server binds its own port. Fails when the client port (server_port + 1) is taken.
+/// locally administered MAC on `interface` (again every second) and waits up to `wait` for an
+/// OFFER to it. Returns the other server's identifier, or nullopt when nobody answered. Blocking;
+/// call before the server binds its own port. Fails when the client port (server_port + 1) is
+/// taken.
 Result<std::optional<wire::Ipv4>> probe_other_server(const std::string& interface,
                                                      std::uint16_t server_port,
                                                      std::chrono::milliseconds wait);

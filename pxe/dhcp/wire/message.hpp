@@ -47,7 +47,10 @@ struct Ipv4 {
   static std::optional<Ipv4> parse(std::string_view text) noexcept;
   static Ipv4 from_bytes(const std::uint8_t* p) noexcept;
   void to_bytes(std::uint8_t* p) const noexcept;
-  friend auto operator<=>(const Ipv4&, const Ipv4&) = default;
+  friend bool operator==(const Ipv4&, const Ipv4&) = default;
+  friend std::strong_ordering operator<=>(const Ipv4& a, const Ipv4& b) noexcept {
+    return a.value <=> b.value;
+  }
 };
 inline constexpr Ipv4 kBroadcast{0xffffffffU};
 

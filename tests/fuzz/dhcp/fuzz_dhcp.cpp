@@ -55,7 +55,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto e = engine::Engine::create(config(mode), clock, sink);
     if (!e)
       std::abort();
-    engine::Inbound in{.message = *m, .source = {}, .source_port = 68, .proxy_port = false};
+    // The xid's low bit picks the port the packet came in on, so 4011 is reached as well.
+    engine::Inbound in{
+        .message = *m, .source = {}, .source_port = 68, .proxy_port = (m->xid & 1U) != 0};
     auto out = e->handle(in);
     if (out.reply && !wire::serialize(out.reply->message, wire::kMaxPacket))
       std::abort();

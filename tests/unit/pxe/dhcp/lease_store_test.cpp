@@ -65,6 +65,16 @@ TEST(DhcpLeaseStore, JournalSurvivesReopenAndCompacts) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
 }
 
+TEST(DhcpLeaseStore, WriteDurabilityHasTheRecordInTheFileBeforeDone) {
+  lab::tests::TempDir dir;
+  const auto path = dir / "leases";
+  auto store = JournalLeaseStore::open(path, kNow, JournalLeaseStore::Durability::write);
+  ASSERT_TRUE(store) << store.error().message();
+  commit_and_wait(**store, {lease("10.0.0.5")});
+  // Without closing the store (as after kill -9): another reader sees the record.
+  EXPECT_EQ(lab::tests::read_file(path), encode_record(lease("10.0.0.5")));
+}
+
 TEST(DhcpLeaseStore, TornLastRecordIsDroppedAndTheRestKept) {
   lab::tests::TempDir dir;
   const auto path = dir / "leases";
