@@ -3,3 +3,4 @@
 set -euo pipefail
 build=${1:-build/release}
 "$build/tests/bench/bench_shared" --benchmark_counters_tabular=true
+tests/bench/http/bench.sh --build "$build"

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -229,6 +231,38 @@ TEST_F(ServeHttpBoot, SparseFilePastFourGibStreamsWithoutBeingLoaded) {
   const auto rss = rss_kib(lab.pid());
   EXPECT_GT(rss, 0u);
   EXPECT_LT(rss, 1024u * 1024u) << "lab serve holds " << rss << " KiB after a 5 GiB download";
+}
+
+TEST_F(ServeHttpBoot, ClientsHangingUpDuringALargeBodyDoNotStopTheServer) {
+  LabServe lab;
+  {
+    std::ofstream out(lab.root() / "large.bin", std::ios::binary);
+    const std::string chunk = file_bytes(1 << 20);
+    for (int i = 0; i < 64; ++i)
+      out << chunk;
+  }
+  for (int i = 0; i < 5; ++i) {
+    // Reads a few bytes, then resets the connection while the server is still sending.
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(lab.port());
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    const std::string req = "GET /boot/large.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    char buf[4096];
+    ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);
+    linger reset{.l_onoff = 1, .l_linger = 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::close(fd);
+  }
+  // A curl that gives up half-way does the same.
+  auto partial = curl(lab.url("/boot/large.bin"), {"--limit-rate", "1M", "--max-time", "1"});
+  EXPECT_EQ(partial.status, 0);
+  EXPECT_TRUE(lab.running()) << lab.output();
+  EXPECT_EQ(curl(lab.url("/boot/large.bin"), {"-o", "/dev/null"}).status, 200);
 }
 
 TEST_F(ServeHttpBoot, TraversalAndEscapingSymlinksAreRefused) {
