@@ -81,7 +81,13 @@ fi
 lab_port=18480
 nginx_port=18481
 
+# Only file serving is measured: the coordinator (where the build has one) stays off.
+coordinator_off=""
+if "$lab" serve --data-dir "$work/data" --show-config 2>/dev/null | grep -q '^coordinator.enabled'; then
+  coordinator_off=$'[coordinator]\nenabled = false'
+fi
 cat >"$work/lab.toml" <<EOF
+$coordinator_off
 [log]
 level = "${BENCH_LOG_LEVEL:-warn}"
 [httpboot]
