@@ -353,7 +353,7 @@ TEST_F(ServeHttpBoot, MalformedRequestsGet400AndTheServerKeepsServing) {
       "GET no-slash HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET /boot/%zz HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET /boot/boot.ipxe HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-      std::string("GET /boot/\0x HTTP/1.1\r\n\r\n", 26),
+      std::string("GET /boot/\0x HTTP/1.1\r\n\r\n", 25),  // NUL in the target
   };
   for (const auto& req : bad) {
     const std::string answer = raw_exchange(lab.port(), req);
