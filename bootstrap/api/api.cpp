@@ -54,7 +54,9 @@ Response unauthorized() {
   r.headers.set("WWW-Authenticate", "Bearer");
   return r;
 }
-Response forbidden() { return error_response(403, "forbidden", "forbidden"); }
+Response forbidden() {
+  return error_response(403, "forbidden", "forbidden");
+}
 
 Response from_error(const Error& e) {
   const ErrorStatus s = status_for(e);
@@ -64,8 +66,7 @@ Response from_error(const Error& e) {
     return error_response(s.status, e.detail().empty() ? e.message() : e.detail(), s.code);
   if (s.status == 403)
     return forbidden();
-  return error_response(s.status, s.status == 503 ? "store unavailable" : "internal error",
-                        s.code);
+  return error_response(s.status, s.status == 503 ? "store unavailable" : "internal error", s.code);
 }
 
 bool is_json(const Request& r) {
@@ -108,7 +109,8 @@ std::optional<std::int64_t> int_param(const Request& r, std::string_view name,
 }
 
 Response bad_param(std::string_view name) {
-  return error_response(400, "query parameter '" + std::string(name) + "': expected an integer >= 0",
+  return error_response(400,
+                        "query parameter '" + std::string(name) + "': expected an integer >= 0",
                         "invalid_argument");
 }
 
@@ -247,7 +249,8 @@ void Api::State::bundle(Request req, Reply reply) {
     reply(bad_param("wait"));
     return;
   }
-  const auto wait_for = std::chrono::seconds(std::min<std::int64_t>(*wait, options.max_wait.count()));
+  const auto wait_for =
+      std::chrono::seconds(std::min<std::int64_t>(*wait, options.max_wait.count()));
   asio::post(blocking, [self = shared_from_this(), req = std::move(req), reply = std::move(reply),
                         since = *since, wait_for]() mutable {
     Response refusal;
@@ -271,9 +274,8 @@ void Api::State::bundle(Request req, Reply reply) {
       self->polls.insert(p);
     }
     std::weak_ptr<Poll> weak = p;
-    auto w = self->coordinator.watch(
-        agent->node_id, since,
-        [self, weak](Coordinator::SignedBundle b) {
+    auto w =
+        self->coordinator.watch(agent->node_id, since, [self, weak](Coordinator::SignedBundle b) {
           if (auto poll = weak.lock()) {
             self->long_polls_answered.fetch_add(1);
             self->finish(poll, bundle_response(b));
@@ -307,7 +309,9 @@ Api::Api(asio::io_context& io, asio::thread_pool& blocking, Coordinator& coordin
          ApiOptions options)
     : state_(std::make_shared<State>(io, blocking, coordinator, std::move(options))) {}
 
-Api::~Api() { stop(); }
+Api::~Api() {
+  stop();
+}
 
 void Api::stop() {
   state_->stopping.store(true);
@@ -323,7 +327,9 @@ void Api::stop() {
   }
 }
 
-std::size_t Api::parked() const { return state_->parked.load(); }
+std::size_t Api::parked() const {
+  return state_->parked.load();
+}
 
 std::string Api::metrics_text() const {
   std::string out;
@@ -515,8 +521,8 @@ void Api::handle(Request req, Reply reply) {
       return;
     }
     // The recorder answers from memory under a short mutex: no need for the blocking pool.
-    counted(Response::json(200, pxe::recorder::timeline_json(
-                                    *mac, st->options.recorder->timeline(*mac))));
+    counted(Response::json(
+        200, pxe::recorder::timeline_json(*mac, st->options.recorder->timeline(*mac))));
     return;
   }
 
@@ -532,7 +538,9 @@ void Api::handle(Request req, Reply reply) {
     }
     body = std::move(*b);
   }
-  auto invalid = [&](const Error& e) { counted(error_response(400, e.detail(), "invalid_argument")); };
+  auto invalid = [&](const Error& e) {
+    counted(error_response(400, e.detail(), "invalid_argument"));
+  };
 
   switch (id) {
     case RouteId::tokens_create: {
@@ -560,12 +568,12 @@ void Api::handle(Request req, Reply reply) {
       });
       return;
     case RouteId::nodes_list:
-      st->blocking_call(std::move(counted),
-                        [sel = std::string(req.query_param("selector").value_or(""))](
-                            Coordinator& c) {
-                          auto r = c.list_nodes(sel);
-                          return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
-                        });
+      st->blocking_call(
+          std::move(counted),
+          [sel = std::string(req.query_param("selector").value_or(""))](Coordinator& c) {
+            auto r = c.list_nodes(sel);
+            return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+          });
       return;
     case RouteId::node_get:
       st->blocking_call(std::move(counted), [nid = params[0]](Coordinator& c) {
@@ -642,12 +650,11 @@ void Api::handle(Request req, Reply reply) {
       std::optional<std::string> entitlement;
       if (auto e = req.query_param("entitlement"))
         entitlement = std::string(*e);
-      st->blocking_call(std::move(counted),
-                        [name = params[0], value = std::move(req.body), entitlement, op](
-                            Coordinator& c) {
-                          auto r = c.set_secret(name, value, entitlement, op);
-                          return r ? json_response(200, to_json(*r)) : from_error(r.error());
-                        });
+      st->blocking_call(std::move(counted), [name = params[0], value = std::move(req.body),
+                                             entitlement, op](Coordinator& c) {
+        auto r = c.set_secret(name, value, entitlement, op);
+        return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
       return;
     }
     case RouteId::secret_grant: {

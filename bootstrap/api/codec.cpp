@@ -81,8 +81,8 @@ json::object to_json(const coordinator::SecretInfo& s) {
 }
 
 json::object to_json(const coordinator::AuditEvent& e) {
-  return {{"seq", e.seq},         {"at", e.at},           {"actor", e.actor},
-          {"address", e.address}, {"action", e.action},   {"subject", e.subject},
+  return {{"seq", e.seq},         {"at", e.at},         {"actor", e.actor},
+          {"address", e.address}, {"action", e.action}, {"subject", e.subject},
           {"detail", e.detail},   {"hash", e.hash}};
 }
 

@@ -42,8 +42,7 @@ struct LabelPatch {
 Result<LabelPatch> label_patch_from_json(const boost::json::object& o);
 
 /// PUT /v1/groups/{name}: {"selector":…,"includes":[…],"excludes":[…]}.
-Result<coordinator::GroupInfo> group_from_json(std::string_view name,
-                                               const boost::json::object& o);
+Result<coordinator::GroupInfo> group_from_json(std::string_view name, const boost::json::object& o);
 
 /// {"labels": {"k": "v"}} member as a validated LabelSet; absent or null is empty.
 Result<shared::labels::LabelSet> labels_from_json(const boost::json::object& o,

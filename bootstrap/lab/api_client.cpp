@@ -68,7 +68,8 @@ void add_client_flags(CLI::App& noun, const std::shared_ptr<ClientFlags>& flags)
   noun.add_option("--server", flags->server,
                   "coordinator URL (env LAB_SERVER; default: <data-dir>/coordinator.url, then "
                   "https://127.0.0.1:8443)");
-  noun.add_option("--ca", flags->ca, "CA certificate to trust (env LAB_CA; default <data-dir>/ca.pem)");
+  noun.add_option("--ca", flags->ca,
+                  "CA certificate to trust (env LAB_CA; default <data-dir>/ca.pem)");
   noun.add_option("--token-file", flags->token_file,
                   "file holding the operator token (env LAB_TOKEN holds the token itself; "
                   "default <data-dir>/operator.token)");
@@ -130,7 +131,8 @@ Result<ApiClient> ApiClient::connect(const ClientFlags& flags) {
 
 Result<boost::json::value> ApiClient::call(std::string_view method, std::string_view path,
                                            std::string_view body, std::string_view content_type) {
-  auto r = impl_->client.request(method, path, body, body.empty() ? std::string_view() : content_type);
+  auto r =
+      impl_->client.request(method, path, body, body.empty() ? std::string_view() : content_type);
   if (!r) {
     return Error(LabError::unreachable,
                  "cannot reach the coordinator at " + server_ + ": " + r.error().message());
@@ -141,7 +143,8 @@ Result<boost::json::value> ApiClient::call(std::string_view method, std::string_
       return boost::json::value();
     auto v = shared::json::parse(r->body);
     if (!v)
-      return Error(LabError::bad_response, "the coordinator's answer is not JSON: " + v.error().detail());
+      return Error(LabError::bad_response,
+                   "the coordinator's answer is not JSON: " + v.error().detail());
     return v;
   }
   std::string text = "HTTP " + std::to_string(status);

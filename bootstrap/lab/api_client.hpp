@@ -35,10 +35,11 @@ inline boost::system::error_code make_error_code(LabError e) noexcept {
 
 /// The flags every operator command accepts (with their LAB_* environment fallbacks).
 struct ClientFlags {
-  std::string server;      // --server / LAB_SERVER / <data_dir>/coordinator.url / default
-  std::string ca;          // --ca / LAB_CA / <data_dir>/ca.pem
-  std::string token_file;  // --token-file / LAB_TOKEN (the token itself) / <data_dir>/operator.token
-  std::string data_dir;    // --data-dir / LAB_DATA_DIR / /var/lib/lab
+  std::string server;  // --server / LAB_SERVER / <data_dir>/coordinator.url / default
+  std::string ca;      // --ca / LAB_CA / <data_dir>/ca.pem
+  std::string
+      token_file;        // --token-file / LAB_TOKEN (the token itself) / <data_dir>/operator.token
+  std::string data_dir;  // --data-dir / LAB_DATA_DIR / /var/lib/lab
   std::string output = "table";  // --output table|json
   [[nodiscard]] bool json() const { return output == "json"; }
 };

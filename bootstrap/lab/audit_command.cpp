@@ -28,9 +28,8 @@ void add_audit(CLI::App& app, shared::cli::Action& action) {
   CLI::App* list = add_verb(
       *noun, "list", "List audit events", action, flags,
       [l](ApiClient& api, const ClientFlags& f) -> Result<void> {
-        LAB_TRY_ASSIGN(json::value r,
-                       api.call("GET", fmt::format("/v1/audit?after={}&limit={}", l->after,
-                                                   l->limit)));
+        LAB_TRY_ASSIGN(json::value r, api.call("GET", fmt::format("/v1/audit?after={}&limit={}",
+                                                                  l->after, l->limit)));
         if (f.json()) {
           print_json(r);
           return {};
@@ -64,9 +63,9 @@ void add_audit(CLI::App& app, shared::cli::Action& action) {
              else if (ok)
                fmt::print("audit trail ok: {} events\n", text(r, "rows"));
              if (!ok) {
-               return Error(LabError::bad_response,
-                            "audit trail broken at event " + text(r, "first_bad_seq") + ": " +
-                                text(r, "reason"));
+               return Error(LabError::bad_response, "audit trail broken at event " +
+                                                        text(r, "first_bad_seq") + ": " +
+                                                        text(r, "reason"));
              }
              return {};
            });

@@ -28,25 +28,27 @@ json::array strings(const std::vector<std::string>& v) {
 
 void add_group(CLI::App& app, shared::cli::Action& action) {
   auto flags = std::make_shared<ClientFlags>();
-  CLI::App* noun = app.add_subcommand("group", "Groups: named selectors that include/exclude "
-                                               "other groups");
+  CLI::App* noun = app.add_subcommand("group",
+                                      "Groups: named selectors that include/exclude "
+                                      "other groups");
   noun->require_subcommand(1);
   add_client_flags(*noun, flags);
 
   auto s = std::make_shared<SetOptions>();
-  CLI::App* set = add_verb(
-      *noun, "set", "Create or replace a group", action, flags,
-      [s](ApiClient& api, const ClientFlags& f) -> Result<void> {
-        json::object body{{"selector", s->selector},
-                          {"includes", strings(s->includes)},
-                          {"excludes", strings(s->excludes)}};
-        LAB_TRY_ASSIGN(json::value r, api.call_json("PUT", "/v1/groups/" + url_encode(s->name), body));
-        if (f.json())
-          print_json(r);
-        else
-          fmt::print("group {} set\n", s->name);
-        return {};
-      });
+  CLI::App* set =
+      add_verb(*noun, "set", "Create or replace a group", action, flags,
+               [s](ApiClient& api, const ClientFlags& f) -> Result<void> {
+                 json::object body{{"selector", s->selector},
+                                   {"includes", strings(s->includes)},
+                                   {"excludes", strings(s->excludes)}};
+                 LAB_TRY_ASSIGN(json::value r,
+                                api.call_json("PUT", "/v1/groups/" + url_encode(s->name), body));
+                 if (f.json())
+                   print_json(r);
+                 else
+                   fmt::print("group {} set\n", s->name);
+                 return {};
+               });
   set->add_option("name", s->name, "group name")->required();
   set->add_option("-s,--selector", s->selector, "label selector of the members");
   set->add_option("--include", s->includes, "members of this group are members (repeatable)");
@@ -70,23 +72,23 @@ void add_group(CLI::App& app, shared::cli::Action& action) {
            });
 
   auto members = std::make_shared<std::string>();
-  add_verb(*noun, "members", "List the nodes a group resolves to", action, flags,
-           [members](ApiClient& api, const ClientFlags& f) -> Result<void> {
-             LAB_TRY_ASSIGN(json::value r,
-                            api.call("GET", "/v1/groups/" + url_encode(*members) + "/members"));
-             if (f.json()) {
-               print_json(r);
-               return {};
-             }
-             Table t({"ID", "NAME", "STATE", "LABELS"});
-             if (r.is_array()) {
-               for (const auto& n : r.get_array())
-                 t.add({text(n, "id"), text(n, "name"), text(n, "state"),
-                        labels_text(n, "labels")});
-             }
-             t.print();
-             return {};
-           })
+  add_verb(
+      *noun, "members", "List the nodes a group resolves to", action, flags,
+      [members](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        LAB_TRY_ASSIGN(json::value r,
+                       api.call("GET", "/v1/groups/" + url_encode(*members) + "/members"));
+        if (f.json()) {
+          print_json(r);
+          return {};
+        }
+        Table t({"ID", "NAME", "STATE", "LABELS"});
+        if (r.is_array()) {
+          for (const auto& n : r.get_array())
+            t.add({text(n, "id"), text(n, "name"), text(n, "state"), labels_text(n, "labels")});
+        }
+        t.print();
+        return {};
+      })
       ->add_option("name", *members, "group name")
       ->required();
 

@@ -34,7 +34,9 @@ void Table::print() const {
     line(row);
 }
 
-void print_json(const boost::json::value& v) { fmt::print("{}\n", shared::json::pretty(v)); }
+void print_json(const boost::json::value& v) {
+  fmt::print("{}\n", shared::json::pretty(v));
+}
 
 std::string format_time(std::int64_t unix_seconds) {
   if (unix_seconds <= 0)

@@ -54,9 +54,8 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
           print_json(r);
           return {};
         }
-        const json::value info = r.is_object() && r.as_object().contains("info")
-                                     ? r.at("info")
-                                     : json::value();
+        const json::value info =
+            r.is_object() && r.as_object().contains("info") ? r.at("info") : json::value();
         fmt::print("{}\n", text(r, "join_string"));
         fmt::print(stderr, "token {} expires {}; it is shown only once\n", text(info, "id"),
                    format_time(integer(info, "expires_at")));
@@ -80,9 +79,8 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
              if (r.is_array()) {
                for (const auto& tok : r.get_array()) {
                  t.add({text(tok, "id"), text(tok, "kind"), text(tok, "state"),
-                        format_time(integer(tok, "expires_at")),
-                        labels_text(tok, "labels"), text(tok, "used_by"),
-                        text(tok, "description")});
+                        format_time(integer(tok, "expires_at")), labels_text(tok, "labels"),
+                        text(tok, "used_by"), text(tok, "description")});
                }
              }
              t.print();

@@ -28,9 +28,9 @@ struct Listen {
 
 Result<Listen> parse_listen(std::string_view text) {
   const auto bad = [&] {
-    return Error(shared::config::ConfigError::invalid_value,
-                 "coordinator.listen: expected \"ADDRESS:PORT\", got \"" + std::string(text) +
-                     "\"");
+    return Error(
+        shared::config::ConfigError::invalid_value,
+        "coordinator.listen: expected \"ADDRESS:PORT\", got \"" + std::string(text) + "\"");
   };
   const auto colon = text.rfind(':');
   if (colon == std::string_view::npos || colon == 0)
@@ -146,9 +146,9 @@ class CoordinatorComponent final : public Component {
                    server_->listen_tcp(listen_.host, listen_.port, std::move(tls)));
     // The CLI on this machine reaches a wildcard listener through loopback.
     const bool wildcard = listen_.host == "0.0.0.0" || listen_.host == "::";
-    const std::string url =
-        "https://" + (wildcard ? std::string("127.0.0.1") : url_host(listen_.host)) + ":" +
-        std::to_string(port);
+    const std::string url = "https://" +
+                            (wildcard ? std::string("127.0.0.1") : url_host(listen_.host)) + ":" +
+                            std::to_string(port);
     LAB_TRY(write_file_atomic(runtime_.data_dir / "coordinator.url", url + "\n"));
     log_.info("listening", {{"url", url}, {"port", port}});
     return {};
@@ -232,7 +232,8 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   limits.http.read_timeout = cfg.duration("coordinator.request_timeout");
   limits.http.write_timeout = cfg.duration("coordinator.write_timeout");
   limits.http.handshake_timeout = cfg.duration("coordinator.handshake_timeout");
-  limits.http.max_connections = static_cast<std::size_t>(cfg.integer("coordinator.max_connections"));
+  limits.http.max_connections =
+      static_cast<std::size_t>(cfg.integer("coordinator.max_connections"));
   limits.max_wait = cfg.duration("coordinator.long_poll_max");
   limits.max_parked = static_cast<std::size_t>(cfg.integer("coordinator.max_parked"));
   return std::unique_ptr<Component>(std::make_unique<CoordinatorComponent>(
@@ -242,6 +243,8 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
 
 }  // namespace
 
-ComponentSpec coordinator_component() { return {"coordinator", declare, create}; }
+ComponentSpec coordinator_component() {
+  return {"coordinator", declare, create};
+}
 
 }  // namespace lab::bootstrap::serve

@@ -261,8 +261,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
     udp::socket& s = p.from_proxy_socket && proxy.is_open() ? proxy : dhcp;
     wire::Ipv4 destination = p.out.destination;
-    if (p.out.to_hardware && !add_arp_entry(s.native_handle(), p.ifindex, destination,
-                                            p.out.message)) {
+    if (p.out.to_hardware &&
+        !add_arp_entry(s.native_handle(), p.ifindex, destination, p.out.message)) {
       // No ARP entry (no CAP_NET_ADMIN, not Ethernet): §4.1 allows the broadcast.
       destination = wire::kBroadcast;
     }

@@ -40,13 +40,15 @@ TEST(Serve, ConfigErrorsAreUsageErrorsNamingTheKey) {
 
 TEST(Serve, OneDataDirectoryOneAppliance) {
   TempDir dir;
-  auto first = ChildProcess::start({.argv = {lab_binary(), "serve", "--data-dir", dir.path()},
+  auto first = ChildProcess::start({.argv = {lab_binary(), "serve", "--data-dir", dir.path(),
+                                             "--set", "coordinator.enabled=false"},
                                     .env = {},
                                     .netns = {},
                                     .log = {}});
   ASSERT_TRUE(wait_until([&] { return first.output().find("msg=ready") != std::string::npos; }))
       << first.output();
-  auto second = run({lab_binary(), "serve", "--data-dir", dir.path()});
+  auto second =
+      run({lab_binary(), "serve", "--data-dir", dir.path(), "--set", "coordinator.enabled=false"});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.output.find("is in use by another lab serve"), std::string::npos);
   EXPECT_EQ(first.stop(), 0) << first.output();
@@ -54,7 +56,8 @@ TEST(Serve, OneDataDirectoryOneAppliance) {
 
 TEST(Serve, SigtermStopsPromptlyAndCleanly) {
   TempDir dir;
-  auto serve = ChildProcess::start({.argv = {lab_binary(), "serve", "--data-dir", dir.path()},
+  auto serve = ChildProcess::start({.argv = {lab_binary(), "serve", "--data-dir", dir.path(),
+                                             "--set", "coordinator.enabled=false"},
                                     .env = {},
                                     .netns = {},
                                     .log = {}});

@@ -39,19 +39,23 @@ TEST(AgentOs, ReproducibleSignedAndComplete) {
   fs::create_directories(dir.path() / "data");
   dir.write("data/bundle.key", lab::shared::crypto::base64url_encode(key->seed()) + "\n");
 
+  // Without debug information: a sanitizer build of labd is hundreds of MiB.
+  const fs::path labd = dir.path() / "labd";
+  auto stripped = run({"strip", "--strip-debug", "-o", labd.string(), labd_binary().string()});
+  ASSERT_EQ(stripped.exit_code, 0) << stripped.output;
   std::vector<std::string> base = {lab_binary().string(),
                                    "image",
                                    "agent-os",
                                    "--data-dir",
                                    (dir.path() / "data").string(),
                                    "--labd",
-                                   labd_binary().string(),
+                                   labd.string(),
                                    "--kernel-dir",
                                    kKernelDir.string()};
   auto build = [&](const std::string& out, const std::string& epoch) {
     auto argv = base;
     argv.insert(argv.end(), {"--out", (dir.path() / out).string()});
-    return run(argv, 300s, {{"SOURCE_DATE_EPOCH", epoch}});
+    return run(argv, 600s, {{"SOURCE_DATE_EPOCH", epoch}});
   };
   auto first = build("a", "1700000000");
   ASSERT_EQ(first.exit_code, 0) << first.output;
@@ -60,10 +64,6 @@ TEST(AgentOs, ReproducibleSignedAndComplete) {
   for (const char* f : {"vmlinuz", "initrd.img", "manifest.json"}) {
     EXPECT_EQ(bytes_of(dir.path() / "a" / f), bytes_of(dir.path() / "b" / f)) << f;
   }
-  auto other_time = build("c", "1700000001");
-  ASSERT_EQ(other_time.exit_code, 0) << other_time.output;
-  EXPECT_NE(bytes_of(dir.path() / "a/initrd.img"), bytes_of(dir.path() / "c/initrd.img"))
-      << "the epoch must reach the archive";
 
   // The manifest lists both files with their real sizes and hashes, and its signature verifies
   // with the appliance's key only.
@@ -99,9 +99,12 @@ TEST(AgentOs, ReproducibleSignedAndComplete) {
   auto unpack = sh("cd " + root.string() + " && zstd -dc ../a/initrd.img | busybox cpio -id");
   ASSERT_EQ(unpack.exit_code, 0) << unpack.output;
   EXPECT_TRUE(fs::exists(root / "init"));
+  auto listing = sh("zstd -dc " + (dir.path() / "a/initrd.img").string() + " | busybox cpio -tv");
+  EXPECT_NE(listing.output.find("2023-11-14"), std::string::npos)
+      << "SOURCE_DATE_EPOCH=1700000000 must be every mtime";
   EXPECT_TRUE(fs::exists(root / "bin/busybox"));
   EXPECT_TRUE(fs::exists(root / "etc/ssl/certs/ca-certificates.crt"));
-  EXPECT_EQ(bytes_of(root / "bin/labd"), bytes_of(labd_binary()));
+  EXPECT_EQ(bytes_of(root / "bin/labd"), bytes_of(labd));
   if (is_root()) {
     // In a private mount namespace with /proc, which sanitizer builds of labd need.
     auto version = run({"unshare", "--mount", "--propagation", "private", "sh", "-c",

@@ -56,7 +56,7 @@ inline CurlResult curl(const std::string& url, std::vector<std::string> args = {
   argv.emplace_back("-w");
   argv.emplace_back("\n%{http_code}");
   argv.push_back(url);
-  auto r = run(argv, std::chrono::seconds(90));
+  auto r = run(argv, std::chrono::seconds(330));  // past any --max-time a test passes
   CurlResult out;
   const auto nl = r.output.rfind('\n');
   if (r.exit_code != 0 || nl == std::string::npos) {

@@ -24,13 +24,14 @@ TEST(TftpServe, LabServeServesTheConfiguredRoot) {
   std::filesystem::create_directories(dir.path() / "root");
   const auto file = dir.write("root/undionly.kpxe", std::string(200000, 'u') + "end");
   const std::string port = std::to_string(free_udp_port());
-  auto serve = ChildProcess::start(
-      {.argv = {lab_binary(), "serve", "--data-dir", dir.path() / "data", "--set",
-                "tftp.enabled=true", "--set", "tftp.listen=127.0.0.1:" + port, "--set",
-                "tftp.root=" + (dir.path() / "root").string()},
-       .env = {},
-       .netns = {},
-       .log = {}});
+  auto serve =
+      ChildProcess::start({.argv = {lab_binary(), "serve", "--data-dir", dir.path() / "data",
+                                    "--set", "coordinator.enabled=false", "--set",
+                                    "tftp.enabled=true", "--set", "tftp.listen=127.0.0.1:" + port,
+                                    "--set", "tftp.root=" + (dir.path() / "root").string()},
+                           .env = {},
+                           .netns = {},
+                           .log = {}});
   ASSERT_TRUE(wait_until([&] { return serve.output().find("msg=ready") != std::string::npos; }))
       << serve.output();
   EXPECT_NE(serve.output().find("component=tftp msg=listening"), std::string::npos);
@@ -49,15 +50,16 @@ TEST(TftpServe, DisabledByDefaultAndBadListenIsAStartError) {
   TempDir dir;
   auto show = run({lab_binary(), "serve", "--data-dir", dir.path(), "--show-config"});
   EXPECT_NE(show.output.find("tftp.enabled = false"), std::string::npos) << show.output;
-  auto bad = run({lab_binary(), "serve", "--data-dir", dir.path() / "d", "--set",
-                  "tftp.enabled=true", "--set", "tftp.listen=nowhere"},
-                 10s);
+  auto bad = run(
+      {lab_binary(), "serve", "--data-dir", dir.path() / "d", "--set", "coordinator.enabled=false",
+       "--set", "tftp.enabled=true", "--set", "tftp.listen=nowhere"},
+      10s);
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("tftp.listen"), std::string::npos) << bad.output;
-  auto missing_root =
-      run({lab_binary(), "serve", "--data-dir", dir.path() / "d2", "--set", "tftp.enabled=true",
-           "--set", "tftp.listen=127.0.0.1:0", "--set", "tftp.root=/nonexistent/tftp"},
-          10s);
+  auto missing_root = run({lab_binary(), "serve", "--data-dir", dir.path() / "d2", "--set",
+                           "coordinator.enabled=false", "--set", "tftp.enabled=true", "--set",
+                           "tftp.listen=127.0.0.1:0", "--set", "tftp.root=/nonexistent/tftp"},
+                          10s);
   EXPECT_EQ(missing_root.exit_code, 1) << missing_root.output;
   EXPECT_NE(missing_root.output.find("/nonexistent/tftp"), std::string::npos)
       << missing_root.output;
