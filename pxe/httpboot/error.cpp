@@ -38,8 +38,8 @@ const char* message(HttpBootError e) noexcept {
 }  // namespace
 
 const boost::system::error_category& httpboot_category() noexcept {
-  static const ErrorCategory<HttpBootError> category("lab.httpboot", message);
-  return category;
+  static const ErrorCategory<HttpBootError> kCategory("lab.httpboot", message);
+  return kCategory;
 }
 
 }  // namespace lab::pxe::httpboot

@@ -62,7 +62,7 @@ Error open_error(int err, std::string_view rel) {
     case ELOOP:
       return {HttpBootError::outside_root, what};
     default:
-      return {HttpBootError::open_failed, what + ": " + std::strerror(err)};
+      return {HttpBootError::open_failed, what + ": " + std::generic_category().message(err)};
   }
 }
 
@@ -89,7 +89,8 @@ Result<void> check_relative_path(std::string_view relative) {
 Result<BootFiles> BootFiles::open(const std::filesystem::path& root) {
   const int fd = ::open(root.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY);
   if (fd < 0) {
-    return Error(HttpBootError::root_unusable, root.string() + ": " + std::strerror(errno));
+    return Error(HttpBootError::root_unusable,
+                 root.string() + ": " + std::generic_category().message(errno));
   }
   return BootFiles(fd, root);
 }

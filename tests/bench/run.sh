@@ -7,3 +7,4 @@ build=${1:-build/release}
 "$(dirname "$0")/tftp/run.sh" "$build"
 tests/bench/agent/agent_bench.sh "$build"
 tests/bench/dhcp/run.sh "$build"
+tests/bench/http/bench.sh --build "$build"

@@ -147,7 +147,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       reply(std::move(r));
       return;
     }
-    serve_script(std::move(req), std::move(*mac), std::move(reply));
+    serve_script(req, std::move(*mac), std::move(reply));
   }
 
   std::string server_base(const http::Request& req) const {
@@ -156,8 +156,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     return url();
   }
 
-  void serve_script(http::Request req, std::string mac, http::Reply reply) {
-    const std::string client = client_address(req.peer);
+  void serve_script(const http::Request& req, std::string mac, http::Reply reply) {
+    std::string client = client_address(req.peer);
     const auto seen_ip = recorder_.last_ip(mac);
     if (seen_ip && *seen_ip != client) {
       log_.warn("script refused", {{"mac", mac}, {"client", client}, {"dhcp_ip", *seen_ip}});

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <type_traits>
@@ -626,7 +627,12 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsConfig& tls) {
 // ---- Server ---------------------------------------------------------------------------------
 
 Server::Server(asio::io_context& io, Handler handler, Limits limits)
-    : impl_(std::make_shared<Impl>(io, std::move(handler), limits)) {}
+    : impl_(std::make_shared<Impl>(io, std::move(handler), limits)) {
+  // sendfile(2) has no MSG_NOSIGNAL: a client that hangs up during a file body would raise
+  // SIGPIPE and kill the whole process. EPIPE from the call is handled like any write error.
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { ::signal(SIGPIPE, SIG_IGN); });
+}
 
 Server::~Server() {
   std::lock_guard lock(impl_->mu_);

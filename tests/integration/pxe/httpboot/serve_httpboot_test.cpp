@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -22,31 +24,42 @@ using lab::tests::httpboot::raw_exchange;
 
 constexpr std::uint64_t kSparseSize = 5ULL << 30;  // past 4 GiB: 32-bit offsets would wrap
 
-// `lab serve --data-dir D --config lab.toml` on 127.0.0.1, a free port.
+// `lab serve --data-dir D --config lab.toml` with the recorder and HTTP boot on 127.0.0.1, free
+// ports; the coordinator (the machine registry) only when asked for.
 class LabServe {
  public:
-  explicit LabServe(const std::string& extra_config = "") {
+  explicit LabServe(const std::string& extra_config = "", bool coordinator = false) {
     std::filesystem::create_directories(root() / "agent");
-    std::filesystem::create_directories(dir_ / "outside");
-    const auto cfg = dir_.write("lab.toml",
-                                "[coordinator]\nenabled = false\n"
-                                "[httpboot]\nenabled = true\nlisten = "
-                                "\"127.0.0.1:0\"\nroot = \"" +
-                                    root().string() + "\"\n" + extra_config);
+    const std::string coordinator_config =
+        coordinator ? "[coordinator]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
+                    : "[coordinator]\nenabled = false\n";
+    const auto cfg = dir_.write(
+        "lab.toml", coordinator_config + "[httpboot]\nenabled = true\nlisten = \"127.0.0.1:0\"\n" +
+                        "root = \"" + root().string() + "\"\n" + extra_config);
     serve_.emplace(ChildProcess::start(
-        {.argv = {lab_binary(), "serve", "--data-dir", dir_ / "data", "--config", cfg},
+        {.argv = {lab_binary(), "serve", "--data-dir", data_dir(), "--config", cfg},
          .env = {},
          .netns = {},
          .log = {}}));
     const std::regex listening(R"(component=httpboot msg=listening url=http://127\.0\.0\.1:(\d+))");
+    const std::regex api(R"(component=coordinator msg=listening url=(https://\S+))");
     std::smatch m;
-    const bool up = wait_until([&] {
-      const std::string out = serve_->output();
-      if (!std::regex_search(out, m, listening))
-        return false;
-      port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
-      return true;
-    });
+    const bool up = wait_until(
+        [&] {
+          const std::string out = serve_->output();
+          if (out.find("msg=ready") == std::string::npos)
+            return false;
+          if (!std::regex_search(out, m, listening))
+            return false;
+          port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+          if (coordinator) {
+            if (!std::regex_search(out, m, api))
+              return false;
+            api_url_ = m[1];
+          }
+          return true;
+        },
+        60s);
     if (!up)
       ADD_FAILURE() << "lab serve did not start:\n" << serve_->output();
   }
@@ -55,6 +68,9 @@ class LabServe {
   ~LabServe() { EXPECT_EQ(serve_->stop(), 0) << serve_->output(); }
 
   [[nodiscard]] std::filesystem::path root() const { return dir_ / "root"; }
+  [[nodiscard]] std::filesystem::path data_dir() const { return dir_ / "data"; }
+  /// The coordinator's operator API, "https://127.0.0.1:<port>".
+  [[nodiscard]] const std::string& api_url() const { return api_url_; }
   [[nodiscard]] std::string url(std::string_view path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
   }
@@ -67,6 +83,7 @@ class LabServe {
   TempDir dir_{"lab-httpboot"};
   std::optional<ChildProcess> serve_;
   std::uint16_t port_ = 0;
+  std::string api_url_;
 };
 
 std::string file_bytes(std::size_t n) {
@@ -123,6 +140,50 @@ TEST_F(ServeHttpBoot, EachMacGetsItsOwnScriptWithoutRegistrySaidOnTheConsole) {
   // Every GET mints a token once a registry is there: HEAD cannot describe that script.
   auto head = curl(lab.url("/boot/52:54:00:ab:cd:02.ipxe"), {"-I"});
   EXPECT_EQ(head.status, 405);
+}
+
+// The value of "lab.join=" on the script's kernel line.
+std::string join_string(const std::string& script) {
+  const auto at = script.find(" lab.join=");
+  if (at == std::string::npos)
+    return {};
+  const auto start = at + 10;
+  return script.substr(start, script.find_first_of(" \n", start) - start);
+}
+
+TEST_F(ServeHttpBoot, WithTheCoordinatorEachScriptCarriesAFreshTokenBoundToTheMac) {
+  LabServe lab("", /*coordinator=*/true);
+  ASSERT_FALSE(lab.api_url().empty());
+  { std::ofstream(lab.root() / "agent" / "vmlinuz") << "kernel"; }
+  const std::string mac = "52:54:00:c0:ff:ee";
+  auto first = curl(lab.url("/boot/" + mac + ".ipxe"));
+  ASSERT_EQ(first.status, 200) << first.body << lab.output();
+  EXPECT_EQ(first.body.find("no machine registry"), std::string::npos) << first.body;
+  const std::string join1 = join_string(first.body);
+  EXPECT_FALSE(join1.empty()) << first.body;
+  auto second = curl(lab.url("/boot/" + mac + ".ipxe"));
+  ASSERT_EQ(second.status, 200);
+  const std::string join2 = join_string(second.body);
+  EXPECT_FALSE(join2.empty());
+  EXPECT_NE(join1, join2);  // one token per boot
+  EXPECT_EQ(curl(lab.url("/boot/agent/vmlinuz")).body, "kernel");
+
+  // The operator API lists the boot tokens bound to the MAC, and the machine's timeline.
+  std::string token = read_file(lab.data_dir() / "operator.token");
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+    token.pop_back();
+  ASSERT_FALSE(token.empty());
+  const std::vector<std::string> auth = {"--cacert", (lab.data_dir() / "ca.pem").string(), "-H",
+                                         "Authorization: Bearer " + token};
+  auto tokens = curl(lab.api_url() + "/v1/tokens", auth);
+  ASSERT_EQ(tokens.status, 200) << tokens.error << tokens.body;
+  EXPECT_NE(tokens.body.find(mac), std::string::npos) << tokens.body;
+  auto timeline = curl(lab.api_url() + "/v1/machines/" + mac + "/timeline", auth);
+  ASSERT_EQ(timeline.status, 200) << timeline.error << timeline.body;
+  const auto render = timeline.body.find("\"script-render\"");
+  EXPECT_NE(render, std::string::npos) << timeline.body;
+  EXPECT_NE(timeline.body.find("\"http-fetch\"", render), std::string::npos) << timeline.body;
+  EXPECT_NE(timeline.body.find("agent/vmlinuz"), std::string::npos) << timeline.body;
 }
 
 TEST_F(ServeHttpBoot, ProfilesFromConfigAndATokenProfileWithoutRegistryIs500) {
@@ -233,6 +294,38 @@ TEST_F(ServeHttpBoot, SparseFilePastFourGibStreamsWithoutBeingLoaded) {
   EXPECT_LT(rss, 1024u * 1024u) << "lab serve holds " << rss << " KiB after a 5 GiB download";
 }
 
+TEST_F(ServeHttpBoot, ClientsHangingUpDuringALargeBodyDoNotStopTheServer) {
+  LabServe lab;
+  {
+    std::ofstream out(lab.root() / "large.bin", std::ios::binary);
+    const std::string chunk = file_bytes(1 << 20);
+    for (int i = 0; i < 64; ++i)
+      out << chunk;
+  }
+  for (int i = 0; i < 5; ++i) {
+    // Reads a few bytes, then resets the connection while the server is still sending.
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(lab.port());
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    const std::string req = "GET /boot/large.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    char buf[4096];
+    ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);
+    linger reset{.l_onoff = 1, .l_linger = 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::close(fd);
+  }
+  // A curl that gives up half-way does the same.
+  auto partial = curl(lab.url("/boot/large.bin"), {"--limit-rate", "1M", "--max-time", "1"});
+  EXPECT_EQ(partial.status, 0);
+  EXPECT_TRUE(lab.running()) << lab.output();
+  EXPECT_EQ(curl(lab.url("/boot/large.bin"), {"-o", "/dev/null"}).status, 200);
+}
+
 TEST_F(ServeHttpBoot, TraversalAndEscapingSymlinksAreRefused) {
   LabServe lab;
   std::ofstream(lab.root() / "inside.txt") << "ok";
@@ -261,7 +354,7 @@ TEST_F(ServeHttpBoot, MalformedRequestsGet400AndTheServerKeepsServing) {
       "GET no-slash HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET /boot/%zz HTTP/1.1\r\nHost: x\r\n\r\n",
       "GET /boot/boot.ipxe HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-      std::string("GET /boot/\0x HTTP/1.1\r\n\r\n", 26),
+      std::string("GET /boot/\0x HTTP/1.1\r\n\r\n", 25),  // NUL in the target
   };
   for (const auto& req : bad) {
     const std::string answer = raw_exchange(lab.port(), req);
