@@ -73,7 +73,7 @@ struct Fixture : ::testing::Test {
     return std::move(*e);
   }
   // DISCOVER → OFFER → REQUEST → ACK; returns the ACK.
-  Outcome dora(Engine& e, std::uint8_t id, Message extra = {}) {
+  Outcome dora(Engine& e, std::uint8_t id, const Message& extra = {}) {
     Message d = client_msg(MessageType::discover, id);
     for (auto& o : extra.options)
       d.set(o.code, o.data);

@@ -25,7 +25,7 @@ Lease lease(const char* ip, Lease::State state = Lease::State::bound,
 
 void commit_and_wait(LeaseStore& store, std::vector<Lease> records) {
   std::promise<lab::Result<void>> p;
-  store.commit(std::move(records), [&](lab::Result<void> r) { p.set_value(r); });
+  store.commit(std::move(records), [&](const lab::Result<void>& r) { p.set_value(r); });
   auto r = p.get_future().get();
   ASSERT_TRUE(r) << r.error().message();
 }
@@ -108,7 +108,7 @@ TEST(DhcpLeaseStore, ManyConcurrentCommitsAllComplete) {
   std::atomic<int> done{0};
   for (int i = 0; i < 200; ++i) {
     const std::string ip = "10.0." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1);
-    (*store)->commit({lease(ip.c_str())}, [&](lab::Result<void> r) {
+    (*store)->commit({lease(ip.c_str())}, [&](const lab::Result<void>& r) {
       EXPECT_TRUE(r);
       ++done;
     });
