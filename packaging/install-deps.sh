@@ -23,7 +23,28 @@ test_packages=(
   openssh-server openssh-client
   qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf
   busybox-static  # udhcpc in DHCP tests and the agent OS init: static, no libraries to copy
+  zstd            # reading agent-OS initramfs images in tests
 )
+
+# The agent OS kernel: Debian's linux-image package, downloaded (never installed) for
+# `lab image agent-os` and its tests.
+kernel_dir=/var/cache/lab/kernel
+have_kernel() { ls "$kernel_dir"/linux-image-*.deb >/dev/null 2>&1; }
+fetch_kernel() {
+  have_kernel && return 0
+  local pkg
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+  if [ -z "$pkg" ]; then
+    echo "install-deps: cannot find the package behind linux-image-amd64" >&2
+    return 1
+  fi
+  mkdir -p "$kernel_dir"
+  if ! (cd "$kernel_dir" && apt-get download -qq -o APT::Sandbox::User=root "$pkg"); then
+    echo "install-deps: apt-get download $pkg failed" >&2
+    return 1
+  fi
+  echo "install-deps: downloaded $pkg to $kernel_dir"
+}
 
 want=("${build_packages[@]}" "${test_packages[@]}")
 
@@ -33,7 +54,7 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && have_kernel && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then
@@ -44,8 +65,12 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [ ${#missing[@]} -eq 0 ]; then
+  fetch_kernel
+  exit 0
+fi
+echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
 
 # Server packages (sshd, nginx, kea, dnsmasq, tftpd) must not start their services
 # on install: tests start their own instances. policy-rc.d exit 101 forbids it.
@@ -72,5 +97,6 @@ if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1
   exit 1
 fi
 rm -f "$log"
+fetch_kernel
 echo "install-deps: done"
 exit 0

@@ -1,10 +1,217 @@
-// labd: the node agent. Parses the command line and hands off to the parts; nothing else.
+// labd: the node agent. Parses the command line and hands off to agent/daemon.
+#include "agent/daemon/local.hpp"
+#include "agent/daemon/node.hpp"
+#include "agent/daemon/run.hpp"
+#include "agent/daemon/settings.hpp"
 #include "shared/cli/cli.hpp"
+#include "shared/json/json.hpp"
 
 #include <CLI/CLI.hpp>
+#include <boost/json/object.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace daemon = lab::agent::daemon;
+namespace cli = lab::shared::cli;
+constexpr const char* kProgram = "labd";
+
+struct Global {
+  std::string config;
+  std::string data_dir;
+  std::string socket;
+  std::vector<std::string> sets;
+};
+
+std::optional<daemon::Settings> settings(const Global& g) {
+  daemon::SettingSources src;
+  if (!g.config.empty())
+    src.config_file = g.config;
+  src.environment = daemon::labd_environment();
+  for (const auto& set : g.sets) {
+    const auto eq = set.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      cli::print_error(kProgram, "--set '" + set + "': expected KEY=VALUE",
+                       "like --set key_protection=file");
+      return std::nullopt;
+    }
+    src.flags.push_back({set.substr(0, eq), set.substr(eq + 1), "--set " + set.substr(0, eq)});
+  }
+  if (!g.data_dir.empty())
+    src.flags.push_back({"data_dir", g.data_dir, "--data-dir"});
+  if (!g.socket.empty())
+    src.flags.push_back({"socket", g.socket, "--socket"});
+  auto s = daemon::load_settings(src);
+  if (!s) {
+    cli::print_error(kProgram, s.error(), "see /etc/lab/labd.toml, LABD_* variables and --set");
+    return std::nullopt;
+  }
+  return *s;
+}
+
+int fail(const lab::Error& e) {
+  cli::print_error(kProgram, e, daemon::hint(e));
+  return cli::kExitFailure;
+}
+
+int do_join(const Global& g, const std::string& js, bool rejoin, int timeout) {
+  auto s = settings(g);
+  if (!s)
+    return cli::kExitFailure;
+  daemon::JoinOptions o;
+  o.join_string = js;
+  o.rejoin = rejoin;
+  o.timeout = std::chrono::seconds(timeout);
+  auto r = daemon::join(*s, o);
+  if (!r)
+    return fail(r.error());
+  fmt::print("{} as {} ({}) at {}; key protection: {}\n", rejoin ? "rejoined" : "joined", r->name,
+             r->node_id, r->coordinator_url,
+             r->key_protection == "file" ? "file (degraded)" : "tpm");
+  return cli::kExitOk;
+}
+
+int do_status(const Global& g, const std::string& output) {
+  auto s = settings(g);
+  if (!s)
+    return cli::kExitFailure;
+  auto doc = daemon::status_json(*s);
+  if (!doc)
+    return fail(doc.error());
+  if (output == "json") {
+    fmt::print("{}\n", *doc);
+    return cli::kExitOk;
+  }
+  auto o = lab::shared::json::parse_object(*doc);
+  if (!o)
+    return fail(o.error());
+  for (const auto& [k, v] : *o) {
+    fmt::print("{:<22} {}\n", std::string_view(k.data(), k.size()),
+               v.is_string() ? std::string(v.as_string()) : lab::shared::json::to_string(v));
+  }
+  return cli::kExitOk;
+}
+
+int do_labels(const Global& g, const std::string& output) {
+  auto s = settings(g);
+  if (!s)
+    return cli::kExitFailure;
+  auto a = daemon::local_get(*s, "/v1/labels");
+  if (!a)
+    return fail(a.error());
+  if (a->status != 200)
+    return fail(
+        lab::Error(daemon::DaemonError::local_api, fmt::format("HTTP {}: {}", a->status, a->body)));
+  if (output == "json") {
+    fmt::print("{}", a->body);
+    return cli::kExitOk;
+  }
+  auto o = lab::shared::json::parse_object(a->body);
+  if (!o)
+    return fail(o.error());
+  auto rev_r = lab::shared::json::get_int(*o, "revision");
+  const std::int64_t rev = rev_r ? *rev_r : 0;
+  const auto stale = lab::shared::json::optional_int(*o, "staleness_seconds");
+  fmt::print("# revision {}, {}{}\n", rev,
+             stale && *stale ? fmt::format("last coordinator contact {}s ago", **stale)
+                             : std::string("no coordinator contact yet"),
+             a->from_daemon ? "" : " (read from the cache; labd is not running)");
+  if (auto labels = lab::shared::json::get_object(*o, "labels"); labels) {
+    for (const auto& [k, v] : **labels) {
+      fmt::print("{}={}\n", std::string_view(k.data(), k.size()),
+                 v.is_string() ? std::string(v.as_string()) : std::string());
+    }
+  }
+  return cli::kExitOk;
+}
+
+int do_secret_get(const Global& g, const std::string& name) {
+  auto s = settings(g);
+  if (!s)
+    return cli::kExitFailure;
+  auto a = daemon::local_get(*s, "/v1/secrets/" + name);
+  if (!a)
+    return fail(a.error());
+  if (a->status == 404) {
+    cli::print_error(kProgram, "no secret '" + name + "' for this node",
+                     "'labd status' shows the revision; the secret may not be granted to it");
+    return cli::kExitFailure;
+  }
+  if (a->status == 403) {
+    cli::print_error(kProgram, "not allowed to read secret '" + name + "'",
+                     "run as root, or grant this user with [[secret_access]] in labd.toml");
+    return cli::kExitFailure;
+  }
+  if (a->status != 200)
+    return fail(lab::Error(daemon::DaemonError::local_api, fmt::format("HTTP {}", a->status)));
+  std::fwrite(a->body.data(), 1, a->body.size(), stdout);
+  return cli::kExitOk;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"labd: the lab node agent (join, TPM-sealed cache, sync, local API)", "labd"};
-  lab::shared::cli::Action action;
-  return lab::shared::cli::run(app, argc, argv, action);
+  CLI::App app{"labd: the lab node agent (join, TPM-sealed cache, sync, local API)", kProgram};
+  app.require_subcommand(0, 1);
+  Global g;
+  app.add_option("--config", g.config, "config file (default /etc/lab/labd.toml, $LABD_CONFIG)");
+  app.add_option("--data-dir", g.data_dir, "node state directory (default /var/lib/labd)");
+  app.add_option("--socket", g.socket, "local API socket (default /run/lab/labd.sock)");
+  app.add_option("--set", g.sets, "any config key: --set key_protection=file");
+  cli::Action action;
+
+  std::string js;
+  int timeout = 30;
+  auto* join = app.add_subcommand("join", "Enrol this node with a one-time join string");
+  join->fallthrough();
+  join->add_option("join-string", js, "from 'lab token create'")->required();
+  join->add_option("--timeout", timeout, "seconds to wait for the coordinator")
+      ->capture_default_str();
+  join->callback([&] { action = [&] { return do_join(g, js, false, timeout); }; });
+
+  auto* rejoin = app.add_subcommand(
+      "rejoin",
+      "Enrol again with a new join string, replacing this node's identity (and its "
+      "data key and cache when they no longer open)");
+  rejoin->fallthrough();
+  rejoin->add_option("join-string", js, "from 'lab token create'")->required();
+  rejoin->add_option("--timeout", timeout, "seconds to wait for the coordinator")
+      ->capture_default_str();
+  rejoin->callback([&] { action = [&] { return do_join(g, js, true, timeout); }; });
+
+  auto* run = app.add_subcommand("run", "Run the agent (the service's command)");
+  run->fallthrough();
+  run->callback([&] {
+    action = [&] {
+      auto s = settings(g);
+      return s ? daemon::run(*s) : cli::kExitFailure;
+    };
+  });
+
+  std::string output = "text";
+  auto* status = app.add_subcommand("status", "Node id, revision, staleness, key protection");
+  status->fallthrough();
+  status->add_option("--output", output, "text or json")->check(CLI::IsMember({"text", "json"}));
+  status->callback([&] { action = [&] { return do_status(g, output); }; });
+
+  auto* labels = app.add_subcommand("labels", "This node's labels, from the cache");
+  labels->fallthrough();
+  labels->add_option("--output", output, "text or json")->check(CLI::IsMember({"text", "json"}));
+  labels->callback([&] { action = [&] { return do_labels(g, output); }; });
+
+  std::string name;
+  auto* secret = app.add_subcommand("secret", "Entitled secrets");
+  secret->fallthrough();
+  secret->require_subcommand(1);
+  auto* get = secret->add_subcommand("get", "Print a secret's value (root or granted users)");
+  get->fallthrough();
+  get->add_option("name", name)->required();
+  get->callback([&] { action = [&] { return do_secret_get(g, name); }; });
+
+  return cli::run(app, argc, argv, action);
 }

@@ -2,6 +2,12 @@
 // Each `lab <noun>` registers its subcommands from its own file; main.cpp only calls these.
 
 #include "shared/cli/cli.hpp"
+#include "shared/errors/error.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <string>
+#include <vector>
 
 namespace CLI {  // NOLINT(readability-identifier-naming): CLI11's namespace
 class App;
@@ -11,5 +17,14 @@ namespace lab::bootstrap::commands {
 
 void add_serve(CLI::App& app, shared::cli::Action& action);
 void add_bootstrap(CLI::App& app, shared::cli::Action& action);
+void add_image(CLI::App& app, shared::cli::Action& action);
+void add_token(CLI::App& app, shared::cli::Action& action);
+void add_node(CLI::App& app, shared::cli::Action& action);
+void add_group(CLI::App& app, shared::cli::Action& action);
+void add_secret(CLI::App& app, shared::cli::Action& action);
+void add_audit(CLI::App& app, shared::cli::Action& action);
+
+/// "k=v" / "k=v,k2=v2" arguments as a JSON object of validated labels (LabError::usage).
+Result<boost::json::object> parse_labels_arg(const std::vector<std::string>& items);
 
 }  // namespace lab::bootstrap::commands

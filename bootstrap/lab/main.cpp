@@ -12,6 +12,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   lab::shared::cli::Action action;
   lab::bootstrap::commands::add_serve(app, action);
+  lab::bootstrap::commands::add_token(app, action);
+  lab::bootstrap::commands::add_node(app, action);
+  lab::bootstrap::commands::add_group(app, action);
+  lab::bootstrap::commands::add_secret(app, action);
+  lab::bootstrap::commands::add_audit(app, action);
   lab::bootstrap::commands::add_bootstrap(app, action);
+  lab::bootstrap::commands::add_image(app, action);
   return lab::shared::cli::run(app, argc, argv, action);
 }

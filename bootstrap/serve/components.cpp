@@ -4,13 +4,19 @@
 
 namespace lab::bootstrap::serve {
 
-ComponentSpec dhcp_component();  // dhcp_component.cpp
-ComponentSpec tftp_component();  // tftp_component.cpp
+ComponentSpec recorder_component();     // recorder_component.cpp
+ComponentSpec coordinator_component();  // coordinator_component.cpp
+ComponentSpec dhcp_component();         // dhcp_component.cpp
+ComponentSpec tftp_component();         // tftp_component.cpp
+ComponentSpec httpboot_component();     // httpboot_component.cpp
 
 std::vector<ComponentSpec> all_components() {
   std::vector<ComponentSpec> out;
+  out.push_back(recorder_component());
+  out.push_back(coordinator_component());
   out.push_back(dhcp_component());
   out.push_back(tftp_component());
+  out.push_back(httpboot_component());
   return out;
 }
 

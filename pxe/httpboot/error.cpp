@@ -29,6 +29,8 @@ const char* message(HttpBootError e) noexcept {
       return "unknown placeholder in boot profile";
     case HttpBootError::unsafe_value:
       return "value unsafe for an iPXE script";
+    case HttpBootError::token_required:
+      return "the boot profile needs a boot token";
   }
   return "unknown httpboot error";
 }

@@ -17,6 +17,7 @@ enum class HttpBootError {
   profile_duplicate,    // two profiles with one name
   unknown_placeholder,  // "{x}" that is not token, join, mac or server
   unsafe_value,         // a value that would break the script (line break, NUL)
+  token_required,       // the profile uses {token}/{join} and no token could be issued
 };
 const boost::system::error_category& httpboot_category() noexcept;
 inline boost::system::error_code make_error_code(HttpBootError e) noexcept {

@@ -25,7 +25,7 @@ std::string_view base_name(std::string_view path) {
 // Checks a template's placeholders without values.
 Result<void> check_placeholders(std::string_view text, std::string_view profile,
                                 std::string_view field) {
-  const ScriptContext probe{.mac = "", .server = "", .token = "", .join = ""};
+  const ScriptContext probe{.mac = "", .server = "", .token = "", .join = "", .notice = ""};
   auto r = expand(text, probe);
   if (!r) {
     return Error(r.error().code(), "profile '" + std::string(profile) + "' " + std::string(field) +
@@ -39,7 +39,7 @@ std::string file_url(std::string_view server, std::string_view path) {
     return std::string(path);
   while (!path.empty() && path.front() == '/')
     path.remove_prefix(1);
-  return std::string(server) + std::string(kFilesPrefix) + std::string(path);
+  return std::string(server) + std::string(kBootPrefix) + std::string(path);
 }
 
 }  // namespace
@@ -121,7 +121,20 @@ const Profile* ProfileSet::select(const shared::labels::LabelSet* labels) const 
   return discovery;
 }
 
+bool needs_token(const Profile& profile) {
+  for (const std::string* field :
+       {&profile.spec.kernel, &profile.spec.initrd, &profile.spec.cmdline}) {
+    if (field->find("{token}") != std::string::npos || field->find("{join}") != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
 Result<std::string> render_script(const Profile& profile, const ScriptContext& ctx) {
+  if (ctx.token.empty() && needs_token(profile)) {
+    return Error(HttpBootError::token_required,
+                 "profile '" + profile.spec.name + "' uses {token} or {join}");
+  }
   LAB_TRY_ASSIGN(const std::string kernel, expand(profile.spec.kernel, ctx));
   LAB_TRY_ASSIGN(const std::string initrd, expand(profile.spec.initrd, ctx));
   LAB_TRY_ASSIGN(const std::string cmdline, expand(profile.spec.cmdline, ctx));
@@ -130,9 +143,13 @@ Result<std::string> render_script(const Profile& profile, const ScriptContext& c
     if (v->find_first_of(std::string_view(" \t\r\n\0", 5)) != std::string::npos)
       return Error(HttpBootError::unsafe_value, "whitespace in a script value");
   }
+  if (ctx.notice.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+    return Error(HttpBootError::unsafe_value, "line break in the notice");
 
   std::string out = "#!ipxe\n";
   out += "# lab boot profile " + profile.spec.name + " for " + ctx.mac + "\n";
+  if (!ctx.notice.empty())
+    out += "echo " + ctx.notice + "\n";
   out += "kernel " + file_url(ctx.server, kernel);
   if (!initrd.empty()) {
     out += " initrd=";
@@ -165,7 +182,7 @@ std::string generic_script(std::string_view server) {
          "echo lab: no boot script for ${netX/mac}, retrying in 10 s\n"
          "sleep 10\n"
          "chain " +
-         std::string(server) + "/boot.ipxe\n";
+         std::string(server) + std::string(kGenericScriptPath) + "\n";
 }
 
 Result<std::string> parse_script_path(std::string_view path) {

@@ -12,7 +12,7 @@
 namespace lab::pxe::httpboot {
 
 /// A boot profile as configured ([[httpboot.profiles]]). `kernel` and `initrd` are paths under
-/// the boot file root ("agent/vmlinuz", served at /files/agent/vmlinuz) or absolute URLs.
+/// the boot file root ("agent/vmlinuz", served at /boot/agent/vmlinuz) or absolute URLs.
 /// kernel, initrd and cmdline may use the placeholders {token}, {join}, {mac} and {server}.
 struct ProfileSpec {
   std::string name;
@@ -53,14 +53,25 @@ struct ScriptContext {
   std::string server;  // base URL of this server: "http://10.0.0.1:8080"
   std::string token;   // one-time boot token; empty without a registry
   std::string join;    // join string carrying it; empty without a registry
+  /// Shown on the machine's console before booting ("echo" line); empty for none. Says why a
+  /// script carries no token, for whoever watches the console.
+  std::string notice;
 };
 
-/// Where boot files are served: <server>/files/<path>.
-inline constexpr std::string_view kFilesPrefix = "/files/";
+/// Where everything is served: <server>/boot/<path>. One prefix for scripts and files, because
+/// UEFI HTTP boot clients fetch the iPXE binary from the directory of the script URL the DHCP
+/// server hands out (http://<server>:8080/boot/).
+inline constexpr std::string_view kBootPrefix = "/boot/";
+/// The script the DHCP server sends every iPXE client.
+inline constexpr std::string_view kGenericScriptPath = "/boot/boot.ipxe";
 
 /// Replaces {token}, {join}, {mac} and {server}. Fails on an unknown placeholder or when a
 /// substituted value holds a line break or NUL (it would inject iPXE commands).
 Result<std::string> expand(std::string_view text, const ScriptContext& ctx);
+
+/// True when the profile's kernel, initrd or cmdline uses {token} or {join}: it cannot be
+/// rendered without a boot token.
+bool needs_token(const Profile& profile);
 
 /// The machine's iPXE script:
 ///   #!ipxe
@@ -69,10 +80,12 @@ Result<std::string> expand(std::string_view text, const ScriptContext& ctx);
 ///   boot
 /// `initrd=<name>` is there because Debian's iPXE under UEFI hands the initrd to the kernel
 /// only when the command line names it. lab.join is left out without a token, and when the
-/// profile's cmdline already sets it.
+/// profile's cmdline already sets it. Fails with token_required when the profile uses {token}
+/// or {join} and the context has no token.
 Result<std::string> render_script(const Profile& profile, const ScriptContext& ctx);
 
-/// The script every iPXE client fetches first: chains to /boot/<its MAC>.ipxe.
+/// The script every iPXE client fetches first (kGenericScriptPath): chains to
+/// /boot/<its MAC>.ipxe, and on failure waits and starts over.
 std::string generic_script(std::string_view server);
 
 /// The MAC in "/boot/<mac>.ipxe": colon, hyphen or bare hex, any case (iPXE expands

@@ -317,9 +317,11 @@ Outbound Engine::address(const Message& req, Message reply, bool nak) {
     out.destination = wire::kBroadcast;
   } else if (!req.ciaddr.is_zero()) {
     out.destination = req.ciaddr;
+  } else if (!req.broadcast() && !reply.yiaddr.is_zero() && req.htype == 1 && req.hlen == 6) {
+    // No address yet and no broadcast asked for: unicast to yiaddr at chaddr (§4.1).
+    out.destination = reply.yiaddr;
+    out.to_hardware = true;
   } else {
-    // Broadcast flag, or no address yet: a unicast to yiaddr would need an ARP entry we
-    // cannot add without a packet socket, and RFC 2131 §4.1 allows the broadcast.
     out.destination = wire::kBroadcast;
   }
   // Relay agent information is echoed last (RFC 3046 §2.2).

@@ -86,6 +86,10 @@ struct Outbound {
   wire::Message message;
   wire::Ipv4 destination;
   Port port = Port::client;
+  /// The client has no address yet and did not ask for a broadcast: `destination` is yiaddr,
+  /// reachable only through the client's hardware address (chaddr), which the server must
+  /// enter in the ARP table first. When it cannot, it broadcasts instead.
+  bool to_hardware = false;
   [[nodiscard]] bool broadcast() const noexcept { return destination == wire::kBroadcast; }
 };
 

@@ -9,11 +9,15 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -26,10 +30,6 @@ using asio::ip::udp;
 using engine::Outbound;
 
 namespace {
-
-udp::endpoint endpoint_of(wire::Ipv4 ip, std::uint16_t port) {
-  return {asio::ip::address_v4(ip.value), port};
-}
 
 // A UDP socket bound to 0.0.0.0:port, limited to one interface when one is configured, able
 // to send to 255.255.255.255.
@@ -50,6 +50,10 @@ Result<void> open_socket(udp::socket& s, const std::string& interface, std::uint
   if (ec)
     return Error(ServerError::bind_failed,
                  "bind 0.0.0.0:" + std::to_string(port) + ": " + ec.message());
+  // The arrival interface of each packet: replies to clients without an address leave
+  // through it, and their ARP entries are made on it.
+  const int one = 1;
+  ::setsockopt(s.native_handle(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
   s.non_blocking(true, ec);
   return {};
 }
@@ -58,8 +62,46 @@ struct PendingReply {
   Outbound out;
   bool from_proxy_socket = false;
   std::uint16_t source_port = 0;
+  int ifindex = 0;                                  // arrival interface; 0: unknown
   std::size_t max_size = wire::kDefaultMaxMessage;  // the client's option 57
 };
+
+// Enters ip → chaddr in the ARP table of `ifindex`, so that a unicast to an address the
+// client does not answer ARP for yet reaches it (RFC 2131 §4.1). Needs CAP_NET_ADMIN.
+bool add_arp_entry(int fd, int ifindex, wire::Ipv4 ip, const wire::Message& m) {
+  if (ifindex <= 0 || m.htype != 1 || m.hlen != 6)
+    return false;
+  arpreq req{};
+  sockaddr_in pa{};
+  pa.sin_family = AF_INET;
+  pa.sin_addr.s_addr = htonl(ip.value);
+  std::memcpy(&req.arp_pa, &pa, sizeof pa);
+  req.arp_ha.sa_family = ARPHRD_ETHER;
+  std::memcpy(req.arp_ha.sa_data, m.chaddr.data(), 6);
+  req.arp_flags = ATF_COM;
+  if (::if_indextoname(static_cast<unsigned>(ifindex), req.arp_dev) == nullptr)
+    return false;
+  return ::ioctl(fd, SIOCSARP, &req) == 0;
+}
+
+// One receive slot of a batch: the packet, its sender and its IP_PKTINFO.
+struct Slot {
+  std::array<std::uint8_t, wire::kMaxPacket> data{};
+  sockaddr_in from{};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(in_pktinfo))> control{};
+  iovec iov{};
+};
+
+int arrival_ifindex(msghdr& h) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info{};
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      return info.ipi_ifindex;
+    }
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -101,7 +143,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
   shared::log::Logger log;
   ServerStats stats;
-  std::array<std::uint8_t, wire::kMaxPacket> buffer{};
+  static constexpr std::size_t kMaxBatch = 256;
+  std::array<Slot, kMaxBatch> slots{};
   std::size_t commits_in_flight = 0;
   bool stopping = false;
   std::function<void()> stopped;
@@ -121,24 +164,38 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void drain(udp::socket& s, bool is_proxy) {
     std::vector<engine::Lease> durable;
     std::vector<PendingReply> waiting;
-    for (std::size_t i = 0; i < options.batch; ++i) {
-      udp::endpoint from;
-      boost::system::error_code ec;
-      const std::size_t n = s.receive_from(asio::buffer(buffer), from, 0, ec);
-      if (ec)
-        break;
+    const std::size_t batch = std::min(options.batch, slots.size());
+    std::array<mmsghdr, kMaxBatch> headers{};
+    for (std::size_t i = 0; i < batch; ++i) {
+      Slot& slot = slots[i];
+      slot.iov = {slot.data.data(), slot.data.size()};
+      msghdr& h = headers[i].msg_hdr;
+      h.msg_name = &slot.from;
+      h.msg_namelen = sizeof slot.from;
+      h.msg_iov = &slot.iov;
+      h.msg_iovlen = 1;
+      h.msg_control = slot.control.data();
+      h.msg_controllen = slot.control.size();
+    }
+    const int got = ::recvmmsg(s.native_handle(), headers.data(), static_cast<unsigned>(batch),
+                               MSG_DONTWAIT, nullptr);
+    for (int i = 0; i < got; ++i) {
+      Slot& slot = slots[static_cast<std::size_t>(i)];
+      msghdr& h = headers[static_cast<std::size_t>(i)].msg_hdr;
+      const std::size_t n = headers[static_cast<std::size_t>(i)].msg_len;
       ++stats.received;
-      auto msg = wire::parse(std::span<const std::uint8_t>(buffer.data(), n));
+      const wire::Ipv4 source{ntohl(slot.from.sin_addr.s_addr)};
+      auto msg = wire::parse(std::span<const std::uint8_t>(slot.data.data(), n));
       if (!msg) {
         ++stats.malformed;
         if (log.enabled(shared::log::Level::debug))
           log.debug("malformed packet",
-                    {{"from", from.address().to_string()}, {"error", msg.error().message()}});
+                    {{"from", source.to_string()}, {"error", msg.error().message()}});
         continue;
       }
       engine::Inbound in{.message = std::move(*msg),
-                         .source = wire::Ipv4{from.address().to_v4().to_uint()},
-                         .source_port = from.port(),
+                         .source = source,
+                         .source_port = ntohs(slot.from.sin_port),
                          .proxy_port = is_proxy};
       engine::Outcome out = engine.handle(in);
       if (!out.reply) {
@@ -148,7 +205,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       }
       PendingReply p;
       if (out.reply)
-        p = PendingReply{std::move(*out.reply), is_proxy, in.source_port,
+        p = PendingReply{std::move(*out.reply), is_proxy, in.source_port, arrival_ifindex(h),
                          wire::max_message_size(in.message)};
       if (out.durable.empty()) {
         if (out.reply)
@@ -203,12 +260,41 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         break;
     }
     udp::socket& s = p.from_proxy_socket && proxy.is_open() ? proxy : dhcp;
-    boost::system::error_code ec;
-    s.send_to(asio::buffer(*bytes), endpoint_of(p.out.destination, port), 0, ec);
-    if (ec) {
+    wire::Ipv4 destination = p.out.destination;
+    if (p.out.to_hardware && !add_arp_entry(s.native_handle(), p.ifindex, destination,
+                                            p.out.message)) {
+      // No ARP entry (no CAP_NET_ADMIN, not Ethernet): §4.1 allows the broadcast.
+      destination = wire::kBroadcast;
+    }
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(destination.value);
+    iovec iov{bytes->data(), bytes->size()};
+    msghdr h{};
+    h.msg_name = &to;
+    h.msg_namelen = sizeof to;
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(in_pktinfo))> control{};
+    if (p.ifindex > 0 && p.out.port == Outbound::Port::client) {
+      // Out of the interface the request came in on: a broadcast or an address without a
+      // route must not follow the default route.
+      h.msg_control = control.data();
+      h.msg_controllen = control.size();
+      cmsghdr* c = CMSG_FIRSTHDR(&h);
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+      in_pktinfo info{};
+      info.ipi_ifindex = p.ifindex;
+      std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    }
+    if (::sendmsg(s.native_handle(), &h, MSG_DONTWAIT) < 0) {
       ++stats.send_failed;
       if (log.enabled(shared::log::Level::debug))
-        log.debug("send failed", {{"to", p.out.destination.to_string()}, {"error", ec.message()}});
+        log.debug("send failed",
+                  {{"to", destination.to_string()}, {"error", std::strerror(errno)}});
       return;
     }
     ++stats.sent;

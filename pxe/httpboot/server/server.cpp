@@ -43,10 +43,26 @@ bool plausible_host(std::string_view host) {
   return true;
 }
 
+constexpr std::string_view kNoRegistryNotice =
+    "lab: no machine registry (coordinator disabled): booting without a boot token";
+constexpr std::string_view kNoRegistryError =
+    "no machine registry (coordinator disabled): cannot issue the boot token this machine's "
+    "profile needs";
+
 http::Response script_response(std::string body) {
   http::Response r = http::Response::text(200, std::move(body));
   r.headers.set("Cache-Control", "no-store");  // every script carries a one-time token
   return r;
+}
+
+// The client's IPv4 address as DHCP handed it out, also when a dual-stack listener reports it
+// IPv4-mapped ("::ffff:10.0.0.5").
+std::string client_address(const http::Peer& peer) {
+  constexpr std::string_view kMapped = "::ffff:";
+  std::string_view a = peer.address;
+  if (a.starts_with(kMapped) && a.find('.') != std::string_view::npos)
+    a.remove_prefix(kMapped.size());
+  return std::string(a);
 }
 
 unsigned status_for(const Error& e) {
@@ -63,7 +79,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
  public:
   Impl(asio::io_context& io, asio::thread_pool& blocking, ServerOptions options,
        recorder::Recorder& recorder, registry::Registry* registry)
-      : blocking_(blocking),
+      : io_(io),
+        blocking_(blocking),
         options_(std::move(options)),
         recorder_(recorder),
         registry_(registry),
@@ -110,22 +127,27 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       return;
     }
     const std::string_view path = req.path;
-    if (path.starts_with(kFilesPrefix)) {
-      serve_file(req, reply);
-    } else if (path == "/boot.ipxe") {
-      reply(script_response(generic_script(server_base(req))));
-    } else if (path.starts_with("/boot/")) {
-      if (head) {
-        // Each GET mints a token; a HEAD cannot say how long that script would be.
-        http::Response r = http::Response::error(405, "method not allowed");
-        r.headers.set("Allow", "GET");
-        reply(std::move(r));
-        return;
-      }
-      serve_script(std::move(req), std::move(reply));
-    } else {
+    if (!path.starts_with(kBootPrefix)) {
       reply(http::Response::error(404, "not found"));
+      return;
     }
+    if (path == kGenericScriptPath) {
+      reply(script_response(generic_script(server_base(req))));
+      return;
+    }
+    auto mac = parse_script_path(path);
+    if (!mac) {
+      serve_file(req, reply);  // iPXE binaries, kernels, initrds
+      return;
+    }
+    if (head) {
+      // Each GET mints a token; a HEAD cannot say how long that script would be.
+      http::Response r = http::Response::error(405, "method not allowed");
+      r.headers.set("Allow", "GET");
+      reply(std::move(r));
+      return;
+    }
+    serve_script(std::move(req), std::move(*mac), std::move(reply));
   }
 
   std::string server_base(const http::Request& req) const {
@@ -134,19 +156,14 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     return url();
   }
 
-  void serve_script(http::Request req, http::Reply reply) {
-    auto mac = parse_script_path(req.path);
-    if (!mac) {
-      reply(http::Response::error(400, "expected /boot/<mac>.ipxe"));
-      return;
-    }
-    const std::string& client = req.peer.address;
-    const auto seen_ip = recorder_.last_ip(*mac);
+  void serve_script(http::Request req, std::string mac, http::Reply reply) {
+    const std::string client = client_address(req.peer);
+    const auto seen_ip = recorder_.last_ip(mac);
     if (seen_ip && *seen_ip != client) {
-      log_.warn("script refused", {{"mac", *mac}, {"client", client}, {"dhcp_ip", *seen_ip}});
+      log_.warn("script refused", {{"mac", mac}, {"client", client}, {"dhcp_ip", *seen_ip}});
       record({std::chrono::system_clock::now(),
               Kind::script_refused,
-              *mac,
+              mac,
               client,
               {{"reason", "address does not match DHCP"}, {"expected_ip", *seen_ip}}});
       reply(http::Response::error(403, "forbidden"));
@@ -154,21 +171,23 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     }
     std::optional<registry::Machine> machine;
     if (registry_ != nullptr)
-      machine = registry_->find_by_mac(*mac);
+      machine = registry_->find_by_mac(mac);
     const Profile* profile = options_.profiles.select(machine ? &machine->labels : nullptr);
     if (profile == nullptr) {
       record({std::chrono::system_clock::now(),
               Kind::script_refused,
-              *mac,
+              mac,
               client,
               {{"reason", "no boot profile"}}});
       reply(http::Response::error(404, "no boot profile for this machine"));
       return;
     }
-    remember_client(client, *mac);
-    ScriptContext ctx{.mac = *mac, .server = server_base(req), .token = {}, .join = {}};
+    remember_client(client, mac);
+    ScriptContext ctx{
+        .mac = mac, .server = server_base(req), .token = {}, .join = {}, .notice = {}};
     std::string node = machine ? machine->node_id : std::string();
     if (registry_ == nullptr) {
+      ctx.notice = std::string(kNoRegistryNotice);
       finish_script(*profile, std::move(ctx), std::move(node), client, reply);
       return;
     }
@@ -186,21 +205,37 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
                            reply = std::move(reply)]() mutable {
       auto token = self->registry_->mint_boot_token(ctx.mac, ip, self->options_.token_ttl);
       --self->pending_mints_;
-      if (!token) {
-        self->log_.error("cannot mint boot token",
-                         {{"mac", ctx.mac}, {"error", token.error().message()}});
-        reply(http::Response::error(500, "cannot issue a boot token"));
-        return;
-      }
-      ctx.token = std::move(token->token);
-      ctx.join = std::move(token->join_string);
-      self->finish_script(*profile, std::move(ctx), std::move(node), client, reply);
+      asio::post(self->io_, [self, profile, ctx = std::move(ctx), node = std::move(node),
+                             client = std::move(client), token = std::move(token),
+                             reply = std::move(reply)]() mutable {
+        if (!token) {
+          self->log_.error("cannot mint boot token",
+                           {{"mac", ctx.mac}, {"error", token.error().message()}});
+          reply(http::Response::error(500, "cannot issue a boot token"));
+          return;
+        }
+        ctx.token = std::move(token->token);
+        ctx.join = std::move(token->join_string);
+        self->finish_script(*profile, std::move(ctx), std::move(node), client, reply);
+      });
     });
   }
 
   void finish_script(const Profile& profile, ScriptContext ctx, std::string node,
                      const std::string& client, const http::Reply& reply) {
     auto script = render_script(profile, ctx);
+    if (!script && script.error() == HttpBootError::token_required) {
+      log_.error("boot profile needs a boot token and there is no machine registry",
+                 {{"mac", ctx.mac}, {"profile", profile.spec.name}});
+      record({std::chrono::system_clock::now(),
+              Kind::script_refused,
+              ctx.mac,
+              client,
+              {{"reason", "no machine registry to issue a boot token"},
+               {"profile", profile.spec.name}}});
+      reply(http::Response::error(500, std::string(kNoRegistryError)));
+      return;
+    }
     if (!script) {
       log_.error(
           "cannot render boot script",
@@ -220,12 +255,20 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   }
 
   void serve_file(const http::Request& req, const http::Reply& reply) {
-    const std::string_view rel = std::string_view(req.path).substr(kFilesPrefix.size());
+    const std::string_view rel = std::string_view(req.path).substr(kBootPrefix.size());
     auto opened = files_->open_file(rel);
     if (!opened) {
       const unsigned status = status_for(opened.error());
       if (status == 500)
         log_.warn("boot file", {{"path", rel}, {"error", opened.error().message()}});
+      // A missing kernel is the step of a failed boot an operator most needs to see.
+      record({std::chrono::system_clock::now(),
+              Kind::http_fetch,
+              {},
+              client_address(req.peer),
+              {{"file", std::string(rel)},
+               {"status", std::to_string(status)},
+               {"error", opened.error().message()}}});
       reply(http::Response::error(status, status == 404   ? "not found"
                                           : status == 403 ? "forbidden"
                                                           : "internal error"));
@@ -237,7 +280,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     Event e{std::chrono::system_clock::now(),
             Kind::http_fetch,
             {},
-            req.peer.address,
+            client_address(req.peer),
             {{"file", std::string(rel)}, {"status", std::to_string(r.status)}}};
     if (r.file) {
       e.detail.emplace_back("bytes", std::to_string(r.file->length));
@@ -273,6 +316,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     }
   }
 
+  asio::io_context& io_;
   asio::thread_pool& blocking_;
   ServerOptions options_;
   recorder::Recorder& recorder_;

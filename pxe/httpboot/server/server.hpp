@@ -36,15 +36,18 @@ struct ServerOptions {
 };
 
 /// The HTTP boot server (plain HTTP, as iPXE and UEFI HTTP boot speak it):
-///   GET  /boot.ipxe            the generic script; chains to /boot/${netX/mac}.ipxe
-///   GET  /boot/<mac>.ipxe      the machine's script with a fresh boot token (MAC with ':' or
-///                              '-' or bare, any case); 403 when DHCP gave that MAC another
-///                              address than the one asking; 404 when no profile applies
-///   GET|HEAD /files/<path>     boot files under `root`, with Range, ETag/If-None-Match and
-///                              Last-Modified, streamed with sendfile
+///   GET  /boot/boot.ipxe       the generic script; chains to /boot/${netX/mac}.ipxe
+///   GET  /boot/<mac>.ipxe      the machine's script with a fresh boot token bound to the MAC
+///                              and to the address DHCP gave it (MAC with ':' or '-' or bare,
+///                              any case); 403 when DHCP gave that MAC another address than
+///                              the one asking; 404 when no profile applies
+///   GET|HEAD /boot/<path>      boot files under `root` (iPXE binaries, kernels, initrds), with
+///                              Range, ETag/If-None-Match and Last-Modified, streamed with
+///                              sendfile, never read into memory
 /// Every script served or refused and every file fetched is recorded in `recorder`.
-/// `registry` may be null (coordinator disabled): every machine is unknown, boots the
-/// discovery profile, and its script carries no token.
+/// `registry` may be null (coordinator disabled): every machine is unknown and boots the
+/// discovery profile; its script says on the console that it carries no token, and a profile
+/// that needs one ({token}, {join}) gets 500 naming the missing registry.
 class Server {
  public:
   Server(boost::asio::io_context& io, boost::asio::thread_pool& blocking, ServerOptions options,

@@ -102,7 +102,10 @@ TEST_F(Fixture, FullDoraGivesAnAddressWithOptionsAndRecordsIt) {
   ASSERT_TRUE(ack.reply);
   EXPECT_EQ(type_of(*ack.reply), MessageType::ack);
   EXPECT_EQ(ack.reply->message.yiaddr, ip("10.0.0.100"));
-  EXPECT_TRUE(ack.reply->broadcast());  // no ciaddr yet
+  // No ciaddr and no broadcast flag: unicast to yiaddr at the client's hardware address.
+  EXPECT_FALSE(ack.reply->broadcast());
+  EXPECT_TRUE(ack.reply->to_hardware);
+  EXPECT_EQ(ack.reply->destination, ip("10.0.0.100"));
   EXPECT_EQ(ack.reply->port, Outbound::Port::client);
   EXPECT_EQ(ip_option(ack.reply->message, opt::kRouter).value(), ip("10.0.0.1"));
   EXPECT_EQ(ip_option(ack.reply->message, opt::kSubnetMask).value(), ip("255.255.255.0"));
@@ -120,6 +123,23 @@ TEST_F(Fixture, FullDoraGivesAnAddressWithOptionsAndRecordsIt) {
   // A second client gets another address.
   auto second = dora(e, 2);
   EXPECT_EQ(second.reply->message.yiaddr, ip("10.0.0.101"));
+}
+
+TEST_F(Fixture, BroadcastFlagGetsABroadcastReply) {
+  Engine e = make();
+  Message d = client_msg(MessageType::discover, 1);
+  d.flags = Message::kBroadcastFlag;
+  auto offer = e.handle(in(d));
+  ASSERT_TRUE(offer.reply);
+  EXPECT_TRUE(offer.reply->broadcast());
+  EXPECT_FALSE(offer.reply->to_hardware);
+  EXPECT_TRUE(offer.reply->message.broadcast());  // the flag is echoed for relays
+  // A hardware address that is not Ethernet cannot be put in the ARP table: broadcast.
+  Message odd = client_msg(MessageType::discover, 2);
+  odd.htype = 6;
+  auto offer2 = e.handle(in(odd));
+  ASSERT_TRUE(offer2.reply);
+  EXPECT_TRUE(offer2.reply->broadcast());
 }
 
 TEST_F(Fixture, RenewIsUnicastToCiaddrAndExtendsTheLease) {

@@ -20,7 +20,7 @@ ProfileSet profiles() {
       {.name = "web",
        .selector = "role=web,env in (prod,stage)",
        .kernel = "web/vmlinuz",
-       .initrd = "{server}/files/web/initrd-{mac}.img",
+       .initrd = "{server}/boot/web/initrd-{mac}.img",
        .cmdline = "console=ttyS0 lab.token={token}"},
       {.name = "gpu",
        .selector = "gpu",
@@ -36,7 +36,8 @@ ProfileSet profiles() {
 const ScriptContext kCtx{.mac = "52:54:00:12:34:56",
                          .server = "http://10.0.0.1:8080",
                          .token = "tok123",
-                         .join = "lab1.abc.def"};
+                         .join = "lab1.abc.def",
+                         .notice = ""};
 
 TEST(HttpBootProfiles, FirstMatchingSelectorInOrderWins) {
   const auto set = profiles();
@@ -93,9 +94,9 @@ TEST(HttpBootScript, DiscoveryScriptCarriesKernelInitrdNameAndJoinString) {
   EXPECT_EQ(*s,
             "#!ipxe\n"
             "# lab boot profile discovery for 52:54:00:12:34:56\n"
-            "kernel http://10.0.0.1:8080/files/agent/vmlinuz initrd=initrd.img console=ttyS0 "
+            "kernel http://10.0.0.1:8080/boot/agent/vmlinuz initrd=initrd.img console=ttyS0 "
             "lab.mode=discovery lab.join=lab1.abc.def\n"
-            "initrd http://10.0.0.1:8080/files/agent/initrd.img\n"
+            "initrd http://10.0.0.1:8080/boot/agent/initrd.img\n"
             "boot\n");
 }
 
@@ -104,12 +105,12 @@ TEST(HttpBootScript, PlaceholdersExpandInKernelInitrdAndCmdline) {
   const LabelSet web{{"role", "web"}, {"env", "stage"}};
   auto s = render_script(*set.select(&web), kCtx);
   ASSERT_TRUE(s) << s.error().message();
-  EXPECT_NE(s->find("kernel http://10.0.0.1:8080/files/web/vmlinuz "
+  EXPECT_NE(s->find("kernel http://10.0.0.1:8080/boot/web/vmlinuz "
                     "initrd=initrd-52:54:00:12:34:56.img console=ttyS0 lab.token=tok123 "
                     "lab.join=lab1.abc.def\n"),
             std::string::npos)
       << *s;
-  EXPECT_NE(s->find("initrd http://10.0.0.1:8080/files/web/initrd-52:54:00:12:34:56.img\n"),
+  EXPECT_NE(s->find("initrd http://10.0.0.1:8080/boot/web/initrd-52:54:00:12:34:56.img\n"),
             std::string::npos);
 }
 
@@ -135,7 +136,7 @@ TEST(HttpBootScript, AnExplicitJoinIsNotRepeated) {
   ASSERT_TRUE(set);
   auto s = render_script(*set->select(nullptr), kCtx);
   ASSERT_TRUE(s);
-  EXPECT_NE(s->find("kernel http://10.0.0.1:8080/files/k lab.join=lab1.abc.def quiet\n"),
+  EXPECT_NE(s->find("kernel http://10.0.0.1:8080/boot/k lab.join=lab1.abc.def quiet\n"),
             std::string::npos)
       << *s;
 }
@@ -155,6 +156,39 @@ TEST(HttpBootScript, GenericScriptChainsToThePerMachineScript) {
   const std::string s = generic_script("http://10.0.0.1:8080");
   EXPECT_EQ(s.rfind("#!ipxe\n", 0), 0u);
   EXPECT_NE(s.find("chain http://10.0.0.1:8080/boot/${netX/mac}.ipxe"), std::string::npos);
+  EXPECT_NE(s.find("chain http://10.0.0.1:8080/boot/boot.ipxe\n"), std::string::npos) << s;
+}
+
+TEST(HttpBootScript, AProfileUsingTheTokenCannotRenderWithoutOne) {
+  const auto set = profiles();
+  const LabelSet web{{"role", "web"}, {"env", "prod"}};
+  const Profile* p = set.select(&web);
+  EXPECT_TRUE(needs_token(*p));
+  EXPECT_FALSE(needs_token(*set.select(nullptr)));
+  ScriptContext ctx = kCtx;
+  ctx.token.clear();
+  ctx.join.clear();
+  auto s = render_script(*p, ctx);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error(), HttpBootError::token_required);
+}
+
+TEST(HttpBootScript, TheNoticeIsEchoedAndMustStayOnOneLine) {
+  const auto set = profiles();
+  ScriptContext ctx = kCtx;
+  ctx.token.clear();
+  ctx.join.clear();
+  ctx.notice = "lab: no machine registry, booting without a boot token";
+  auto s = render_script(*set.select(nullptr), ctx);
+  ASSERT_TRUE(s);
+  EXPECT_NE(s->find("\necho lab: no machine registry, booting without a boot token\nkernel "),
+            std::string::npos)
+      << *s;
+  EXPECT_EQ(s->find("lab.join="), std::string::npos);
+  ctx.notice = "x\nshell";
+  auto bad = render_script(*set.select(nullptr), ctx);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), HttpBootError::unsafe_value);
 }
 
 TEST(HttpBootPath, AcceptsColonHyphenAndBareMacsInAnyCase) {

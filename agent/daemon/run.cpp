@@ -1,0 +1,181 @@
+#include "agent/daemon/run.hpp"
+
+#include "agent/daemon/node.hpp"
+#include "agent/facts/facts.hpp"
+#include "agent/localapi/server.hpp"
+#include "agent/render/render.hpp"
+#include "agent/sync/syncer.hpp"
+#include "shared/log/log.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <systemd/sd-daemon.h>
+
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+namespace lab::agent::daemon {
+namespace {
+
+namespace log = shared::log;
+using namespace std::chrono_literals;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void render_view(const log::Logger& logger, const render::Paths& paths, const cache::View& view,
+                 const shared::crypto::X25519PrivateKey& key) {
+  if (auto r = render::render(paths, view, key); !r) {
+    logger.error("rendering files failed",
+                 {{"revision", view.revision}, {"error", r.error().message()}});
+  }
+}
+
+// Sends WATCHDOG=1 at half the interval systemd asked for, from the io_context: a wedged
+// event loop stops the pings and systemd restarts the agent.
+class Watchdog {
+ public:
+  explicit Watchdog(boost::asio::io_context& io) : timer_(io) {
+    std::uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+      interval_ = std::chrono::microseconds(usec / 2);
+      arm();
+    }
+  }
+  void cancel() { timer_.cancel(); }
+
+ private:
+  void arm() {
+    timer_.expires_after(interval_);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec)
+        return;
+      sd_notify(0, "WATCHDOG=1");
+      arm();
+    });
+  }
+  boost::asio::steady_timer timer_;
+  std::chrono::microseconds interval_{0};
+};
+
+}  // namespace
+
+int run(const Settings& s) {
+  log::Level level = log::Level::info;
+  log::parse_level(s.log_level, level);
+  log::configure({.level = level, .format = log::Format::automatic, .output = nullptr});
+  const log::Logger logger("labd");
+
+  auto opened = open_node(s);
+  if (!opened) {
+    logger.error("cannot open the node's state",
+                 {{"error", opened.error().message()}, {"hint", hint(opened.error())}});
+    return 1;
+  }
+  OpenNode node = std::move(*opened);
+  auto sealing = shared::crypto::X25519PrivateKey::from_raw(node.identity.sealing_key);
+  auto first_view = node.cache->view();
+  if (!sealing || !first_view) {
+    logger.error("the cache does not load", {{"error", first_view ? sealing.error().message()
+                                                                  : first_view.error().message()}});
+    return 1;
+  }
+  auto state = std::make_shared<localapi::State>(std::make_shared<const cache::View>(*first_view),
+                                                 *sealing, node.key->status());
+  if (first_view->revision > 0)
+    render_view(logger, s.render, *first_view, *sealing);
+  logger.info("serving from cache", {{"node", node.identity.node_id},
+                                     {"revision", first_view->revision},
+                                     {"last_contact", first_view->last_contact.value_or(0)},
+                                     {"key_protection", node.key->status()}});
+
+  boost::asio::io_context io;
+  auto api = std::make_shared<const localapi::Api>(state, s.secret_access, unix_now);
+  localapi::Server server(io, api);
+  if (auto l = server.listen(s.socket); !l) {
+    logger.error("cannot listen on the local socket",
+                 {{"socket", s.socket.string()}, {"error", l.error().message()}});
+    return 1;
+  }
+
+  sync::SyncOptions options;
+  options.wait = s.poll_wait;
+  options.backoff = {std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff_initial),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff_cap)};
+  options.report_facts = facts::to_json(facts::collect("/"));
+  sync::SyncHooks hooks;
+  hooks.applied = [&](const cache::View& v) {
+    render_view(logger, s.render, v, *sealing);
+    state->set_view(std::make_shared<const cache::View>(v));
+    logger.info(
+        "applied bundle",
+        {{"revision", v.revision}, {"labels", v.labels.size()}, {"secrets", v.secrets.size()}});
+    sd_notifyf(0, "STATUS=revision %lld", static_cast<long long>(v.revision));
+  };
+  hooks.contact = [&](bool reachable, std::int64_t now) {
+    if (reachable != state->reachable())
+      logger.info(reachable ? "coordinator reachable" : "coordinator unreachable");
+    state->set_reachable(reachable, now);
+  };
+  hooks.failed = [&](const Error& e, std::chrono::milliseconds delay) {
+    logger.warn("sync failed", {{"error", e.message()}, {"retry_in_ms", delay.count()}});
+  };
+  hooks.renewed = [&](std::int64_t not_after) {
+    logger.info("certificate renewed", {{"not_after", not_after}});
+  };
+  sync::Syncer syncer(
+      *node.cache,
+      [wait = s.poll_wait](const cache::Identity& id) {
+        return sync::make_http_transport(id, wait);
+      },
+      options, hooks, unix_now);
+
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread sync_thread([&] {
+    syncer.run();
+    const std::lock_guard l(done_mutex);
+    done = true;
+    done_cv.notify_all();
+  });
+
+  Watchdog watchdog(io);
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec)
+      return;
+    logger.info("stopping", {{"signal", sig}});
+    sd_notify(0, "STOPPING=1");
+    syncer.stop();
+    watchdog.cancel();
+    server.stop([&] { io.stop(); });
+  });
+  sd_notify(0, "READY=1");
+  logger.info("ready", {{"socket", s.socket.string()}});
+  io.run();
+
+  // A long-poll in flight can hold the sync thread for up to `sync.wait`; do not wait for it.
+  // Once no bundle is being applied (the apply mutex) the cache is consistent, and committed
+  // transactions are durable (WAL, synchronous=FULL), so leaving at once is safe.
+  std::unique_lock l(done_mutex);
+  if (done_cv.wait_for(l, 500ms, [&] { return done; })) {
+    l.unlock();
+    sync_thread.join();
+    return 0;
+  }
+  const std::lock_guard apply(syncer.apply_mutex());
+  std::fflush(nullptr);
+  std::_Exit(0);
+}
+
+}  // namespace lab::agent::daemon

@@ -1,0 +1,37 @@
+#pragma once
+// `labd join`: trust the coordinator only through the CA pin of the join string, make the
+// node's keys, and exchange the one-time token for a certificate.
+
+#include "agent/cache/cache.hpp"
+#include "agent/sync/error.hpp"
+#include "shared/protocol/protocol.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace lab::agent::sync {
+
+struct JoinParams {
+  shared::protocol::JoinString join;
+  std::string hostname;
+  std::string agent_version;
+  boost::json::object facts;
+  std::chrono::milliseconds timeout{30000};
+};
+
+/// Blocking (libcurl). Steps: fetch the server's chain without trusting it; find the
+/// certificate whose SPKI pin equals the join string's pin and check the server certificate
+/// chains to it (wrong_pin otherwise); from then on talk TLS verified against that CA only;
+/// make a P-256 TLS key, its CSR and an X25519 sealing key; POST /v1/join. Errors:
+/// unreachable, wrong_pin, tls_failed, invalid_token (403), rejected, bad_response, keygen.
+/// The returned identity is not stored; the caller stores it.
+Result<cache::Identity> join(const JoinParams& params);
+
+/// The pinned CA among `chain_pem` (PEM certificates, leaf first): the one whose SPKI pin is
+/// `pin`, with the leaf chaining to it at `now`. wrong_pin when none.
+Result<std::string> pinned_ca(const std::vector<std::string>& chain_pem, std::string_view pin,
+                              std::chrono::system_clock::time_point now);
+
+}  // namespace lab::agent::sync

@@ -1,0 +1,698 @@
+#include "bootstrap/api/api.hpp"
+
+#include "bootstrap/api/codec.hpp"
+#include "bootstrap/api/routes.hpp"
+#include "pxe/recorder/mac.hpp"
+#include "pxe/recorder/recorder.hpp"
+#include "pxe/recorder/render.hpp"
+#include "shared/crypto/x509.hpp"
+#include "shared/json/json.hpp"
+#include "shared/log/log.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <atomic>
+#include <charconv>
+#include <map>
+#include <mutex>
+#include <set>
+#include <utility>
+
+namespace lab::bootstrap::api {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using coordinator::Actor;
+using coordinator::AgentIdentity;
+using coordinator::Coordinator;
+using shared::http::Reply;
+using shared::http::Request;
+using shared::http::Response;
+
+Response json_response(unsigned status, const json::value& v) {
+  return Response::json(status, json::serialize(v));
+}
+
+Response error_response(unsigned status, std::string_view message, std::string_view code) {
+  return Response::json(status, error_body(message, code));
+}
+
+Response no_content() {
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+// Authentication failures say nothing about why (API.md).
+Response unauthorized() {
+  auto r = error_response(401, "authentication required", "unauthorized");
+  r.headers.set("WWW-Authenticate", "Bearer");
+  return r;
+}
+Response forbidden() { return error_response(403, "forbidden", "forbidden"); }
+
+Response from_error(const Error& e) {
+  const ErrorStatus s = status_for(e);
+  if (s.status == 403 && s.code == "invalid_token")
+    return error_response(403, "invalid token", "invalid_token");
+  if (s.show_detail)
+    return error_response(s.status, e.detail().empty() ? e.message() : e.detail(), s.code);
+  if (s.status == 403)
+    return forbidden();
+  return error_response(s.status, s.status == 503 ? "store unavailable" : "internal error",
+                        s.code);
+}
+
+bool is_json(const Request& r) {
+  const auto ct = r.header("Content-Type");
+  if (!ct)
+    return false;
+  const auto type = ct->substr(0, ct->find(';'));
+  auto trimmed = type;
+  while (!trimmed.empty() && trimmed.back() == ' ')
+    trimmed.remove_suffix(1);
+  return shared::http::iequals(trimmed, "application/json");
+}
+
+// The body as a JSON object, or the response refusing it.
+Result<json::object> json_body(const Request& r, Response& refusal) {
+  if (!is_json(r)) {
+    refusal = error_response(415, "expected Content-Type: application/json", "unsupported_media");
+    return Error(shared::json::JsonError::wrong_type, "content type");
+  }
+  auto o = shared::json::parse_object(r.body);
+  if (!o) {
+    refusal = error_response(400, "invalid JSON body: " + o.error().detail(), "invalid_json");
+    return o.error();
+  }
+  return o;
+}
+
+// A non-negative integer query parameter, `fallback` when absent; nullopt when malformed.
+std::optional<std::int64_t> int_param(const Request& r, std::string_view name,
+                                      std::int64_t fallback) {
+  const auto v = r.query_param(name);
+  if (!v)
+    return fallback;
+  std::int64_t out = 0;
+  const auto* end = v->data() + v->size();
+  const auto [p, ec] = std::from_chars(v->data(), end, out);
+  if (ec != std::errc() || p != end || out < 0 || v->empty())
+    return std::nullopt;
+  return out;
+}
+
+Response bad_param(std::string_view name) {
+  return error_response(400, "query parameter '" + std::string(name) + "': expected an integer >= 0",
+                        "invalid_argument");
+}
+
+// Requests by (route, status), for /metrics.
+class RequestCounter {
+ public:
+  void add(std::string_view route, unsigned status) {
+    std::lock_guard lock(mu_);
+    ++counts_[{std::string(route), status}];
+  }
+  [[nodiscard]] std::map<std::pair<std::string, unsigned>, std::uint64_t> snapshot() const {
+    std::lock_guard lock(mu_);
+    return counts_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, unsigned>, std::uint64_t> counts_;
+};
+
+}  // namespace
+
+// One parked long-poll: the watch, the timer and the reply, answered exactly once by whichever
+// of them comes first. The watch is released on the io thread, never inside its own callback.
+struct Poll {
+  explicit Poll(asio::io_context& io, Reply r) : timer(io), reply(std::move(r)) {}
+  std::mutex mu;
+  bool done = false;
+  asio::steady_timer timer;
+  Reply reply;
+  std::unique_ptr<Coordinator::Watch> watch;
+};
+
+struct Api::State : std::enable_shared_from_this<Api::State> {
+  State(asio::io_context& i, asio::thread_pool& b, Coordinator& c, ApiOptions o)
+      : io(i), blocking(b), coordinator(c), options(std::move(o)) {}
+
+  asio::io_context& io;
+  asio::thread_pool& blocking;
+  Coordinator& coordinator;
+  ApiOptions options;
+  shared::log::Logger log{"api"};
+  RequestCounter counter;
+  std::atomic<std::size_t> parked{0};
+  std::atomic<std::uint64_t> long_polls_answered{0};
+  std::atomic<std::uint64_t> long_polls_timed_out{0};
+  std::atomic<bool> stopping{false};
+  std::mutex polls_mu;
+  std::set<std::shared_ptr<Poll>> polls;
+
+  // Runs `work` on the blocking pool and replies with what it returns; Reply posts back to the
+  // connection's strand itself.
+  template <class F>
+  void blocking_call(Reply reply, F work) {
+    asio::post(blocking, [self = shared_from_this(), reply = std::move(reply),
+                          work = std::move(work)]() mutable {
+      Response r;
+      try {
+        r = work(self->coordinator);
+      } catch (const std::exception& e) {
+        self->log.error("request failed", {{"error", e.what()}});
+        r = error_response(500, "internal error", "internal");
+      }
+      reply(std::move(r));
+    });
+  }
+
+  // Authenticates an agent from its client certificate; on the blocking pool.
+  Result<AgentIdentity> identify(const Request& req, Response& refusal) {
+    if (req.peer.client_cert_der.empty()) {
+      refusal = unauthorized();
+      return Error(coordinator::CoordinatorError::certificate_invalid, "no client certificate");
+    }
+    if (!req.peer.client_cert_verified) {
+      refusal = forbidden();
+      return Error(coordinator::CoordinatorError::certificate_invalid, "not issued by our CA");
+    }
+    auto id = coordinator.identify_agent(req.peer.client_cert_der);
+    if (!id) {
+      log.info("agent refused", {{"peer", req.peer.address}, {"reason", id.error().message()}});
+      refusal = forbidden();
+    }
+    return id;
+  }
+
+  void finish(const std::shared_ptr<Poll>& p, Response r) {
+    Reply reply;
+    {
+      std::lock_guard lock(p->mu);
+      if (p->done)
+        return;
+      p->done = true;
+      reply = std::move(p->reply);
+    }
+    parked.fetch_sub(1);
+    reply(std::move(r));
+    asio::post(io, [self = shared_from_this(), p] {
+      p->timer.cancel();
+      std::unique_ptr<Coordinator::Watch> w;
+      {
+        std::lock_guard lock(p->mu);
+        w = std::move(p->watch);
+      }
+      w.reset();
+      std::lock_guard lock(self->polls_mu);
+      self->polls.erase(p);
+    });
+  }
+
+  void bundle(Request req, Reply reply);
+};
+
+namespace {
+
+Response bundle_response(const Coordinator::SignedBundle& b) {
+  Response r;
+  r.status = 200;
+  r.headers.set("Content-Type", "application/octet-stream");
+  r.headers.set("Lab-Revision", std::to_string(b.revision));
+  r.headers.set("Cache-Control", "no-store");
+  if (b.envelope)
+    r.body = *b.envelope;
+  return r;
+}
+
+}  // namespace
+
+void Api::State::bundle(Request req, Reply reply) {
+  const auto since = int_param(req, "since", 0);
+  if (!since) {
+    reply(bad_param("since"));
+    return;
+  }
+  const auto wait = int_param(req, "wait", options.max_wait.count());
+  if (!wait) {
+    reply(bad_param("wait"));
+    return;
+  }
+  const auto wait_for = std::chrono::seconds(std::min<std::int64_t>(*wait, options.max_wait.count()));
+  asio::post(blocking, [self = shared_from_this(), req = std::move(req), reply = std::move(reply),
+                        since = *since, wait_for]() mutable {
+    Response refusal;
+    auto agent = self->identify(req, refusal);
+    if (!agent) {
+      reply(std::move(refusal));
+      return;
+    }
+    if (self->stopping.load()) {
+      reply(no_content());
+      return;
+    }
+    if (self->parked.load() >= self->options.max_parked) {
+      reply(error_response(503, "too many parked requests", "overloaded"));
+      return;
+    }
+    auto p = std::make_shared<Poll>(self->io, std::move(reply));
+    self->parked.fetch_add(1);
+    {
+      std::lock_guard lock(self->polls_mu);
+      self->polls.insert(p);
+    }
+    std::weak_ptr<Poll> weak = p;
+    auto w = self->coordinator.watch(
+        agent->node_id, since,
+        [self, weak](Coordinator::SignedBundle b) {
+          if (auto poll = weak.lock()) {
+            self->long_polls_answered.fetch_add(1);
+            self->finish(poll, bundle_response(b));
+          }
+        });
+    {
+      std::lock_guard lock(p->mu);
+      if (!p->done)
+        p->watch = std::move(w);
+    }
+    w.reset();  // answered during watch(): release it here, outside its callback
+    // The timer belongs to the io thread; armed there.
+    asio::post(self->io, [self, p, wait_for] {
+      {
+        std::lock_guard lock(p->mu);
+        if (p->done)
+          return;
+      }
+      p->timer.expires_after(wait_for);
+      p->timer.async_wait([self, p](const boost::system::error_code& ec) {
+        if (ec)
+          return;
+        self->long_polls_timed_out.fetch_add(1);
+        self->finish(p, no_content());
+      });
+    });
+  });
+}
+
+Api::Api(asio::io_context& io, asio::thread_pool& blocking, Coordinator& coordinator,
+         ApiOptions options)
+    : state_(std::make_shared<State>(io, blocking, coordinator, std::move(options))) {}
+
+Api::~Api() { stop(); }
+
+void Api::stop() {
+  state_->stopping.store(true);
+  std::set<std::shared_ptr<Poll>> polls;
+  {
+    std::lock_guard lock(state_->polls_mu);
+    polls = state_->polls;
+  }
+  for (const auto& p : polls) {
+    Response r = no_content();
+    r.close = true;
+    state_->finish(p, std::move(r));
+  }
+}
+
+std::size_t Api::parked() const { return state_->parked.load(); }
+
+std::string Api::metrics_text() const {
+  std::string out;
+  out +=
+      "# HELP lab_api_requests_total HTTP requests answered, by route and status.\n"
+      "# TYPE lab_api_requests_total counter\n";
+  for (const auto& [key, n] : state_->counter.snapshot()) {
+    out += "lab_api_requests_total{route=\"" + key.first + "\",status=\"" +
+           std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
+  }
+  out +=
+      "# HELP lab_api_long_polls_parked Bundle long-polls waiting for a change.\n"
+      "# TYPE lab_api_long_polls_parked gauge\n"
+      "lab_api_long_polls_parked " +
+      std::to_string(state_->parked.load()) +
+      "\n"
+      "# HELP lab_api_long_polls_total Parked long-polls by outcome.\n"
+      "# TYPE lab_api_long_polls_total counter\n"
+      "lab_api_long_polls_total{outcome=\"changed\"} " +
+      std::to_string(state_->long_polls_answered.load()) +
+      "\n"
+      "lab_api_long_polls_total{outcome=\"timeout\"} " +
+      std::to_string(state_->long_polls_timed_out.load()) +
+      "\n"
+      "# HELP lab_coordinator_revision The coordinator's current revision.\n"
+      "# TYPE lab_coordinator_revision gauge\n"
+      "lab_coordinator_revision " +
+      std::to_string(state_->coordinator.revision()) + "\n";
+  if (state_->options.server_stats) {
+    const auto s = state_->options.server_stats();
+    out +=
+        "# HELP lab_api_connections_open Open HTTP connections.\n"
+        "# TYPE lab_api_connections_open gauge\n"
+        "lab_api_connections_open " +
+        std::to_string(s.connections_open) +
+        "\n"
+        "# HELP lab_api_connections_total Accepted HTTP connections.\n"
+        "# TYPE lab_api_connections_total counter\n"
+        "lab_api_connections_total " +
+        std::to_string(s.connections_total) +
+        "\n"
+        "# HELP lab_api_rejected_total Requests refused by the HTTP layer (limits, syntax).\n"
+        "# TYPE lab_api_rejected_total counter\n"
+        "lab_api_rejected_total " +
+        std::to_string(s.rejected_total) + "\n";
+  }
+  return out;
+}
+
+void Api::handle(Request req, Reply reply) {
+  auto st = state_;
+  const RouteMatch m = match_route(req.method, req.path);
+  const std::string route_name(m.route ? m.route->pattern : "unmatched");
+  Reply counted = [st, route_name, reply = std::move(reply)](Response r) {
+    st->counter.add(route_name, r.status);
+    reply(std::move(r));
+  };
+  if (!m.route) {
+    if (m.path_known) {
+      Response r = error_response(405, "method not allowed", "method_not_allowed");
+      r.headers.set("Allow", m.allowed);
+      counted(std::move(r));
+    } else {
+      counted(error_response(404, "no such route", "not_found"));
+    }
+    return;
+  }
+
+  const auto& params = m.params;
+  const RouteId id = m.route->id;
+
+  // Agent routes authenticate by client certificate (on the blocking pool: identify_agent may
+  // read the store); /v1/join by its token; everything else by the operator's bearer token.
+  switch (id) {
+    case RouteId::join: {
+      Response refusal;
+      auto body = json_body(req, refusal);
+      if (!body) {
+        counted(std::move(refusal));
+        return;
+      }
+      auto jr = shared::protocol::join_request_from_json(*body);
+      if (!jr) {
+        counted(error_response(400, jr.error().detail(), "invalid_argument"));
+        return;
+      }
+      if (auto csr = shared::crypto::verify_csr(jr->csr_pem); !csr) {
+        counted(error_response(400, "field 'csr': not a valid P-256 certificate request",
+                               "invalid_csr"));
+        return;
+      }
+      st->blocking_call(std::move(counted), [st, jr = std::move(*jr),
+                                             address = req.peer.address](Coordinator& c) {
+        auto r = c.join(jr, Actor{"anonymous", address});
+        if (!r) {
+          st->log.warn("join refused", {{"peer", address}, {"reason", r.error().message()}});
+          return from_error(r.error());
+        }
+        if (st->options.auto_accept && r->state == "discovered") {
+          if (auto accepted = c.accept_node(r->node_id, Actor{"system", address}); accepted) {
+            r->state = accepted->state;
+          } else {
+            st->log.warn("auto-accept failed",
+                         {{"node", r->node_id}, {"reason", accepted.error().message()}});
+          }
+        }
+        st->log.info("joined", {{"peer", address}, {"node", r->node_id}});
+        return json_response(200, shared::protocol::to_json(*r));
+      });
+      return;
+    }
+    case RouteId::agent_bundle:
+      st->bundle(std::move(req), std::move(counted));
+      return;
+    case RouteId::agent_renew:
+    case RouteId::agent_report: {
+      Response refusal;
+      auto body = json_body(req, refusal);
+      if (!body) {
+        counted(std::move(refusal));
+        return;
+      }
+      st->blocking_call(std::move(counted), [st, id, req = std::move(req),
+                                             body = std::move(*body)](Coordinator& c) {
+        Response denied;
+        auto agent = st->identify(req, denied);
+        if (!agent)
+          return denied;
+        if (id == RouteId::agent_renew) {
+          auto csr = shared::json::get_string(body, "csr");
+          if (!csr)
+            return error_response(400, csr.error().detail(), "invalid_argument");
+          if (!shared::crypto::verify_csr(*csr))
+            return error_response(400, "field 'csr': not a valid P-256 certificate request",
+                                  "invalid_csr");
+          auto r = c.renew(*agent, shared::protocol::RenewRequest{*csr});
+          if (!r)
+            return from_error(r.error());
+          return json_response(200, json::object{{"certificate", r->certificate_pem}});
+        }
+        auto state = shared::json::get_string(body, "state");
+        if (!state)
+          return error_response(400, state.error().detail(), "invalid_argument");
+        json::object facts;
+        if (const auto* f = body.if_contains("facts"); f != nullptr && !f->is_null()) {
+          if (!f->is_object())
+            return error_response(400, "field 'facts': expected an object", "invalid_argument");
+          facts = f->get_object();
+        }
+        if (auto r = c.report(*agent, *state, facts); !r)
+          return from_error(r.error());
+        return no_content();
+      });
+      return;
+    }
+    default:
+      break;
+  }
+
+  // Operator routes.
+  const auto auth = req.header("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!auth || auth->size() <= kBearer.size() ||
+      !shared::http::iequals(auth->substr(0, kBearer.size()), kBearer)) {
+    counted(unauthorized());
+    return;
+  }
+  if (!st->coordinator.check_operator_token(auth->substr(kBearer.size()))) {
+    st->log.info("operator token refused", {{"peer", req.peer.address}});
+    counted(forbidden());
+    return;
+  }
+  const Actor op{"operator", req.peer.address};
+
+  if (id == RouteId::metrics) {
+    Response r = Response::text(200, metrics_text());
+    r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    counted(std::move(r));
+    return;
+  }
+  if (id == RouteId::machine_timeline) {
+    if (st->options.recorder == nullptr) {
+      counted(error_response(404, "this appliance runs no boot flight recorder", "not_found"));
+      return;
+    }
+    const auto mac = pxe::recorder::normalize_mac(params[0]);
+    if (!mac) {
+      counted(error_response(400, "path: not a MAC address", "invalid_argument"));
+      return;
+    }
+    // The recorder answers from memory under a short mutex: no need for the blocking pool.
+    counted(Response::json(200, pxe::recorder::timeline_json(
+                                    *mac, st->options.recorder->timeline(*mac))));
+    return;
+  }
+
+  // Routes with a JSON body decode it here, on the strand: a refusal costs no pool time.
+  json::object body;
+  if (id == RouteId::tokens_create || id == RouteId::node_labels || id == RouteId::group_put ||
+      id == RouteId::secret_grant) {
+    Response refusal;
+    auto b = json_body(req, refusal);
+    if (!b) {
+      counted(std::move(refusal));
+      return;
+    }
+    body = std::move(*b);
+  }
+  auto invalid = [&](const Error& e) { counted(error_response(400, e.detail(), "invalid_argument")); };
+
+  switch (id) {
+    case RouteId::tokens_create: {
+      auto spec = token_spec_from_json(body);
+      if (!spec) {
+        invalid(spec.error());
+        return;
+      }
+      st->blocking_call(std::move(counted), [spec = std::move(*spec), op](Coordinator& c) {
+        auto r = c.create_token(spec, op);
+        return r ? json_response(201, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    }
+    case RouteId::tokens_list:
+      st->blocking_call(std::move(counted), [](Coordinator& c) {
+        auto r = c.list_tokens();
+        return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::token_delete:
+      st->blocking_call(std::move(counted), [tid = params[0], op](Coordinator& c) {
+        auto r = c.revoke_token(tid, op);
+        return r ? no_content() : from_error(r.error());
+      });
+      return;
+    case RouteId::nodes_list:
+      st->blocking_call(std::move(counted),
+                        [sel = std::string(req.query_param("selector").value_or(""))](
+                            Coordinator& c) {
+                          auto r = c.list_nodes(sel);
+                          return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+                        });
+      return;
+    case RouteId::node_get:
+      st->blocking_call(std::move(counted), [nid = params[0]](Coordinator& c) {
+        auto r = c.get_node(nid);
+        return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::node_labels: {
+      auto patch = label_patch_from_json(body);
+      if (!patch) {
+        invalid(patch.error());
+        return;
+      }
+      st->blocking_call(std::move(counted),
+                        [nid = params[0], patch = std::move(*patch), op](Coordinator& c) {
+                          auto r = c.label_node(nid, patch.set, patch.remove, op);
+                          return r ? json_response(200, to_json(*r)) : from_error(r.error());
+                        });
+      return;
+    }
+    case RouteId::node_revoke:
+      st->blocking_call(std::move(counted), [nid = params[0], op](Coordinator& c) {
+        auto r = c.revoke_node(nid, op);
+        return r ? no_content() : from_error(r.error());
+      });
+      return;
+    case RouteId::node_accept:
+      st->blocking_call(std::move(counted), [nid = params[0], op](Coordinator& c) {
+        auto r = c.accept_node(nid, op);
+        return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::groups_list:
+      st->blocking_call(std::move(counted), [](Coordinator& c) {
+        auto r = c.list_groups();
+        return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::group_put: {
+      auto g = group_from_json(params[0], body);
+      if (!g) {
+        invalid(g.error());
+        return;
+      }
+      st->blocking_call(std::move(counted), [g = std::move(*g), op](Coordinator& c) {
+        auto r = c.set_group(g, op);
+        return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    }
+    case RouteId::group_delete:
+      st->blocking_call(std::move(counted), [name = params[0], op](Coordinator& c) {
+        auto r = c.delete_group(name, op);
+        return r ? no_content() : from_error(r.error());
+      });
+      return;
+    case RouteId::group_members:
+      st->blocking_call(std::move(counted), [name = params[0]](Coordinator& c) {
+        auto r = c.group_members(name);
+        return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::secrets_list:
+      st->blocking_call(std::move(counted), [](Coordinator& c) {
+        auto r = c.list_secrets();
+        return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::secret_put: {
+      if (req.body.empty()) {
+        counted(error_response(400, "the body (the secret's value) is empty", "invalid_argument"));
+        return;
+      }
+      std::optional<std::string> entitlement;
+      if (auto e = req.query_param("entitlement"))
+        entitlement = std::string(*e);
+      st->blocking_call(std::move(counted),
+                        [name = params[0], value = std::move(req.body), entitlement, op](
+                            Coordinator& c) {
+                          auto r = c.set_secret(name, value, entitlement, op);
+                          return r ? json_response(200, to_json(*r)) : from_error(r.error());
+                        });
+      return;
+    }
+    case RouteId::secret_grant: {
+      auto e = shared::json::get_string(body, "entitlement");
+      if (!e) {
+        invalid(e.error());
+        return;
+      }
+      st->blocking_call(std::move(counted),
+                        [name = params[0], e = std::move(*e), op](Coordinator& c) {
+                          auto r = c.grant_secret(name, e, op);
+                          return r ? json_response(200, to_json(*r)) : from_error(r.error());
+                        });
+      return;
+    }
+    case RouteId::secret_delete:
+      st->blocking_call(std::move(counted), [name = params[0], op](Coordinator& c) {
+        auto r = c.delete_secret(name, op);
+        return r ? no_content() : from_error(r.error());
+      });
+      return;
+    case RouteId::audit_list: {
+      const auto after = int_param(req, "after", 0);
+      const auto limit = int_param(req, "limit", 100);
+      if (!after || !limit) {
+        counted(bad_param(!after ? "after" : "limit"));
+        return;
+      }
+      const auto n = static_cast<std::size_t>(std::clamp<std::int64_t>(*limit, 1, 1000));
+      st->blocking_call(std::move(counted), [after = *after, n](Coordinator& c) {
+        auto r = c.audit_events(after, n);
+        return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    }
+    case RouteId::audit_verify:
+      st->blocking_call(std::move(counted), [](Coordinator& c) {
+        auto r = c.verify_audit();
+        return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    default:
+      counted(error_response(404, "no such route", "not_found"));
+      return;
+  }
+}
+
+}  // namespace lab::bootstrap::api

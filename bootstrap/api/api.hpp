@@ -1,0 +1,67 @@
+#pragma once
+// The coordinator's HTTP API (API.md) as a shared::http handler: routing, authentication,
+// decoding and encoding. Every coordinator call runs on the blocking pool; long-polls park a
+// Coordinator::watch and a timer, never a thread. Asio stays in api.cpp.
+#include "bootstrap/coordinator/coordinator.hpp"
+#include "shared/http/message/message.hpp"
+#include "shared/http/server/server.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace lab::pxe::recorder {
+class Recorder;
+}
+
+namespace lab::bootstrap::api {
+
+struct ApiOptions {
+  /// Longest a long-poll is held (API.md: default and maximum 55 s).
+  std::chrono::seconds max_wait{55};
+  /// Parked long-polls past this are answered 503 at once (each holds a connection).
+  std::size_t max_parked = 50000;
+  /// A node that joins as "discovered" is accepted at once (config coordinator.auto_accept).
+  bool auto_accept = false;
+  /// The boot flight recorder that answers GET /v1/machines/{mac}/timeline; null when the
+  /// appliance runs no PXE servers (the route answers 404). Must outlive the Api.
+  const pxe::recorder::Recorder* recorder = nullptr;
+  /// Figures of the HTTP server for /metrics; may be empty.
+  std::function<shared::http::ServerStats()> server_stats;
+};
+
+class Api {
+ public:
+  /// `coordinator` must outlive every request handed to handle() and the blocking pool's work.
+  Api(boost::asio::io_context& io, boost::asio::thread_pool& blocking,
+      coordinator::Coordinator& coordinator, ApiOptions options = {});
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+  ~Api();
+
+  /// The shared::http::Handler. Called on a connection's strand; never blocks, never throws.
+  void handle(shared::http::Request request, shared::http::Reply reply);
+
+  /// Answers every parked long-poll with 204 (the agent polls again) and answers new ones at
+  /// once, so the HTTP server can drain. Thread-safe.
+  void stop();
+
+  /// Prometheus text: requests by route and status, parked long-polls, revision.
+  [[nodiscard]] std::string metrics_text() const;
+  /// Long-polls currently parked.
+  [[nodiscard]] std::size_t parked() const;
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace lab::bootstrap::api

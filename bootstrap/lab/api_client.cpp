@@ -1,0 +1,215 @@
+#include "bootstrap/lab/api_client.hpp"
+
+#include "shared/cli/cli.hpp"
+#include "shared/http/client/client.hpp"
+#include "shared/json/json.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace lab::bootstrap::commands {
+namespace {
+
+const char* message(LabError e) noexcept {
+  switch (e) {
+    case LabError::unreachable:
+      return "coordinator unreachable";
+    case LabError::unauthorized:
+      return "not authorised";
+    case LabError::not_found:
+      return "not found";
+    case LabError::conflict:
+      return "conflict";
+    case LabError::invalid:
+      return "refused by the coordinator";
+    case LabError::server:
+      return "coordinator error";
+    case LabError::bad_response:
+      return "unexpected answer";
+    case LabError::local:
+      return "local file";
+    case LabError::usage:
+      return "invalid argument";
+  }
+  return "unknown";
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read before any thread
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+Result<std::string> read_text(const std::filesystem::path& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Error(LabError::local, "cannot read the " + std::string(what) + " " + path.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+const boost::system::error_category& lab_category() noexcept {
+  static const ErrorCategory<LabError> category("lab.cli", &message);
+  return category;
+}
+
+void add_client_flags(CLI::App& noun, const std::shared_ptr<ClientFlags>& flags) {
+  noun.add_option("--server", flags->server,
+                  "coordinator URL (env LAB_SERVER; default: <data-dir>/coordinator.url, then "
+                  "https://127.0.0.1:8443)");
+  noun.add_option("--ca", flags->ca, "CA certificate to trust (env LAB_CA; default <data-dir>/ca.pem)");
+  noun.add_option("--token-file", flags->token_file,
+                  "file holding the operator token (env LAB_TOKEN holds the token itself; "
+                  "default <data-dir>/operator.token)");
+  noun.add_option("--data-dir", flags->data_dir,
+                  "the appliance's data directory (env LAB_DATA_DIR; default /var/lib/lab)");
+  noun.add_option("-o,--output", flags->output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  noun.fallthrough();
+}
+
+struct ApiClient::Impl {
+  explicit Impl(shared::http::ClientOptions o) : client(std::move(o)) {}
+  shared::http::Client client;
+};
+
+ApiClient::ApiClient(std::unique_ptr<Impl> impl, std::string server)
+    : impl_(std::move(impl)), server_(std::move(server)) {}
+ApiClient::ApiClient(ApiClient&&) noexcept = default;
+ApiClient& ApiClient::operator=(ApiClient&&) noexcept = default;
+ApiClient::~ApiClient() = default;
+
+Result<ApiClient> ApiClient::connect(const ClientFlags& flags) {
+  std::filesystem::path data_dir = flags.data_dir;
+  if (data_dir.empty())
+    data_dir = env("LAB_DATA_DIR");
+  if (data_dir.empty())
+    data_dir = "/var/lib/lab";
+
+  std::string server = flags.server.empty() ? env("LAB_SERVER") : flags.server;
+  if (server.empty()) {
+    if (auto url = read_text(data_dir / "coordinator.url", "server URL"); url)
+      server = trim(*url);
+  }
+  if (server.empty())
+    server = "https://127.0.0.1:8443";
+  while (!server.empty() && server.back() == '/')
+    server.pop_back();
+
+  std::filesystem::path ca = flags.ca.empty() ? env("LAB_CA") : flags.ca;
+  if (ca.empty())
+    ca = data_dir / "ca.pem";
+  LAB_TRY_ASSIGN(std::string ca_pem, read_text(ca, "CA certificate"));
+
+  std::string token;
+  if (!flags.token_file.empty()) {
+    LAB_TRY_ASSIGN(token, read_text(flags.token_file, "operator token"));
+  } else if (token = env("LAB_TOKEN"); token.empty()) {
+    LAB_TRY_ASSIGN(token, read_text(data_dir / "operator.token", "operator token"));
+  }
+  token = trim(token);
+
+  shared::http::ClientOptions o;
+  o.base_url = server;
+  o.ca_pem = std::move(ca_pem);
+  o.bearer_token = std::move(token);
+  o.timeout = std::chrono::seconds(30);
+  return ApiClient(std::make_unique<Impl>(std::move(o)), server);
+}
+
+Result<boost::json::value> ApiClient::call(std::string_view method, std::string_view path,
+                                           std::string_view body, std::string_view content_type) {
+  auto r = impl_->client.request(method, path, body, body.empty() ? std::string_view() : content_type);
+  if (!r) {
+    return Error(LabError::unreachable,
+                 "cannot reach the coordinator at " + server_ + ": " + r.error().message());
+  }
+  const long status = r->status;
+  if (status >= 200 && status < 300) {
+    if (status == 204 || r->body.empty())
+      return boost::json::value();
+    auto v = shared::json::parse(r->body);
+    if (!v)
+      return Error(LabError::bad_response, "the coordinator's answer is not JSON: " + v.error().detail());
+    return v;
+  }
+  std::string text = "HTTP " + std::to_string(status);
+  if (auto v = shared::json::parse_object(r->body); v) {
+    if (auto m = shared::json::get_string(*v, "error"); m)
+      text = *m;
+  }
+  LabError code = LabError::server;
+  if (status == 401 || status == 403)
+    code = LabError::unauthorized;
+  else if (status == 404)
+    code = LabError::not_found;
+  else if (status == 409)
+    code = LabError::conflict;
+  else if (status >= 400 && status < 500)
+    code = LabError::invalid;
+  return Error(code, text);
+}
+
+Result<boost::json::value> ApiClient::call_json(std::string_view method, std::string_view path,
+                                                const boost::json::value& body) {
+  return call(method, path, shared::json::to_string(body), "application/json");
+}
+
+int fail(const Error& e) {
+  std::string_view hint;
+  if (e.code().category() == lab_category()) {
+    switch (static_cast<LabError>(e.code().value())) {
+      case LabError::unreachable:
+        hint = "is 'lab serve' running? pass --server URL (or LAB_SERVER) and --ca FILE";
+        break;
+      case LabError::unauthorized:
+        hint = "pass the operator token with --token-file FILE or LAB_TOKEN";
+        break;
+      case LabError::not_found:
+        hint = "list what exists with the 'list' verb";
+        break;
+      case LabError::local:
+        hint = "pass --data-dir (or LAB_DATA_DIR), or the file itself with --ca / --token-file";
+        break;
+      case LabError::usage:
+        hint = "run with --help for the syntax";
+        break;
+      default:
+        break;
+    }
+  }
+  const std::string text = e.detail().empty() ? e.message() : e.detail();
+  shared::cli::print_error("lab", text, hint);
+  if (e == LabError::usage)
+    return shared::cli::kExitUsage;
+  return shared::cli::kExitFailure;
+}
+
+std::string url_encode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace lab::bootstrap::commands

@@ -1,0 +1,125 @@
+// lab secret set|list|grant|delete. A value comes from stdin or --file, never from the command
+// line (where `ps` and shell history would show it), and is never printed.
+#include "bootstrap/lab/commands.hpp"
+#include "bootstrap/lab/output.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+namespace lab::bootstrap::commands {
+namespace {
+
+namespace json = boost::json;
+
+// The server refuses bodies past 1 MiB; a larger value is refused here with a clear message.
+constexpr std::size_t kMaxSecretBytes = std::size_t{1024} * 1024;
+
+struct SetOptions {
+  std::string name;
+  std::string file;
+  std::string entitlement;
+};
+
+Result<std::string> read_value(const std::string& file) {
+  std::string value;
+  if (file.empty() || file == "-") {
+    std::array<char, 4096> buf{};
+    std::size_t n = 0;
+    while ((n = std::fread(buf.data(), 1, buf.size(), stdin)) > 0) {
+      value.append(buf.data(), n);
+      if (value.size() > kMaxSecretBytes)
+        break;
+    }
+  } else {
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+      return Error(LabError::local, "cannot read " + file);
+    value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (value.empty())
+    return Error(LabError::usage, "the secret's value is empty (give it on stdin or with --file)");
+  if (value.size() > kMaxSecretBytes)
+    return Error(LabError::usage, "the secret's value is larger than 1 MiB");
+  return value;
+}
+
+}  // namespace
+
+void add_secret(CLI::App& app, shared::cli::Action& action) {
+  auto flags = std::make_shared<ClientFlags>();
+  CLI::App* noun = app.add_subcommand("secret", "Secrets: values delivered only to entitled nodes");
+  noun->require_subcommand(1);
+  add_client_flags(*noun, flags);
+
+  auto s = std::make_shared<SetOptions>();
+  CLI::App* set = add_verb(
+      *noun, "set", "Set a secret's value (from stdin, or --file)", action, flags,
+      [s](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        LAB_TRY_ASSIGN(std::string value, read_value(s->file));
+        std::string path = "/v1/secrets/" + url_encode(s->name);
+        if (!s->entitlement.empty())
+          path += "?entitlement=" + url_encode(s->entitlement);
+        LAB_TRY_ASSIGN(json::value r, api.call("PUT", path, value, "application/octet-stream"));
+        if (f.json())
+          print_json(r);
+        else
+          fmt::print("secret {} set (version {})\n", s->name, text(r, "version"));
+        return {};
+      });
+  set->add_option("name", s->name, "secret name")->required();
+  set->add_option("-f,--file", s->file, "read the value from this file ('-' = stdin)");
+  set->add_option("-e,--entitlement", s->entitlement,
+                  "selector of the nodes that receive it (default: unchanged; nobody when new)");
+
+  add_verb(*noun, "list", "List secrets (never their values)", action, flags,
+           [](ApiClient& api, const ClientFlags& f) -> Result<void> {
+             LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/secrets"));
+             if (f.json()) {
+               print_json(r);
+               return {};
+             }
+             Table t({"NAME", "ENTITLEMENT", "VERSION", "SIZE", "UPDATED"});
+             if (r.is_array()) {
+               for (const auto& sec : r.get_array())
+                 t.add({text(sec, "name"), text(sec, "entitlement"), text(sec, "version"),
+                        text(sec, "size"), format_time(integer(sec, "updated_at"))});
+             }
+             t.print();
+             return {};
+           });
+
+  auto grant_name = std::make_shared<std::string>();
+  auto grant_sel = std::make_shared<std::string>();
+  CLI::App* grant = add_verb(
+      *noun, "grant", "Set which nodes a secret is delivered to", action, flags,
+      [grant_name, grant_sel](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        LAB_TRY_ASSIGN(json::value r,
+                       api.call_json("POST", "/v1/secrets/" + url_encode(*grant_name) + "/grant",
+                                     json::object{{"entitlement", *grant_sel}}));
+        if (f.json())
+          print_json(r);
+        else
+          fmt::print("secret {} entitled to '{}'\n", *grant_name, *grant_sel);
+        return {};
+      });
+  grant->add_option("name", *grant_name, "secret name")->required();
+  grant->add_option("selector", *grant_sel, "selector of the entitled nodes")->required();
+
+  auto del = std::make_shared<std::string>();
+  add_verb(*noun, "delete", "Delete a secret", action, flags,
+           [del](ApiClient& api, const ClientFlags& f) -> Result<void> {
+             LAB_TRY(api.call("DELETE", "/v1/secrets/" + url_encode(*del)));
+             if (!f.json())
+               fmt::print("secret {} deleted\n", *del);
+             return {};
+           })
+      ->add_option("name", *del, "secret name")
+      ->required();
+}
+
+}  // namespace lab::bootstrap::commands
