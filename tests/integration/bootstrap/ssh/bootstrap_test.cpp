@@ -126,6 +126,9 @@ Bootstrap bootstrap(const Coordinator& coord, const Fleet& fleet, std::vector<st
                                    agent,
                                    "--agent-set",
                                    "key_protection=file",
+                                   "--agent-set",
+                                   // Each host's /run/lab is its own; /etc/puppetlabs is not.
+                                   "render.facts_file=/run/lab/facts.json",
                                    "--labels",
                                    "role=web,site=lab",
                                    "--json"};
