@@ -17,7 +17,7 @@ const char* status_name(Status s) noexcept {
     case Status::failed:
       return "failed";
     case Status::not_started:
-      return "not started";
+      return "not_started";
   }
   return "unknown";
 }

@@ -179,8 +179,10 @@ Result<void> verify_host_key(ssh_session s, const Target& target, const ConnectO
     case SSH_KNOWN_HOSTS_NOT_FOUND:
     case SSH_KNOWN_HOSTS_UNKNOWN:
       if (!options.accept_new) {
-        return Error(SshError::host_key_unknown, who + " offers " + offered + ", which is not in " +
-                                                     options.known_hosts.string());
+        return Error(
+            SshError::host_key_unknown,
+            who + " offers " + offered + ", which is not in " + options.known_hosts.string() +
+                "; compare it with the host's own key, then use --accept-new to record it");
       }
       if (const auto dir = options.known_hosts.parent_path(); !dir.empty()) {
         std::error_code ec;
@@ -351,7 +353,9 @@ Result<void> Session::upload(const std::filesystem::path& local, std::string_vie
   if (file == nullptr) {
     return session_error(SshError::sftp_failed, s, "creating " + temp);
   }
-  std::array<char, 32768> buf{};
+  // One SFTP write per 192 KiB: each write waits for its status, so fewer, larger writes are
+  // what makes an upload fast (OpenSSH's sftp-server takes messages up to 256 KiB).
+  std::vector<char> buf(std::size_t{192} * 1024);
   bool ok = true;
   while (ok && in) {
     in.read(buf.data(), buf.size());

@@ -37,6 +37,7 @@ class SshServer {
   struct Options {
     std::string hostname;  // non-empty: private mount + UTS namespace with this hostname
     std::string listen = "127.0.0.1";
+    std::filesystem::path authorized_key;  // a public key to accept; default: its own client key
   };
 
   SshServer() : SshServer(Options{}) {}
@@ -44,7 +45,9 @@ class SshServer {
     std::filesystem::create_directories("/run/sshd");
     keygen(dir_ / "host_key");
     keygen(dir_ / "client_key");
-    std::filesystem::copy_file(dir_ / "client_key.pub", dir_ / "authorized_keys");
+    std::filesystem::copy_file(
+        options_.authorized_key.empty() ? dir_ / "client_key.pub" : options_.authorized_key,
+        dir_ / "authorized_keys");
     dir_.write("sshd_config",
                "Port " + std::to_string(port_) + "\nListenAddress " + options_.listen +
                    "\nHostKey " + (dir_ / "host_key").string() +
@@ -56,7 +59,7 @@ class SshServer {
   }
   SshServer(const SshServer&) = delete;
   SshServer& operator=(const SshServer&) = delete;
-  ~SshServer() { stop(); }
+  ~SshServer() { kill_host(); }
 
   /// Starts (again) on the same port; waits until it accepts connections.
   void start() {
@@ -84,6 +87,9 @@ class SshServer {
     if (!up) {
       throw std::runtime_error("sshd did not start: " + server_->output());
     }
+    if (!options_.hostname.empty()) {
+      mount_ns_ = namespace_of(server_->pid());
+    }
   }
   void stop() {
     if (server_) {
@@ -98,6 +104,25 @@ class SshServer {
       server_->wait(5s);
       server_.reset();
     }
+  }
+  /// SIGKILL to sshd and everything of this host's private namespace (sessions, the agent and
+  /// its supervisor): the host dies, its TCP connections are reset.
+  void kill_host() {
+    if (!mount_ns_.empty()) {
+      for (int round = 0; round < 3; ++round) {
+        for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+          const std::string name = entry.path().filename();
+          if (name.find_first_not_of("0123456789") != std::string::npos) {
+            continue;
+          }
+          const pid_t pid = std::stoi(name);
+          if (pid != ::getpid() && namespace_of(pid) == mount_ns_) {
+            ::kill(pid, SIGKILL);
+          }
+        }
+      }
+    }
+    kill();
   }
   /// A new host key, as after a reinstall (or an attacker in the middle).
   void regenerate_host_key() {
@@ -123,8 +148,15 @@ class SshServer {
     }
   }
 
+  static std::string namespace_of(pid_t pid) {
+    std::error_code ec;
+    auto link = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/mnt", ec);
+    return ec ? std::string() : link.string();
+  }
+
   Options options_;
   TempDir dir_{"lab-sshd"};
+  std::string mount_ns_;
   int port_;
   std::optional<ChildProcess> server_;
 };
