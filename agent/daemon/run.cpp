@@ -183,7 +183,7 @@ int run(const Settings& s) {
     return 0;
   }
   const std::lock_guard apply(syncer.apply_mutex());
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);  // nothing useful to do if a log line is lost at exit
   std::_Exit(0);
 }
 

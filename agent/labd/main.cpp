@@ -151,7 +151,11 @@ int do_secret_get(const Global& g, const std::string& name) {
   }
   if (a->status != 200)
     return fail(lab::Error(daemon::DaemonError::local_api, fmt::format("HTTP {}", a->status)));
-  std::fwrite(a->body.data(), 1, a->body.size(), stdout);
+  if (std::fwrite(a->body.data(), 1, a->body.size(), stdout) != a->body.size() ||
+      std::fflush(stdout) != 0) {
+    cli::print_error(kProgram, "writing the secret to stdout failed");
+    return cli::kExitFailure;
+  }
   return cli::kExitOk;
 }
 
