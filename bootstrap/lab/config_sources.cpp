@@ -7,7 +7,12 @@ Result<shared::config::Sources> config_sources(const std::vector<std::string>& f
                                                std::vector<shared::config::Flag> flags) {
   shared::config::Sources sources;
   if (files.empty()) {
-    sources.files = shared::config::files_in("/etc/lab");
+    // Every /etc/lab/*.toml but the agent's own: an appliance may run labd too.
+    for (auto& f : shared::config::files_in("/etc/lab")) {
+      if (f.filename() != "labd.toml") {
+        sources.files.push_back(std::move(f));
+      }
+    }
   } else {
     sources.files.assign(files.begin(), files.end());
   }
