@@ -15,7 +15,25 @@ struct CreateOptions {
   std::vector<std::string> labels;
   std::string ttl = "1h";
   std::string mac, ip, host, description;
+  std::vector<std::string> binds;  // "mac=…", "ip=…", "host=…"
 };
+
+// --bind mac=52:54:00:12:34:56 | ip=10.0.0.5 | host=web1 (the same as --bind-mac and friends).
+Result<void> apply_binds(CreateOptions& c) {
+  for (const auto& b : c.binds) {
+    const auto eq = b.find('=');
+    const std::string key = b.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : b.substr(eq + 1);
+    std::string* slot = key == "mac"    ? &c.mac
+                        : key == "ip"   ? &c.ip
+                        : key == "host" ? &c.host
+                                        : nullptr;
+    if (slot == nullptr || value.empty())
+      return Error(LabError::usage, "--bind '" + b + "': expected mac=…, ip=… or host=…");
+    *slot = value;
+  }
+  return {};
+}
 
 Result<json::object> labels_object(const std::vector<std::string>& items) {
   json::object o;
@@ -45,6 +63,7 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
   CLI::App* create = add_verb(
       *noun, "create", "Create a one-time join token and print its join string", action, flags,
       [c](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        LAB_TRY(apply_binds(*c));
         LAB_TRY_ASSIGN(json::object labels, labels_object(c->labels));
         json::object body{{"labels", labels}, {"ttl", c->ttl}, {"description", c->description}};
         if (!c->mac.empty() || !c->ip.empty() || !c->host.empty())
@@ -61,8 +80,10 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
                    format_time(integer(info, "expires_at")));
         return {};
       });
-  create->add_option("-l,--label", c->labels, "label applied on join: k=v[,k2=v2] (repeatable)");
+  create->add_option("-l,--label,--labels", c->labels,
+                     "labels applied on join: k=v[,k2=v2] (repeatable)");
   create->add_option("--ttl", c->ttl, "lifetime: 90s, 15m, 1h, 7d (default 1h)");
+  create->add_option("--bind", c->binds, "bind to mac=…, ip=… or host=… (repeatable)");
   create->add_option("--bind-mac", c->mac, "only a node with this MAC may use it");
   create->add_option("--bind-ip", c->ip, "only a node joining from this IP may use it");
   create->add_option("--bind-host", c->host, "only a node with this hostname may use it");
