@@ -30,8 +30,10 @@ namespace lab::shared::http::detail {
 
 class TlsStream {
  public:
-  using next_layer_type = boost::beast::tcp_stream;
-  using executor_type = boost::beast::tcp_stream::executor_type;
+  using next_layer_type = boost::beast::tcp_stream;  // NOLINT(readability-identifier-naming)
+  // Names the Asio and Beast stream concepts require.
+  using executor_type =  // NOLINT(readability-identifier-naming)
+      boost::beast::tcp_stream::executor_type;
 
   TlsStream(boost::beast::tcp_stream next, boost::asio::ssl::context& ctx)
       : next_(std::move(next)), ssl_(SSL_new(ctx.native_handle())) {

@@ -74,7 +74,7 @@ struct Options {
 
 [[noreturn]] void die(const std::string& what) {
   std::cerr << "bench_coordinator: " << what << "\n";
-  std::exit(1);
+  std::exit(1);  // NOLINT(concurrency-mt-unsafe): before any thread exists or at the end
 }
 
 std::string slurp(const std::filesystem::path& p) {
@@ -641,7 +641,7 @@ void print(const Figures& f, const Options& o) {
                 mib(f.parked.rss_kib) < 300.0 ? "met" : "MISSED",
                 f.last_ms < 2000.0 ? "met" : "MISSED");
   }
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
 }
 
 Options parse(int argc, char** argv) {
@@ -698,7 +698,7 @@ int main(int argc, char** argv) {
   if (nofile.rlim_cur < biggest + 256)
     die("RLIMIT_NOFILE " + std::to_string(nofile.rlim_cur) + " is too low for " +
         std::to_string(biggest) + " agents");
-  std::signal(SIGPIPE, SIG_IGN);
+  (void)std::signal(SIGPIPE, SIG_IGN);
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   CPU_SET(o.client_cpu, &cpus);
@@ -706,7 +706,7 @@ int main(int argc, char** argv) {
     ::sched_setaffinity(0, sizeof cpus, &cpus);
   std::printf("coordinator bench: %s, lab serve on cpu %d, agents on cpu %d\n", o.lab.c_str(),
               o.server_cpu, o.client_cpu);
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   for (const std::size_t n : o.agents) {
     Run run(o, n);
     print(run.go(), o);

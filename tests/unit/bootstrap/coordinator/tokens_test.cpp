@@ -203,12 +203,14 @@ TEST_F(CoordinatorTest, FiftyConcurrentJoinsWithOneTokenGiveExactlyOneNode) {
   constexpr int kThreads = 50;
   std::vector<Agent> agents(kThreads);
   std::vector<proto::JoinRequest> requests;
+  requests.reserve(kThreads);
   for (int i = 0; i < kThreads; ++i)
     requests.push_back(agents[i].request(t, "racer-" + std::to_string(i)));
   std::atomic<int> ok{0};
   std::atomic<int> used{0};
   std::atomic<bool> go{false};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       while (!go.load())
