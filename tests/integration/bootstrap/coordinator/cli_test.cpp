@@ -114,6 +114,23 @@ TEST(CoordinatorCli, TokenLifecycle) {
   EXPECT_TRUE(contains(verify.output, "audit trail ok")) << verify.output;
 }
 
+TEST(CoordinatorCli, TokenCreateTakesLabelsAndBindAsOperatorsWriteThem) {
+  Appliance a;
+  auto created = a.lab({"token", "create", "--labels", "role=db,env=stage", "--bind", "host=web1",
+                        "--bind", "ip=10.0.0.5"});
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  auto list = a.lab_json({"token", "list"});
+  ASSERT_EQ(list.as_array().size(), 1U);
+  const auto& info = list.as_array()[0].as_object();
+  EXPECT_EQ(info.at("labels").at("env").as_string(), "stage");
+  EXPECT_EQ(info.at("bind").at("host").as_string(), "web1");
+  EXPECT_EQ(info.at("bind").at("ip").as_string(), "10.0.0.5");
+  auto bad = a.lab({"token", "create", "--bind", "colour=red"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "colour=red")) << bad.output;
+  EXPECT_EQ(a.lab_json({"token", "list"}).as_array().size(), 1U) << "nothing minted on bad input";
+}
+
 TEST(CoordinatorCli, NodesGroupsAndSecrets) {
   Appliance a;
   auto web = join(a, a.create_token("role=web"), "web-1");
