@@ -89,7 +89,8 @@ int run_agent_os(const AgentOsOptions& o) {
   // so that rebuilding from the same inputs still gives the same bytes.
   if (o.source_date_epoch) {
     in.source_date_epoch = *o.source_date_epoch;
-  } else if (const char* env = std::getenv("SOURCE_DATE_EPOCH"); env != nullptr && *env != 0) {
+  } else if (const char* env = std::getenv("SOURCE_DATE_EPOCH");  // NOLINT(concurrency-mt-unsafe)
+             env != nullptr && *env != 0) {
     in.source_date_epoch = std::strtoll(env, nullptr, 10);
   } else {
     struct stat st {};
@@ -97,7 +98,7 @@ int run_agent_os(const AgentOsOptions& o) {
   }
   std::optional<shared::crypto::Ed25519PrivateKey> signer;
   if (!o.no_sign) {
-    const char* env = std::getenv("LAB_DATA_DIR");
+    const char* env = std::getenv("LAB_DATA_DIR");  // NOLINT(concurrency-mt-unsafe): one thread
     const std::filesystem::path data_dir =
         !o.data_dir.empty() ? o.data_dir : (env != nullptr && *env != 0 ? env : "/var/lib/lab");
     auto key = load_signer(data_dir / "bundle.key");

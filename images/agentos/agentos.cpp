@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include <array>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <regex>
+#include <system_error>
 
 namespace lab::images {
 namespace {
@@ -34,7 +34,8 @@ Result<void> write_file(const fs::path& path, std::string_view content) {
   const fs::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return Error(ImageError::write_failed, tmp.string() + ": " + std::strerror(errno));
+    return Error(ImageError::write_failed,
+                 tmp.string() + ": " + std::generic_category().message(errno));
   }
   std::size_t done = 0;
   while (done < content.size()) {
@@ -45,12 +46,14 @@ Result<void> write_file(const fs::path& path, std::string_view content) {
     if (n <= 0) {
       const int err = errno;
       ::close(fd);
-      return Error(ImageError::write_failed, tmp.string() + ": " + std::strerror(err));
+      return Error(ImageError::write_failed,
+                   tmp.string() + ": " + std::generic_category().message(err));
     }
     done += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    return Error(ImageError::write_failed, tmp.string() + ": " + std::strerror(errno));
+    return Error(ImageError::write_failed,
+                 tmp.string() + ": " + std::generic_category().message(errno));
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);

@@ -60,7 +60,10 @@ Result<DebFiles> read_data_tar(const std::string& tar, const std::string& deb_na
       continue;
     }
     const std::string name(path);
-    LAB_TRY_ASSIGN(auto data, read_data(a.get(), archive_entry_size(entry), deb_name + " " + name));
+    std::string what = deb_name;
+    what += ' ';
+    what += name;
+    LAB_TRY_ASSIGN(auto data, read_data(a.get(), archive_entry_size(entry), what));
     files.emplace(name, std::move(data));
   }
 }
@@ -71,7 +74,7 @@ Result<DebFiles> extract_from_deb(const std::filesystem::path& deb,
                                   const std::function<bool(std::string_view)>& wanted) {
   ArchivePtr a(archive_read_new(), archive_read_free);
   archive_read_support_format_ar(a.get());
-  if (archive_read_open_filename(a.get(), deb.c_str(), 64 * 1024) != ARCHIVE_OK) {
+  if (archive_read_open_filename(a.get(), deb.c_str(), std::size_t{64} * 1024) != ARCHIVE_OK) {
     return read_error(a.get(), deb.string());
   }
   archive_entry* entry = nullptr;
