@@ -37,11 +37,11 @@ enum class Mode {
 
 /// The lab.* parameters.
 struct BootParams {
-  std::string join_text;                // lab.join verbatim (a "lab1:…" join string)
-  shared::protocol::JoinString join;    // lab.join parsed
-  Mode mode = Mode::discovery;          // lab.mode (default discovery)
-  std::string mac;                      // lab.mac, canonical "52:54:00:12:34:56"; may be empty
-  std::string server;                   // lab.server, "http://10.0.0.1:8080"; may be empty
+  std::string join_text;              // lab.join verbatim (a "lab1:…" join string)
+  shared::protocol::JoinString join;  // lab.join parsed
+  Mode mode = Mode::discovery;        // lab.mode (default discovery)
+  std::string mac;                    // lab.mac, canonical "52:54:00:12:34:56"; may be empty
+  std::string server;                 // lab.server, "http://10.0.0.1:8080"; may be empty
 };
 
 /// The longest command line read (the kernel's own limit is at most 4 KiB on x86 and 2 KiB on

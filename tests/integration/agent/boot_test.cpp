@@ -151,20 +151,19 @@ class BootMachine {
  public:
   explicit BootMachine(const std::string& cmdline) {
     dir_.write("cmdline", cmdline + "\n");
-    dir_.write("labd.toml",
-               fmt::format("data_dir = \"{0}/data\"\n"
-                           "socket = \"{0}/run/labd.sock\"\n"
-                           "tcti = \"device:{0}/no-tpmrm0\"\n"
-                           "[render]\n"
-                           "labels_json = \"{0}/run/labels.json\"\n"
-                           "env_file = \"{0}/run/labels.env\"\n"
-                           "secrets_dir = \"{0}/run/secrets\"\n"
-                           "facts_file = \"{0}/facts/lab.json\"\n"
-                           "[sync]\n"
-                           "wait = \"3s\"\n"
-                           "backoff_initial = \"1s\"\n"
-                           "backoff_cap = \"2s\"\n",
-                           dir_.path().string()));
+    dir_.write("labd.toml", fmt::format("data_dir = \"{0}/data\"\n"
+                                        "socket = \"{0}/run/labd.sock\"\n"
+                                        "tcti = \"device:{0}/no-tpmrm0\"\n"
+                                        "[render]\n"
+                                        "labels_json = \"{0}/run/labels.json\"\n"
+                                        "env_file = \"{0}/run/labels.env\"\n"
+                                        "secrets_dir = \"{0}/run/secrets\"\n"
+                                        "facts_file = \"{0}/facts/lab.json\"\n"
+                                        "[sync]\n"
+                                        "wait = \"3s\"\n"
+                                        "backoff_initial = \"1s\"\n"
+                                        "backoff_cap = \"2s\"\n",
+                                        dir_.path().string()));
   }
 
   [[nodiscard]] std::vector<std::string> argv() const {
@@ -282,8 +281,8 @@ TEST_F(LabdBoot, DiscoveredMachineWaitsForTheOperatorThenReportsReady) {
       << appliance.lab({"node", "list"}).output;
 
   // It keeps serving like `labd run`: labels rendered, the agent stays up.
-  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(machine.dir() / "run/labels.json"); },
-                         15s))
+  ASSERT_TRUE(
+      wait_until([&] { return std::filesystem::exists(machine.dir() / "run/labels.json"); }, 15s))
       << labd.output();
   EXPECT_TRUE(labd.running()) << labd.output();
 
@@ -397,8 +396,8 @@ TEST_F(LabdBoot, ProgressRouteRefusesStrangersAndFloods) {
   EXPECT_EQ(post("{not json").status, 400);
   EXPECT_EQ(post(R"({"mac":")" + mac_ + R"(","stage":"rm -rf"})").status, 400);
   EXPECT_EQ(post(R"({"mac":"zz","stage":"failed"})").status, 400);
-  EXPECT_EQ(post(R"({"mac":")" + mac_ + R"(","stage":"failed","detail":")" + std::string(3000, 'x') +
-                 "\"}")
+  EXPECT_EQ(post(R"({"mac":")" + mac_ + R"(","stage":"failed","detail":")" +
+                 std::string(3000, 'x') + "\"}")
                 .status,
             400);
   EXPECT_EQ(post(std::string(8000, ' ')).status, 413);
