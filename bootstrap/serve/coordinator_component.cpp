@@ -93,12 +93,13 @@ class CoordinatorComponent final : public Component {
  public:
   CoordinatorComponent(Runtime& runtime, std::unique_ptr<coordinator::Coordinator> c,
                        ListenAddress listen, const ApiLimits& limits,
-                       const pxe::recorder::Recorder* recorder)
+                       const pxe::recorder::Recorder* recorder, pxe::events::Sink* boot_events)
       : runtime_(runtime), coordinator_(std::move(c)), listen_(std::move(listen)) {
     api::ApiOptions options;
     options.max_wait = limits.max_wait;
     options.max_parked = limits.max_parked;
     options.recorder = recorder;
+    options.boot_events = boot_events;
     options.server_stats = [this] { return server_->stats(); };
     api_ = std::make_unique<api::Api>(runtime_.io, runtime_.blocking, *coordinator_, options);
     server_ = std::make_unique<shared::http::Server>(
@@ -198,6 +199,7 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   }
   options.certificate_ttl = cfg.duration("coordinator.certificate_ttl");
   options.auto_accept = cfg.string("coordinator.auto_accept");
+  options.boot_events = services.boot_events;
   LAB_TRY_ASSIGN(auto c, coordinator::Coordinator::open(std::move(options)));
   services.registry = c.get();
 
@@ -212,7 +214,7 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   limits.max_wait = cfg.duration("coordinator.long_poll_max");
   limits.max_parked = static_cast<std::size_t>(cfg.integer("coordinator.max_parked"));
   return std::unique_ptr<Component>(std::make_unique<CoordinatorComponent>(
-      runtime, std::move(c), std::move(listen), limits, services.recorder));
+      runtime, std::move(c), std::move(listen), limits, services.recorder, services.boot_events));
 }
 
 }  // namespace

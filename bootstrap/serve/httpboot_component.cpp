@@ -16,7 +16,8 @@ std::vector<pxe::httpboot::ProfileSpec> default_profiles() {
            .selector = "",
            .kernel = "agent/vmlinuz",
            .initrd = "agent/initrd.img",
-           .cmdline = "console=tty0 console=ttyS0 lab.mode=discovery"}};
+           .cmdline = "console=tty0 console=ttyS0 lab.mode=discovery lab.mac={mac} "
+                      "lab.server={server}"}};
 }
 
 class HttpBootComponent final : public Component {
