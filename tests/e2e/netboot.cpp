@@ -196,7 +196,7 @@ std::string accelerator() {
 
 // ---------------------------------------------------------------------------------------------
 
-BootLab::BootLab(LabOptions options) {
+BootLab::BootLab(LabOptions options) : name_(std::move(options.name)) {
   subnet_ = 20 + ((::getpid() * 7 + g_labs.fetch_add(1)) % 200);
   server_ip_ = address(1);
   const std::string n = std::to_string(subnet_);
@@ -304,6 +304,17 @@ BootLab::~BootLab() {
     serve_->stop();
   if (dnsmasq_)
     dnsmasq_->stop();
+  std::error_code ec;
+  fs::copy_file(dir_ / "serve.log", log_prefix().string() + ".serve.log",
+                fs::copy_options::overwrite_existing, ec);
+  fs::copy_file(dir_ / "dnsmasq.log", log_prefix().string() + ".dnsmasq.log",
+                fs::copy_options::overwrite_existing, ec);
+}
+
+fs::path BootLab::log_prefix() const {
+  const fs::path dir = build_dir() / "tests" / "e2e" / "logs";
+  fs::create_directories(dir);
+  return dir / name_;
 }
 
 std::string BootLab::address(int host) const {
@@ -340,7 +351,7 @@ CommandResult BootLab::sh_in(const std::string& script) const {
 // ---------------------------------------------------------------------------------------------
 
 Vm::Vm(const BootLab& lab, Firmware firmware, std::string mac, std::string accel)
-    : mac_(std::move(mac)), serial_(dir_ / "serial.log") {
+    : mac_(std::move(mac)), log_prefix_(lab.log_prefix()), serial_(dir_ / "serial.log") {
   auto argv = qemu_base(accel, serial_);
   std::string nic = "virtio-net-pci,netdev=n0,mac=" + mac_;
   if (firmware == Firmware::uefi) {
@@ -364,6 +375,11 @@ Vm::Vm(const BootLab& lab, Firmware firmware, std::string mac, std::string accel
 Vm::~Vm() {
   if (qemu_)
     qemu_->stop(2s);
+  std::error_code ec;
+  fs::copy_file(serial_, log_prefix_.string() + ".console.log",
+                fs::copy_options::overwrite_existing, ec);
+  fs::copy_file(dir_ / "qemu.log", log_prefix_.string() + ".qemu.log",
+                fs::copy_options::overwrite_existing, ec);
 }
 
 void Vm::scan() {

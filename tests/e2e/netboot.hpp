@@ -39,6 +39,9 @@ std::string accelerator();
 bool labd_has_boot_command();
 
 struct LabOptions {
+  /// Names the copies of the console, QEMU, lab serve and dnsmasq logs kept in
+  /// <build>/tests/e2e/logs/ after the test, for a person to read.
+  std::string name = "netboot";
   /// "full": lab serve hands out addresses. "proxy": dnsmasq in a second namespace on the same
   /// bridge hands them out and lab serve answers PXE clients only.
   std::string dhcp_mode = "full";
@@ -66,6 +69,8 @@ class BootLab {
   [[nodiscard]] const TempDir& dir() const noexcept { return dir_; }
   [[nodiscard]] std::string serve_output() const;
   [[nodiscard]] std::string dnsmasq_output() const;
+  /// Where the logs of this lab's run are kept: <build>/tests/e2e/logs/<name>.
+  [[nodiscard]] std::filesystem::path log_prefix() const;
 
   /// `lab ARGS…` inside the namespace, against this appliance.
   [[nodiscard]] CommandResult lab(const std::vector<std::string>& args) const;
@@ -74,6 +79,7 @@ class BootLab {
 
  private:
   TempDir dir_{"lab-e2e"};
+  std::string name_;
   NetNs ns_{"e2e"};
   std::optional<NetNs> dhcp_ns_;
   int subnet_ = 0;
@@ -108,6 +114,7 @@ class Vm {
   void scan();
 
   std::string mac_;
+  std::filesystem::path log_prefix_;
   TempDir dir_{"lab-vm"};
   std::filesystem::path serial_;
   std::chrono::steady_clock::time_point started_;

@@ -64,15 +64,20 @@ void report_times(const Vm& vm, std::string_view name, const std::string& accel)
 
 // Boots until labd has joined; false (with a failure or skip recorded) when it did not get
 // there. Without a `labd boot` the boot is checked as far as the agent OS's network.
-bool boot_until_joined(Vm& vm, std::string_view name, const std::string& accel) {
+bool boot_until_joined(const BootLab& lab, Vm& vm, std::string_view name,
+                       const std::string& accel) {
+  auto story = [&] {
+    return vm.tail() + "\n--- lab machine timeline " + vm.mac() + ":\n" +
+           lab.lab({"machine", "timeline", vm.mac()}).output;
+  };
   const auto init = vm.wait_for(kInitStarted, kToInit);
   if (!init) {
-    ADD_FAILURE() << name << ": the agent OS's /init never started\n" << vm.tail();
+    ADD_FAILURE() << name << ": the agent OS's /init never started\n" << story();
     return false;
   }
   const auto net = vm.wait_for(kNetworkUp, kInitToNetwork);
   if (!net) {
-    ADD_FAILURE() << name << ": the agent OS got no network\n" << vm.tail();
+    ADD_FAILURE() << name << ": the agent OS got no network\n" << story();
     return false;
   }
   if (!labd_has_boot_command()) {
@@ -82,15 +87,15 @@ bool boot_until_joined(Vm& vm, std::string_view name, const std::string& accel) 
   const auto joined = vm.wait_for(kJoined, kNetworkToJoined);
   report_times(vm, name, accel);
   if (!joined) {
-    ADD_FAILURE() << name << ": labd boot did not join\n" << vm.tail();
+    ADD_FAILURE() << name << ": labd boot did not join\n" << story();
     return false;
   }
   return true;
 }
 
-#define BOOT_UNTIL_JOINED(vm, name, accel)                                                       \
+#define BOOT_UNTIL_JOINED(lab, vm, name, accel)                                                  \
   do {                                                                                           \
-    if (!boot_until_joined(vm, name, accel)) {                                                   \
+    if (!boot_until_joined(lab, vm, name, accel)) {                                              \
       if (!::testing::Test::HasFailure())                                                        \
         GTEST_SKIP() << "this labd has no 'boot' command: checked up to the agent OS's network"; \
       return;                                                                                    \
@@ -226,9 +231,9 @@ class NetBoot : public ::testing::Test {
 TEST_F(NetBoot, BiosMachineJoinsAsDiscoveredAndItsTokenIsSpent) {
   E2E_REQUIRE(Firmware::bios);
   const std::string accel = accelerator();
-  BootLab lab;
+  BootLab lab({.name = "bios", .dhcp_mode = "full", .auto_accept = ""});
   Vm vm(lab, Firmware::bios, mac(1), accel);
-  BOOT_UNTIL_JOINED(vm, "bios", accel);
+  BOOT_UNTIL_JOINED(lab, vm, "bios", accel);
 
   auto node = node_with_mac(lab, vm.mac());
   ASSERT_TRUE(node) << lab.lab({"node", "list", "--output", "json"}).output;
@@ -268,9 +273,9 @@ TEST_F(NetBoot, BiosMachineJoinsAsDiscoveredAndItsTokenIsSpent) {
 TEST_F(NetBoot, UefiMachineBootsThroughOvmfPxeAndIsAutoAccepted) {
   E2E_REQUIRE(Firmware::uefi);
   const std::string accel = accelerator();
-  BootLab lab({.dhcp_mode = "full", .auto_accept = "!lab.test/held"});
+  BootLab lab({.name = "uefi", .dhcp_mode = "full", .auto_accept = "!lab.test/held"});
   Vm vm(lab, Firmware::uefi, mac(2), accel);
-  BOOT_UNTIL_JOINED(vm, "uefi", accel);
+  BOOT_UNTIL_JOINED(lab, vm, "uefi", accel);
 
   auto node = node_with_mac(lab, vm.mac());
   ASSERT_TRUE(node) << lab.lab({"node", "list", "--output", "json"}).output;
@@ -284,9 +289,9 @@ TEST_F(NetBoot, UefiMachineBootsThroughOvmfPxeAndIsAutoAccepted) {
 TEST_F(NetBoot, ProxyModeBesideDnsmasqStillBootsAndJoins) {
   E2E_REQUIRE(Firmware::bios);
   const std::string accel = accelerator();
-  BootLab lab({.dhcp_mode = "proxy", .auto_accept = "!lab.test/held"});
+  BootLab lab({.name = "bios-proxy", .dhcp_mode = "proxy", .auto_accept = "!lab.test/held"});
   Vm vm(lab, Firmware::bios, mac(3), accel);
-  BOOT_UNTIL_JOINED(vm, "bios-proxy", accel);
+  BOOT_UNTIL_JOINED(lab, vm, "bios-proxy", accel);
 
   auto node = node_with_mac(lab, vm.mac());
   ASSERT_TRUE(node) << lab.lab({"node", "list", "--output", "json"}).output;
