@@ -222,6 +222,9 @@ class BootRun {
     unsigned failures = 0;
     bool have_bundle = revision > 0;
     while (!have_bundle || state == kDiscovered) {
+      // An operator may take days; the certificate must outlive the wait. A failed renewal is
+      // retried next round and shows up as a refused poll once the certificate has expired.
+      (void)syncer.renew_if_due();
       const auto started = std::chrono::steady_clock::now();
       auto r = syncer.poll_once();
       if (r) {
