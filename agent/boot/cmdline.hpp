@@ -46,7 +46,7 @@ struct BootParams {
 
 /// The longest command line read (the kernel's own limit is at most 4 KiB on x86 and 2 KiB on
 /// arm64; anything much longer is not a kernel command line).
-inline constexpr std::size_t kMaxCmdline = 16 * 1024;
+inline constexpr std::size_t kMaxCmdline = std::size_t{16} * 1024;
 
 /// Parses a kernel command line ("console=ttyS0 lab.mode=discovery lab.join=lab1:…").
 /// Parameters outside lab.* are ignored; double quotes around a value are removed as the kernel
