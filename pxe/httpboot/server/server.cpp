@@ -87,9 +87,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         registry_(registry),
         http_(
             io,
-            [this](http::Request req, http::Reply reply) {
-              handle(std::move(req), std::move(reply));
-            },
+            [this](const http::Request& req, http::Reply reply) { handle(req, std::move(reply)); },
             options_.limits) {}
 
   Result<std::uint16_t> start() {
@@ -119,7 +117,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   }
 
  private:
-  void handle(http::Request req, http::Reply reply) {
+  void handle(const http::Request& req, http::Reply reply) {
     if (req.method == "POST" && req.path == kProgressPath) {
       handle_progress(req, reply);
       return;

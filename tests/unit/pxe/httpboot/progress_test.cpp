@@ -3,6 +3,7 @@
 
 #include "pxe/httpboot/error.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace {
@@ -74,8 +75,7 @@ TEST(ProgressLimiter, MemoryIsBoundedByMacs) {
   ProgressLimiter limiter({.burst = 1, .refill = 1000ms, .max_macs = 4});
   const auto t0 = std::chrono::steady_clock::time_point(std::chrono::hours(1));
   for (int i = 0; i < 1000; ++i) {
-    char mac[32];
-    std::snprintf(mac, sizeof mac, "52:54:00:00:%02x:%02x", (i >> 8) & 0xff, i & 0xff);
+    const std::string mac = fmt::format("52:54:00:00:{:02x}:{:02x}", (i >> 8) & 0xff, i & 0xff);
     EXPECT_TRUE(limiter.allow(mac, t0));
     EXPECT_LE(limiter.tracked(), 4U);
   }
