@@ -67,6 +67,12 @@ void write_text(const fs::path& p, const std::string& text) {
     throw std::runtime_error("cannot write " + p.string());
 }
 
+}  // namespace
+
+int vm_memory_mib();
+
+namespace {
+
 std::vector<std::string> qemu_base(const std::string& accel, const fs::path& serial) {
   std::vector<std::string> argv{std::string(kQemu),
                                 "-name",
@@ -136,10 +142,10 @@ fs::path agent_os_dir() {
   const fs::path work = cache_dir() / ("agent-os.tmp-" + std::to_string(::getpid()));
   fs::remove_all(work);
   fs::create_directories(work);
-  // Debug information out: a sanitizer build of labd is hundreds of MiB, and the initramfs is
-  // unpacked into the VM's 512 MB. Symbols stay, so a sanitizer report in the VM is readable.
-  auto stripped =
-      run({"strip", "--strip-debug", "-o", (work / "labd").string(), labd.string()}, 120s);
+  // Stripped: a sanitizer build of labd is ~240 MB with debug information and symbols, and the
+  // initramfs is unpacked into the VM's memory. A sanitizer report from inside the VM names
+  // offsets, which the unstripped binary in the build tree resolves.
+  auto stripped = run({"strip", "-o", (work / "labd").string(), labd.string()}, 120s);
   if (stripped.exit_code != 0)
     throw std::runtime_error("strip " + labd.string() + ": " + stripped.output);
   auto built =
@@ -153,6 +159,19 @@ fs::path agent_os_dir() {
   fs::rename(work / "os", out);
   fs::remove_all(work);
   return out;
+}
+
+bool labd_is_sanitized() {
+  auto r = run({"ldd", e2e_labd().string()}, 30s);
+  return r.output.find("libasan") != std::string::npos;
+}
+
+int vm_memory_mib() {
+  // An ASan labd is a 120 MB binary that the initramfs holds in RAM, plus shadow memory when
+  // it runs: under OVMF, 512 MB leave too little to unpack it ("Initramfs unpacking failed:
+  // write error"). A Release labd (LAB_E2E_LABD) boots in the 512 MB a small machine has.
+  static const int mib = labd_is_sanitized() ? 1024 : 512;
+  return mib;
 }
 
 bool labd_has_boot_command() {

@@ -35,6 +35,12 @@ std::filesystem::path agent_os_dir();
 /// (cached per machine boot in the build tree). LAB_E2E_ACCEL=tcg|kvm overrides the probe.
 std::string accelerator();
 
+/// True when the labd under test is built with AddressSanitizer.
+bool labd_is_sanitized();
+
+/// Memory of the test VMs: 512 MiB, or 1024 MiB when labd is a sanitizer build.
+int vm_memory_mib();
+
 /// True when this labd has the `boot` command the agent OS runs.
 bool labd_has_boot_command();
 
