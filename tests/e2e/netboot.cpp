@@ -29,7 +29,9 @@ std::string getenv_or(const char* name, std::string fallback) {
   return v != nullptr && *v != '\0' ? std::string(v) : fallback;
 }
 
-fs::path e2e_labd() {
+}  // namespace
+
+fs::path labd_under_test() {
 #ifdef LAB_E2E_LABD_DEFAULT
   const std::string configured = LAB_E2E_LABD_DEFAULT;
 #else
@@ -37,6 +39,8 @@ fs::path e2e_labd() {
 #endif
   return getenv_or("LAB_E2E_LABD", configured.empty() ? labd_binary().string() : configured);
 }
+
+namespace {
 
 fs::path cache_dir() {
   const fs::path d = build_dir() / "tests" / "e2e" / "cache";
@@ -67,18 +71,12 @@ void write_text(const fs::path& p, const std::string& text) {
     throw std::runtime_error("cannot write " + p.string());
 }
 
-}  // namespace
-
-int vm_memory_mib();
-
-namespace {
-
 std::vector<std::string> qemu_base(const std::string& accel, const fs::path& serial) {
   std::vector<std::string> argv{std::string(kQemu),
                                 "-name",
                                 "lab-e2e",
                                 "-m",
-                                "512",
+                                std::to_string(kVmMemoryMib),
                                 "-smp",
                                 "2",
                                 "-nographic",
@@ -130,7 +128,7 @@ std::string missing_prerequisite(Firmware firmware) {
 
 fs::path agent_os_dir() {
   const fs::path out = cache_dir() / "agent-os";
-  const fs::path labd = e2e_labd();
+  const fs::path labd = labd_under_test();
   std::string stamp = stamp_of(labd) + stamp_of(lab_binary());
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(kKernelDir, ec))
@@ -142,9 +140,10 @@ fs::path agent_os_dir() {
   const fs::path work = cache_dir() / ("agent-os.tmp-" + std::to_string(::getpid()));
   fs::remove_all(work);
   fs::create_directories(work);
-  // Stripped: a sanitizer build of labd is ~240 MB with debug information and symbols, and the
-  // initramfs is unpacked into the VM's memory. A sanitizer report from inside the VM names
-  // offsets, which the unstripped binary in the build tree resolves.
+  // Stripped of everything: an ASan labd is ~240 MB, still 153 MB with its symbols, and the
+  // initramfs is unpacked into the VM's 512 MB, where OVMF leaves too little for that
+  // ("Initramfs unpacking failed: write error"); at 124 MB it fits and runs. A sanitizer
+  // report from inside the VM names offsets, which the unstripped binary resolves.
   auto stripped = run({"strip", "-o", (work / "labd").string(), labd.string()}, 120s);
   if (stripped.exit_code != 0)
     throw std::runtime_error("strip " + labd.string() + ": " + stripped.output);
@@ -161,21 +160,8 @@ fs::path agent_os_dir() {
   return out;
 }
 
-bool labd_is_sanitized() {
-  auto r = run({"ldd", e2e_labd().string()}, 30s);
-  return r.output.find("libasan") != std::string::npos;
-}
-
-int vm_memory_mib() {
-  // An ASan labd is a 120 MB binary that the initramfs holds in RAM, plus shadow memory when
-  // it runs: under OVMF, 512 MB leave too little to unpack it ("Initramfs unpacking failed:
-  // write error"). A Release labd (LAB_E2E_LABD) boots in the 512 MB a small machine has.
-  static const int mib = labd_is_sanitized() ? 1024 : 512;
-  return mib;
-}
-
 bool labd_has_boot_command() {
-  auto r = run({e2e_labd().string(), "boot", "--help"}, 30s);
+  auto r = run({labd_under_test().string(), "boot", "--help"}, 30s);
   return r.exit_code == 0 && r.output.find("--cmdline") != std::string::npos;
 }
 
@@ -409,7 +395,7 @@ void Vm::scan() {
     if (!seen_.contains(marker) && text.find(marker) != std::string::npos)
       seen_.emplace(std::string(marker), now);
   };
-  for (const auto m : {kInitStarted, kNetworkUp, kJoined, kReady})
+  for (const auto m : {kInitStarted, kNetworkUp, kJoining, kJoined, kReady})
     note(m);
   for (const auto m : kFailureMarkers)
     note(m);

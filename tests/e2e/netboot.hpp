@@ -25,6 +25,10 @@ std::string_view firmware_name(Firmware f) noexcept;
 /// iPXE, the kernel package, busybox and zstd.
 std::string missing_prerequisite(Firmware firmware);
 
+/// The labd that goes into the agent OS: $LAB_E2E_LABD, else the LAB_E2E_LABD CMake
+/// variable's, else this build's.
+std::filesystem::path labd_under_test();
+
 /// The agent OS (vmlinuz, initrd.img) for the labd under test, built with `lab image agent-os`
 /// once and cached in the build tree until lab, labd or the kernel package change. The labd is
 /// the LAB_E2E_LABD environment variable's, else the LAB_E2E_LABD CMake variable's, else this
@@ -35,11 +39,8 @@ std::filesystem::path agent_os_dir();
 /// (cached per machine boot in the build tree). LAB_E2E_ACCEL=tcg|kvm overrides the probe.
 std::string accelerator();
 
-/// True when the labd under test is built with AddressSanitizer.
-bool labd_is_sanitized();
-
-/// Memory of the test VMs: 512 MiB, or 1024 MiB when labd is a sanitizer build.
-int vm_memory_mib();
+/// Memory of the test VMs, MiB: what a small machine has.
+inline constexpr int kVmMemoryMib = 512;
 
 /// True when this labd has the `boot` command the agent OS runs.
 bool labd_has_boot_command();
@@ -131,6 +132,7 @@ class Vm {
 /// Console markers of the agent OS (images/agentos/init_script.cpp) and of `labd boot`.
 inline constexpr std::string_view kInitStarted = "lab-agent-os: starting";
 inline constexpr std::string_view kNetworkUp = "lab-agent-os: network up";
+inline constexpr std::string_view kJoining = "labd boot: joining";
 inline constexpr std::string_view kJoined = "labd boot: joined";
 inline constexpr std::string_view kReady = "labd boot: ready";
 /// Markers after which the boot goes no further.

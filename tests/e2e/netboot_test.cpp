@@ -49,13 +49,14 @@ void report_times(const Vm& vm, std::string_view name, const std::string& accel)
   auto fmt_s = [](std::optional<double> s) {
     return s ? fmt::format("{:.1f} s", *s) : std::string("-");
   };
-  const std::string line = fmt::format("boot times {} ({}): /init {}, network up {}, joined {}",
-                                       name, accel, fmt_s(vm.seen(kInitStarted)),
-                                       fmt_s(vm.seen(kNetworkUp)), fmt_s(vm.seen(kJoined)));
+  const std::string line = fmt::format(
+      "boot times {} ({}, labd {}): /init {}, network up {}, labd joining {}, joined {}", name,
+      accel, labd_under_test().string(), fmt_s(vm.seen(kInitStarted)), fmt_s(vm.seen(kNetworkUp)),
+      fmt_s(vm.seen(kJoining)), fmt_s(vm.seen(kJoined)));
   std::cout << line << "\n";
   for (const auto& [key, marker] :
        {std::pair{"seconds_to_init", kInitStarted}, std::pair{"seconds_to_network", kNetworkUp},
-        std::pair{"seconds_to_joined", kJoined}}) {
+        std::pair{"seconds_to_joining", kJoining}, std::pair{"seconds_to_joined", kJoined}}) {
     if (auto s = vm.seen(marker))
       ::testing::Test::RecordProperty(fmt::format("{}_{}", name, key), fmt::format("{:.1f}", *s));
   }
@@ -132,7 +133,7 @@ void expect_qemu_facts(const json::object& node, const std::string& mac) {
   const auto* memory = f.if_contains("memory_bytes");
   ASSERT_TRUE(memory && memory->is_number()) << json::serialize(f);
   const auto bytes = memory->to_number<double>();
-  const double vm = vm_memory_mib() * 1024.0 * 1024.0;
+  const double vm = kVmMemoryMib * 1024.0 * 1024.0;
   EXPECT_GT(bytes, 0.75 * vm) << json::serialize(f);
   EXPECT_LE(bytes, vm) << json::serialize(f);
   const auto* cpu = f.if_contains("cpu");
