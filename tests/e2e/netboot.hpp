@@ -102,7 +102,7 @@ class BootLab {
 /// from the serial console (a file): QEMU's exit code says nothing about the guest.
 class Vm {
  public:
-  Vm(const BootLab& lab, Firmware firmware, std::string mac, std::string accel);
+  Vm(const BootLab& lab, Firmware firmware, std::string mac, const std::string& accel);
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
   ~Vm();

@@ -219,9 +219,9 @@ void expect_whole_timeline(const BootLab& lab, const std::string& mac, Firmware 
 }
 
 std::string join_string_on(const std::string& console) {
-  static const std::regex re(R"(lab\.join=(\S+))");
+  static const std::regex kJoinWord(R"(lab\.join=(\S+))");
   std::smatch m;
-  return std::regex_search(console, m, re) ? m[1].str() : std::string();
+  return std::regex_search(console, m, kJoinWord) ? m[1].str() : std::string();
 }
 
 class NetBoot : public ::testing::Test {
