@@ -219,6 +219,7 @@ ip netns exec "$netns" "$lab" serve --config "$work/boot/lab.toml" --data-dir "$
 pids+=($!)
 wait_for 30 grep -q 'msg=ready' "$work/boot/serve.log" || { cat "$work/boot/serve.log"; exit 1; }
 say "lab serve: DHCP (full mode), TFTP, HTTP boot and the coordinator on $net.1 (config $work/boot/lab.toml)"
+# `blab`: the lab CLI pointed at this appliance (inside its namespace).
 blab() {
   ip netns exec "$netns" env LAB_DATA_DIR="$work/boot/data" LAB_SERVER="https://$net.1:8443" "$lab" "$@"
 }
@@ -237,13 +238,15 @@ shown=0
 # Prints the agent OS's and labd's console lines as they appear, until one matches $1.
 follow_console() {
   local until=$1 end=$((SECONDS + $2))
+  local done=
   while [ $SECONDS -lt $end ]; do
+    grep -a -q "$until" "$console" 2>/dev/null && done=1
     mapfile -t lines < <(grep -a -E 'lab-agent-os:|labd boot:' "$console" 2>/dev/null | tr -d '\r')
     while [ "$shown" -lt "${#lines[@]}" ]; do
       say "[$((SECONDS - t0)) s] console: ${lines[$shown]}"
       shown=$((shown + 1))
     done
-    grep -a -q "$until" "$console" 2>/dev/null && return 0
+    [ -z "$done" ] || return 0
     grep -a -q -E 'labd boot: failed|lab-agent-os: stopped' "$console" 2>/dev/null && break
     sleep 0.5
   done
