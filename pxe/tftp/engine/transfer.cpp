@@ -115,6 +115,7 @@ void Transfer::start(TimePoint now) {
   if (!negotiation_.oack.empty()) {
     state_ = State::oack_sent;
     send_control(wire::OAck{negotiation_.oack});
+    oack_sent_at_ = now;
     deadline_ = now + interval_;
     return;
   }
@@ -262,7 +263,13 @@ void Transfer::on_timer(TimePoint now) {
   }
   interval_ = std::min(interval_ * 2, std::max(settings_.max_timeout, negotiation_.timeout));
   if (state_ == State::oack_sent) {
-    // Waiting for the client to repeat its RRQ (OACK lost) or its ACK 0 (ACK lost).
+    // A client that lost the OACK repeats its RRQ (on_repeated_request answers it); one that
+    // lost its ACK 0 may repeat that first, and must not see a second OACK before.
+    if (now - oack_sent_at_ >= settings_.oack_quiet) {
+      send_control(wire::OAck{negotiation_.oack});
+      ++retransmissions_;
+      oack_sent_at_ = now;
+    }
     deadline_ = now + interval_;
     return;
   }
@@ -274,6 +281,7 @@ void Transfer::on_repeated_request(TimePoint now) {
   if (state_ == State::oack_sent) {
     send_control(wire::OAck{negotiation_.oack});
     ++retransmissions_;
+    oack_sent_at_ = now;
     deadline_ = now + interval_;
     return;
   }

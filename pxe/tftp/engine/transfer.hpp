@@ -42,6 +42,11 @@ struct Settings {
   std::chrono::milliseconds max_timeout{8000};
   /// Timeouts without progress before giving up (with the defaults: 1+2+4+8+8+8 = 31 s).
   unsigned max_retries = 5;
+  /// A timeout repeats the OACK only once the client has been silent this long since the last
+  /// one. Clients disagree about a lost ACK 0: atftp repeats it after 5 s of silence and aborts
+  /// on a second OACK ("unexpected OACK"); curl repeats it only after its whole-transfer retry
+  /// time (72 s) and needs the OACK again. Waiting past 5 s serves both.
+  std::chrono::milliseconds oack_quiet{6000};
 };
 
 /// What was agreed with the client, and which options go into the OACK.
@@ -73,13 +78,10 @@ class Transfer {
   /// Handles one datagram from the client. Malformed datagrams are ignored.
   void on_datagram(std::span<const std::uint8_t> bytes, TimePoint now);
   /// Retransmits when `now` has reached `deadline()`, or gives up after max_retries. The OACK
-  /// is never repeated on a timeout (see on_repeated_request).
+  /// is repeated only after Settings::oack_quiet of silence.
   void on_timer(TimePoint now);
-  /// The client sent its request again from the same port: it has not heard from us, so the
-  /// OACK (or, without options, the first window) is sent again. While the OACK is
-  /// outstanding this is the only way it is repeated: a client that lost it repeats its
-  /// request, and a client that got it but lost its ACK 0 repeats the ACK, whereas a second
-  /// OACK makes atftp abort ("unexpected OACK").
+  /// The client sent its request again from the same port: it has not heard from us (the OACK
+  /// or, without options, the first window was lost), so that is sent again at once.
   void on_repeated_request(TimePoint now);
   /// The network says the client's port is closed: end now instead of retransmitting into it
   /// until the retries run out. Nothing is sent.
@@ -125,6 +127,7 @@ class Transfer {
   bool rewound_ = false;
   unsigned retries_ = 0;
   std::chrono::milliseconds interval_{};  // the retransmission timeout now in force
+  TimePoint oack_sent_at_{};
   std::uint64_t retransmissions_ = 0;
   TimePoint deadline_{};
   Error error_;

@@ -169,14 +169,14 @@ TEST(TftpTransfer, RetransmitsTheWindowOnTimeout) {
   EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{3, 4, 5}));
 }
 
-TEST(TftpTransfer, OackIsRepeatedForARepeatedRequestNeverOnATimeout) {
+TEST(TftpTransfer, OackIsRepeatedOnlyAfterTheClientHadTimeToRepeatItsAck) {
   FakeClock clock;
   Transfer t(rrq({{"blksize", "100"}, {"windowsize", "3"}}),
              std::make_unique<MemorySource>(content(1000)), Settings{});
   t.start(clock.now);
   ASSERT_EQ(sent(t).size(), 1U);
-  // The client's ACK 0 was lost. A second OACK would make atftp abort; the client repeats its
-  // ACK when its own timer (5 s) runs out.
+  // The client's ACK 0 was lost. A second OACK within 5 s would make atftp abort; atftp repeats
+  // its ACK after 5 s of silence.
   for (const auto wait : {1s, 2s}) {
     clock.advance(wait);
     t.on_timer(clock.now);
@@ -187,6 +187,32 @@ TEST(TftpTransfer, OackIsRepeatedForARepeatedRequestNeverOnATimeout) {
   EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{1, 2, 3}));
   EXPECT_EQ(t.deadline(), clock.now + 1s);  // progress: back to the base timeout
 
+  // curl asks for timeout 6 and repeats its ACK 0 only after 72 s: the OACK comes again at the
+  // first timeout past 6 s of silence, then with backoff.
+  Transfer c(rrq({{"blksize", "1468"}, {"timeout", "6"}}),
+             std::make_unique<MemorySource>(content(5000)), Settings{});
+  c.start(clock.now);
+  EXPECT_EQ(c.deadline(), clock.now + 6s);
+  clock.advance(6s);
+  c.on_timer(clock.now);
+  ASSERT_EQ(sent(c).size(), 1U);
+  EXPECT_TRUE(std::holds_alternative<wire::OAck>(sent(c)[0]));
+  EXPECT_EQ(c.deadline(), clock.now + 8s);
+
+  // With the default 1 s timeout the first OACK repeat comes at 7 s (1 + 2 + 4).
+  Transfer d(rrq({{"blksize", "1468"}}), std::make_unique<MemorySource>(content(5000)),
+             Settings{});
+  d.start(clock.now);
+  for (const auto wait : {1s, 2s}) {
+    clock.advance(wait);
+    d.on_timer(clock.now);
+    EXPECT_TRUE(d.outgoing().empty());
+  }
+  clock.advance(4s);
+  d.on_timer(clock.now);
+  ASSERT_EQ(sent(d).size(), 1U);
+  EXPECT_TRUE(std::holds_alternative<wire::OAck>(sent(d)[0]));
+
   // The OACK itself was lost: the client repeats its request, and only that repeats the OACK.
   Transfer lost(rrq({{"blksize", "100"}}), std::make_unique<MemorySource>(content(1000)),
                 Settings{});
@@ -194,7 +220,7 @@ TEST(TftpTransfer, OackIsRepeatedForARepeatedRequestNeverOnATimeout) {
   clock.advance(1s);
   lost.on_timer(clock.now);
   EXPECT_TRUE(lost.outgoing().empty());
-  lost.on_repeated_request(clock.now);
+  lost.on_repeated_request(clock.now);  // the client's RRQ again: answered at once
   ASSERT_EQ(sent(lost).size(), 1U);
   EXPECT_TRUE(std::holds_alternative<wire::OAck>(sent(lost)[0]));
   EXPECT_EQ(lost.retransmissions(), 1U);
