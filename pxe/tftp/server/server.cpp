@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <map>
 #include <mutex>
 #include <optional>
-#include <map>
 
 namespace lab::pxe::tftp::server {
 namespace {

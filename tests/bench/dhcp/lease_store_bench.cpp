@@ -56,7 +56,8 @@ void journal(benchmark::State& state, JournalLeaseStore::Durability durability) 
   const auto n = static_cast<std::size_t>(state.range(0));
   for (auto _ : state) {
     std::promise<bool> done;
-    (*store)->commit(batch_of(n, next), [&](lab::Result<void> r) { done.set_value(r.has_value()); });
+    (*store)->commit(batch_of(n, next),
+                     [&](lab::Result<void> r) { done.set_value(r.has_value()); });
     if (!done.get_future().get()) {
       state.SkipWithError("commit failed");
       break;
@@ -108,7 +109,8 @@ void sqlite_store(benchmark::State& state, bool full) {
       insert->reset();
       ok = insert
                ->bind(static_cast<std::int64_t>(l.ip.value), static_cast<int>(l.state), l.expires,
-                      l.mac, sqlite::Blob{std::span<const std::uint8_t>(
+                      l.mac,
+                      sqlite::Blob{std::span<const std::uint8_t>(
                           reinterpret_cast<const std::uint8_t*>(l.client.data()), l.client.size())})
                .has_value() &&
            insert->run().has_value();

@@ -200,8 +200,7 @@ TEST(TftpTransfer, OackIsRepeatedOnlyAfterTheClientHadTimeToRepeatItsAck) {
   EXPECT_EQ(c.deadline(), clock.now + 8s);
 
   // With the default 1 s timeout the first OACK repeat comes at 7 s (1 + 2 + 4).
-  Transfer d(rrq({{"blksize", "1468"}}), std::make_unique<MemorySource>(content(5000)),
-             Settings{});
+  Transfer d(rrq({{"blksize", "1468"}}), std::make_unique<MemorySource>(content(5000)), Settings{});
   d.start(clock.now);
   for (const auto wait : {1s, 2s}) {
     clock.advance(wait);
@@ -363,8 +362,7 @@ TEST(TftpTransfer, GivesUpAfterBoundedRetries) {
 
 TEST(TftpTransfer, ClientThatNeverAcknowledgesTheOackIsDroppedInBoundedTime) {
   FakeClock clock;
-  Transfer t(rrq({{"blksize", "1468"}}), std::make_unique<MemorySource>(content(5000)),
-             Settings{});
+  Transfer t(rrq({{"blksize", "1468"}}), std::make_unique<MemorySource>(content(5000)), Settings{});
   t.start(clock.now);
   const auto started = clock.now;
   while (!t.finished()) {
