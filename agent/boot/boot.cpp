@@ -116,7 +116,8 @@ std::string one_line(const Error& e) {
 
 class BootRun {
  public:
-  BootRun(daemon::Settings s, const BootOptions& o) : s_(std::move(s)), o_(o), console_(o.console) {}
+  BootRun(daemon::Settings s, const BootOptions& o)
+      : s_(std::move(s)), o_(o), console_(o.console) {}
 
   int run() {
     auto text = files::read_file(o_.cmdline, kMaxCmdline);
@@ -155,8 +156,7 @@ class BootRun {
     std::string state = view->revision > 0 ? view->state : id.state;
     console_.line("joined node={} state={}", id.node_id, state);
 
-    auto transport =
-        std::shared_ptr<sync::Transport>(sync::make_http_transport(id, s_.poll_wait));
+    auto transport = std::shared_ptr<sync::Transport>(sync::make_http_transport(id, s_.poll_wait));
     if (state == kDiscovered)
       console_.line("waiting for the operator (lab node accept {})", id.name);
     auto accepted = wait_for_view(*opened->cache, transport, view->revision, state);
@@ -237,9 +237,9 @@ class BootRun {
         continue;
       }
       if (r.error() == sync::SyncError::forbidden) {
-        return Error(BootError::waiting_failed,
-                     "the coordinator refuses this node's certificate (revoked?): " +
-                         r.error().detail());
+        return Error(
+            BootError::waiting_failed,
+            "the coordinator refuses this node's certificate (revoked?): " + r.error().detail());
       }
       const auto delay = so.backoff.delay(failures, shared::crypto::random_u64());
       if (failures < 64)

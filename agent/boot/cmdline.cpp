@@ -187,9 +187,9 @@ std::string canonical_mac(std::string_view text) {
 
 Result<BootParams> parse_cmdline(std::string_view text) {
   if (text.size() > kMaxCmdline) {
-    return Error(BootError::cmdline_unreadable,
-                 fmt::format("the command line is {} bytes, more than {}", text.size(),
-                             kMaxCmdline));
+    return Error(
+        BootError::cmdline_unreadable,
+        fmt::format("the command line is {} bytes, more than {}", text.size(), kMaxCmdline));
   }
   Collected c = collect(text);
   if (!c.unknown.empty()) {
@@ -218,8 +218,8 @@ Result<BootParams> parse_cmdline(std::string_view text) {
   }
   if (auto it = c.params.find("lab.server"); it != c.params.end()) {
     if (!valid_server(it->second)) {
-      return Error(BootError::bad_server,
-                   fmt::format("lab.server={}: expected http://HOST[:PORT]", printable(it->second)));
+      return Error(BootError::bad_server, fmt::format("lab.server={}: expected http://HOST[:PORT]",
+                                                      printable(it->second)));
     }
     p.server = it->second;
     while (p.server.ends_with('/'))

@@ -37,16 +37,16 @@ enum class Mode {
 
 /// The lab.* parameters.
 struct BootParams {
-  std::string join_text;                // lab.join verbatim (a "lab1:…" join string)
-  shared::protocol::JoinString join;    // lab.join parsed
-  Mode mode = Mode::discovery;          // lab.mode (default discovery)
-  std::string mac;                      // lab.mac, canonical "52:54:00:12:34:56"; may be empty
-  std::string server;                   // lab.server, "http://10.0.0.1:8080"; may be empty
+  std::string join_text;              // lab.join verbatim (a "lab1:…" join string)
+  shared::protocol::JoinString join;  // lab.join parsed
+  Mode mode = Mode::discovery;        // lab.mode (default discovery)
+  std::string mac;                    // lab.mac, canonical "52:54:00:12:34:56"; may be empty
+  std::string server;                 // lab.server, "http://10.0.0.1:8080"; may be empty
 };
 
 /// The longest command line read (the kernel's own limit is at most 4 KiB on x86 and 2 KiB on
 /// arm64; anything much longer is not a kernel command line).
-inline constexpr std::size_t kMaxCmdline = 16 * 1024;
+inline constexpr std::size_t kMaxCmdline = std::size_t{16} * 1024;
 
 /// Parses a kernel command line ("console=ttyS0 lab.mode=discovery lab.join=lab1:…").
 /// Parameters outside lab.* are ignored; double quotes around a value are removed as the kernel

@@ -10,9 +10,8 @@
 namespace lab::agent::boot {
 
 std::string progress_json(std::string_view mac, std::string_view stage, std::string_view detail) {
-  const boost::json::object o{{"mac", mac},
-                              {"stage", stage},
-                              {"detail", detail.substr(0, kMaxProgressDetail)}};
+  const boost::json::object o{
+      {"mac", mac}, {"stage", stage}, {"detail", detail.substr(0, kMaxProgressDetail)}};
   return boost::json::serialize(o);
 }
 

@@ -246,9 +246,8 @@ struct Api::State : std::enable_shared_from_this<Api::State> {
       const auto& last = timeline.back();
       if (last.kind == pxe::events::Kind::agent_boot && last.detail == detail)
         continue;
-      options.boot_events->record(
-          {std::chrono::system_clock::now(), pxe::events::Kind::agent_boot, mac, address,
-           std::move(detail)});
+      options.boot_events->record({std::chrono::system_clock::now(), pxe::events::Kind::agent_boot,
+                                   mac, address, std::move(detail)});
     }
   }
 };

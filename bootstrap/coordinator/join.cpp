@@ -184,10 +184,9 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
       return store_error(r.error());
     // Without the secret anyone who saw the token id could write to the machine's timeline.
     if (holds_secret) {
-      record_boot_join(options_.boot_events, row, actor.address,
-                       {{"result", "refused"},
-                        {"reason", refusal->code().message()},
-                        {"token", token_id}});
+      record_boot_join(
+          options_.boot_events, row, actor.address,
+          {{"result", "refused"}, {"reason", refusal->code().message()}, {"token", token_id}});
     }
     return *refusal;
   }

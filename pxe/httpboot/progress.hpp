@@ -37,9 +37,9 @@ bool known_progress_stage(std::string_view stage) noexcept;
 Result<Progress> parse_progress(std::string_view body);
 
 struct ProgressLimits {
-  std::size_t burst = 10;                      // reports a MAC may send at once
-  std::chrono::milliseconds refill{3000};      // one more report allowed per this interval
-  std::size_t max_macs = 4096;                 // MACs tracked; the least recently seen goes first
+  std::size_t burst = 10;                  // reports a MAC may send at once
+  std::chrono::milliseconds refill{3000};  // one more report allowed per this interval
+  std::size_t max_macs = 4096;             // MACs tracked; the least recently seen goes first
 };
 
 /// A token bucket per MAC. Memory is bounded by max_macs entries. Not thread-safe: the server

@@ -321,8 +321,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         return;
       }
     }
-    Event e{std::chrono::system_clock::now(), Kind::agent_boot, p->mac, client,
-            {{"stage", p->stage}}};
+    Event e{
+        std::chrono::system_clock::now(), Kind::agent_boot, p->mac, client, {{"stage", p->stage}}};
     if (!p->detail.empty())
       e.detail.emplace_back("detail", std::move(p->detail));
     recorder_.record(std::move(e));

@@ -63,8 +63,8 @@ TEST(BootCmdline, RefusesWithAReasonNamingTheParameter) {
       {"console=ttyS0 lab.mode=discovery", BootError::missing_join, "lab.join"},
       {"lab.join=", BootError::missing_join, "lab.join"},
       {"lab.join", BootError::missing_join, "lab.join"},
-      {"lab.join=" + js + " lab.colour=blue lab.Join=x lab.colour=red", BootError::unknown_parameter,
-       "lab.colour, lab.Join"},
+      {"lab.join=" + js + " lab.colour=blue lab.Join=x lab.colour=red",
+       BootError::unknown_parameter, "lab.colour, lab.Join"},
       {"lab.join=" + js + " lab.", BootError::unknown_parameter, "lab."},
       {"lab.join=lab1:not-base64!", BootError::bad_join, "lab.join"},
       {"lab.join=" + js + " lab.mode=provision", BootError::bad_mode, "lab.mode=provision"},
@@ -73,9 +73,11 @@ TEST(BootCmdline, RefusesWithAReasonNamingTheParameter) {
       {"lab.join=" + js + " lab.mac=zz:54:00:12:34:56", BootError::bad_mac, "lab.mac"},
       {"lab.join=" + js + " lab.server=ftp://x", BootError::bad_server, "lab.server"},
       {"lab.join=" + js + " lab.server=http://", BootError::bad_server, "lab.server"},
-      {"lab.join=" + js + " lab.server=http://a\x01" "b", BootError::bad_server, "lab.server"},
-      {"lab.join=" + js + " lab.join=" + join_string(), BootError::duplicate_parameter,
-       "lab.join"},
+      {"lab.join=" + js +
+           " lab.server=http://a\x01"
+           "b",
+       BootError::bad_server, "lab.server"},
+      {"lab.join=" + js + " lab.join=" + join_string(), BootError::duplicate_parameter, "lab.join"},
       {std::string(kMaxCmdline + 1, 'x'), BootError::cmdline_unreadable, "bytes"},
   };
   for (const auto& c : cases) {

@@ -1,6 +1,7 @@
 // POST /boot/progress bodies and the per-MAC rate limit, without sockets.
-#include "pxe/httpboot/error.hpp"
 #include "pxe/httpboot/progress.hpp"
+
+#include "pxe/httpboot/error.hpp"
 
 #include <gtest/gtest.h>
 
