@@ -57,7 +57,7 @@ void journal(benchmark::State& state, JournalLeaseStore::Durability durability) 
   for (auto _ : state) {
     std::promise<bool> done;
     (*store)->commit(batch_of(n, next),
-                     [&](lab::Result<void> r) { done.set_value(r.has_value()); });
+                     [&](const lab::Result<void>& r) { done.set_value(r.has_value()); });
     if (!done.get_future().get()) {
       state.SkipWithError("commit failed");
       break;
@@ -68,10 +68,10 @@ void journal(benchmark::State& state, JournalLeaseStore::Durability durability) 
   std::filesystem::remove_all(path.parent_path());
 }
 
-void BM_JournalFdatasync(benchmark::State& state) {
+void journal_fdatasync(benchmark::State& state) {
   journal(state, JournalLeaseStore::Durability::fdatasync);
 }
-void BM_JournalWrite(benchmark::State& state) {
+void journal_write(benchmark::State& state) {
   journal(state, JournalLeaseStore::Durability::write);
 }
 
@@ -124,16 +124,16 @@ void sqlite_store(benchmark::State& state, bool full) {
   std::filesystem::remove_all(path.parent_path());
 }
 
-void BM_SqliteWalFull(benchmark::State& state) {
+void sqlite_wal_full(benchmark::State& state) {
   sqlite_store(state, true);
 }
-void BM_SqliteWalNormal(benchmark::State& state) {
+void sqlite_wal_normal(benchmark::State& state) {
   sqlite_store(state, false);
 }
 
-BENCHMARK(BM_JournalFdatasync)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
-BENCHMARK(BM_SqliteWalFull)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
-BENCHMARK(BM_JournalWrite)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
-BENCHMARK(BM_SqliteWalNormal)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
+BENCHMARK(journal_fdatasync)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
+BENCHMARK(sqlite_wal_full)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
+BENCHMARK(journal_write)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
+BENCHMARK(sqlite_wal_normal)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
 
 }  // namespace
