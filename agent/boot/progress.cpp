@@ -1,7 +1,7 @@
 #include "agent/boot/progress.hpp"
 
 #include "agent/boot/cmdline.hpp"
-#include "shared/http/client/client.hpp"
+#include "shared/http/beast_client/client.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -22,12 +22,12 @@ ProgressReporter::ProgressReporter(std::string server, std::string mac,
 Result<void> ProgressReporter::report(std::string_view stage, std::string_view detail) const {
   if (!enabled())
     return {};
-  shared::http::ClientOptions o;
+  shared::http::BeastClientOptions o;
   o.base_url = server_;
   o.connect_timeout = timeout_;
   o.timeout = timeout_;
   o.max_body = 4096;
-  shared::http::Client client(std::move(o));
+  shared::http::BeastClient client(std::move(o));
   LAB_TRY_ASSIGN(auto r, client.post_json("/boot/progress", progress_json(mac_, stage, detail)));
   if (r.status != 204 && r.status != 200) {
     return Error(BootError::progress_refused,

@@ -2,7 +2,7 @@
 
 #include "agent/daemon/node.hpp"
 #include "agent/localapi/api.hpp"
-#include "shared/http/client/client.hpp"
+#include "shared/http/beast_client/client.hpp"
 #include "shared/json/json.hpp"
 
 #include <boost/json/object.hpp>
@@ -22,14 +22,14 @@ std::int64_t unix_now() {
       .count();
 }
 
-Result<http::ClientResponse> ask_daemon(const Settings& s, std::string_view path) {
-  http::ClientOptions o;
+Result<http::BeastResponse> ask_daemon(const Settings& s, std::string_view path) {
+  http::BeastClientOptions o;
   o.base_url = "http://localhost";
   o.unix_socket = s.socket.string();
   o.connect_timeout = std::chrono::seconds(2);
   o.timeout = std::chrono::seconds(10);
   o.max_body = std::size_t{16} * 1024 * 1024;
-  http::Client c(std::move(o));
+  http::BeastClient c(std::move(o));
   return c.get(path);
 }
 
@@ -55,7 +55,7 @@ Result<LocalAnswer> ask_cache(const Settings& s, std::string_view path) {
 Result<LocalAnswer> local_get(const Settings& s, std::string_view path) {
   auto r = ask_daemon(s, path);
   if (r)
-    return LocalAnswer{static_cast<unsigned>(r->status), std::move(r->body), true};
+    return LocalAnswer{r->status, std::move(r->body), true};
   auto local = ask_cache(s, path);
   if (local)
     return local;

@@ -79,6 +79,11 @@ int run(const Settings& s) {
   const log::Logger logger("labd");
 
   auto opened = open_node(s);
+  if (!opened && opened.error() == DaemonError::not_joined) {
+    logger.error("this node has not joined; not starting",
+                 {{"data_dir", s.data_dir.string()}, {"hint", hint(opened.error())}});
+    return kExitNotJoined;
+  }
   if (!opened) {
     logger.error("cannot open the node's state",
                  {{"error", opened.error().message()}, {"hint", hint(opened.error())}});
@@ -103,6 +108,9 @@ int run(const Settings& s) {
                                      {"key_protection", node.key->status()}});
 
   boost::asio::io_context io;
+  // Registered before the socket exists: a stop request that comes as soon as the socket
+  // answers is queued here instead of killing the process with the default action.
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   auto api = std::make_shared<const localapi::Api>(state, s.secret_access, unix_now);
   localapi::Server server(io, api);
   if (auto l = server.listen(s.socket); !l) {
@@ -157,7 +165,6 @@ int run(const Settings& s) {
   });
 
   Watchdog watchdog(io);
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec)
       return;

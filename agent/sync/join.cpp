@@ -3,7 +3,7 @@
 #include "shared/crypto/encoding.hpp"
 #include "shared/crypto/keys.hpp"
 #include "shared/crypto/x509.hpp"
-#include "shared/http/client/client.hpp"
+#include "shared/http/beast_client/client.hpp"
 #include "shared/json/json.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -16,12 +16,16 @@ namespace crypto = shared::crypto;
 namespace http = shared::http;
 
 Error transport_error(const Error& e, std::string_view url) {
-  if (e == http::ClientError::tls_failed)
+  if (e.code().category() == sync_category())
+    return e;  // the pin check refused the server's chain
+  if (e == http::BeastClientError::tls_handshake || e == http::BeastClientError::tls_verify ||
+      e == http::BeastClientError::tls_setup) {
     return {SyncError::tls_failed, fmt::format("TLS with {} failed: {}", url, e.message())};
+  }
   return {SyncError::unreachable, fmt::format("cannot reach {}: {}", url, e.message())};
 }
 
-std::string error_reason(const http::ClientResponse& r) {
+std::string error_reason(const http::BeastResponse& r) {
   auto o = shared::json::parse_object(r.body);
   if (o) {
     if (auto e = shared::json::get_string(*o, "error"))
@@ -110,17 +114,18 @@ Result<std::string> pinned_ca(const std::vector<std::string>& chain_pem, std::st
 
 Result<cache::Identity> join(const JoinParams& p) {
   const std::string& url = p.join.url;
-  // 1. Look at the chain without trusting it, and keep only the pinned CA.
-  http::ClientOptions probe_options;
-  probe_options.base_url = url;
-  probe_options.verify_peer = false;
-  probe_options.timeout = p.timeout;
-  http::Client probe(probe_options);
-  auto chain = probe.peer_chain("/v1/join");
-  if (!chain)
-    return transport_error(chain.error(), url);
-  LAB_TRY_ASSIGN(std::string ca_pem,
-                 pinned_ca(*chain, p.join.ca_pin, std::chrono::system_clock::now()));
+  // 1. One connection: the server's chain is looked at before anything is sent, the pinned CA
+  // is picked from it, and the server is verified against that CA only (chain and address).
+  // The token goes out on this connection once that holds.
+  http::BeastClientOptions options;
+  options.base_url = url;
+  options.choose_ca = [&](const std::vector<std::string>& chain) {
+    return pinned_ca(chain, p.join.ca_pin, std::chrono::system_clock::now());
+  };
+  options.timeout = p.timeout;
+  options.connect_timeout = std::min<std::chrono::milliseconds>(p.timeout, options.connect_timeout);
+  options.max_body = std::size_t{1024} * 1024;
+  http::BeastClient client(std::move(options));
 
   // 2. The node's keys: P-256 for TLS, X25519 for sealed secrets.
   auto tls_key = crypto::EcPrivateKey::generate();
@@ -139,12 +144,7 @@ Result<cache::Identity> join(const JoinParams& p) {
   req.agent_version = p.agent_version;
   req.facts = p.facts;
 
-  // 3. From here on, only the pinned CA is trusted.
-  http::ClientOptions options;
-  options.base_url = url;
-  options.ca_pem = ca_pem;
-  options.timeout = p.timeout;
-  http::Client client(options);
+  // 3. Sent only once the server proved to be the pinned coordinator.
   auto r = client.post_json("/v1/join", boost::json::serialize(shared::protocol::to_json(req)));
   if (!r)
     return transport_error(r.error(), url);

@@ -21,10 +21,10 @@ struct JoinParams {
   std::chrono::milliseconds timeout{30000};
 };
 
-/// Blocking (libcurl). Steps: fetch the server's chain without trusting it; find the
-/// certificate whose SPKI pin equals the join string's pin and check the server certificate
-/// chains to it (wrong_pin otherwise); from then on talk TLS verified against that CA only;
-/// make a P-256 TLS key, its CSR and an X25519 sealing key; POST /v1/join. Errors:
+/// Blocking. Steps: make a P-256 TLS key, its CSR and an X25519 sealing key; connect and read
+/// the server's chain before sending anything; find the certificate whose SPKI pin equals the
+/// join string's pin and check the server certificate chains to it and names the URL's host
+/// (wrong_pin / tls_failed otherwise); then POST /v1/join on that connection. Errors:
 /// unreachable, wrong_pin, tls_failed, invalid_token (403), rejected, bad_response, keygen.
 /// The returned identity is not stored; the caller stores it.
 Result<cache::Identity> join(const JoinParams& params);

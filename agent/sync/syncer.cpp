@@ -2,7 +2,7 @@
 
 #include "shared/crypto/random.hpp"
 #include "shared/crypto/x509.hpp"
-#include "shared/http/client/client.hpp"
+#include "shared/http/beast_client/client.hpp"
 #include "shared/json/json.hpp"
 
 #include <boost/json/object.hpp>
@@ -18,7 +18,7 @@ namespace http = shared::http;
 class HttpTransport final : public Transport {
  public:
   HttpTransport(const cache::Identity& id, std::chrono::seconds wait) : url_(id.coordinator_url) {
-    http::ClientOptions o;
+    http::BeastClientOptions o;
     o.base_url = id.coordinator_url;
     o.ca_pem = id.ca_pem;
     o.client_cert_pem = id.certificate_pem;
@@ -27,7 +27,7 @@ class HttpTransport final : public Transport {
     o.timeout =
         std::chrono::duration_cast<std::chrono::milliseconds>(wait) + std::chrono::seconds(20);
     o.max_body = std::size_t{64} * 1024 * 1024;
-    client_ = std::make_unique<http::Client>(std::move(o));
+    client_ = std::make_unique<http::BeastClient>(std::move(o));
   }
 
   Result<std::optional<crypto::Bytes>> fetch_bundle(std::int64_t since,
@@ -75,7 +75,7 @@ class HttpTransport final : public Transport {
   Error transport_error(const Error& e) const {
     return {SyncError::unreachable, fmt::format("{}: {}", url_, e.message())};
   }
-  static Error status_error(const http::ClientResponse& r, std::string_view what) {
+  static Error status_error(const http::BeastResponse& r, std::string_view what) {
     if (r.status == 401 || r.status == 403) {
       return {SyncError::forbidden,
               fmt::format("{}: HTTP {}: the coordinator refuses this node's certificate", what,
@@ -86,7 +86,7 @@ class HttpTransport final : public Transport {
   }
 
   std::string url_;
-  std::unique_ptr<http::Client> client_;
+  std::unique_ptr<http::BeastClient> client_;
 };
 
 }  // namespace

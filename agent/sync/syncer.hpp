@@ -35,7 +35,7 @@ class Transport {
   virtual Result<void> report(std::string_view state, const boost::json::object& facts) = 0;
 };
 
-/// libcurl transport for `identity` (its URL, CA, certificate and key). Blocking.
+/// HTTPS transport (shared/http/beast_client) for `identity` (its URL, CA, certificate and key). Blocking.
 std::unique_ptr<Transport> make_http_transport(const cache::Identity& identity,
                                                std::chrono::seconds wait);
 

@@ -46,6 +46,8 @@ while :; do
   /usr/local/bin/labd run >>/var/log/labd.log 2>&1 &
   child=$!
   wait "$child"
+  # 78 (EX_CONFIG): the node has not joined; restarting cannot fix that.
+  [ $? -eq 78 ] && exit 78
   sleep "$delay"
   [ "$delay" -lt 60 ] && delay=$((delay * 2))
 done
@@ -62,6 +64,8 @@ Type=notify
 ExecStart=/usr/local/bin/labd run
 Restart=always
 RestartSec=2
+# 78 (EX_CONFIG): the node has not joined; restarting cannot fix that.
+RestartPreventExitStatus=78
 
 [Install]
 WantedBy=multi-user.target

@@ -1,5 +1,7 @@
 #include "tests/e2e/netboot.hpp"
 
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,20 +18,22 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kKernelDir = "/var/cache/lab/kernel";  // packaging/install-deps.sh fills it
-const fs::path kIpxeDir = "/usr/lib/ipxe";
-const fs::path kOvmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const fs::path kOvmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+constexpr std::string_view kKernelDir = "/var/cache/lab/kernel";  // install-deps.sh fills it
+constexpr std::string_view kIpxeDir = "/usr/lib/ipxe";
+constexpr std::string_view kOvmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+constexpr std::string_view kOvmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 constexpr std::string_view kQemu = "qemu-system-x86_64";
 
 std::atomic<int> g_labs{0};
 
-std::string getenv_or(const char* name, std::string fallback) {
+std::string getenv_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): tests read env at setup
   return v != nullptr && *v != '\0' ? std::string(v) : fallback;
 }
 
-fs::path e2e_labd() {
+}  // namespace
+
+fs::path labd_under_test() {
 #ifdef LAB_E2E_LABD_DEFAULT
   const std::string configured = LAB_E2E_LABD_DEFAULT;
 #else
@@ -38,8 +42,10 @@ fs::path e2e_labd() {
   return getenv_or("LAB_E2E_LABD", configured.empty() ? labd_binary().string() : configured);
 }
 
+namespace {
+
 fs::path cache_dir() {
-  const fs::path d = build_dir() / "tests" / "e2e" / "cache";
+  fs::path d = build_dir() / "tests" / "e2e" / "cache";
   fs::create_directories(d);
   return d;
 }
@@ -72,7 +78,7 @@ std::vector<std::string> qemu_base(const std::string& accel, const fs::path& ser
                                 "-name",
                                 "lab-e2e",
                                 "-m",
-                                "512",
+                                std::to_string(kVmMemoryMib),
                                 "-smp",
                                 "2",
                                 "-nographic",
@@ -104,13 +110,13 @@ std::string missing_prerequisite(Firmware firmware) {
       return std::string(p) + " is not installed (packaging/install-deps.sh)";
   }
   for (const char* f : {"undionly.kpxe", "ipxe.efi"}) {
-    if (!fs::exists(kIpxeDir / f))
-      return (kIpxeDir / f).string() + " is missing (package ipxe)";
+    if (!fs::exists(fs::path(kIpxeDir) / f))
+      return (fs::path(kIpxeDir) / f).string() + " is missing (package ipxe)";
   }
-  if (firmware == Firmware::bios && !fs::exists(kIpxeDir / "qemu" / "efi-virtio.rom"))
+  if (firmware == Firmware::bios && !fs::exists(fs::path(kIpxeDir) / "qemu" / "efi-virtio.rom"))
     return "QEMU's iPXE option ROM is missing (package ipxe-qemu)";
   if (firmware == Firmware::uefi && (!fs::exists(kOvmfCode) || !fs::exists(kOvmfVars)))
-    return kOvmfCode.string() + " is missing (package ovmf)";
+    return std::string(kOvmfCode) + " is missing (package ovmf)";
   bool kernel = false;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(kKernelDir, ec)) {
@@ -118,13 +124,15 @@ std::string missing_prerequisite(Firmware firmware) {
       kernel = true;
   }
   if (!kernel)
-    return "no linux-image-*.deb in " + kKernelDir.string() + " (packaging/install-deps.sh)";
+    return "no linux-image-*.deb in " + std::string(kKernelDir) + " (packaging/install-deps.sh)";
   return {};
 }
 
 fs::path agent_os_dir() {
-  const fs::path out = cache_dir() / "agent-os";
-  const fs::path labd = e2e_labd();
+  const fs::path labd = labd_under_test();
+  // One cache per labd, so switching between the sanitizer and a Release labd rebuilds nothing.
+  fs::path out =
+      cache_dir() / fmt::format("agent-os-{:016x}", std::hash<std::string>{}(labd.string()));
   std::string stamp = stamp_of(labd) + stamp_of(lab_binary());
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(kKernelDir, ec))
@@ -136,15 +144,16 @@ fs::path agent_os_dir() {
   const fs::path work = cache_dir() / ("agent-os.tmp-" + std::to_string(::getpid()));
   fs::remove_all(work);
   fs::create_directories(work);
-  // Debug information out: a sanitizer build of labd is hundreds of MiB, and the initramfs is
-  // unpacked into the VM's 512 MB. Symbols stay, so a sanitizer report in the VM is readable.
-  auto stripped =
-      run({"strip", "--strip-debug", "-o", (work / "labd").string(), labd.string()}, 120s);
+  // Stripped of everything: an ASan labd is ~240 MB, still 153 MB with its symbols, and the
+  // initramfs is unpacked into the VM's 512 MB, where OVMF leaves too little for that
+  // ("Initramfs unpacking failed: write error"); at 124 MB it fits and runs. A sanitizer
+  // report from inside the VM names offsets, which the unstripped binary resolves.
+  auto stripped = run({"strip", "-o", (work / "labd").string(), labd.string()}, 120s);
   if (stripped.exit_code != 0)
     throw std::runtime_error("strip " + labd.string() + ": " + stripped.output);
   auto built =
       run({lab_binary().string(), "image", "agent-os", "--out", (work / "os").string(), "--labd",
-           (work / "labd").string(), "--kernel-dir", kKernelDir.string(), "--no-sign"},
+           (work / "labd").string(), "--kernel-dir", std::string(kKernelDir), "--no-sign"},
           600s);
   if (built.exit_code != 0)
     throw std::runtime_error("lab image agent-os failed:\n" + built.output);
@@ -156,12 +165,12 @@ fs::path agent_os_dir() {
 }
 
 bool labd_has_boot_command() {
-  auto r = run({e2e_labd().string(), "boot", "--help"}, 30s);
+  auto r = run({labd_under_test().string(), "boot", "--help"}, 30s);
   return r.exit_code == 0 && r.output.find("--cmdline") != std::string::npos;
 }
 
 std::string accelerator() {
-  const std::string forced = getenv_or("LAB_E2E_ACCEL", "");
+  std::string forced = getenv_or("LAB_E2E_ACCEL", "");
   if (!forced.empty())
     return forced;
   const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -212,7 +221,7 @@ BootLab::BootLab(LabOptions options) : name_(std::move(options.name)) {
   fs::create_directories(dir_ / "tftp");
   fs::create_directories(dir_ / "http" / "agent");
   for (const char* f : {"undionly.kpxe", "ipxe.efi"})
-    fs::copy_file(kIpxeDir / f, dir_ / "tftp" / f);
+    fs::copy_file(fs::path(kIpxeDir) / f, dir_ / "tftp" / f);
   for (const char* f : {"vmlinuz", "initrd.img"})
     fs::copy_file(os / f, dir_ / "http" / "agent" / f);
 
@@ -350,7 +359,7 @@ CommandResult BootLab::sh_in(const std::string& script) const {
 
 // ---------------------------------------------------------------------------------------------
 
-Vm::Vm(const BootLab& lab, Firmware firmware, std::string mac, std::string accel)
+Vm::Vm(const BootLab& lab, Firmware firmware, std::string mac, const std::string& accel)
     : mac_(std::move(mac)), log_prefix_(lab.log_prefix()), serial_(dir_ / "serial.log") {
   auto argv = qemu_base(accel, serial_);
   std::string nic = "virtio-net-pci,netdev=n0,mac=" + mac_;
@@ -359,7 +368,7 @@ Vm::Vm(const BootLab& lab, Firmware firmware, std::string mac, std::string accel
     // UEFI machines.
     fs::copy_file(kOvmfVars, dir_ / "OVMF_VARS.fd");
     argv.insert(argv.end(),
-                {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + kOvmfCode.string(),
+                {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + std::string(kOvmfCode),
                  "-drive", "if=pflash,format=raw,unit=1,file=" + (dir_ / "OVMF_VARS.fd").string()});
     nic += ",romfile=,bootindex=0";
   } else {
@@ -390,7 +399,7 @@ void Vm::scan() {
     if (!seen_.contains(marker) && text.find(marker) != std::string::npos)
       seen_.emplace(std::string(marker), now);
   };
-  for (const auto m : {kInitStarted, kNetworkUp, kJoined, kReady})
+  for (const auto m : {kInitStarted, kNetworkUp, kJoining, kJoined, kReady})
     note(m);
   for (const auto m : kFailureMarkers)
     note(m);

@@ -25,6 +25,10 @@ std::string_view firmware_name(Firmware f) noexcept;
 /// iPXE, the kernel package, busybox and zstd.
 std::string missing_prerequisite(Firmware firmware);
 
+/// The labd that goes into the agent OS: $LAB_E2E_LABD, else the LAB_E2E_LABD CMake
+/// variable's, else this build's.
+std::filesystem::path labd_under_test();
+
 /// The agent OS (vmlinuz, initrd.img) for the labd under test, built with `lab image agent-os`
 /// once and cached in the build tree until lab, labd or the kernel package change. The labd is
 /// the LAB_E2E_LABD environment variable's, else the LAB_E2E_LABD CMake variable's, else this
@@ -34,6 +38,9 @@ std::filesystem::path agent_os_dir();
 /// "tcg", or "kvm" when a short direct-kernel probe boot under KVM reached the agent OS's /init
 /// (cached per machine boot in the build tree). LAB_E2E_ACCEL=tcg|kvm overrides the probe.
 std::string accelerator();
+
+/// Memory of the test VMs, MiB: what a small machine has.
+inline constexpr int kVmMemoryMib = 512;
 
 /// True when this labd has the `boot` command the agent OS runs.
 bool labd_has_boot_command();
@@ -95,7 +102,7 @@ class BootLab {
 /// from the serial console (a file): QEMU's exit code says nothing about the guest.
 class Vm {
  public:
-  Vm(const BootLab& lab, Firmware firmware, std::string mac, std::string accel);
+  Vm(const BootLab& lab, Firmware firmware, std::string mac, const std::string& accel);
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
   ~Vm();
@@ -125,6 +132,7 @@ class Vm {
 /// Console markers of the agent OS (images/agentos/init_script.cpp) and of `labd boot`.
 inline constexpr std::string_view kInitStarted = "lab-agent-os: starting";
 inline constexpr std::string_view kNetworkUp = "lab-agent-os: network up";
+inline constexpr std::string_view kJoining = "labd boot: joining";
 inline constexpr std::string_view kJoined = "labd boot: joined";
 inline constexpr std::string_view kReady = "labd boot: ready";
 /// Markers after which the boot goes no further.

@@ -166,6 +166,27 @@ TEST_F(LabdTest, JoinFailuresAreOneLineWithAHint) {
   EXPECT_TRUE(contains(twice.output, "hint: 'labd rejoin <join-string>'")) << twice.output;
 }
 
+// The unit does not restart on 78 (RestartPreventExitStatus=78): a node that has not joined
+// must not come back every two seconds, and must say why in one journal line.
+TEST_F(LabdTest, RunBeforeJoinExitsWithExConfigAndOneLineSayingWhy) {
+  LabdNode node;
+  auto r = node.labd({"run"}, 20s);
+  EXPECT_EQ(r.exit_code, 78) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "has not joined")) << r.output;
+  EXPECT_TRUE(contains(r.output, "labd join <join-string>")) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(node.run_dir() / "labd.sock"));
+
+  // Joined, the same command serves; a damaged keystore is still an ordinary failure (1).
+  ASSERT_EQ(node.labd({"join", coord_.join_string()}).exit_code, 0);
+  auto agent = node.start();
+  ASSERT_TRUE(node.wait_ready()) << agent.output();
+  EXPECT_EQ(agent.stop(), 0);
+  node.replace_tpm(std::make_unique<Swtpm>());  // another machine's TPM: the key does not unseal
+  auto other = node.labd({"run"}, 20s);
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+}
+
 TEST_F(LabdTest, WithoutATpmJoinRefusesUnlessFileModeIsChosen) {
   LabdNode node({}, /*with_tpm=*/false);
   const auto js = coord_.join_string();
