@@ -161,6 +161,8 @@ struct Api::State : std::enable_shared_from_this<Api::State> {
   std::atomic<std::size_t> parked{0};
   std::atomic<std::uint64_t> long_polls_answered{0};
   std::atomic<std::uint64_t> long_polls_timed_out{0};
+  std::atomic<std::uint64_t> long_polls_revoked{0};
+  std::atomic<std::uint64_t> long_polls_hung_up{0};
   std::atomic<bool> stopping{false};
   std::mutex polls_mu;
   std::set<std::shared_ptr<Poll>> polls;
@@ -303,12 +305,29 @@ void Api::State::bundle(Request req, Reply reply) {
       self->polls.insert(p);
     }
     std::weak_ptr<Poll> weak = p;
+    // A client gone before the change must not hold its slot until the wait ends.
+    if (req.on_hangup) {
+      req.on_hangup([self, weak] {
+        if (auto poll = weak.lock()) {
+          self->long_polls_hung_up.fetch_add(1);
+          self->finish(poll, no_content());
+        }
+      });
+    }
     auto w = self->coordinator.watch(agent->node_id, since,
                                      [self, weak](const Coordinator::SignedBundle& b) {
-                                       if (auto poll = weak.lock()) {
-                                         self->long_polls_answered.fetch_add(1);
-                                         self->finish(poll, bundle_response(b));
+                                       auto poll = weak.lock();
+                                       if (!poll)
+                                         return;
+                                       if (b.revoked) {
+                                         // Revoked while parked: refused now, as every later
+                                         // request will be.
+                                         self->long_polls_revoked.fetch_add(1);
+                                         self->finish(poll, forbidden());
+                                         return;
                                        }
+                                       self->long_polls_answered.fetch_add(1);
+                                       self->finish(poll, bundle_response(b));
                                      });
     {
       std::lock_guard lock(p->mu);
@@ -382,6 +401,12 @@ std::string Api::metrics_text() const {
       "\n"
       "lab_api_long_polls_total{outcome=\"timeout\"} " +
       std::to_string(state_->long_polls_timed_out.load()) +
+      "\n"
+      "lab_api_long_polls_total{outcome=\"revoked\"} " +
+      std::to_string(state_->long_polls_revoked.load()) +
+      "\n"
+      "lab_api_long_polls_total{outcome=\"hangup\"} " +
+      std::to_string(state_->long_polls_hung_up.load()) +
       "\n"
       "# HELP lab_coordinator_revision The coordinator's current revision.\n"
       "# TYPE lab_coordinator_revision gauge\n"

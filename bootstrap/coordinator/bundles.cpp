@@ -1,13 +1,19 @@
 // Views and bundles: after every commit the views a change may touch are rebuilt from the
-// model; only those that differ from the last signed one (revision and issued_at aside) get
-// the current revision, are signed and published, and wake the watches waiting for them.
+// model (state mutex held); only those that differ from the last signed one (revision and
+// issued_at aside) get the current revision. They are signed after the mutex is released, in
+// chunks, and each chunk is published and wakes its watches as soon as it is signed, so the
+// first agents have a fleet-wide change while the rest of the fleet is still being signed.
 #include "bootstrap/coordinator/coordinator_impl.hpp"
 #include "shared/crypto/aead.hpp"
 #include "shared/crypto/encoding.hpp"
 #include "shared/envelope/envelope.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
+#include <iterator>
+#include <optional>
 #include <thread>
 
 namespace lab::bootstrap::coordinator {
@@ -16,31 +22,70 @@ namespace {
 namespace cr = shared::crypto;
 namespace proto = shared::protocol;
 
-// Signing dominates a fleet-wide change; spread it over the cores when there is enough of it.
+// Building views and signing them are spread over the cores this process may run on (its
+// CPU affinity, not the machine's core count: under `taskset -c 0` a second thread only adds
+// switches) when there is enough of it.
 constexpr std::size_t kParallelThreshold = 64;
 constexpr std::size_t kMaxThreads = 8;
-constexpr std::size_t kChunk = 16;
+constexpr std::size_t kBuildChunk = 16;
+// Signed views are published, and their watches woken, this many at a time.
+constexpr std::size_t kDeliveryChunk = 64;
 
-void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+std::size_t usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0)
+    return std::max(1, CPU_COUNT(&set));
+  return std::max(1U, std::thread::hardware_concurrency());
+}
+
+// Calls fn(begin, end) over [0, n) in chunks of `chunk`, on up to usable_cores() threads.
+void parallel_chunks(std::size_t n, std::size_t chunk,
+                     const std::function<void(std::size_t, std::size_t)>& fn) {
   std::size_t threads = 1;
-  if (n >= kParallelThreshold) {
-    threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, kMaxThreads);
-  }
+  if (n >= kParallelThreshold)
+    threads = std::clamp<std::size_t>(usable_cores(), 1, kMaxThreads);
+  threads = std::min(threads, (n + chunk - 1) / chunk);
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
     for (;;) {
-      const std::size_t begin = next.fetch_add(kChunk);
+      const std::size_t begin = next.fetch_add(chunk);
       if (begin >= n)
         return;
-      for (std::size_t i = begin; i < std::min(n, begin + kChunk); ++i)
-        fn(i);
+      fn(begin, std::min(n, begin + chunk));
     }
   };
   std::vector<std::jthread> pool;
-  pool.reserve(threads - 1);
+  pool.reserve(threads > 0 ? threads - 1 : 0);
   for (std::size_t t = 1; t < threads; ++t)
     pool.emplace_back(worker);
   worker();
+}
+
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  parallel_chunks(n, kBuildChunk, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i)
+      fn(i);
+  });
+}
+
+// One bundle envelope. shared::envelope::seal derives the public key and its id again for
+// every call, which costs a third of a signature; a fleet-wide change signs thousands of views
+// with one key, so the id comes from the caller and the signature is put where the wire format
+// (envelope.hpp) has it: the last 64 bytes, covering every byte before them.
+std::optional<std::string> seal_bundle(const cr::Ed25519PrivateKey& key, const std::string& key_id,
+                                       std::string_view payload) {
+  shared::envelope::Envelope env;
+  env.kind = proto::kBundleKind;
+  env.key_id = key_id;
+  env.payload.assign(payload.begin(), payload.end());
+  cr::Bytes bytes = shared::envelope::serialize(env);
+  if (bytes.size() < env.signature.size())
+    return std::nullopt;
+  const std::size_t signed_size = bytes.size() - env.signature.size();
+  const cr::Signature sig = key.sign(cr::ByteView(bytes.data(), signed_size));
+  std::copy(sig.begin(), sig.end(), bytes.begin() + static_cast<std::ptrdiff_t>(signed_size));
+  return std::string(bytes.begin(), bytes.end());
 }
 
 bool same_view(const proto::Bundle& a, const proto::Bundle& b) {
@@ -63,12 +108,15 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
   const std::int64_t t = now();
   const std::int64_t revision = revision_.load();
 
-  // Targets: every node, or those named; revoked and vanished nodes lose their view.
+  // Targets: every node, or those named; revoked and vanished nodes lose their view, and
+  // their parked watches are answered.
+  Deliveries out;
   std::vector<const NodeRecord*> targets;
   auto consider = [&](const NodeRecord& n) {
     if (n.state == "revoked") {
       views_.erase(n.id);
-      hub_->remove(n.id);
+      auto calls = hub_->revoke(n.id);
+      std::move(calls.begin(), calls.end(), std::back_inserter(out.calls));
       return;
     }
     targets.push_back(&n);
@@ -84,7 +132,7 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
     }
   }
   if (targets.empty())
-    return {};
+    return out;
 
   // Shared by every view: revoked serials, and the ring of reachable active nodes (sorted by
   // id) from which each node gets its next max_peers neighbours.
@@ -100,7 +148,7 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
   for (const NodeRecord* n : targets)
     states.push_back(&views_[n->id]);
 
-  std::vector<std::shared_ptr<const std::string>> signed_out(targets.size());
+  std::vector<std::optional<proto::Bundle>> changed(targets.size());
   parallel_for(targets.size(), [&](std::size_t i) {
     const NodeRecord& n = *targets[i];
     ViewState& state = *states[i];
@@ -156,22 +204,39 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
       return;
     b.revision = revision;
     b.issued_at = t;
-    const std::string payload = proto::serialize(b);
-    auto env =
-        shared::envelope::seal(identity_.bundle_key, proto::kBundleKind, cr::as_bytes(payload));
-    if (!env)
-      return;
-    signed_out[i] = std::make_shared<const std::string>(env->begin(), env->end());
-    state.view = std::move(b);
+    state.view = b;
     state.published = true;
+    changed[i] = std::move(b);
   });
 
-  std::vector<std::pair<std::string, SignedBundle>> changed;
   for (std::size_t i = 0; i < targets.size(); ++i) {
-    if (signed_out[i])
-      changed.emplace_back(targets[i]->id, SignedBundle{revision, std::move(signed_out[i])});
+    if (changed[i])
+      out.views.push_back({targets[i]->id, std::move(*changed[i])});
   }
-  return hub_->publish(std::move(changed));
+  return out;
+}
+
+void CoordinatorImpl::deliver(Deliveries deliveries) {
+  for (auto& call : deliveries.calls)
+    call();
+  auto& views = deliveries.views;
+  if (views.empty())
+    return;
+  const std::string key_id = identity_.bundle_key.public_key().key_id();
+  parallel_chunks(views.size(), kDeliveryChunk, [&](std::size_t begin, std::size_t end) {
+    std::vector<std::pair<std::string, SignedBundle>> chunk;
+    chunk.reserve(end - begin);
+    for (std::size_t i = begin; i < end; ++i) {
+      auto env = seal_bundle(identity_.bundle_key, key_id, proto::serialize(views[i].view));
+      if (!env)
+        continue;
+      chunk.emplace_back(std::move(views[i].node_id),
+                         SignedBundle{views[i].view.revision,
+                                      std::make_shared<const std::string>(std::move(*env))});
+    }
+    for (auto& call : hub_->publish(std::move(chunk)))
+      call();
+  });
 }
 
 Result<Coordinator::SignedBundle> CoordinatorImpl::bundle(const AgentIdentity& agent) {

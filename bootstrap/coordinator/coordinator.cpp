@@ -136,11 +136,6 @@ Result<Deliveries> CoordinatorImpl::commit(shared::sqlite::Transaction& tx, std:
   return rebuild_views(dirty);
 }
 
-void CoordinatorImpl::deliver(Deliveries deliveries) {
-  for (auto& call : deliveries)
-    call();
-}
-
 // ---- Audit ----------------------------------------------------------------------------------
 
 Result<std::vector<AuditEvent>> CoordinatorImpl::audit_events(std::int64_t after_seq,

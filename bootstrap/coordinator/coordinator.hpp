@@ -239,11 +239,14 @@ class Coordinator : public pxe::registry::Registry {
   struct SignedBundle {
     std::int64_t revision = 0;
     std::shared_ptr<const std::string> envelope;  // shared::envelope bytes
+    /// Set (with no envelope) when a watch ends because the node was revoked.
+    bool revoked = false;
   };
   virtual Result<SignedBundle> bundle(const AgentIdentity& agent) = 0;
 
   /// Calls `changed` once, from any thread, as soon as the node's view moves past `since`
-  /// (at once when it already has). Returns a handle; destroying it cancels the watch, after
+  /// (at once when it already has), or with SignedBundle::revoked once the node is revoked
+  /// (at once when it already is). Returns a handle; destroying it cancels the watch, after
   /// which `changed` is not called. Costs no thread while parked.
   class Watch {
    public:

@@ -29,8 +29,19 @@ struct Dirty {
   static Dirty node(std::string id) { return {false, {std::move(id)}}; }
 };
 
-/// Calls owed to watches, made after the state mutex is released.
-using Deliveries = std::vector<std::function<void()>>;
+/// A node's view that changed, built under the state mutex; signed after it is released.
+struct PendingView {
+  std::string node_id;
+  shared::protocol::Bundle view;
+};
+
+/// What a committed change owes the watches, done after the state mutex is released:
+/// calls (revocations) and views to sign and publish, in chunks, each chunk's watches
+/// woken as soon as it is signed.
+struct Deliveries {
+  std::vector<std::function<void()>> calls;
+  std::vector<PendingView> views;
+};
 
 class CoordinatorImpl final : public Coordinator {
  public:
@@ -112,9 +123,10 @@ class CoordinatorImpl final : public Coordinator {
   /// caller runs them after unlocking.
   Result<Deliveries> commit(shared::sqlite::Transaction& tx, std::int64_t revision,
                             const Dirty& dirty, const std::function<void()>& apply);
-  /// Rebuilds views (state mutex held) and publishes the changed ones.
+  /// Rebuilds views (state mutex held) and returns the changed ones, for deliver().
   Deliveries rebuild_views(const Dirty& dirty);
-  static void deliver(Deliveries deliveries);
+  /// Signs and publishes the changed views and wakes their watches (state mutex not held).
+  void deliver(Deliveries deliveries);
 
   /// Creates a token inside the caller's lock (create_token, mint_boot_token).
   Result<CreatedToken> create_token_locked(const TokenSpec& spec, const Actor& actor,

@@ -3,6 +3,15 @@
 #include <algorithm>
 
 namespace lab::bootstrap::coordinator {
+namespace {
+
+WatchHub::SignedBundle revoked_bundle() {
+  WatchHub::SignedBundle b;
+  b.revoked = true;
+  return b;
+}
+
+}  // namespace
 
 class WatchHub::Handle final : public Coordinator::Watch {
  public:
@@ -55,7 +64,9 @@ std::unique_ptr<Coordinator::Watch> WatchHub::watch(const std::string& node_id, 
   {
     const std::lock_guard lock(mutex_);
     auto it = bundles_.find(node_id);
-    if (it != bundles_.end() && it->second.revision > since) {
+    if (revoked_.contains(node_id)) {
+      ready = revoked_bundle();
+    } else if (it != bundles_.end() && it->second.revision > since) {
       ready = it->second;
     } else {
       parked_[node_id].push_back(entry);
@@ -71,27 +82,42 @@ std::vector<std::function<void()>> WatchHub::publish(
     std::vector<std::pair<std::string, SignedBundle>> bundles) {
   std::vector<std::function<void()>> calls;
   const std::lock_guard lock(mutex_);
-  for (auto& [node, bundle] : bundles) {
+  for (auto& item : bundles) {
+    const std::string& node = item.first;
+    const std::int64_t revision = item.second.revision;
+    if (revoked_.contains(node))
+      continue;
+    auto& published = bundles_[node];
+    if (published.envelope && published.revision >= revision)
+      continue;
     if (auto it = parked_.find(node); it != parked_.end()) {
       auto& waiting = it->second;
-      auto split = std::stable_partition(waiting.begin(), waiting.end(), [&](const auto& e) {
-        return e->since >= bundle.revision;
+      auto split = std::stable_partition(waiting.begin(), waiting.end(), [revision](const auto& e) {
+        return e->since >= revision;
       });
       for (auto e = split; e != waiting.end(); ++e) {
-        calls.emplace_back([entry = *e, b = bundle] { fire(entry, b); });
+        calls.emplace_back([entry = *e, b = item.second] { fire(entry, b); });
       }
       waiting.erase(split, waiting.end());
       if (waiting.empty())
         parked_.erase(it);
     }
-    bundles_[node] = std::move(bundle);
+    published = std::move(item.second);
   }
   return calls;
 }
 
-void WatchHub::remove(const std::string& node_id) {
+std::vector<std::function<void()>> WatchHub::revoke(const std::string& node_id) {
+  std::vector<std::function<void()>> calls;
   const std::lock_guard lock(mutex_);
   bundles_.erase(node_id);
+  revoked_.insert(node_id);
+  if (auto it = parked_.find(node_id); it != parked_.end()) {
+    for (auto& entry : it->second)
+      calls.emplace_back([entry] { fire(entry, revoked_bundle()); });
+    parked_.erase(it);
+  }
+  return calls;
 }
 
 std::size_t WatchHub::parked() const {

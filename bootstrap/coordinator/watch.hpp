@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace lab::bootstrap::coordinator {
@@ -21,19 +22,23 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   /// The node's newest bundle, if one was published.
   [[nodiscard]] std::optional<SignedBundle> get(const std::string& node_id) const;
 
-  /// Calls `cb` at once (on this thread) when the node's bundle is newer than `since`,
-  /// otherwise parks it until publish() moves past `since`. Destroying the handle cancels;
-  /// it waits for a call already running on another thread, so `cb` never runs afterwards.
+  /// Calls `cb` at once (on this thread) when the node's bundle is newer than `since` or the
+  /// node is revoked, otherwise parks it until publish() moves past `since` or revoke().
+  /// Destroying the handle cancels; it waits for a call already running on another thread,
+  /// so `cb` never runs afterwards.
   std::unique_ptr<Coordinator::Watch> watch(const std::string& node_id, std::int64_t since,
                                             Callback cb);
 
-  /// Replaces the published bundles of these nodes and returns the calls owed to the watches
-  /// they satisfy; run them after releasing every other lock.
+  /// Replaces the published bundles of these nodes, unless the one published is already
+  /// newer (views are signed outside the coordinator's lock, so two changes may publish out
+  /// of order), and returns the calls owed to the watches they satisfy; run them after
+  /// releasing every other lock.
   [[nodiscard]] std::vector<std::function<void()>> publish(
       std::vector<std::pair<std::string, SignedBundle>> bundles);
 
-  /// Forgets a node's bundle (revoked); its parked watches stay until cancelled.
-  void remove(const std::string& node_id);
+  /// Forgets a revoked node's bundle and returns the calls that answer its parked watches
+  /// with SignedBundle::revoked; later watches on it are answered so at once.
+  [[nodiscard]] std::vector<std::function<void()>> revoke(const std::string& node_id);
 
   [[nodiscard]] std::size_t parked() const;
 
@@ -51,6 +56,7 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, SignedBundle> bundles_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Entry>>> parked_;
+  std::unordered_set<std::string> revoked_;
 };
 
 }  // namespace lab::bootstrap::coordinator

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,11 @@ struct Request {
   Headers headers;
   std::string body;
   Peer peer;
+  /// Set by shared::http::Server. A handler that holds its Reply for long (a long-poll) passes
+  /// a function here to learn that the client hung up first: it runs at most once, on the
+  /// connection's strand, never after the reply, and the connection is closed by then, so
+  /// the handler can answer at once and let go of what it holds. Callable from any thread.
+  std::function<void(std::function<void()>)> on_hangup;
 
   [[nodiscard]] std::optional<std::string_view> query_param(std::string_view name) const;
   [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const {

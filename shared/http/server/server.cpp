@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,6 +49,8 @@ using UnixStream = beast::basic_stream<UnixProtocol>;
 constexpr std::size_t kFileChunk = std::size_t{256} * 1024;
 // A sendfile loop yields to other connections on the strand's io_context after this much.
 constexpr std::size_t kSendfileBurst = std::size_t{8} * 1024 * 1024;
+// How often a connection that sent bytes while its reply is pending is checked for a hang-up.
+constexpr std::chrono::seconds kHangupRecheck{1};
 
 template <class Stream>
 constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
@@ -185,6 +188,7 @@ class Connection final : public ConnectionBase,
   }
 
   void send(Response response) override {
+    stop_hangup_watch();
     if (closing_)
       response.close = true;
     const bool keep_alive = keep_alive_ && !response.close;
@@ -225,7 +229,7 @@ class Connection final : public ConnectionBase,
       close();
       return;
     }
-    parser_.emplace();
+    parser_ = std::make_unique<bhttp::request_parser<bhttp::string_body>>();
     parser_->header_limit(static_cast<std::uint32_t>(server_->limits_.header_bytes));
     parser_->body_limit(server_->limits_.body_bytes);
     // Idle connections hold almost nothing between requests.
@@ -288,6 +292,69 @@ class Connection final : public ConnectionBase,
           }
           self->dispatch();
         });
+  }
+
+  // ---- A client that hangs up while its reply is pending ----------------------------------
+  // Waiting for a reply, the connection reads nothing; a handler that asked (Request::
+  // on_hangup) has the socket watched for readability. A peer that closed (FIN or RST) ends
+  // the wait: the connection is closed and the handler told, so a parked long-poll does not
+  // hold its slot until its timeout. Bytes from a peer still there stay for the next read.
+
+  void watch_hangup(std::uint64_t seq, std::function<void()> fn) {
+    if (seq != request_seq_ || !awaiting_reply_)
+      return;  // already answered
+    if (hung_up_) {
+      fn();
+      return;
+    }
+    on_hangup_ = std::move(fn);
+    beast::get_lowest_layer(stream_).socket().async_wait(
+        asio::socket_base::wait_read,
+        [self = this->shared_from_this(), seq](const boost::system::error_code& ec) {
+          if (ec == asio::error::operation_aborted)
+            return;
+          self->check_hangup(seq);
+        });
+  }
+
+  void check_hangup(std::uint64_t seq) {
+    if (seq != request_seq_ || !awaiting_reply_ || !on_hangup_)
+      return;
+    if (!peer_gone()) {
+      // Readable, yet the peer is there: the bytes wait for the next read; look again later
+      // rather than spin on a socket that stays readable.
+      read_timer_.expires_after(kHangupRecheck);
+      read_timer_.async_wait(
+          [self = this->shared_from_this(), seq](const boost::system::error_code& ec) {
+            if (!ec)
+              self->check_hangup(seq);
+          });
+      return;
+    }
+    hung_up_ = true;
+    closing_ = true;
+    auto fn = std::exchange(on_hangup_, nullptr);
+    close();
+    fn();
+  }
+
+  bool peer_gone() {
+    pollfd p{};
+    p.fd = beast::get_lowest_layer(stream_).socket().native_handle();
+    p.events = POLLIN | POLLRDHUP;
+    if (::poll(&p, 1, 0) < 0)
+      return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+  }
+
+  void stop_hangup_watch() {
+    awaiting_reply_ = false;
+    if (!on_hangup_)
+      return;
+    on_hangup_ = nullptr;
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().cancel(ignored);
+    read_timer_.cancel();
   }
 
   // A request that could not be read: answer what can be answered, then close.
@@ -355,6 +422,15 @@ class Connection final : public ConnectionBase,
       buffer_.shrink_to_fit();
     ++server_->requests_total_;
     busy_ = true;
+    awaiting_reply_ = true;
+    const std::uint64_t seq = ++request_seq_;
+    req.on_hangup = [weak = this->weak_from_this(), seq,
+                     executor = stream_.get_executor()](std::function<void()> fn) {
+      asio::post(executor, [weak, seq, fn = std::move(fn)]() mutable {
+        if (auto self = weak.lock())
+          self->watch_hangup(seq, std::move(fn));
+      });
+    };
 
     auto state = std::make_shared<ReplyState>(this->shared_from_this(), stream_.get_executor());
     Reply reply = [state](Response r) { state->deliver(std::move(r)); };
@@ -525,10 +601,15 @@ class Connection final : public ConnectionBase,
   asio::steady_timer write_timer_;
   Peer peer_;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  // Only while a request is read: a connection waiting for its reply holds no parser.
+  std::unique_ptr<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<FileBody> file_;
   std::vector<char> file_chunk_;
   bool file_keep_alive_ = false;
+  std::function<void()> on_hangup_;  // a handler waits to hear of a hang-up
+  std::uint64_t request_seq_ = 0;    // which request a hang-up watch belongs to
+  bool awaiting_reply_ = false;
+  bool hung_up_ = false;
   bool busy_ = false;
   bool closing_ = false;
   bool keep_alive_ = true;

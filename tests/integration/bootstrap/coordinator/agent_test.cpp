@@ -228,6 +228,95 @@ TEST(CoordinatorAgent, LongPollReturnsWithinMillisecondsOfAChangeAnd204AfterWait
   EXPECT_EQ(answered->status, 204);
 }
 
+// The parked-poll gauge and one outcome counter from /metrics.
+struct PollFigures {
+  long parked = -1;
+  long outcome = -1;
+};
+PollFigures poll_figures(shared::http::Client& op, std::string_view outcome) {
+  PollFigures f;
+  auto m = op.get("/metrics");
+  if (!m || m->status != 200)
+    return f;
+  auto value = [&](std::string_view prefix) -> long {
+    const auto at = m->body.find(prefix);
+    return at == std::string::npos ? -1 : std::atol(m->body.c_str() + at + prefix.size());
+  };
+  f.parked = value("\nlab_api_long_polls_parked ");
+  f.outcome = value("\nlab_api_long_polls_total{outcome=\"" + std::string(outcome) + "\"} ");
+  return f;
+}
+
+TEST(CoordinatorAgent, AParkedLongPollOfANodeRevokedMeanwhileIsRefusedAtOnce) {
+  Appliance a;
+  auto node = join(a, a.create_token("role=web"), "web-1");
+  ASSERT_TRUE(node);
+  auto first = node_client(a, *node).get("/v1/agent/bundle?since=0");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200);
+  const std::int64_t rev = revision_of(*first);
+  auto op = a.operator_client();
+
+  auto poll = std::async(std::launch::async, [&] {
+    auto client = node_client(a, *node);
+    auto r = client.get("/v1/agent/bundle?since=" + std::to_string(rev) + "&wait=50");
+    return std::pair{std::move(r), Clock::now()};
+  });
+  ASSERT_TRUE(wait_until([&] { return poll_figures(op, "revoked").parked == 1; }, 10s));
+  ASSERT_EQ(a.lab({"node", "revoke", node->id}).exit_code, 0);
+  const auto revoked_at = Clock::now();
+  // Not the 204 the wait would end with 50 s later: the refusal every later request gets.
+  ASSERT_EQ(poll.wait_for(10s), std::future_status::ready);
+  auto [answer, at] = poll.get();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->status, 403);
+  EXPECT_EQ(answer->body, R"({"error":"forbidden","code":"forbidden"})");
+  EXPECT_LT(at - revoked_at, 5s);
+  const auto figures = poll_figures(op, "revoked");
+  EXPECT_EQ(figures.parked, 0);
+  EXPECT_EQ(figures.outcome, 1);
+}
+
+TEST(CoordinatorAgent, AClientThatHangsUpFreesItsParkedLongPoll) {
+  Appliance a;
+  auto node = join(a, a.create_token("role=web"), "web-1");
+  ASSERT_TRUE(node);
+  auto c = node_client(a, *node);
+  auto first = c.get("/v1/agent/bundle?since=0");
+  ASSERT_TRUE(first);
+  const std::int64_t rev = revision_of(*first);
+  auto op = a.operator_client();
+  auto [crt, key] = write_client_pem(a, "web-1", node->certificate_pem, node->key.to_pem());
+
+  // curl gives up after 1 s of a 50 s wait and exits: its connection closes with the poll
+  // parked. The slot is freed then, not when the wait would have ended.
+  const auto t0 = Clock::now();
+  auto gone = a.curl({"--cert", crt.string(), "--key", key.string(), "--max-time", "1"},
+                     "/v1/agent/bundle?since=" + std::to_string(rev) + "&wait=50");
+  EXPECT_EQ(gone.status, 0) << gone.output;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const auto f = poll_figures(op, "hangup");
+        return f.parked == 0 && f.outcome == 1;
+      },
+      10s));
+  EXPECT_LT(Clock::now() - t0, 15s);
+
+  // The node's next poll is served as usual, and a change still wakes it.
+  auto poll = std::async(std::launch::async, [&] {
+    auto client = node_client(a, *node);
+    return client.get("/v1/agent/bundle?since=" + std::to_string(rev) + "&wait=30");
+  });
+  ASSERT_TRUE(wait_until([&] { return poll_figures(op, "hangup").parked == 1; }, 10s));
+  ASSERT_EQ(a.lab({"node", "label", node->id, "tier=front"}).exit_code, 0);
+  ASSERT_EQ(poll.wait_for(10s), std::future_status::ready);
+  auto woken = poll.get();
+  ASSERT_TRUE(woken);
+  EXPECT_EQ(woken->status, 200);
+  EXPECT_GT(revision_of(*woken), rev);
+  EXPECT_EQ(poll_figures(op, "hangup").outcome, 1);
+}
+
 TEST(CoordinatorAgent, ANonEntitledNodeNeverReceivesASecret) {
   Appliance a;
   auto db = join(a, a.create_token("role=db"), "db-1");

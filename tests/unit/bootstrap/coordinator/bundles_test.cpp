@@ -1,3 +1,4 @@
+#include "bootstrap/coordinator/watch.hpp"
 #include "shared/envelope/envelope.hpp"
 #include "tests/unit/bootstrap/coordinator/fixture.hpp"
 
@@ -138,6 +139,51 @@ TEST_F(CoordinatorTest, RevokedSerialsAndPeersTravelInBundles) {
   EXPECT_EQ(view.peers[0].node_id, b.joined.node_id);
   EXPECT_EQ(view.peers[0].address, "10.0.0.2:8444");
   EXPECT_EQ(c().bundle(gone.identity()).error(), CoordinatorError::not_found);
+}
+
+TEST_F(CoordinatorTest, RevokingANodeAnswersItsWatchesAtOnce) {
+  Agent a = join("a1");
+  Agent b = join("b1");
+  const std::int64_t since = c().bundle(a.identity()).value().revision;
+  Recorder parked;
+  auto w = c().watch(a.joined.node_id, since, parked.fn());
+  Recorder other;
+  auto w_other = c().watch(b.joined.node_id, c().bundle(b.identity()).value().revision, other.fn());
+  ASSERT_TRUE(c().revoke_node("a1", operator_));
+  ASSERT_EQ(parked.count(), 1U);
+  EXPECT_TRUE(parked.calls[0].revoked);
+  EXPECT_FALSE(parked.calls[0].envelope);
+  // The other node's view changed too (the revoked serial), with a bundle.
+  ASSERT_EQ(other.count(), 1U);
+  EXPECT_FALSE(other.calls[0].revoked);
+  EXPECT_TRUE(other.calls[0].envelope);
+
+  // A watch set after the revocation is answered at once, whatever it asks for.
+  Recorder later;
+  auto w_later = c().watch(a.joined.node_id, 0, later.fn());
+  ASSERT_EQ(later.count(), 1U);
+  EXPECT_TRUE(later.calls[0].revoked);
+}
+
+TEST(WatchHub, AnOlderBundlePublishedLateNeitherReplacesNorWakes) {
+  // Views are signed outside the coordinator's lock: two changes may publish out of order.
+  auto hub = std::make_shared<WatchHub>();
+  auto bundle = [](std::int64_t rev) {
+    return WatchHub::SignedBundle{rev, std::make_shared<const std::string>(std::to_string(rev))};
+  };
+  for (auto& call : hub->publish({{"n1", bundle(5)}}))
+    call();
+  Recorder rec;
+  auto w = hub->watch("n1", 5, rec.fn());
+  for (auto& call : hub->publish({{"n1", bundle(4)}}))
+    call();
+  EXPECT_EQ(rec.count(), 0U);
+  EXPECT_EQ(hub->get("n1")->revision, 5);
+  for (auto& call : hub->publish({{"n1", bundle(6)}}))
+    call();
+  ASSERT_EQ(rec.count(), 1U);
+  EXPECT_EQ(*rec.calls[0].envelope, "6");
+  EXPECT_EQ(hub->parked(), 0U);
 }
 
 TEST_F(CoordinatorTest, DiscoveredNodeGetsNoSecretsUntilAccepted) {
