@@ -60,7 +60,7 @@ Result<T> checked(Result<T> r) {
     return storage(r.error());
   return r;
 }
-Result<void> checked(Result<void> r) {
+Result<void> checked(const Result<void>& r) {
   if (!r)
     return storage(r.error());
   return {};

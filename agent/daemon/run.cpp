@@ -75,8 +75,9 @@ int run(const Settings& s) {
   // The agent's two threads share one heap (a second arena would keep its own high-water
   // mark), and buffers of 64 KiB and more (HTTP bodies, envelopes, the labels JSON) come
   // straight from mmap, so they go back to the kernel when freed instead of fragmenting it.
-  mallopt(M_ARENA_MAX, 1);
-  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  // Set before any other thread exists.
+  mallopt(M_ARENA_MAX, 1);               // NOLINT(concurrency-mt-unsafe)
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);  // NOLINT(concurrency-mt-unsafe)
   log::Level level = log::Level::info;
   log::parse_level(s.log_level, level);
   log::configure({.level = level, .format = log::Format::automatic, .output = nullptr});
