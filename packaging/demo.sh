@@ -14,10 +14,12 @@ done
 
 work=$(mktemp -d /tmp/lab-demo.XXXXXX)
 pids=()
+netns=
 cleanup() {
   local rc=$?
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -z "$netns" ] || ip netns del "$netns" 2>/dev/null || true
   rm -rf "$work"
   [ $rc -eq 0 ] && printf '\n== done: every process stopped, %s removed\n' "$work"
   exit $rc
@@ -143,3 +145,123 @@ for i in 1 2 3; do
   say "node$i has color=green $(( ($(date +%s%N) - t0) / 1000000 )) ms after the last change (backoff cap 4s): $(labd_of "$i" labels | head -1)"
 done
 run labd_of 1 labels
+
+# ---------------------------------------------------------------------------------------------
+# Network boot: a VM with no disk PXE-boots the agent OS from an appliance on a bridge.
+vm_skip=
+if [ "$(id -u)" != 0 ]; then
+  vm_skip="needs root (a network namespace, a tap device, DHCP on port 67)"
+else
+  for p in qemu-system-x86_64 dnsmasq zstd busybox strip; do
+    command -v "$p" >/dev/null || { vm_skip="$p is not installed (packaging/install-deps.sh)"; break; }
+  done
+  [ -n "$vm_skip" ] || [ -e /usr/lib/ipxe/undionly.kpxe ] || vm_skip="package ipxe is missing"
+  [ -n "$vm_skip" ] || [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || vm_skip="package ipxe-qemu is missing"
+  [ -n "$vm_skip" ] || ls /var/cache/lab/kernel/linux-image-*.deb >/dev/null 2>&1 ||
+    vm_skip="no kernel package in /var/cache/lab/kernel (packaging/install-deps.sh)"
+fi
+if [ -n "$vm_skip" ]; then
+  step "Network boot of a VM: skipped, $vm_skip"
+  exit 0
+fi
+
+step "Network boot: build the agent OS (Debian's kernel + an initramfs with labd)"
+mkdir -p "$work/boot/http" "$work/boot/tftp"
+strip -o "$work/boot/labd" "$labd"
+run "$lab" image agent-os --out "$work/boot/http/agent" --labd "$work/boot/labd" \
+  --kernel-dir /var/cache/lab/kernel --no-sign
+cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi "$work/boot/tftp/"
+
+netns=labdemo$$
+net=10.98.250
+mac=52:54:00:de:00:01
+step "A second appliance on a LAN of its own: namespace $netns, bridge br0 $net.1/24, tap0 for the VM"
+ip netns add "$netns"
+ip -n "$netns" link set lo up
+ip -n "$netns" link add br0 type bridge forward_delay 0
+ip -n "$netns" addr add "$net.1/24" dev br0
+ip -n "$netns" -6 addr add fd98:250::1/64 dev br0 nodad
+ip -n "$netns" link set br0 up
+ip netns exec "$netns" ip tuntap add dev tap0 mode tap
+ip -n "$netns" link set tap0 master br0
+ip -n "$netns" link set tap0 up
+# iPXE waits ~15 s for IPv6 autoconfiguration where no router speaks: dnsmasq sends router
+# advertisements (nothing else) so it stops waiting at once.
+ip netns exec "$netns" dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=br0 \
+  --bind-interfaces --enable-ra --dhcp-range=::,constructor:br0,ra-only \
+  --dhcp-leasefile="$work/boot/dnsmasq.leases" --pid-file="$work/boot/dnsmasq.pid" --user=root \
+  >"$work/boot/dnsmasq.log" 2>&1 &
+pids+=($!)
+cat >"$work/boot/lab.toml" <<TOML
+[coordinator]
+listen = "$net.1:8443"
+[dhcp]
+enabled = true
+mode = "full"
+interface = "br0"
+conflict_probe = false
+[[dhcp.subnets]]
+subnet = "$net.0/24"
+range_start = "$net.100"
+range_end = "$net.150"
+router = "$net.1"
+[tftp]
+enabled = true
+listen = "$net.1:69"
+root = "$work/boot/tftp"
+[httpboot]
+enabled = true
+listen = "$net.1:8080"
+root = "$work/boot/http"
+TOML
+ip netns exec "$netns" "$lab" serve --config "$work/boot/lab.toml" --data-dir "$work/boot/data" \
+  >"$work/boot/serve.log" 2>&1 &
+pids+=($!)
+wait_for 30 grep -q 'msg=ready' "$work/boot/serve.log" || { cat "$work/boot/serve.log"; exit 1; }
+say "lab serve: DHCP (full mode), TFTP, HTTP boot and the coordinator on $net.1 (config $work/boot/lab.toml)"
+# `blab`: the lab CLI pointed at this appliance (inside its namespace).
+blab() {
+  ip netns exec "$netns" env LAB_DATA_DIR="$work/boot/data" LAB_SERVER="https://$net.1:8443" "$lab" "$@"
+}
+
+step "Power on a VM with no disk: QEMU, SeaBIOS + iPXE, 512 MB, 2 CPUs, NIC $mac"
+accel=tcg
+say "(TCG: this machine's KVM cannot run iPXE; expect 15–60 s depending on load)"
+console=$work/boot/console.log
+ip netns exec "$netns" qemu-system-x86_64 -accel "$accel" -m 512 -smp 2 -nographic -monitor none \
+  -no-reboot -serial "file:$console" -boot n \
+  -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device "virtio-net-pci,netdev=n0,mac=$mac" \
+  >"$work/boot/qemu.log" 2>&1 &
+pids+=($!)
+t0=$SECONDS
+shown=0
+# Prints the agent OS's and labd's console lines as they appear, until one matches $1.
+follow_console() {
+  local until=$1 end=$((SECONDS + $2))
+  local done=
+  while [ $SECONDS -lt $end ]; do
+    grep -a -q "$until" "$console" 2>/dev/null && done=1
+    mapfile -t lines < <(grep -a -E 'lab-agent-os:|labd boot:' "$console" 2>/dev/null | tr -d '\r')
+    while [ "$shown" -lt "${#lines[@]}" ]; do
+      say "[$((SECONDS - t0)) s] console: ${lines[$shown]}"
+      shown=$((shown + 1))
+    done
+    [ -z "$done" ] || return 0
+    grep -a -q -E 'labd boot: failed|lab-agent-os: stopped' "$console" 2>/dev/null && break
+    sleep 0.5
+  done
+  say "the VM did not get there; last console lines:"
+  tail -n 20 "$console" | sed 's/^/     /'
+  return 1
+}
+follow_console 'labd boot: waiting for the operator' 300
+
+step "The machine is known now, as discovered: accept it"
+run blab node list
+name=$(blab node list --output json | jq -r --arg mac "$mac" '.[] | select(.macs | index($mac)) | .name')
+run blab node accept "$name"
+follow_console 'labd boot: ready' 60
+run blab node list
+
+step "The flight recorder: every step of that boot, from the first DHCP packet to labd's join"
+run blab machine timeline "$mac"

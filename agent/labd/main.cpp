@@ -1,4 +1,6 @@
-// labd: the node agent. Parses the command line and hands off to agent/daemon.
+// labd: the node agent. Parses the command line and hands off to agent/daemon (and agent/boot
+// for `labd boot`).
+#include "agent/boot/boot.hpp"
 #include "agent/daemon/local.hpp"
 #include "agent/daemon/node.hpp"
 #include "agent/daemon/run.hpp"
@@ -199,6 +201,28 @@ int main(int argc, char** argv) {
     action = [&] {
       auto s = settings(g);
       return s ? daemon::run(*s) : cli::kExitFailure;
+    };
+  });
+
+  std::string cmdline = "/proc/cmdline";
+  auto* boot = app.add_subcommand(
+      "boot",
+      "Network boot (agent OS): join with lab.join from the kernel command line, wait for the "
+      "operator when discovered, report ready, then run the agent");
+  boot->fallthrough();
+  boot->add_option("--cmdline", cmdline, "file holding the kernel command line")
+      ->capture_default_str();
+  boot->callback([&] {
+    action = [&] {
+      auto s = settings(g);
+      if (!s) {
+        fmt::print("{}failed: the agent's configuration does not load\n",
+                   lab::agent::boot::kConsolePrefix);
+        return cli::kExitFailure;
+      }
+      lab::agent::boot::BootOptions o;
+      o.cmdline = cmdline;
+      return lab::agent::boot::boot(*s, o);
     };
   });
 

@@ -225,6 +225,31 @@ struct Api::State : std::enable_shared_from_this<Api::State> {
   }
 
   void bundle(Request req, Reply reply);
+
+  // An agent's report on a machine that booted from this appliance, for its boot timeline.
+  // A report that repeats the timeline's last one (labd boot's, then labd run's) is left out.
+  void record_report(Coordinator& c, const AgentIdentity& agent, std::string_view reported,
+                     const std::string& address) {
+    if (options.boot_events == nullptr || options.recorder == nullptr)
+      return;
+    auto node = c.get_node(agent.node_id);
+    if (!node)
+      return;
+    for (const auto& mac : node->macs) {
+      const auto timeline = options.recorder->timeline(mac);
+      if (timeline.empty())
+        continue;
+      std::vector<std::pair<std::string, std::string>> detail{{"stage", "report"},
+                                                              {"reported", std::string(reported)},
+                                                              {"state", node->state},
+                                                              {"node", node->id}};
+      const auto& last = timeline.back();
+      if (last.kind == pxe::events::Kind::agent_boot && last.detail == detail)
+        continue;
+      options.boot_events->record({std::chrono::system_clock::now(), pxe::events::Kind::agent_boot,
+                                   mac, address, std::move(detail)});
+    }
+  }
 };
 
 namespace {
@@ -477,6 +502,7 @@ void Api::handle(Request req, Reply reply) {
         }
         if (auto r = c.report(*agent, *state, facts); !r)
           return from_error(r.error());
+        st->record_report(c, *agent, *state, req.peer.address);
         return no_content();
       });
       return;

@@ -20,6 +20,9 @@ class thread_pool;
 namespace lab::pxe::recorder {
 class Recorder;
 }
+namespace lab::pxe::events {
+class Sink;
+}
 
 namespace lab::bootstrap::api {
 
@@ -31,6 +34,10 @@ struct ApiOptions {
   /// The boot flight recorder that answers GET /v1/machines/{mac}/timeline; null when the
   /// appliance runs no PXE servers (the route answers 404). Must outlive the Api.
   const pxe::recorder::Recorder* recorder = nullptr;
+  /// Where an agent's report (POST /v1/agent/report) is recorded as agent_boot, for each of the
+  /// node's MACs the recorder already has a timeline for (machines that booted from us), so
+  /// hosts that never network-booted stay out of it. Null with `recorder`: not recorded.
+  pxe::events::Sink* boot_events = nullptr;
   /// Figures of the HTTP server for /metrics; may be empty.
   std::function<shared::http::ServerStats()> server_stats;
 };

@@ -20,6 +20,10 @@
 #include <string_view>
 #include <vector>
 
+namespace lab::pxe::events {
+class Sink;
+}
+
 namespace lab::bootstrap::coordinator {
 
 /// One code per refusal, so logs and the audit trail say exactly why. The agent-facing API
@@ -57,6 +61,10 @@ struct Options {
   /// How many peer addresses each bundle carries at most (neighbours on the ring of node ids),
   /// so a bundle stays small in a large fleet.
   std::size_t max_peers = 8;
+  /// The boot flight recorder. A join with a boot token bound to a MAC (and a refused one whose
+  /// caller held the real token) is recorded there as agent_join for that MAC; null: not
+  /// recorded. Must outlive the coordinator; called on the blocking pool.
+  pxe::events::Sink* boot_events = nullptr;
 };
 
 /// Who did something, for the audit trail: "operator", "node:<id>", "system".

@@ -1,6 +1,7 @@
 // Join (token → node + client certificate), renewal and agent authentication.
 #include "bootstrap/coordinator/audit.hpp"
 #include "bootstrap/coordinator/coordinator_impl.hpp"
+#include "pxe/events/event.hpp"
 #include "shared/crypto/encoding.hpp"
 #include "shared/crypto/hash.hpp"
 #include "shared/crypto/random.hpp"
@@ -50,6 +51,16 @@ struct TokenRow {
   lb::LabelSet labels;
   TokenBinding binding;
 };
+
+// The join of a network-booted machine, for its boot timeline (`lab machine timeline MAC`).
+// Only boot tokens bound to a MAC name a machine the PXE servers know.
+void record_boot_join(pxe::events::Sink* sink, const TokenRow& row, std::string_view address,
+                      std::vector<std::pair<std::string, std::string>> detail) {
+  if (sink == nullptr || row.kind != "boot" || row.binding.mac.empty())
+    return;
+  sink->record({std::chrono::system_clock::now(), pxe::events::Kind::agent_join, row.binding.mac,
+                std::string(address), std::move(detail)});
+}
 
 }  // namespace
 
@@ -118,6 +129,7 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
   LAB_TRY_ASSIGN(bool found, Store::step(*st));
   TokenRow row;
   std::optional<Error> refusal;
+  bool holds_secret = false;  // the caller presented the real token (used, expired, bound…)
   if (!found) {
     refusal = Error(CoordinatorError::token_unknown, "no token " + token_id);
   } else {
@@ -126,7 +138,8 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
     row.kind = st->text(0);
     row.labels = labels_from_json(st->text(2));
     row.binding = {st->text(3), st->text(4), st->text(5)};
-    if (!cr::constant_time_equal(presented, stored)) {
+    holds_secret = cr::constant_time_equal(presented, stored);
+    if (!holds_secret) {
       refusal = Error(CoordinatorError::token_unknown, "secret of token " + token_id + " differs");
     } else if (!st->is_null(7)) {
       refusal = Error(CoordinatorError::token_revoked, "token " + token_id + " was revoked");
@@ -169,6 +182,12 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
     LAB_TRY(append_audit(*store_, {t, actor, "join.refused", token_id, detail}));
     if (auto r = tx.commit(); !r)
       return store_error(r.error());
+    // Without the secret anyone who saw the token id could write to the machine's timeline.
+    if (holds_secret) {
+      record_boot_join(
+          options_.boot_events, row, actor.address,
+          {{"result", "refused"}, {"reason", refusal->code().message()}, {"token", token_id}});
+    }
     return *refusal;
   }
 
@@ -280,6 +299,12 @@ Result<proto::JoinResponse> CoordinatorImpl::join(const proto::JoinRequest& requ
   LAB_TRY_ASSIGN(Deliveries d, commit(tx, rev, dirty, apply));
   lock.unlock();
   deliver(std::move(d));
+  record_boot_join(options_.boot_events, row, actor.address,
+                   {{"result", "joined"},
+                    {"node", response.node_id},
+                    {"name", response.name},
+                    {"state", response.state},
+                    {"reenrolled", reenrol ? "yes" : "no"}});
   return response;
 }
 

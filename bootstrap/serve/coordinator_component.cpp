@@ -4,6 +4,7 @@
 
 #include "bootstrap/api/api.hpp"
 #include "bootstrap/coordinator/coordinator.hpp"
+#include "bootstrap/serve/config_values.hpp"
 #include "bootstrap/serve/services.hpp"
 #include "shared/http/server/server.hpp"
 #include "shared/log/log.hpp"
@@ -13,40 +14,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <fstream>
 
 namespace lab::bootstrap::serve {
 namespace {
 
 using shared::log::Logger;
-
-struct Listen {
-  std::string host;
-  std::uint16_t port = 0;
-};
-
-Result<Listen> parse_listen(std::string_view text) {
-  const auto bad = [&] {
-    return Error(
-        shared::config::ConfigError::invalid_value,
-        "coordinator.listen: expected \"ADDRESS:PORT\", got \"" + std::string(text) + "\"");
-  };
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0)
-    return bad();
-  Listen l;
-  l.host = std::string(text.substr(0, colon));
-  if (l.host.size() > 2 && l.host.front() == '[' && l.host.back() == ']')
-    l.host = l.host.substr(1, l.host.size() - 2);
-  const auto port = text.substr(colon + 1);
-  unsigned value = 0;
-  const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || p != port.data() + port.size() || value > 65535)
-    return bad();
-  l.port = static_cast<std::uint16_t>(value);
-  return l;
-}
 
 // The coordinator puts its URL into every join string, so the port must be known before it
 // opens; port 0 (tests) is resolved to a free port up front.
@@ -118,13 +91,15 @@ struct ApiLimits {
 
 class CoordinatorComponent final : public Component {
  public:
-  CoordinatorComponent(Runtime& runtime, std::unique_ptr<coordinator::Coordinator> c, Listen listen,
-                       const ApiLimits& limits, const pxe::recorder::Recorder* recorder)
+  CoordinatorComponent(Runtime& runtime, std::unique_ptr<coordinator::Coordinator> c,
+                       ListenAddress listen, const ApiLimits& limits,
+                       const pxe::recorder::Recorder* recorder, pxe::events::Sink* boot_events)
       : runtime_(runtime), coordinator_(std::move(c)), listen_(std::move(listen)) {
     api::ApiOptions options;
     options.max_wait = limits.max_wait;
     options.max_parked = limits.max_parked;
     options.recorder = recorder;
+    options.boot_events = boot_events;
     options.server_stats = [this] { return server_->stats(); };
     api_ = std::make_unique<api::Api>(runtime_.io, runtime_.blocking, *coordinator_, options);
     server_ = std::make_unique<shared::http::Server>(
@@ -161,7 +136,7 @@ class CoordinatorComponent final : public Component {
   Runtime& runtime_;
   Logger log_{"coordinator"};
   std::unique_ptr<coordinator::Coordinator> coordinator_;
-  Listen listen_;
+  ListenAddress listen_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<shared::http::Server> server_;
 };
@@ -203,7 +178,8 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   const auto& cfg = runtime.config;
   if (!cfg.boolean("coordinator.enabled"))
     return std::unique_ptr<Component>();
-  LAB_TRY_ASSIGN(Listen listen, parse_listen(cfg.string("coordinator.listen")));
+  LAB_TRY_ASSIGN(ListenAddress listen,
+                 parse_listen("coordinator.listen", cfg.string("coordinator.listen")));
   if (listen.port == 0) {
     LAB_TRY_ASSIGN(listen.port, free_port(listen.host));
   }
@@ -223,6 +199,7 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   }
   options.certificate_ttl = cfg.duration("coordinator.certificate_ttl");
   options.auto_accept = cfg.string("coordinator.auto_accept");
+  options.boot_events = services.boot_events;
   LAB_TRY_ASSIGN(auto c, coordinator::Coordinator::open(std::move(options)));
   services.registry = c.get();
 
@@ -237,7 +214,7 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   limits.max_wait = cfg.duration("coordinator.long_poll_max");
   limits.max_parked = static_cast<std::size_t>(cfg.integer("coordinator.max_parked"));
   return std::unique_ptr<Component>(std::make_unique<CoordinatorComponent>(
-      runtime, std::move(c), std::move(listen), limits, services.recorder));
+      runtime, std::move(c), std::move(listen), limits, services.recorder, services.boot_events));
 }
 
 }  // namespace

@@ -1,62 +1,13 @@
 // `lab serve` component "httpboot": per-machine iPXE scripts and boot files over HTTP.
 #include "bootstrap/serve/component.hpp"
+#include "bootstrap/serve/config_values.hpp"
 #include "bootstrap/serve/services.hpp"
 #include "pxe/httpboot/server/server.hpp"
 #include "pxe/recorder/recorder.hpp"
 #include "shared/log/log.hpp"
 
-#include <charconv>
-
 namespace lab::bootstrap::serve {
 namespace {
-
-enum class HttpBootConfigError {
-  bad_listen = 1,  // httpboot.listen is not ADDRESS:PORT
-  root_create,     // the default root under data_dir could not be created
-};
-const boost::system::error_category& httpboot_config_category() noexcept {
-  static const ErrorCategory<HttpBootConfigError> kCategory(
-      "lab.serve.httpboot", [](HttpBootConfigError e) noexcept -> const char* {
-        switch (e) {
-          case HttpBootConfigError::bad_listen:
-            return "httpboot.listen is not ADDRESS:PORT";
-          case HttpBootConfigError::root_create:
-            return "cannot create the HTTP boot root";
-        }
-        return "unknown httpboot config error";
-      });
-  return kCategory;
-}
-boost::system::error_code make_error_code(HttpBootConfigError e) noexcept {
-  return {static_cast<int>(e), httpboot_config_category()};
-}
-
-}  // namespace
-}  // namespace lab::bootstrap::serve
-
-template <>
-struct boost::system::is_error_code_enum<lab::bootstrap::serve::HttpBootConfigError>
-    : std::true_type {};
-
-namespace lab::bootstrap::serve {
-namespace {
-
-// "0.0.0.0:8080", "[::]:8080" → address and port.
-Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return Error(HttpBootConfigError::bad_listen, "httpboot.listen = '" + text + "'");
-  std::string address = text.substr(0, colon);
-  if (address.size() >= 2 && address.front() == '[' && address.back() == ']')
-    address = address.substr(1, address.size() - 2);
-  const std::string port_text = text.substr(colon + 1);
-  std::uint16_t port = 0;
-  const auto [ptr, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port_text.empty())
-    return Error(HttpBootConfigError::bad_listen, "httpboot.listen = '" + text + "': bad port");
-  return std::make_pair(address, port);
-}
 
 // Without configured profiles, unknown machines still boot the agent OS in discovery mode from
 // the conventional place under the root.
@@ -65,7 +16,8 @@ std::vector<pxe::httpboot::ProfileSpec> default_profiles() {
            .selector = "",
            .kernel = "agent/vmlinuz",
            .initrd = "agent/initrd.img",
-           .cmdline = "console=tty0 console=ttyS0 lab.mode=discovery"}};
+           .cmdline = "console=tty0 console=ttyS0 lab.mode=discovery lab.mac={mac} "
+                      "lab.server={server}"}};
 }
 
 class HttpBootComponent final : public Component {
@@ -121,22 +73,12 @@ ComponentSpec httpboot_component() {
         const auto& c = runtime.config;
         if (!c.boolean("httpboot.enabled"))
           return std::unique_ptr<Component>();
-        LAB_TRY_ASSIGN(auto listen, parse_listen(c.string("httpboot.listen")));
+        LAB_TRY_ASSIGN(auto listen, parse_listen("httpboot.listen", c.string("httpboot.listen")));
         pxe::httpboot::ServerOptions options;
-        options.address = listen.first;
-        options.port = listen.second;
-        options.root = c.string("httpboot.root");
-        if (options.root.empty()) {
-          // Only the default location is created: a configured root that is missing is a
-          // typo to report, not a directory to make.
-          options.root = runtime.data_dir / "boot";
-          std::error_code ec;
-          std::filesystem::create_directories(options.root, ec);
-          if (ec) {
-            return Error(HttpBootConfigError::root_create,
-                         options.root.string() + ": " + ec.message());
-          }
-        }
+        options.address = listen.host;
+        options.port = listen.port;
+        LAB_TRY_ASSIGN(options.root,
+                       served_root(runtime.data_dir, c.string("httpboot.root"), "boot"));
         std::vector<pxe::httpboot::ProfileSpec> specs;
         for (const auto& t : c.tables("httpboot.profiles")) {
           specs.push_back({.name = t.string("name"),

@@ -1,62 +1,13 @@
 // `lab serve` component "tftp": the read-only TFTP server on the appliance's io_context.
 #include "bootstrap/serve/component.hpp"
+#include "bootstrap/serve/config_values.hpp"
 #include "bootstrap/serve/services.hpp"
 #include "pxe/events/event.hpp"
 #include "pxe/tftp/server/server.hpp"
 #include "shared/log/log.hpp"
 
-#include <charconv>
-
 namespace lab::bootstrap::serve {
 namespace {
-
-enum class TftpConfigError {
-  bad_listen = 1,  // tftp.listen is not ADDRESS:PORT
-  root_create,     // the default root under data_dir could not be created
-};
-const boost::system::error_category& tftp_config_category() noexcept {
-  static const ErrorCategory<TftpConfigError> kCategory(
-      "lab.serve.tftp", [](TftpConfigError e) noexcept -> const char* {
-        switch (e) {
-          case TftpConfigError::bad_listen:
-            return "tftp.listen is not ADDRESS:PORT";
-          case TftpConfigError::root_create:
-            return "cannot create the TFTP root";
-        }
-        return "unknown tftp config error";
-      });
-  return kCategory;
-}
-boost::system::error_code make_error_code(TftpConfigError e) noexcept {
-  return {static_cast<int>(e), tftp_config_category()};
-}
-
-}  // namespace
-}  // namespace lab::bootstrap::serve
-
-template <>
-struct boost::system::is_error_code_enum<lab::bootstrap::serve::TftpConfigError> : std::true_type {
-};
-
-namespace lab::bootstrap::serve {
-namespace {
-
-// "0.0.0.0:69", "[::]:69" → address and port.
-Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return Error(TftpConfigError::bad_listen, "tftp.listen = '" + text + "'");
-  std::string address = text.substr(0, colon);
-  if (address.size() >= 2 && address.front() == '[' && address.back() == ']')
-    address = address.substr(1, address.size() - 2);
-  const std::string port_text = text.substr(colon + 1);
-  std::uint16_t port = 0;
-  const auto [ptr, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port_text.empty())
-    return Error(TftpConfigError::bad_listen, "tftp.listen = '" + text + "': bad port");
-  return std::make_pair(address, port);
-}
 
 class TftpComponent final : public Component {
  public:
@@ -105,20 +56,11 @@ ComponentSpec tftp_component() {
         const auto& c = runtime.config;
         if (!c.boolean("tftp.enabled"))
           return std::unique_ptr<Component>();
-        LAB_TRY_ASSIGN(auto listen, parse_listen(c.string("tftp.listen")));
+        LAB_TRY_ASSIGN(auto listen, parse_listen("tftp.listen", c.string("tftp.listen")));
         pxe::tftp::server::ServerConfig config;
-        config.address = listen.first;
-        config.port = listen.second;
-        config.root = c.string("tftp.root");
-        if (config.root.empty()) {
-          // Only the default location is created: a configured root that is missing is a
-          // typo to report, not a directory to make.
-          config.root = runtime.data_dir / "tftp";
-          std::error_code ec;
-          std::filesystem::create_directories(config.root, ec);
-          if (ec)
-            return Error(TftpConfigError::root_create, config.root.string() + ": " + ec.message());
-        }
+        config.address = listen.host;
+        config.port = listen.port;
+        LAB_TRY_ASSIGN(config.root, served_root(runtime.data_dir, c.string("tftp.root"), "tftp"));
         config.max_transfers = static_cast<std::size_t>(c.integer("tftp.max_transfers"));
         config.transfer.max_blksize = static_cast<std::size_t>(c.integer("tftp.max_blksize"));
         config.cache_max_file = static_cast<std::uint64_t>(c.integer("tftp.cache_max_file"));

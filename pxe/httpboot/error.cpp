@@ -31,6 +31,8 @@ const char* message(HttpBootError e) noexcept {
       return "value unsafe for an iPXE script";
     case HttpBootError::token_required:
       return "the boot profile needs a boot token";
+    case HttpBootError::bad_progress:
+      return "invalid progress report";
   }
   return "unknown httpboot error";
 }

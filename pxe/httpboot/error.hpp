@@ -18,6 +18,7 @@ enum class HttpBootError {
   unknown_placeholder,  // "{x}" that is not token, join, mac or server
   unsafe_value,         // a value that would break the script (line break, NUL)
   token_required,       // the profile uses {token}/{join} and no token could be issued
+  bad_progress,         // a POST /boot/progress body that does not parse; detail names the field
 };
 const boost::system::error_category& httpboot_category() noexcept;
 inline boost::system::error_code make_error_code(HttpBootError e) noexcept {

@@ -98,6 +98,9 @@ ChildProcess ChildProcess::start(Options options) {
     dup2(devnull, 0);
     dup2(log_fd, 1);
     dup2(log_fd, 2);
+    // A long-lived child must not keep the test's listening sockets (servers it started and
+    // stopped) or the port cannot be bound again.
+    close_range(3, ~0U, 0);
     execvpe(c_argv[0], c_argv.data(), c_env.data());
     _exit(127);
   }

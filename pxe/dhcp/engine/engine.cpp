@@ -515,6 +515,9 @@ Outcome Engine::handle_proxy(const Inbound& in, MessageType type) {
   if (boot.vendor_class.empty())
     r.set(opt::kVendorClass, "PXEClient");
   add_boot(r, boot);
+  // Also when the boot file is a URL: iPXE up to 2019 (Debian 12's ROMs and binaries) takes a
+  // ProxyDHCP answer only when it names a next server as well as a boot file.
+  r.siaddr = config_.server_ip;
   if (const auto* uuid = m.find(opt::kClientUuid); uuid != nullptr)
     r.set(opt::kClientUuid, uuid->data);
   emit(offer ? events::Kind::proxy_offer : events::Kind::proxy_ack, m, m.ciaddr,

@@ -304,20 +304,9 @@ Result<std::vector<Lease>> JournalLeaseStore::load() {
 }
 
 void JournalLeaseStore::commit(std::vector<Lease> records, std::function<void(Result<void>)> done) {
-  if (durability_ == Durability::write) {
-    // A write() costs microseconds: done on the caller's thread, no hand-over to the writer.
-    std::string buf;
-    for (const auto& l : records)
-      buf += encode_record(l);
-    Result<void> r = Error(StoreError::closed);
-    {
-      const std::lock_guard lock(mutex_);
-      if (!closing_)
-        r = append(buf);
-    }
-    done(std::move(r));
-    return;
-  }
+  // Even without fdatasync the write goes to the writer thread: a write() usually costs
+  // microseconds, but blocks for as long as the kernel throttles a process that dirties pages
+  // while the disk is busy, and the caller is the DHCP server's only thread.
   {
     const std::lock_guard lock(mutex_);
     if (!closing_) {

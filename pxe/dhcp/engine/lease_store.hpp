@@ -68,9 +68,9 @@ class MemoryLeaseStore final : public LeaseStore {
 /// record cut short by a crash (everything after the last whole record is dropped) and
 /// compacts the file to one record per live address. Commits are group-committed by one
 /// writer thread: every batch queued while an fdatasync runs is written and synced together,
-/// and only then are their `done` callbacks called (on the writer thread). With
-/// Durability::write a commit is written on the caller's thread and `done` runs before commit
-/// returns.
+/// and only then are their `done` callbacks called (on the writer thread). Durability::write
+/// skips the fdatasync but still writes on the writer thread, so that the caller never blocks
+/// on the disk.
 class JournalLeaseStore final : public LeaseStore {
  public:
   /// How far a commit goes before its `done` runs.

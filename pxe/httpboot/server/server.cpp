@@ -2,6 +2,7 @@
 
 #include "pxe/httpboot/error.hpp"
 #include "pxe/httpboot/files.hpp"
+#include "pxe/httpboot/progress.hpp"
 #include "shared/http/message/file_response.hpp"
 #include "shared/log/log.hpp"
 
@@ -119,10 +120,14 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
  private:
   void handle(http::Request req, http::Reply reply) {
+    if (req.method == "POST" && req.path == kProgressPath) {
+      handle_progress(req, reply);
+      return;
+    }
     const bool head = req.method == "HEAD";
     if (req.method != "GET" && !head) {
       http::Response r = http::Response::error(405, "method not allowed");
-      r.headers.set("Allow", "GET, HEAD");
+      r.headers.set("Allow", req.path == kProgressPath ? "POST" : "GET, HEAD");
       reply(std::move(r));
       return;
     }
@@ -293,6 +298,49 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     reply(std::move(r));
   }
 
+  // `labd boot` reporting a step, before (or without) a node certificate. Only the machine
+  // itself may add to its timeline, and only at a bounded rate.
+  void handle_progress(const http::Request& req, const http::Reply& reply) {
+    auto p = parse_progress(req.body);
+    if (!p) {
+      reply(http::Response::error(400, p.error().detail()));
+      return;
+    }
+    const std::string client = client_address(req.peer);
+    if (!address_belongs(p->mac, client)) {
+      log_.warn("progress refused", {{"mac", p->mac}, {"client", client}});
+      reply(http::Response::error(403, "forbidden"));
+      return;
+    }
+    {
+      const std::lock_guard lock(limiter_mu_);
+      if (!limiter_.allow(p->mac, std::chrono::steady_clock::now())) {
+        http::Response r = http::Response::error(429, "too many progress reports");
+        r.headers.set("Retry-After", "3");
+        reply(std::move(r));
+        return;
+      }
+    }
+    Event e{
+        std::chrono::system_clock::now(), Kind::agent_boot, p->mac, client, {{"stage", p->stage}}};
+    if (!p->detail.empty())
+      e.detail.emplace_back("detail", std::move(p->detail));
+    recorder_.record(std::move(e));
+    http::Response r;
+    r.status = 204;
+    reply(std::move(r));
+  }
+
+  // The address DHCP last gave this MAC; when DHCP is not ours (proxy mode, another DHCP
+  // server), the address this MAC's boot script was fetched from.
+  bool address_belongs(const std::string& mac, const std::string& client) {
+    if (auto ip = recorder_.last_ip(mac))
+      return *ip == client;
+    const std::lock_guard lock(clients_mu_);
+    auto it = clients_.find(client);
+    return it != clients_.end() && it->second == mac;
+  }
+
   // File fetches carry only the client address: DHCP's view first (in the recorder), else the
   // MAC whose script this address fetched.
   void record(Event e) {
@@ -329,6 +377,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   std::mutex clients_mu_;
   std::unordered_map<std::string, std::string> clients_;
   std::deque<std::string> clients_order_;
+  std::mutex limiter_mu_;
+  ProgressLimiter limiter_;
 };
 
 Server::Server(asio::io_context& io, asio::thread_pool& blocking, ServerOptions options,

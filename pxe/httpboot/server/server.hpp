@@ -44,6 +44,10 @@ struct ServerOptions {
 ///   GET|HEAD /boot/<path>      boot files under `root` (iPXE binaries, kernels, initrds), with
 ///                              Range, ETag/If-None-Match and Last-Modified, streamed with
 ///                              sendfile, never read into memory
+///   POST /boot/progress        `labd boot`'s steps {"mac","stage","detail"} → 204, recorded as
+///                              agent_boot; 403 unless the caller has the address DHCP gave
+///                              that MAC (or, without our DHCP, fetched its script from);
+///                              400 on a bad body, 429 past a per-MAC rate
 /// Every script served or refused and every file fetched is recorded in `recorder`.
 /// `registry` may be null (coordinator disabled): every machine is unknown and boots the
 /// discovery profile; its script says on the console that it carries no token, and a profile

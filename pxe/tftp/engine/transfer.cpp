@@ -95,6 +95,7 @@ Transfer::Transfer(const wire::Request& request, std::unique_ptr<FileSource> fil
   negotiation_ = negotiate(request, size_, settings_);
   // A file that is an exact multiple of the block size ends with an empty block.
   total_blocks_ = size_ / negotiation_.blksize + 1;
+  interval_ = negotiation_.timeout;
   data_buf_.resize(static_cast<std::size_t>(negotiation_.windowsize) * (negotiation_.blksize + 4));
   outgoing_.reserve(negotiation_.windowsize);
 }
@@ -114,7 +115,8 @@ void Transfer::start(TimePoint now) {
   if (!negotiation_.oack.empty()) {
     state_ = State::oack_sent;
     send_control(wire::OAck{negotiation_.oack});
-    deadline_ = now + negotiation_.timeout;
+    oack_sent_at_ = now;
+    deadline_ = now + interval_;
     return;
   }
   state_ = State::sending;
@@ -171,7 +173,13 @@ void Transfer::send_window(TimePoint now) {
     p += n + 4;
   }
   sent_max_ = std::max(sent_max_, last);
-  deadline_ = now + negotiation_.timeout;
+  deadline_ = now + interval_;
+}
+
+// The client acknowledged something new: retransmission starts over from the base timeout.
+void Transfer::progress() {
+  retries_ = 0;
+  interval_ = negotiation_.timeout;
 }
 
 void Transfer::on_datagram(std::span<const std::uint8_t> bytes, TimePoint now) {
@@ -201,7 +209,7 @@ void Transfer::on_ack(std::uint16_t block, TimePoint now) {
     if (block != 0)
       return;  // only ACK 0 acknowledges the OACK
     state_ = State::sending;
-    retries_ = 0;
+    progress();
     send_window(now);
     return;
   }
@@ -214,7 +222,7 @@ void Transfer::on_ack(std::uint16_t block, TimePoint now) {
   const std::uint64_t b = acked_ + diff;
   if (b > acked_) {
     acked_ = b;
-    retries_ = 0;
+    progress();
     rewound_ = false;
     if (acked_ == total_blocks_) {
       state_ = State::done;
@@ -249,17 +257,38 @@ void Transfer::on_timer(TimePoint now) {
     return;
   if (++retries_ > settings_.max_retries) {
     fail(EngineError::timed_out,
-         "no answer after " + std::to_string(settings_.max_retries) + " retransmissions",
+         "no answer after " + std::to_string(settings_.max_retries) + " timeouts",
          wire::ErrorPacket{static_cast<std::uint16_t>(wire::ErrorCode::not_defined), "timed out"});
     return;
   }
+  interval_ = std::min(interval_ * 2, std::max(settings_.max_timeout, negotiation_.timeout));
   if (state_ == State::oack_sent) {
-    send_control(wire::OAck{negotiation_.oack});
-    ++retransmissions_;
-    deadline_ = now + negotiation_.timeout;
+    // A client that lost the OACK repeats its RRQ (on_repeated_request answers it); one that
+    // lost its ACK 0 may repeat that first, and must not see a second OACK before.
+    if (now - oack_sent_at_ >= settings_.oack_quiet) {
+      send_control(wire::OAck{negotiation_.oack});
+      ++retransmissions_;
+      oack_sent_at_ = now;
+    }
+    deadline_ = now + interval_;
     return;
   }
   send_window(now);
+}
+
+void Transfer::on_repeated_request(TimePoint now) {
+  clear_outgoing();
+  if (state_ == State::oack_sent) {
+    send_control(wire::OAck{negotiation_.oack});
+    ++retransmissions_;
+    oack_sent_at_ = now;
+    deadline_ = now + interval_;
+    return;
+  }
+  // Without options the first window answers the request; it was lost if nothing of it has
+  // been acknowledged yet.
+  if (state_ == State::sending && acked_ == 0 && negotiation_.oack.empty())
+    send_window(now);
 }
 
 }  // namespace lab::pxe::tftp::engine

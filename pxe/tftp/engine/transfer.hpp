@@ -35,8 +35,18 @@ struct Settings {
   std::uint16_t max_windowsize = 64;
   /// Retransmission timeout when the client does not ask for one (RFC 2349 `timeout`).
   std::chrono::milliseconds timeout{1000};
-  /// Retransmissions of one window (or the OACK) before giving up.
+  /// Every timeout without progress doubles the next one up to this (RFC 1123 4.2.3.2:
+  /// exponential backoff). Clients that re-acknowledge only after a quiet spell (atftp waits
+  /// 5 s without any datagram before it repeats a lost ACK) need the server to fall silent
+  /// long enough; a window that is acknowledged again starts over at `timeout`.
+  std::chrono::milliseconds max_timeout{8000};
+  /// Timeouts without progress before giving up (with the defaults: 1+2+4+8+8+8 = 31 s).
   unsigned max_retries = 5;
+  /// A timeout repeats the OACK only once the client has been silent this long since the last
+  /// one. Clients disagree about a lost ACK 0: atftp repeats it after 5 s of silence and aborts
+  /// on a second OACK ("unexpected OACK"); curl repeats it only after its whole-transfer retry
+  /// time (72 s) and needs the OACK again. Waiting past 5 s serves both.
+  std::chrono::milliseconds oack_quiet{6000};
 };
 
 /// What was agreed with the client, and which options go into the OACK.
@@ -67,8 +77,12 @@ class Transfer {
   void start(TimePoint now);
   /// Handles one datagram from the client. Malformed datagrams are ignored.
   void on_datagram(std::span<const std::uint8_t> bytes, TimePoint now);
-  /// Retransmits when `now` has reached `deadline()`, or gives up after max_retries.
+  /// Retransmits when `now` has reached `deadline()`, or gives up after max_retries. The OACK
+  /// is repeated only after Settings::oack_quiet of silence.
   void on_timer(TimePoint now);
+  /// The client sent its request again from the same port: it has not heard from us (the OACK
+  /// or, without options, the first window was lost), so that is sent again at once.
+  void on_repeated_request(TimePoint now);
   /// The network says the client's port is closed: end now instead of retransmitting into it
   /// until the retries run out. Nothing is sent.
   void on_client_gone();
@@ -98,6 +112,7 @@ class Transfer {
   void send_control(const wire::Packet& p);
   void fail(EngineError e, std::string detail, std::optional<wire::ErrorPacket> tell);
   void on_ack(std::uint16_t block, TimePoint now);
+  void progress();
   void clear_outgoing();
 
   std::unique_ptr<FileSource> file_;
@@ -111,6 +126,8 @@ class Transfer {
   std::uint64_t rewound_at_ = 0;  // acked_ value a duplicate ACK already rewound for
   bool rewound_ = false;
   unsigned retries_ = 0;
+  std::chrono::milliseconds interval_{};  // the retransmission timeout now in force
+  TimePoint oack_sent_at_{};
   std::uint64_t retransmissions_ = 0;
   TimePoint deadline_{};
   Error error_;

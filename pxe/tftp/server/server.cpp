@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <map>
 #include <mutex>
 #include <optional>
-#include <set>
 
 namespace lab::pxe::tftp::server {
 namespace {
@@ -107,8 +107,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   udp::endpoint from;
   shared::log::Logger log{"tftp"};
 
-  mutable std::mutex mutex;       // guards what follows
-  std::set<std::string> clients;  // endpoints with a transfer running
+  mutable std::mutex mutex;  // guards what follows
+  // Endpoints with a transfer running, and that transfer (to hand it a repeated request).
+  std::map<std::string, std::weak_ptr<Session>> clients;
   bool stopping = false;
   std::function<void()> stopped;
 };
@@ -126,6 +127,16 @@ class Session : public std::enable_shared_from_this<Session> {
         file_(std::move(file)),
         transfer_(std::move(transfer)),
         started_(engine::Clock::now()) {}
+
+  /// The client sent its RRQ again (on port 69): hand it to the transfer on its strand.
+  void repeated_request() {
+    asio::post(timer_.get_executor(), [self = shared_from_this()] {
+      if (self->done_)
+        return;
+      self->transfer_.on_repeated_request(engine::Clock::now());
+      self->after_step();
+    });
+  }
 
   void run() {
     auto self = shared_from_this();
@@ -343,11 +354,24 @@ void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
   }
   const std::string key = endpoint_key(client);
   {
-    const std::lock_guard lock(mutex);
-    // The client repeated its request before our first answer arrived: the transfer running
-    // for it retransmits on its own.
-    if (clients.contains(key))
+    std::shared_ptr<Session> running;
+    {
+      const std::lock_guard lock(mutex);
+      if (auto it = clients.find(key); it != clients.end()) {
+        running = it->second.lock();
+        if (!running)
+          return;  // finishing right now
+      }
+    }
+    // The client repeated its request: our first answer was lost. The transfer running for it
+    // answers again.
+    if (running) {
+      running->repeated_request();
       return;
+    }
+  }
+  {
+    const std::lock_guard lock(mutex);
     if (clients.size() >= config.max_transfers) {
       record(events::Kind::tftp_error, client, {{"file", file}, {"error", "too many transfers"}});
       boost::system::error_code ignored;
@@ -381,14 +405,14 @@ void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
            "transfer socket: " + ec.message());
     return;
   }
+  engine::Transfer transfer(*request, std::move(*source), config.transfer);
+  auto session = std::make_shared<Session>(shared_from_this(), std::move(socket), client, file,
+                                           std::move(transfer), session_strand);
   {
     const std::lock_guard lock(mutex);
-    clients.insert(key);
+    clients.emplace(key, session);
   }
-  engine::Transfer transfer(*request, std::move(*source), config.transfer);
-  std::make_shared<Session>(shared_from_this(), std::move(socket), client, file,
-                            std::move(transfer), session_strand)
-      ->run();
+  session->run();
 }
 
 Server::Server(boost::asio::io_context& io, ServerConfig config, events::Sink& events)

@@ -128,7 +128,9 @@ int slow_tcp_client(std::uint16_t port) {
 
 TEST(CoordinatorRobustness, SlowSendersAreCutOffAndOthersAreServedMeanwhile) {
   LAB_REQUIRE_PROGRAM("openssl");
-  Appliance a({"coordinator.request_timeout=3s", "coordinator.handshake_timeout=3s"});
+  // The request timeout is well above the bound on the others' latency below, so a server that
+  // only answers once the slow clients are cut off fails the test even on a loaded machine.
+  Appliance a({"coordinator.request_timeout=8s", "coordinator.handshake_timeout=3s"});
 
   // Slowloris over TLS: a request line, then one header byte a second, never finishing.
   constexpr int kSlow = 10;
@@ -165,13 +167,13 @@ TEST(CoordinatorRobustness, SlowSendersAreCutOffAndOthersAreServedMeanwhile) {
     const auto t0 = Clock::now();
     auto r = a.curl({"-H", auth}, "/v1/tokens");
     EXPECT_EQ(r.status, 200);
-    EXPECT_LT(Clock::now() - t0, 2s);
+    EXPECT_LT(Clock::now() - t0, 5s);
     std::this_thread::sleep_for(200ms);
   }
 
   // The slow TLS senders get 408 and are closed once request_timeout passes.
   for (auto& p : slow) {
-    EXPECT_NE(p.wait(15s), -1) << "slow client still connected";
+    EXPECT_NE(p.wait(20s), -1) << "slow client still connected";
     EXPECT_TRUE(contains(p.output(), "408")) << p.output();
   }
   // The slow TCP senders are closed by the handshake timeout: recv sees EOF or a reset.

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -114,6 +116,43 @@ Fd udp_socket_in(const NetNs& ns, const std::string& address, std::uint16_t port
     out = std::move(fd);
   });
   return out;
+}
+
+Fd capture_socket_in(const NetNs& ns, const std::string& device, int buffer) {
+  Fd out;
+  in_netns(ns, [&] {
+    Fd fd(::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_IP)));
+    if (fd.get() < 0)
+      throw std::runtime_error(std::string("packet socket: ") + errno_text());
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0)
+      throw std::runtime_error(std::string("SO_RCVBUFFORCE: ") + errno_text());
+    sockaddr_ll local{};
+    local.sll_family = AF_PACKET;
+    local.sll_protocol = htons(ETH_P_IP);
+    local.sll_ifindex = static_cast<int>(::if_nametoindex(device.c_str()));
+    if (local.sll_ifindex == 0)
+      throw std::runtime_error("no interface " + device + " in " + ns.name());
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
+      throw std::runtime_error("bind packet socket to " + device + ": " + errno_text());
+    out = std::move(fd);
+  });
+  return out;
+}
+
+std::optional<wire::Message> dhcp_in_ip_packet(std::span<const std::uint8_t> packet,
+                                               std::uint16_t port) {
+  if (packet.size() < 20 || (packet[0] >> 4) != 4 || packet[9] != IPPROTO_UDP)
+    return std::nullopt;
+  const std::size_t ihl = static_cast<std::size_t>(packet[0] & 0x0f) * 4;
+  if (ihl < 20 || packet.size() < ihl + 8)
+    return std::nullopt;
+  const auto udp = packet.subspan(ihl);
+  if (((udp[2] << 8) | udp[3]) != port)
+    return std::nullopt;
+  auto m = wire::parse(udp.subspan(8));
+  if (!m)
+    return std::nullopt;
+  return std::move(*m);
 }
 
 void send_raw(int fd, const std::vector<std::uint8_t>& bytes, const std::string& ip,

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +55,14 @@ class Fd {
 /// `device` when given, allowed to broadcast. Throws std::runtime_error on failure.
 Fd udp_socket_in(const NetNs& ns, const std::string& address, std::uint16_t port,
                  const std::string& device = {});
+
+/// An AF_PACKET socket inside `ns` that sees every IPv4 datagram arriving on `device` (a
+/// capture, as tcpdump's): the replies a peer such as perfdhcp received, whatever it does with
+/// them. Its receive buffer is forced to `buffer` bytes. Throws std::runtime_error on failure.
+Fd capture_socket_in(const NetNs& ns, const std::string& device, int buffer = 16 << 20);
+/// The DHCP message of a captured IPv4/UDP datagram to `port`, or nullopt for anything else.
+std::optional<wire::Message> dhcp_in_ip_packet(std::span<const std::uint8_t> packet,
+                                               std::uint16_t port);
 
 /// Sends a message (or raw bytes) from `fd` to ip:port.
 void send_to(int fd, const wire::Message& m, const std::string& ip, std::uint16_t port);

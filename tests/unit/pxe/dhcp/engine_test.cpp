@@ -400,4 +400,29 @@ TEST_F(Fixture, ProxyModeAnswersPxeClientsOnlyAndNeverWithAnAddress) {
   EXPECT_EQ(sink.count(events::Kind::proxy_ack), 1u);
 }
 
+// iPXE up to 2019 (Debian 12's) accepts a ProxyDHCP answer only with a next server and a boot
+// file: with an HTTP script URL as the file, siaddr must still name this server.
+TEST_F(Fixture, ProxyAnswersToIpxeNameTheNextServerBesideTheScriptUrl) {
+  EngineConfig c = base_config();
+  c.mode = Mode::proxy;
+  c.subnets.clear();
+  Engine e = make(c);
+  Message d = client_msg(MessageType::discover, 3);
+  d.set(opt::kVendorClass, "PXEClient:Arch:00000:UNDI:002001");
+  d.set(opt::kClientArch, std::vector<std::uint8_t>{0, 0});
+  d.set(opt::kUserClass, std::string_view("iPXE"));
+  auto offer = e.handle(in(d));
+  ASSERT_TRUE(offer.reply) << offer.ignored;
+  EXPECT_TRUE(offer.reply->message.file.starts_with("http://")) << offer.reply->message.file;
+  EXPECT_EQ(offer.reply->message.siaddr, c.server_ip);
+  Message r = client_msg(MessageType::request, 3);
+  r.set(opt::kVendorClass, "PXEClient:Arch:00000:UNDI:002001");
+  r.set(opt::kUserClass, std::string_view("iPXE"));
+  r.ciaddr = ip("10.0.0.151");
+  auto ack = e.handle(
+      Inbound{.message = r, .source = ip("10.0.0.151"), .source_port = 68, .proxy_port = true});
+  ASSERT_TRUE(ack.reply);
+  EXPECT_EQ(ack.reply->message.siaddr, c.server_ip);
+}
+
 }  // namespace

@@ -156,21 +156,109 @@ TEST(TftpTransfer, RetransmitsTheWindowOnTimeout) {
   Transfer t(rrq({{"blksize", "100"}, {"windowsize", "3"}}),
              std::make_unique<MemorySource>(content(1000)), Settings{});
   t.start(clock.now);
-  clock.advance(999ms);
-  t.on_timer(clock.now);
-  EXPECT_TRUE(t.outgoing().empty());
-  clock.advance(1ms);
-  t.on_timer(clock.now);  // the OACK was lost
-  ASSERT_EQ(sent(t).size(), 1U);
-  EXPECT_TRUE(std::holds_alternative<wire::OAck>(sent(t)[0]));
   t.on_datagram(ack(0), clock.now);
   EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{1, 2, 3}));
   EXPECT_EQ(t.deadline(), clock.now + 1s);
   t.on_datagram(ack(2), clock.now);
   EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{3, 4, 5}));
-  clock.advance(1s);
+  clock.advance(999ms);
+  t.on_timer(clock.now);
+  EXPECT_TRUE(t.outgoing().empty());
+  clock.advance(1ms);
   t.on_timer(clock.now);
   EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{3, 4, 5}));
+}
+
+TEST(TftpTransfer, OackIsRepeatedOnlyAfterTheClientHadTimeToRepeatItsAck) {
+  FakeClock clock;
+  Transfer t(rrq({{"blksize", "100"}, {"windowsize", "3"}}),
+             std::make_unique<MemorySource>(content(1000)), Settings{});
+  t.start(clock.now);
+  ASSERT_EQ(sent(t).size(), 1U);
+  // The client's ACK 0 was lost. A second OACK within 5 s would make atftp abort; atftp repeats
+  // its ACK after 5 s of silence.
+  for (const auto wait : {1s, 2s}) {
+    clock.advance(wait);
+    t.on_timer(clock.now);
+    EXPECT_TRUE(t.outgoing().empty());
+  }
+  clock.advance(2s);
+  t.on_datagram(ack(0), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{1, 2, 3}));
+  EXPECT_EQ(t.deadline(), clock.now + 1s);  // progress: back to the base timeout
+
+  // curl asks for timeout 6 and repeats its ACK 0 only after 72 s: the OACK comes again at the
+  // first timeout past 6 s of silence, then with backoff.
+  Transfer c(rrq({{"blksize", "1468"}, {"timeout", "6"}}),
+             std::make_unique<MemorySource>(content(5000)), Settings{});
+  c.start(clock.now);
+  EXPECT_EQ(c.deadline(), clock.now + 6s);
+  clock.advance(6s);
+  c.on_timer(clock.now);
+  ASSERT_EQ(sent(c).size(), 1U);
+  EXPECT_TRUE(std::holds_alternative<wire::OAck>(sent(c)[0]));
+  EXPECT_EQ(c.deadline(), clock.now + 8s);
+
+  // With the default 1 s timeout the first OACK repeat comes at 7 s (1 + 2 + 4).
+  Transfer d(rrq({{"blksize", "1468"}}), std::make_unique<MemorySource>(content(5000)), Settings{});
+  d.start(clock.now);
+  for (const auto wait : {1s, 2s}) {
+    clock.advance(wait);
+    d.on_timer(clock.now);
+    EXPECT_TRUE(d.outgoing().empty());
+  }
+  clock.advance(4s);
+  d.on_timer(clock.now);
+  ASSERT_EQ(sent(d).size(), 1U);
+  EXPECT_TRUE(std::holds_alternative<wire::OAck>(sent(d)[0]));
+
+  // The OACK itself was lost: the client repeats its request, and only that repeats the OACK.
+  Transfer lost(rrq({{"blksize", "100"}}), std::make_unique<MemorySource>(content(1000)),
+                Settings{});
+  lost.start(clock.now);
+  clock.advance(1s);
+  lost.on_timer(clock.now);
+  EXPECT_TRUE(lost.outgoing().empty());
+  lost.on_repeated_request(clock.now);  // the client's RRQ again: answered at once
+  ASSERT_EQ(sent(lost).size(), 1U);
+  EXPECT_TRUE(std::holds_alternative<wire::OAck>(sent(lost)[0]));
+  EXPECT_EQ(lost.retransmissions(), 1U);
+  lost.on_datagram(ack(0), clock.now);
+  EXPECT_EQ(data_blocks(lost), (std::vector<std::uint16_t>{1}));
+  lost.on_repeated_request(clock.now);  // a late duplicate once data flows: nothing to do
+  EXPECT_TRUE(lost.outgoing().empty());
+}
+
+TEST(TftpTransfer, RepeatedRequestWithoutOptionsResendsTheFirstBlock) {
+  FakeClock clock;
+  Transfer t(rrq(), std::make_unique<MemorySource>(content(2000)), Settings{});
+  t.start(clock.now);
+  t.on_repeated_request(clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{1}));
+  t.on_datagram(ack(1), clock.now);
+  t.on_repeated_request(clock.now);
+  EXPECT_TRUE(t.outgoing().empty());
+}
+
+TEST(TftpTransfer, TimeoutsBackOffExponentiallyAndProgressResetsThem) {
+  // A client that re-acknowledges only after 5 s without any datagram (atftp) gets that quiet
+  // spell after three retransmissions.
+  FakeClock clock;
+  Transfer t(rrq({{"blksize", "100"}, {"windowsize", "4"}}),
+             std::make_unique<MemorySource>(content(2000)), Settings{});
+  t.start(clock.now);
+  t.on_datagram(ack(0), clock.now);
+  t.on_datagram(ack(4), clock.now);
+  for (const auto wait : {1s, 2s, 4s, 8s, 8s}) {
+    EXPECT_EQ(t.deadline(), clock.now + wait);
+    clock.advance(wait);
+    t.on_timer(clock.now);
+    EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{5, 6, 7, 8}));
+  }
+  t.on_datagram(ack(8), clock.now);
+  EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{9, 10, 11, 12}));
+  EXPECT_EQ(t.deadline(), clock.now + 1s);
+  EXPECT_FALSE(t.finished());
 }
 
 TEST(TftpTransfer, DuplicateAckInLockStepIsIgnored) {
@@ -259,17 +347,30 @@ TEST(TftpTransfer, GivesUpAfterBoundedRetries) {
   Transfer t(rrq(), std::make_unique<MemorySource>(content(5000)), s);
   t.start(clock.now);
   for (int i = 0; i < 3; ++i) {
-    clock.advance(1s);
+    clock.advance(std::chrono::seconds(1 << i));
     t.on_timer(clock.now);
     EXPECT_EQ(data_blocks(t), (std::vector<std::uint16_t>{1}));
   }
-  clock.advance(1s);
+  clock.advance(8s);
   t.on_timer(clock.now);
   EXPECT_TRUE(t.failed());
   EXPECT_EQ(t.error(), EngineError::timed_out);
   auto last = sent(t);
   ASSERT_EQ(last.size(), 1U);
   EXPECT_EQ(std::get<wire::ErrorPacket>(last[0]).code, 0);
+}
+
+TEST(TftpTransfer, ClientThatNeverAcknowledgesTheOackIsDroppedInBoundedTime) {
+  FakeClock clock;
+  Transfer t(rrq({{"blksize", "1468"}}), std::make_unique<MemorySource>(content(5000)), Settings{});
+  t.start(clock.now);
+  const auto started = clock.now;
+  while (!t.finished()) {
+    clock.now = t.deadline();
+    t.on_timer(clock.now);
+    ASSERT_LE(clock.now - started, 31s);
+  }
+  EXPECT_EQ(t.error(), EngineError::timed_out);
 }
 
 TEST(TftpTransfer, ClientTimeoutOptionSetsTheDeadline) {
