@@ -5,6 +5,7 @@
 #include "shared/sqlite/database.hpp"
 
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include <array>
 
@@ -59,7 +60,7 @@ Result<T> checked(Result<T> r) {
     return storage(r.error());
   return r;
 }
-Result<void> checked(Result<void> r) {
+Result<void> checked(const Result<void>& r) {
   if (!r)
     return storage(r.error());
   return {};
@@ -175,11 +176,19 @@ Result<std::unique_ptr<Cache>> Cache::open(const std::filesystem::path& path,
                                            std::shared_ptr<const keystore::DataKey> key) {
   LAB_TRY_ASSIGN(sql::Database d, checked(sql::Database::open(path)));
   LAB_TRY(checked(sql::migrate(d, kMigrations)));
+  // At most 256 KiB of page cache (SQLite's default is 2 MiB): the cache is read once at start
+  // and after each bundle; a big transaction spills to the WAL instead of growing the heap.
+  LAB_TRY(checked(d.exec("PRAGMA cache_size = -256")));
   return std::unique_ptr<Cache>(new Cache(std::make_unique<Impl>(std::move(d), std::move(key))));
 }
 
 const std::filesystem::path& Cache::path() const noexcept {
   return impl_->db.path();
+}
+
+void Cache::release_memory() noexcept {
+  const std::lock_guard lock(impl_->mutex);
+  sqlite3_db_release_memory(impl_->db.handle());
 }
 
 Result<bool> Cache::joined() {

@@ -114,6 +114,10 @@ class Cache {
 
   [[nodiscard]] const std::filesystem::path& path() const noexcept;
 
+  /// Frees SQLite's page cache (it refills from the file on the next read): called once a
+  /// large bundle is stored and rendered, so an idle agent does not keep its pages.
+  void release_memory() noexcept;
+
   struct Impl;
 
  private:

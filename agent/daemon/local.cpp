@@ -38,8 +38,7 @@ Result<LocalAnswer> ask_cache(const Settings& s, std::string_view path) {
   LAB_TRY_ASSIGN(OpenNode node, open_node(s));
   LAB_TRY_ASSIGN(cache::View view, node.cache->view());
   LAB_TRY_ASSIGN(auto key, shared::crypto::X25519PrivateKey::from_raw(node.identity.sealing_key));
-  auto state = std::make_shared<localapi::State>(std::make_shared<const cache::View>(view),
-                                                 std::move(key), node.key->status());
+  auto state = std::make_shared<localapi::State>(view, std::move(key), node.key->status());
   const localapi::Api api(state, s.secret_access, unix_now);
   http::Request req;
   req.method = "GET";

@@ -1,6 +1,7 @@
 #include "agent/daemon/run.hpp"
 
 #include "agent/daemon/node.hpp"
+#include "agent/daemon/notify.hpp"
 #include "agent/facts/facts.hpp"
 #include "agent/localapi/server.hpp"
 #include "agent/render/render.hpp"
@@ -10,7 +11,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <systemd/sd-daemon.h>
 
 #include <malloc.h>
 
@@ -48,9 +48,8 @@ void render_view(const log::Logger& logger, const render::Paths& paths, const ca
 class Watchdog {
  public:
   explicit Watchdog(boost::asio::io_context& io) : timer_(io) {
-    std::uint64_t usec = 0;
-    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-      interval_ = std::chrono::microseconds(usec / 2);
+    if (const auto interval = watchdog_interval()) {
+      interval_ = *interval / 2;
       arm();
     }
   }
@@ -62,7 +61,7 @@ class Watchdog {
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec)
         return;
-      sd_notify(0, "WATCHDOG=1");
+      notify("WATCHDOG=1");
       arm();
     });
   }
@@ -73,6 +72,12 @@ class Watchdog {
 }  // namespace
 
 int run(const Settings& s) {
+  // The agent's two threads share one heap (a second arena would keep its own high-water
+  // mark), and buffers of 64 KiB and more (HTTP bodies, envelopes, the labels JSON) come
+  // straight from mmap, so they go back to the kernel when freed instead of fragmenting it.
+  // Set before any other thread exists.
+  mallopt(M_ARENA_MAX, 1);               // NOLINT(concurrency-mt-unsafe)
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);  // NOLINT(concurrency-mt-unsafe)
   log::Level level = log::Level::info;
   log::parse_level(s.log_level, level);
   log::configure({.level = level, .format = log::Format::automatic, .output = nullptr});
@@ -91,21 +96,27 @@ int run(const Settings& s) {
   }
   OpenNode node = std::move(*opened);
   auto sealing = shared::crypto::X25519PrivateKey::from_raw(node.identity.sealing_key);
-  auto first_view = node.cache->view();
-  if (!sealing || !first_view) {
-    logger.error("the cache does not load", {{"error", first_view ? sealing.error().message()
-                                                                  : first_view.error().message()}});
-    return 1;
+  std::shared_ptr<localapi::State> state;
+  {
+    // Scoped: the view with its label map is needed only to render and to build what the
+    // local API serves; an idle agent keeps the latter alone.
+    auto first_view = node.cache->view();
+    if (!sealing || !first_view) {
+      logger.error(
+          "the cache does not load",
+          {{"error", first_view ? sealing.error().message() : first_view.error().message()}});
+      return 1;
+    }
+    state = std::make_shared<localapi::State>(*first_view, *sealing, node.key->status());
+    if (first_view->revision > 0)
+      render_view(logger, s.render, *first_view, *sealing);
+    logger.info("serving from cache", {{"node", node.identity.node_id},
+                                       {"revision", first_view->revision},
+                                       {"last_contact", first_view->last_contact.value_or(0)},
+                                       {"key_protection", node.key->status()}});
   }
-  auto state = std::make_shared<localapi::State>(std::make_shared<const cache::View>(*first_view),
-                                                 *sealing, node.key->status());
-  if (first_view->revision > 0)
-    render_view(logger, s.render, *first_view, *sealing);
+  node.cache->release_memory();
   malloc_trim(0);
-  logger.info("serving from cache", {{"node", node.identity.node_id},
-                                     {"revision", first_view->revision},
-                                     {"last_contact", first_view->last_contact.value_or(0)},
-                                     {"key_protection", node.key->status()}});
 
   boost::asio::io_context io;
   // Registered before the socket exists: a stop request that comes as soon as the socket
@@ -127,14 +138,11 @@ int run(const Settings& s) {
   sync::SyncHooks hooks;
   hooks.applied = [&](const cache::View& v) {
     render_view(logger, s.render, v, *sealing);
-    state->set_view(std::make_shared<const cache::View>(v));
+    state->set_view(v);
     logger.info(
         "applied bundle",
         {{"revision", v.revision}, {"labels", v.labels.size()}, {"secrets", v.secrets.size()}});
-    sd_notifyf(0, "STATUS=revision %lld", static_cast<long long>(v.revision));
-    // Parsing and verifying a large bundle leaves freed heap behind in this thread's arena;
-    // give it back so an idle agent holds only its view.
-    malloc_trim(0);
+    notify("STATUS=revision " + std::to_string(v.revision));
   };
   hooks.contact = [&](bool reachable, std::int64_t now) {
     if (reachable != state->reachable())
@@ -153,6 +161,12 @@ int run(const Settings& s) {
         return sync::make_http_transport(id, wait);
       },
       options, hooks, unix_now);
+  syncer.on_settled([&] {
+    // Parsing, verifying, storing and rendering a large bundle leaves freed heap and SQLite
+    // pages behind; give them back so an idle agent holds only what the local API serves.
+    node.cache->release_memory();
+    malloc_trim(0);
+  });
 
   std::mutex done_mutex;
   std::condition_variable done_cv;
@@ -169,12 +183,12 @@ int run(const Settings& s) {
     if (ec)
       return;
     logger.info("stopping", {{"signal", sig}});
-    sd_notify(0, "STOPPING=1");
+    notify("STOPPING=1");
     syncer.stop();
     watchdog.cancel();
     server.stop([&] { io.stop(); });
   });
-  sd_notify(0, "READY=1");
+  notify("READY=1");
   logger.info("ready", {{"socket", s.socket.string()}});
   io.run();
   std::error_code ec;

@@ -32,18 +32,53 @@ bool may_read_secret(const std::vector<SecretAccess>& rules, const http::Peer::C
   });
 }
 
-State::State(std::shared_ptr<const cache::View> view, shared::crypto::X25519PrivateKey key,
-             std::string key_protection)
-    : view_(std::move(view)), key_(std::move(key)), key_protection_(std::move(key_protection)) {}
-
-std::shared_ptr<const cache::View> State::view() const {
-  const std::lock_guard lock(mutex_);
-  return view_;
+std::shared_ptr<const Served> make_served(const cache::View& view) {
+  auto s = std::make_shared<Served>();
+  s->view.node_id = view.node_id;
+  s->view.name = view.name;
+  s->view.state = view.state;
+  s->view.revision = view.revision;
+  s->view.issued_at = view.issued_at;
+  s->view.last_contact = view.last_contact;
+  s->view.groups = view.groups;
+  s->view.secrets = view.secrets;
+  s->label_count = view.labels.size();
+  std::string& out = s->labels_json;
+  std::size_t size = 2;
+  for (const auto& [k, v] : view.labels)
+    size += k.size() + v.size() + 6;
+  out.reserve(size);
+  out += '{';
+  for (const auto& [k, v] : view.labels) {
+    if (out.size() > 1)
+      out += ',';
+    out += boost::json::serialize(boost::json::string_view(k));
+    out += ':';
+    out += boost::json::serialize(boost::json::string_view(v));
+  }
+  out += '}';
+  out.shrink_to_fit();
+  return s;
 }
 
-void State::set_view(std::shared_ptr<const cache::View> view) {
+State::State(const cache::View& view, shared::crypto::X25519PrivateKey key,
+             std::string key_protection)
+    : served_(make_served(view)), key_(std::move(key)), key_protection_(std::move(key_protection)) {
+  if (view.last_contact)
+    last_contact_ = *view.last_contact;
+}
+
+std::shared_ptr<const Served> State::served() const {
   const std::lock_guard lock(mutex_);
-  view_ = std::move(view);
+  return served_;
+}
+
+void State::set_view(const cache::View& view) {
+  auto fresh = make_served(view);  // outside the lock: readers keep the old one meanwhile
+  if (view.last_contact)
+    set_last_contact(*view.last_contact);
+  const std::lock_guard lock(mutex_);
+  served_ = std::move(fresh);
 }
 
 void State::set_reachable(bool reachable, std::int64_t now) {
@@ -53,18 +88,20 @@ void State::set_reachable(bool reachable, std::int64_t now) {
 }
 
 void State::set_last_contact(std::int64_t now) {
-  const std::lock_guard lock(mutex_);
-  if (view_ && view_->last_contact != now) {
-    auto copy = std::make_shared<cache::View>(*view_);
-    copy->last_contact = now;
-    view_ = std::move(copy);
+  std::int64_t seen = last_contact_.load();
+  while (seen < now && !last_contact_.compare_exchange_weak(seen, now)) {
   }
 }
 
-std::optional<std::int64_t> staleness(const cache::View& view, std::int64_t now) {
-  if (!view.last_contact)
+std::optional<std::int64_t> State::last_contact() const noexcept {
+  const std::int64_t t = last_contact_.load();
+  return t == kNever ? std::nullopt : std::optional<std::int64_t>(t);
+}
+
+std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_contact, std::int64_t now) {
+  if (!last_contact)
     return std::nullopt;
-  return std::max<std::int64_t>(0, now - *view.last_contact);
+  return std::max<std::int64_t>(0, now - *last_contact);
 }
 
 Api::Api(std::shared_ptr<State> state, std::vector<SecretAccess> rules,
@@ -85,31 +122,36 @@ http::Response Api::handle(const http::Request& request) const {
 }
 
 http::Response Api::labels() const {
-  const auto view = state_->view();
-  boost::json::object labels;
-  for (const auto& [k, v] : view->labels)
-    labels[k] = v;
-  boost::json::object o;
-  o["revision"] = view->revision;
-  o["staleness_seconds"] = optional_int(staleness(*view, now_()));
-  o["labels"] = std::move(labels);
-  return json(200, o);
+  const auto served = state_->served();
+  const auto stale = staleness(state_->last_contact(), now_());
+  // Spliced as text: the labels are kept serialized (see Served).
+  std::string body = R"({"revision":)";
+  body += std::to_string(served->view.revision);
+  body += R"(,"staleness_seconds":)";
+  body += stale ? std::to_string(*stale) : std::string("null");
+  body.reserve(body.size() + served->labels_json.size() + 16);
+  body += R"(,"labels":)";
+  body += served->labels_json;
+  body += "}\n";
+  return http::Response::json(200, std::move(body));
 }
 
 http::Response Api::status() const {
-  const auto view = state_->view();
+  const auto served = state_->served();
+  const cache::View& view = served->view;
+  const auto last = state_->last_contact();
   boost::json::object o;
-  o["node_id"] = view->node_id;
-  o["name"] = view->name;
-  o["state"] = view->state;
-  o["revision"] = view->revision;
-  o["issued_at"] = view->issued_at;
-  o["last_contact"] = optional_int(view->last_contact);
-  o["staleness_seconds"] = optional_int(staleness(*view, now_()));
+  o["node_id"] = view.node_id;
+  o["name"] = view.name;
+  o["state"] = view.state;
+  o["revision"] = view.revision;
+  o["issued_at"] = view.issued_at;
+  o["last_contact"] = optional_int(last);
+  o["staleness_seconds"] = optional_int(staleness(last, now_()));
   o["key_protection"] = state_->key_protection();
   o["coordinator_reachable"] = state_->reachable();
-  o["labels"] = view->labels.size();
-  o["secrets"] = view->secrets.size();
+  o["labels"] = served->label_count;
+  o["secrets"] = view.secrets.size();
   return json(200, o);
 }
 
@@ -117,8 +159,8 @@ http::Response Api::secret(const http::Request& request, std::string_view name) 
   // Without credentials (never on a unix socket) nobody is trusted.
   if (!request.peer.credentials || !may_read_secret(rules_, *request.peer.credentials, name))
     return http::Response::error(403, "not allowed to read this secret");
-  const auto view = state_->view();
-  auto value = cache::open_secret(*view, state_->sealing_key(), name);
+  const auto served = state_->served();
+  auto value = cache::open_secret(served->view, state_->sealing_key(), name);
   if (!value) {
     if (value.error() == cache::CacheError::no_secret)
       return http::Response::error(404, "no such secret");
@@ -128,7 +170,7 @@ http::Response Api::secret(const http::Request& request, std::string_view name) 
   r.status = 200;
   r.headers.set("Content-Type", "application/octet-stream");
   r.headers.set("Cache-Control", "no-store");
-  r.headers.set("Lab-Revision", std::to_string(view->revision));
+  r.headers.set("Lab-Revision", std::to_string(served->view.revision));
   r.body.assign(shared::crypto::as_chars(*value));
   return r;
 }

@@ -134,20 +134,30 @@ Result<std::optional<std::int64_t>> Syncer::poll_once() {
     LAB_TRY(cache_.touch(now));
     return std::optional<std::int64_t>{};
   }
-  const std::lock_guard lock(apply_mutex_);
-  auto applied = cache_.apply(**fetched, now);
-  if (!applied) {
-    if (applied.error() == cache::CacheError::not_newer) {
-      LAB_TRY(cache_.touch(now));
-      return std::optional<std::int64_t>{};
+  std::int64_t revision = 0;
+  {
+    const std::lock_guard lock(apply_mutex_);
+    {
+      // Scoped so the envelope and the parsed bundle are freed before the view is built.
+      auto applied = cache_.apply(**fetched, now);
+      fetched->reset();
+      if (!applied) {
+        if (applied.error() == cache::CacheError::not_newer) {
+          LAB_TRY(cache_.touch(now));
+          return std::optional<std::int64_t>{};
+        }
+        return applied.error();
+      }
+      revision = applied->revision;
     }
-    return applied.error();
+    if (hooks_.applied) {
+      LAB_TRY_ASSIGN(cache::View view, cache_.view());
+      hooks_.applied(view);
+    }
   }
-  if (hooks_.applied) {
-    LAB_TRY_ASSIGN(cache::View view, cache_.view());
-    hooks_.applied(view);
-  }
-  return std::optional<std::int64_t>(applied->revision);
+  if (settled_)
+    settled_();
+  return std::optional<std::int64_t>(revision);
 }
 
 Result<bool> Syncer::renew_if_due(bool force) {

@@ -35,7 +35,8 @@ class Transport {
   virtual Result<void> report(std::string_view state, const boost::json::object& facts) = 0;
 };
 
-/// HTTPS transport (shared/http/beast_client) for `identity` (its URL, CA, certificate and key). Blocking.
+/// HTTPS transport (shared/http/beast_client) for `identity` (its URL, CA, certificate and key).
+/// Blocking.
 std::unique_ptr<Transport> make_http_transport(const cache::Identity& identity,
                                                std::chrono::seconds wait);
 
@@ -77,6 +78,10 @@ class Syncer {
   /// Renews the certificate when it is due (or `force`); true when renewed.
   Result<bool> renew_if_due(bool force = false);
 
+  /// Called after SyncHooks::applied, once the round's buffers (envelope, bundle, view) are
+  /// freed: the moment to hand memory back. Set before run().
+  void on_settled(std::function<void()> settled) { settled_ = std::move(settled); }
+
   /// Polls until stop(); pauses with backoff after failures. Blocking: run it on its own
   /// thread. Returns promptly after stop() except while a request is in flight.
   void run();
@@ -95,6 +100,7 @@ class Syncer {
   TransportFactory make_transport_;
   SyncOptions options_;
   SyncHooks hooks_;
+  std::function<void()> settled_;
   std::function<std::int64_t()> now_;
   std::unique_ptr<Transport> transport_;
   bool reported_ = false;

@@ -91,6 +91,13 @@ anon_kib=$(awk '/^RssAnon/ {print $2}' "/proc/$agent/status")
 file_kib=$(awk '/^RssFile/ {print $2}' "/proc/$agent/status")
 pss_kib=$(awk '/^Pss:/ {print $2}' "/proc/$agent/smaps_rollup")
 private_kib=$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$agent/smaps_rollup")
+# Resident KiB by mapping: the heap and anonymous memory, labd's own pages, each shared library.
+by_mapping=$(awk '
+  /^[0-9a-f]+-[0-9a-f]+ / { n = $6; sub(/.*\//, "", n); if (n == "") n = "[anon]" }
+  /^Rss:/ { rss[n] += $2 }
+  /^Private_(Clean|Dirty):/ { priv[n] += $2 }
+  END { for (n in rss) if (rss[n] > 0) printf "%d %d %s\n", rss[n], priv[n], n }' \
+  "/proc/$agent/smaps" | sort -rn)
 ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
 c0=$(ticks)
 sleep 10
@@ -100,5 +107,16 @@ printf 'rss      idle labd with %d labels cached: VmRSS %d KiB = %.2f MiB (peak 
   "$count" "$rss_kib" "$(echo "$rss_kib / 1024" | bc -l)" "$(echo "$hwm_kib / 1024" | bc -l)"
 printf '         of which heap/stack (RssAnon) %d KiB, mapped files and shared libraries (RssFile) %d KiB\n' "$anon_kib" "$file_kib"
 printf '         PSS %d KiB, private (not shared with any other process) %d KiB\n' "$pss_kib" "$private_kib"
+echo "         by mapping, KiB resident (private): $(echo "$by_mapping" | head -12 |
+  awk '{printf "%s%s %d (%d)", sep, $3, $1, $2; sep = ", "}')"
 printf 'cpu      idle labd over 10 s: %d clock ticks (%s Hz) of CPU\n' "$((c1 - c0))" "$(getconf CLK_TCK)"
+# For scale: the smallest TLS client on this machine (openssl s_client, C, no cache, no TPM, no
+# HTTP) idle on a connection to the same coordinator. OpenSSL and libc pages alone are most of it.
+sleep 20 | taskset -c 1 openssl s_client -quiet -connect "127.0.0.1:$port" >/dev/null 2>&1 &
+ref=$!
+pids+=($ref)
+sleep 2
+ref_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$ref/status" 2>/dev/null || echo 0)
+printf 'ref      idle openssl s_client on the same server: VmRSS %d KiB = %.2f MiB\n' "$ref_kib" \
+  "$(echo "$ref_kib / 1024" | bc -l)"
 echo "(no peer agent is installed on this machine to run side by side; peers document 30-300 MB RSS)"

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -125,6 +126,42 @@ TEST_F(LocalApiTest, LabelsForAnyoneWithRevisionAndStaleness) {
     EXPECT_EQ(nobody.status, 200) << nobody.body;
     EXPECT_EQ(nobody.body, r.body);
   }
+}
+
+// The labels are kept as JSON text and spliced into the answer: it must be exactly what a JSON
+// serializer makes of the same document, escapes included, and follow each new view.
+TEST_F(LocalApiTest, LabelsAnswerIsTheSerializedDocumentAndFollowsNewViews) {
+  cache::View v;
+  v.node_id = "n-0001";
+  v.revision = 43;
+  v.last_contact = 1000;
+  v.labels = {{"a.example.com/quote", "say \"hi\"\\now"},
+              {"ctl", std::string("\x01\t\n", 3)},
+              {"utf8", "gr\xc3\xbc\xc3\x9f"},
+              {"empty", ""}};
+  state_->set_view(v);
+  const Api api(state_, {}, [] { return std::int64_t{1010}; });
+  lab::shared::http::Request req;
+  req.method = "GET";
+  req.path = "/v1/labels";
+  const auto r = api.handle(req);
+  ASSERT_EQ(r.status, 200U);
+  boost::json::object labels;
+  for (const auto& [k, val] : v.labels)
+    labels[k] = val;
+  boost::json::object expected;
+  expected["revision"] = 43;
+  expected["staleness_seconds"] = 10;
+  expected["labels"] = std::move(labels);
+  EXPECT_EQ(r.body, boost::json::serialize(expected) + "\n");
+
+  state_->set_reachable(true, 1010);  // a contact never goes back in time
+  state_->set_last_contact(900);
+  EXPECT_EQ(state_->last_contact(), 1010);
+  v.labels.clear();
+  state_->set_view(v);
+  EXPECT_EQ(api.handle(req).body, R"({"revision":43,"staleness_seconds":0,"labels":{}})"
+                                  "\n");
 }
 
 TEST_F(LocalApiTest, StatusReportsProtectionAndReachability) {
