@@ -276,6 +276,19 @@ struct BeastClient::Impl {
     return {};
   }
 
+  // How an async connect ended (unix socket or TCP): a timeout or an error leaves nothing open.
+  Result<void> connected(bool finished, const error_code& ec) {
+    if (!finished) {
+      drop();
+      return fail(BeastClientError::timeout, "connecting timed out");
+    }
+    if (ec) {
+      drop();
+      return fail(BeastClientError::connect_failed, "connect: " + ec.message());
+    }
+    return {};
+  }
+
   Result<void> connect(Clock::time_point request_deadline) {
     const Clock::time_point deadline =
         std::min(request_deadline, Clock::now() + options.connect_timeout);
@@ -288,15 +301,7 @@ struct BeastClient::Impl {
         ec = e;
         done = true;
       });
-      if (!wait(done, deadline, nullptr)) {
-        drop();
-        return fail(BeastClientError::timeout, "connecting timed out");
-      }
-      if (ec) {
-        drop();
-        return fail(BeastClientError::connect_failed, "connect: " + ec.message());
-      }
-      return {};
+      return connected(wait(done, deadline, nullptr), ec);
     }
 
     const Url& u = *url;
@@ -337,14 +342,7 @@ struct BeastClient::Impl {
         ec = e;
         done = true;
       });
-      if (!wait(done, deadline, nullptr)) {
-        drop();
-        return fail(BeastClientError::timeout, "connecting timed out");
-      }
-      if (ec) {
-        drop();
-        return fail(BeastClientError::connect_failed, "connect: " + ec.message());
-      }
+      LAB_TRY(connected(wait(done, deadline, nullptr), ec));
       socket.set_option(Tcp::no_delay(true), ec);
     }
     if (!u.tls)
