@@ -190,15 +190,17 @@ struct Api::State : std::enable_shared_from_this<Api::State> {
 
   // Authenticates an agent from its client certificate; on the blocking pool.
   Result<AgentIdentity> identify(const Request& req, Response& refusal) {
-    if (req.peer.client_cert_der.empty()) {
+    if (!req.peer.client_cert) {
       refusal = unauthorized();
       return Error(coordinator::CoordinatorError::certificate_invalid, "no client certificate");
     }
-    if (!req.peer.client_cert_verified) {
+    const auto& cert = *req.peer.client_cert;
+    if (!cert.verified) {
       refusal = forbidden();
       return Error(coordinator::CoordinatorError::certificate_invalid, "not issued by our CA");
     }
-    auto id = coordinator.identify_agent(req.peer.client_cert_der);
+    // The listener verifies client certificates against this coordinator's CA.
+    auto id = coordinator.identify_verified_agent({cert.serial, cert.common_name, cert.not_after});
     if (!id) {
       log.info("agent refused", {{"peer", req.peer.address}, {"reason", id.error().message()}});
       refusal = forbidden();

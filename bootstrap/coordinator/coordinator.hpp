@@ -163,6 +163,14 @@ struct AgentIdentity {
   std::string cert_serial;
 };
 
+/// A client certificate the TLS listener verified against this coordinator's CA during the
+/// handshake: what identifying its sender needs, without parsing or verifying it again.
+struct VerifiedClientCert {
+  std::string serial;  // lower-case hex, no leading zeros
+  std::string common_name;
+  std::chrono::system_clock::time_point not_after;
+};
+
 // ---- The coordinator ------------------------------------------------------------------------
 
 class Coordinator : public pxe::registry::Registry {
@@ -182,6 +190,9 @@ class Coordinator : public pxe::registry::Registry {
   [[nodiscard]] virtual bool check_operator_token(std::string_view token) const = 0;
   /// The node a verified client certificate belongs to; refuses revoked serials and nodes.
   virtual Result<AgentIdentity> identify_agent(std::string_view client_cert_der) = 0;
+  /// The same for a certificate the TLS layer verified: checks expiry, serial, node and
+  /// revocation (every agent request does this; a parse and an ECDSA verify each would not do).
+  virtual Result<AgentIdentity> identify_verified_agent(const VerifiedClientCert& cert) = 0;
 
   /// The current revision (answers from memory).
   [[nodiscard]] virtual std::int64_t revision() const = 0;

@@ -67,6 +67,7 @@ class CoordinatorImpl final : public Coordinator {
   [[nodiscard]] std::string bundle_public_key() const override;
   [[nodiscard]] bool check_operator_token(std::string_view token) const override;
   Result<AgentIdentity> identify_agent(std::string_view client_cert_der) override;
+  Result<AgentIdentity> identify_verified_agent(const VerifiedClientCert& cert) override;
   [[nodiscard]] std::int64_t revision() const override;
 
   // Tokens (tokens.cpp).

@@ -359,12 +359,19 @@ Result<AgentIdentity> CoordinatorImpl::identify_agent(std::string_view client_ce
     return Error(CoordinatorError::certificate_invalid, cert.error().detail());
   if (auto ok = cr::verify_certificate(*cert, identity_.ca_cert, options_.clock()); !ok)
     return Error(CoordinatorError::certificate_invalid, ok.error().detail());
-  const std::string serial = cert->serial();
+  return identify_verified_agent({cert->serial(), cert->common_name(), cert->not_after()});
+}
+
+Result<AgentIdentity> CoordinatorImpl::identify_verified_agent(const VerifiedClientCert& cert) {
+  // The handshake checked the validity period once; a connection may outlive the certificate.
+  if (options_.clock() > cert.not_after)
+    return Error(CoordinatorError::certificate_invalid, "certificate " + cert.serial + " expired");
+  const std::string& serial = cert.serial;
   const Lock lock(state_mutex_);
   auto it = model_.certs.find(serial);
   if (it == model_.certs.end())
     return Error(CoordinatorError::certificate_invalid, "serial " + serial + " was never issued");
-  if (it->second.node_id != cert->common_name()) {
+  if (it->second.node_id != cert.common_name) {
     return Error(CoordinatorError::certificate_invalid, "serial " + serial + " names another node");
   }
   if (it->second.revoked)

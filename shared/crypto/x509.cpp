@@ -273,6 +273,11 @@ Result<Certificate> Certificate::from_der(ByteView der) {
   return Certificate(share_x509(x));
 }
 
+Certificate Certificate::from_native(X509* cert) {
+  X509_up_ref(cert);
+  return Certificate(share_x509(cert));
+}
+
 Result<std::vector<Certificate>> Certificate::chain_from_pem(std::string_view pem) {
   auto bio = mem_bio(pem);
   std::vector<Certificate> out;

@@ -61,6 +61,8 @@ class Certificate {
  public:
   static Result<Certificate> from_pem(std::string_view pem);
   static Result<Certificate> from_der(ByteView der);
+  /// Shares a certificate OpenSSL already parsed (e.g. a TLS peer's): takes a reference.
+  static Certificate from_native(x509_st* cert);
   /// Every certificate of a PEM bundle, in order.
   static Result<std::vector<Certificate>> chain_from_pem(std::string_view pem);
 

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,9 +40,16 @@ struct Peer {
   };
   std::string address;  // "10.0.0.7" (TCP) or the socket path (unix)
   std::uint16_t port = 0;
-  std::optional<Credentials> credentials;  // unix sockets: SO_PEERCRED
-  std::string client_cert_der;             // TLS: the client's certificate (DER), if it sent one
-  bool client_cert_verified = false;       // it chains to the listener's client CA
+  /// What a handler needs of a TLS client certificate, read once at the handshake: a parked
+  /// connection keeps no copy of the certificate and no request parses it again.
+  struct ClientCertificate {
+    std::string serial;  // lower-case hex, no leading zeros
+    std::string common_name;
+    std::chrono::system_clock::time_point not_after;
+    bool verified = false;  // it chained to the listener's client CA at the handshake
+  };
+  std::optional<Credentials> credentials;        // unix sockets: SO_PEERCRED
+  std::optional<ClientCertificate> client_cert;  // TLS: if the client sent a certificate
 };
 
 struct Request {

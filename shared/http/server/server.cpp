@@ -1,5 +1,6 @@
 #include "shared/http/server/server.hpp"
 
+#include "shared/crypto/x509.hpp"
 #include "shared/http/server/tls_stream.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -209,16 +210,10 @@ class Connection final : public ConnectionBase,
     }
     if constexpr (kIsTls<Stream>) {
       SSL* ssl = stream_.native_handle();
-      if (X509* cert = SSL_get1_peer_certificate(ssl)) {
-        unsigned char* der = nullptr;
-        const int n = i2d_X509(cert, &der);
-        if (n > 0) {
-          peer_.client_cert_der.assign(reinterpret_cast<const char*>(der),
-                                       static_cast<std::size_t>(n));
-          OPENSSL_free(der);
-        }
-        peer_.client_cert_verified = SSL_get_verify_result(ssl) == X509_V_OK;
-        X509_free(cert);
+      if (X509* cert = SSL_get0_peer_certificate(ssl)) {
+        const auto c = crypto::Certificate::from_native(cert);
+        peer_.client_cert = Peer::ClientCertificate{c.serial(), c.common_name(), c.not_after(),
+                                                    SSL_get_verify_result(ssl) == X509_V_OK};
       }
     }
     read_request();

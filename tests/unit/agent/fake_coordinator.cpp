@@ -95,7 +95,7 @@ struct FakeCoordinator::Impl {
     if (req.method == "POST" && req.path == "/v1/join")
       return reply(join(req));
     if (req.path.starts_with("/v1/agent/")) {
-      if (!req.peer.client_cert_verified)
+      if (!req.peer.client_cert || !req.peer.client_cert->verified)
         return reply(http::Response::error(401, "client certificate required"));
       if (owner.revoked_)
         return reply(http::Response::error(403, "revoked"));

@@ -236,8 +236,9 @@ TEST_F(HttpClientTest, PresentsTheClientCertificateFromMemory) {
   o.client_cert_pem = cert.pem();
   o.client_key_pem = key.to_pem();
   ASSERT_TRUE(http::BeastClient(o).get("/v1/agent/bundle"));
-  EXPECT_TRUE(last().peer.client_cert_verified);
-  EXPECT_FALSE(last().peer.client_cert_der.empty());
+  ASSERT_TRUE(last().peer.client_cert);
+  EXPECT_TRUE(last().peer.client_cert->verified);
+  EXPECT_EQ(last().peer.client_cert->serial, cert.serial());
 
   o.client_key_pem = crypto::EcPrivateKey::generate().value().to_pem();  // not the cert's key
   auto mismatch = http::BeastClient(o).get("/");

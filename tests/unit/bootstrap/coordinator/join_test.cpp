@@ -56,6 +56,32 @@ TEST_F(CoordinatorTest, ExpiredCertificateIsRefused) {
   EXPECT_EQ(c().identify_agent(a.cert_der()).error(), CoordinatorError::certificate_invalid);
 }
 
+// What the TLS listener hands over for a certificate it verified: the same checks apply to the
+// identity it carries (expiry, issued serial, the node the serial belongs to, revocation).
+TEST_F(CoordinatorTest, VerifiedClientCertIdentifiesOnlyTheNodeItWasIssuedTo) {
+  Agent a = join("web1");
+  Agent b = join("web2");
+  const auto cert = cr::Certificate::from_pem(a.joined.certificate_pem).value();
+  const VerifiedClientCert verified{cert.serial(), cert.common_name(), cert.not_after()};
+  auto id = c().identify_verified_agent(verified);
+  ASSERT_TRUE(id) << id.error().message();
+  EXPECT_EQ(id->node_id, a.joined.node_id);
+  EXPECT_EQ(id->cert_serial, cert.serial());
+
+  auto other_node = verified;
+  other_node.common_name = b.joined.node_id;  // a serial that speaks for another node
+  EXPECT_EQ(c().identify_verified_agent(other_node).error(), CoordinatorError::certificate_invalid);
+  auto unknown = verified;
+  unknown.serial = "1234abcd";
+  EXPECT_EQ(c().identify_verified_agent(unknown).error(), CoordinatorError::certificate_invalid);
+
+  clock_.advance(std::chrono::hours(24 * 8));  // past not_after, on a connection still open
+  EXPECT_EQ(c().identify_verified_agent(verified).error(), CoordinatorError::certificate_invalid);
+  clock_.advance(-std::chrono::hours(24 * 8));
+  ASSERT_TRUE(c().revoke_node("web1", operator_));
+  EXPECT_EQ(c().identify_verified_agent(verified).error(), CoordinatorError::node_revoked);
+}
+
 TEST_F(CoordinatorTest, RenewIssuesANewCertificateForTheSameNode) {
   Agent a = join("web1");
   auto new_key = cr::EcPrivateKey::generate().value();

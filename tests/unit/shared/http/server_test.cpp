@@ -314,9 +314,10 @@ TlsConfig tls_of(const TestPki& pki) {
 
 Handler whoami_handler() {
   return [](const Request& req, const Reply& reply) {
-    std::string who = req.peer.client_cert_der.empty() ? "anonymous"
-                      : req.peer.client_cert_verified  ? "verified"
-                                                       : "unverified";
+    const auto& cert = req.peer.client_cert;
+    std::string who = !cert            ? "anonymous"
+                      : cert->verified ? "verified " + cert->common_name + " " + cert->serial
+                                       : "unverified " + cert->common_name;
     reply(Response::text(200, who));
   };
 }
@@ -349,15 +350,17 @@ TEST(HttpServerTls, ClientCertificatesAreReportedVerifiedOrNot) {
   o.base_url = "https://127.0.0.1:" + std::to_string(port);
   o.ca_pem = pki.ca.pem();
   auto node_key = crypto::EcPrivateKey::generate().value();
-  o.client_cert_pem = pki.issue(node_key, "node-1", crypto::CertUsage::client).pem();
+  const auto cert = pki.issue(node_key, "node-1", crypto::CertUsage::client);
+  o.client_cert_pem = cert.pem();
   o.client_key_pem = node_key.to_pem();
-  EXPECT_EQ(Client(o).get("/").value().body, "verified");
+  // The handler sees the certificate's subject and serial as the TLS layer read them.
+  EXPECT_EQ(Client(o).get("/").value().body, "verified node-1 " + cert.serial());
 
   TestPki stranger("stranger CA");
   auto k2 = crypto::EcPrivateKey::generate().value();
   o.client_cert_pem = stranger.issue(k2, "node-x", crypto::CertUsage::client).pem();
   o.client_key_pem = k2.to_pem();
-  EXPECT_EQ(Client(o).get("/").value().body, "unverified");
+  EXPECT_EQ(Client(o).get("/").value().body, "unverified node-x");
 }
 
 TEST(HttpServerTls, FileBodiesOverTls) {
