@@ -41,7 +41,9 @@ bool mapped(std::string_view name) {
 
 class KeystoreTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { ::setenv("TSS2_LOG", "all+none", 1); }
+  static void SetUpTestSuite() {
+    ::setenv("TSS2_LOG", "all+none", 1);  // NOLINT(concurrency-mt-unsafe): no thread runs yet
+  }
   void SetUp() override { LAB_REQUIRE_PROGRAM("swtpm"); }
 
   Options tpm_options(const Swtpm& tpm, std::vector<std::uint32_t> pcrs = {}) const {
