@@ -16,8 +16,12 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <malloc.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <charconv>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
@@ -379,6 +383,40 @@ std::size_t Api::parked() const {
   return state_->parked.load();
 }
 
+namespace {
+
+// Resident memory and the C heap's split between live and free-but-kept bytes: what an operator
+// needs to tell parked connections from allocator slack.
+std::string process_memory_metrics() {
+  std::string out;
+  long resident_pages = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "re")) {
+    long size_pages = 0;
+    if (std::fscanf(f, "%ld %ld", &size_pages, &resident_pages) != 2)
+      resident_pages = 0;
+    std::fclose(f);
+  }
+  const auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  const struct mallinfo2 m = mallinfo2();
+  out +=
+      "# HELP lab_process_resident_bytes Resident memory of the lab process.\n"
+      "# TYPE lab_process_resident_bytes gauge\n"
+      "lab_process_resident_bytes " +
+      std::to_string(static_cast<std::uint64_t>(resident_pages) * page) +
+      "\n"
+      "# HELP lab_process_heap_bytes C heap bytes by state (in_use: allocated; free: kept by the "
+      "allocator for reuse).\n"
+      "# TYPE lab_process_heap_bytes gauge\n"
+      "lab_process_heap_bytes{state=\"in_use\"} " +
+      std::to_string(m.uordblks + m.hblkhd) +
+      "\n"
+      "lab_process_heap_bytes{state=\"free\"} " +
+      std::to_string(m.fordblks) + "\n";
+  return out;
+}
+
+}  // namespace
+
 std::string Api::metrics_text() const {
   std::string out;
   out +=
@@ -430,6 +468,7 @@ std::string Api::metrics_text() const {
         "lab_api_rejected_total " +
         std::to_string(s.rejected_total) + "\n";
   }
+  out += process_memory_metrics();
   return out;
 }
 

@@ -247,8 +247,11 @@ struct BeastClient::Impl {
     auto c = std::make_unique<ssl::context>(ssl::context::tls_client);
     SSL_CTX* h = c->native_handle();
     SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION);
-    // Record buffers are freed while the connection idles in a long-poll.
-    SSL_CTX_set_mode(h, SSL_MODE_RELEASE_BUFFERS);
+    // Record buffers are freed while the connection idles in a long-poll. The client
+    // certificate goes alone, not with a chain built from the trusted CA: the server holds
+    // the CA already, and every certificate sent stays parsed in its session while the
+    // connection lives.
+    SSL_CTX_set_mode(h, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
     error_code ec;
     if (!trusted_ca.empty()) {
       c->add_certificate_authority(asio::buffer(trusted_ca), ec);

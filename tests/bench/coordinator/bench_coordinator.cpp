@@ -245,6 +245,8 @@ struct Figures {
   Memory before_parking;
   Memory parked;
   Memory after_delivery;
+  std::optional<double> heap_in_use;  // bytes, from /metrics while parked
+  std::optional<double> heap_free;
   double put_ms = 0;    // PUT /v1/groups answered
   double first_ms = 0;  // first agent has its bundle
   double p50_ms = 0;
@@ -315,7 +317,8 @@ class Run {
     ctx_.set_verify_mode(ssl::verify_peer);
     ctx_.set_verify_callback(ssl::host_name_verification("127.0.0.1"));
     // Ten thousand idle client connections in this process: free idle TLS buffers here too.
-    SSL_CTX_set_mode(ctx_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+    // Like labd, present the client certificate alone (no chain built from the CA).
+    SSL_CTX_set_mode(ctx_.native_handle(), SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   }
 
   void prepare_agents() {
@@ -496,18 +499,25 @@ class Run {
     co_return co_await exchange(op, verb, target, body, operator_token_);
   }
 
-  // The parked gauge the API exports on /metrics.
-  asio::awaitable<std::optional<std::size_t>> parked_on_server() {
+  // One sample from the API's /metrics, e.g. "lab_api_long_polls_parked".
+  asio::awaitable<std::optional<double>> metric(std::string_view name) {
     auto r = co_await operator_call(bhttp::verb::get, "/metrics");
     if (r.ec || r.status != 200)
       co_return std::nullopt;
     std::istringstream in(r.body);
     std::string line;
     while (std::getline(in, line)) {
-      if (line.starts_with("lab_api_long_polls_parked "))
-        co_return static_cast<std::size_t>(std::stoull(line.substr(line.find(' ') + 1)));
+      if (line.size() > name.size() && line.starts_with(name) && line[name.size()] == ' ')
+        co_return std::stod(line.substr(name.size() + 1));
     }
     co_return std::nullopt;
+  }
+
+  asio::awaitable<std::optional<std::size_t>> parked_on_server() {
+    const auto v = co_await metric("lab_api_long_polls_parked");
+    if (!v)
+      co_return std::nullopt;
+    co_return static_cast<std::size_t>(*v);
   }
 
   asio::awaitable<void> park_and_change() {
@@ -540,6 +550,8 @@ class Run {
     figures_.park_setup_s = std::chrono::duration<double>(SteadyClock::now() - t_setup).count();
     co_await sleep_for(1s);  // let allocator and kernel settle before reading memory
     figures_.parked = memory_of(server_->pid());
+    figures_.heap_in_use = co_await metric(R"(lab_process_heap_bytes{state="in_use"})");
+    figures_.heap_free = co_await metric(R"(lab_process_heap_bytes{state="free"})");
 
     // The change: a new group whose selector covers every agent joins every node's view.
     const auto t0 = SteadyClock::now();
@@ -632,6 +644,10 @@ void print(const Figures& f, const Options& o) {
       "parked poll), %.1f MiB after delivery; VmHWM %.1f MiB\n",
       mib(f.before_parking.rss_kib), mib(f.parked.rss_kib), per_poll_kib,
       mib(f.after_delivery.rss_kib), mib(f.after_delivery.hwm_kib));
+  if (f.heap_in_use && f.heap_free) {
+    std::printf("           parked heap: %.1f MiB in use, %.1f MiB free in the allocator\n",
+                *f.heap_in_use / 1048576.0, *f.heap_free / 1048576.0);
+  }
   std::printf(
       "  change   PUT answered %.0f ms; bundles received: first %.0f ms, p50 %.0f ms, p99 %.0f "
       "ms, last %.0f ms after the change (%zu signatures verified, %d re-parks)\n",

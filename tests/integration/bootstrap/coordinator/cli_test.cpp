@@ -296,6 +296,17 @@ TEST(CoordinatorCli, OperatorRoutesNeedTheOperatorToken) {
   auto metrics = a.curl({"-H", "Authorization: Bearer " + a.operator_token()}, "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_TRUE(contains(metrics.body, "lab_api_requests_total")) << metrics.body;
+  // Process memory: resident bytes and the heap's live/free split, each a positive number.
+  for (const std::string name :
+       {"lab_process_resident_bytes ", "lab_process_heap_bytes{state=\"in_use\"} ",
+        "lab_process_heap_bytes{state=\"free\"} "}) {
+    const auto at = metrics.body.find("\n" + name);
+    ASSERT_NE(at, std::string::npos) << name << "\n" << metrics.body;
+    const auto value = std::stoull(metrics.body.substr(at + 1 + name.size()));
+    if (name.starts_with("lab_process_resident")) {
+      EXPECT_GT(value, 1024U * 1024U) << name;
+    }
+  }
 }
 
 }  // namespace
