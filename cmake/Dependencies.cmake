@@ -1,11 +1,33 @@
 # Every third-party dependency, found once, from Debian packages. Nothing is vendored.
-find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS system json url)
+find_package(Boost 1.81 REQUIRED CONFIG COMPONENTS system url)
 find_package(OpenSSL 3 REQUIRED)
 find_package(CURL REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(LibArchive REQUIRED)
 find_package(Threads REQUIRED)
-find_package(fmt REQUIRED)
+
+# fmt and Boost.JSON are the C++ libraries every part uses. Their compiled parts are built here
+# from the installed headers (cmake/deps/, one translation unit each) under the names the
+# packages' own CMake files give them, so targets keep linking fmt::fmt and Boost::json: no
+# C++ shared library besides libstdc++ is left, and labd links that one statically.
+# The aliases exist before find_package(fmt) (and spdlog's find_dependency(fmt)), whose target
+# file then defines nothing.
+find_path(LAB_FMT_INCLUDE_DIR fmt/format-inl.h REQUIRED)
+add_library(lab_fmt STATIC "${CMAKE_CURRENT_LIST_DIR}/deps/fmt.cpp")
+target_include_directories(lab_fmt SYSTEM PUBLIC "${LAB_FMT_INCLUDE_DIR}")
+target_compile_options(lab_fmt PRIVATE -ffunction-sections -fdata-sections)
+add_library(fmt::fmt ALIAS lab_fmt)
+add_library(lab_fmt_header_only INTERFACE)
+target_include_directories(lab_fmt_header_only SYSTEM INTERFACE "${LAB_FMT_INCLUDE_DIR}")
+target_compile_definitions(lab_fmt_header_only INTERFACE FMT_HEADER_ONLY=1)
+add_library(fmt::fmt-header-only ALIAS lab_fmt_header_only)
+find_package(fmt 9 REQUIRED CONFIG)
+
+add_library(lab_boost_json STATIC "${CMAKE_CURRENT_LIST_DIR}/deps/boost_json.cpp")
+target_link_libraries(lab_boost_json PUBLIC Boost::headers)
+target_compile_options(lab_boost_json PRIVATE -ffunction-sections -fdata-sections)
+add_library(Boost::json ALIAS lab_boost_json)
+
 find_package(spdlog REQUIRED)
 find_package(tomlplusplus REQUIRED)
 find_package(CLI11 REQUIRED)

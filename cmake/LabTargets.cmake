@@ -22,6 +22,9 @@ function(lab_library name)
     add_library(${name} STATIC ${ARG_SOURCES})
     target_include_directories(${name} PUBLIC "${PROJECT_SOURCE_DIR}" "${LAB_GENERATED_DIR}")
     target_link_libraries(${name} PUBLIC ${ARG_PUBLIC} PRIVATE ${ARG_PRIVATE})
+    # A section per function and object, so a program linked with --gc-sections (labd) keeps
+    # only what it reaches of each library instead of every function of every object it uses.
+    target_compile_options(${name} PRIVATE -ffunction-sections -fdata-sections)
     lab_apply_warnings(${name})
   else()
     add_library(${name} INTERFACE)

@@ -191,6 +191,11 @@ void Cache::release_memory() noexcept {
   sqlite3_db_release_memory(impl_->db.handle());
 }
 
+bool Cache::configure_process_memory() noexcept {
+  // pMem = NULL, N = 0: page-cache lines come from sqlite3_malloc one by one.
+  return sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0) == SQLITE_OK;
+}
+
 Result<bool> Cache::joined() {
   const std::lock_guard lock(impl_->mutex);
   LAB_TRY_ASSIGN(auto st, checked(impl_->db.prepare("SELECT count(*) FROM identity")));

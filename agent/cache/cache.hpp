@@ -118,6 +118,11 @@ class Cache {
   /// large bundle is stored and rendered, so an idle agent does not keep its pages.
   void release_memory() noexcept;
 
+  /// Process-wide, before any database is opened: no per-connection bulk allocation for
+  /// SQLite's page cache (20 pages by default, held until the connection closes), so that
+  /// release_memory() gives back every page. False when SQLite was already initialised.
+  static bool configure_process_memory() noexcept;
+
   struct Impl;
 
  private:

@@ -78,6 +78,7 @@ int run(const Settings& s) {
   // Set before any other thread exists.
   mallopt(M_ARENA_MAX, 1);               // NOLINT(concurrency-mt-unsafe)
   mallopt(M_MMAP_THRESHOLD, 64 * 1024);  // NOLINT(concurrency-mt-unsafe)
+  cache::Cache::configure_process_memory();
   log::Level level = log::Level::info;
   log::parse_level(s.log_level, level);
   log::configure({.level = level, .format = log::Format::automatic, .output = nullptr});

@@ -24,6 +24,7 @@ enum class KeystoreError {
   io,                 // reading or writing a key file failed
   wrap_failed,        // encrypting data under the data key failed
   unwrap_failed,      // decrypting data under the data key failed (wrong key or tampered)
+  tss2_missing,       // a tpm2-tss library (or a function in it) could not be loaded
 };
 const boost::system::error_category& keystore_category() noexcept;
 inline boost::system::error_code make_error_code(KeystoreError e) noexcept {

@@ -1,11 +1,9 @@
 #include "agent/keystore/tpm.hpp"
 
+#include "agent/keystore/tss2_library.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <tss2/tss2_esys.h>
-#include <tss2/tss2_mu.h>
-#include <tss2/tss2_rc.h>
-#include <tss2/tss2_tctildr.h>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -27,8 +25,9 @@ std::mutex& tpm_mutex() {
   return m;
 }
 
-std::string rc_text(TSS2_RC rc) {
-  return fmt::format("0x{:X} {}", rc, Tss2_RC_Decode(rc));
+// Tss2_RC_Decode returns a buffer inside libtss2-rc: copied here, before the library goes.
+std::string rc_text(const Tss2Api& tss, TSS2_RC rc) {
+  return fmt::format("0x{:X} {}", rc, tss.rc_decode(rc));
 }
 
 // The response code without the parameter/handle/session number, so 0x1DF (integrity on
@@ -41,18 +40,19 @@ TSS2_RC base_rc(TSS2_RC rc) {
   return rc;
 }
 
-Error tpm_error(KeystoreError code, std::string_view what, TSS2_RC rc) {
-  return {code, fmt::format("{}: {}", what, rc_text(rc))};
+Error tpm_error(const Tss2Api& tss, KeystoreError code, std::string_view what, TSS2_RC rc) {
+  return {code, fmt::format("{}: {}", what, rc_text(tss, rc))};
 }
 
 // Esys_Free on scope exit for ESAPI's out-parameters.
 template <class T>
 struct Freed {
+  const Tss2Api& tss;
   T* p = nullptr;
-  Freed() = default;
+  explicit Freed(const Tss2Api& t) noexcept : tss(t) {}
   Freed(const Freed&) = delete;
   Freed& operator=(const Freed&) = delete;
-  ~Freed() { Esys_Free(p); }
+  ~Freed() { tss.esys_free(p); }
 };
 
 // A TPM without a resource manager (swtpm; /dev/tpm0) is one device shared by every process:
@@ -102,13 +102,13 @@ void flush_raw(TSS2_TCTI_CONTEXT* tcti, TPM2_HANDLE h) {
 // A client killed in the middle of a call leaves its transient objects and sessions loaded in
 // a TPM without a resource manager, and after three of them every load fails (0x902). Under
 // the lock nobody else is mid-call, so whatever is loaded is such a leftover.
-void flush_leftovers(ESYS_CONTEXT* esys, TSS2_TCTI_CONTEXT* tcti) {
+void flush_leftovers(const Tss2Api& tss, ESYS_CONTEXT* esys, TSS2_TCTI_CONTEXT* tcti) {
   for (const TPM2_HANDLE first :
        {TPM2_TRANSIENT_FIRST, TPM2_HMAC_SESSION_FIRST, TPM2_POLICY_SESSION_FIRST}) {
     TPMI_YES_NO more = TPM2_NO;
-    Freed<TPMS_CAPABILITY_DATA> cap;
-    if (Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, first,
-                           64, &more, &cap.p) != TSS2_RC_SUCCESS) {
+    Freed<TPMS_CAPABILITY_DATA> cap(tss);
+    if (tss.esys_get_capability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                                first, 64, &more, &cap.p) != TSS2_RC_SUCCESS) {
       continue;
     }
     for (UINT32 i = 0; i < cap.p->data.handles.count; ++i)
@@ -116,17 +116,18 @@ void flush_leftovers(ESYS_CONTEXT* esys, TSS2_TCTI_CONTEXT* tcti) {
   }
 }
 
-// Owns the TCTI and ESYS contexts of one call.
+// Owns the TCTI and ESYS contexts of one call; finalized before the library is unloaded (the
+// caller's Tss2Library outlives it).
 class Context {
  public:
-  Context() = default;
+  explicit Context(const Tss2Api& tss) noexcept : tss_(tss) {}
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
   ~Context() {
     if (esys_ != nullptr)
-      Esys_Finalize(&esys_);
+      tss_.esys_finalize(&esys_);
     if (tcti_ != nullptr)
-      Tss2_TctiLdr_Finalize(&tcti_);
+      tss_.tctildr_finalize(&tcti_);
     if (lock_fd_ >= 0)
       ::close(lock_fd_);
   }
@@ -138,28 +139,29 @@ class Context {
     }
     const std::string c(conf);
     lock_fd_ = lock_tpm(conf);
-    if (TSS2_RC rc = Tss2_TctiLdr_Initialize(c.c_str(), &tcti_); rc != TSS2_RC_SUCCESS) {
+    if (TSS2_RC rc = tss_.tctildr_initialize(c.c_str(), &tcti_); rc != TSS2_RC_SUCCESS) {
       tcti_ = nullptr;
       return Error(KeystoreError::no_tpm,
-                   fmt::format("no TPM reachable through TCTI '{}' ({})", conf, rc_text(rc)));
+                   fmt::format("no TPM reachable through TCTI '{}' ({})", conf, rc_text(tss_, rc)));
     }
-    if (TSS2_RC rc = Esys_Initialize(&esys_, tcti_, nullptr); rc != TSS2_RC_SUCCESS) {
+    if (TSS2_RC rc = tss_.esys_initialize(&esys_, tcti_, nullptr); rc != TSS2_RC_SUCCESS) {
       esys_ = nullptr;
-      return tpm_error(KeystoreError::tpm_startup, "Esys_Initialize", rc);
+      return tpm_error(tss_, KeystoreError::tpm_startup, "Esys_Initialize", rc);
     }
     // 0x100 (TPM2_RC_INITIALIZE): already started, by firmware or by the resource manager.
-    if (TSS2_RC rc = Esys_Startup(esys_, TPM2_SU_CLEAR);
+    if (TSS2_RC rc = tss_.esys_startup(esys_, TPM2_SU_CLEAR);
         rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
-      return tpm_error(KeystoreError::tpm_startup, "TPM2_Startup", rc);
+      return tpm_error(tss_, KeystoreError::tpm_startup, "TPM2_Startup", rc);
     }
     if (lock_fd_ >= 0)
-      flush_leftovers(esys_, tcti_);
+      flush_leftovers(tss_, esys_, tcti_);
     return {};
   }
 
   [[nodiscard]] ESYS_CONTEXT* esys() const noexcept { return esys_; }
 
  private:
+  const Tss2Api& tss_;
   TSS2_TCTI_CONTEXT* tcti_ = nullptr;
   ESYS_CONTEXT* esys_ = nullptr;
   int lock_fd_ = -1;
@@ -168,17 +170,18 @@ class Context {
 // Flushes a transient object or session when the scope ends, whatever path leaves it.
 class Handle {
  public:
-  explicit Handle(ESYS_CONTEXT* ctx) noexcept : ctx_(ctx) {}
+  Handle(const Tss2Api& tss, ESYS_CONTEXT* ctx) noexcept : tss_(tss), ctx_(ctx) {}
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   ~Handle() {
     if (tr_ != ESYS_TR_NONE)
-      Esys_FlushContext(ctx_, tr_);
+      tss_.esys_flush_context(ctx_, tr_);
   }
   ESYS_TR* out() noexcept { return &tr_; }
   [[nodiscard]] ESYS_TR get() const noexcept { return tr_; }
 
  private:
+  const Tss2Api& tss_;
   ESYS_CONTEXT* ctx_;
   ESYS_TR tr_ = ESYS_TR_NONE;
 };
@@ -203,7 +206,7 @@ Result<void> check_pcrs(const std::vector<std::uint32_t>& pcrs) {
 
 // The storage primary: ECC P-256 (fast on every TPM), deterministic for a given TPM and
 // template, so nothing needs to be persisted in the TPM.
-Result<void> create_primary(ESYS_CONTEXT* ctx, Handle& primary) {
+Result<void> create_primary(const Tss2Api& tss, ESYS_CONTEXT* ctx, Handle& primary) {
   TPM2B_SENSITIVE_CREATE in_sensitive{};
   TPM2B_PUBLIC in_public{};
   TPMT_PUBLIC& area = in_public.publicArea;
@@ -221,62 +224,65 @@ Result<void> create_primary(ESYS_CONTEXT* ctx, Handle& primary) {
   ecc.kdf.scheme = TPM2_ALG_NULL;
   TPM2B_DATA outside{};
   TPML_PCR_SELECTION creation_pcr{};
-  Freed<TPM2B_PUBLIC> out_public;
-  Freed<TPM2B_CREATION_DATA> creation_data;
-  Freed<TPM2B_DIGEST> creation_hash;
-  Freed<TPMT_TK_CREATION> creation_ticket;
-  TSS2_RC rc =
-      Esys_CreatePrimary(ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                         &in_sensitive, &in_public, &outside, &creation_pcr, primary.out(),
-                         &out_public.p, &creation_data.p, &creation_hash.p, &creation_ticket.p);
+  Freed<TPM2B_PUBLIC> out_public(tss);
+  Freed<TPM2B_CREATION_DATA> creation_data(tss);
+  Freed<TPM2B_DIGEST> creation_hash(tss);
+  Freed<TPMT_TK_CREATION> creation_ticket(tss);
+  TSS2_RC rc = tss.esys_create_primary(ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                       ESYS_TR_NONE, &in_sensitive, &in_public, &outside,
+                                       &creation_pcr, primary.out(), &out_public.p,
+                                       &creation_data.p, &creation_hash.p, &creation_ticket.p);
   if (rc != TSS2_RC_SUCCESS)
-    return tpm_error(KeystoreError::create_primary, "create storage primary key", rc);
+    return tpm_error(tss, KeystoreError::create_primary, "create storage primary key", rc);
   return {};
 }
 
 // An HMAC or policy session salted with the primary key and AES-128-CFB parameter encryption.
-Result<void> start_salted_session(ESYS_CONTEXT* ctx, ESYS_TR tpm_key, TPM2_SE type,
-                                  Handle& session) {
+Result<void> start_salted_session(const Tss2Api& tss, ESYS_CONTEXT* ctx, ESYS_TR tpm_key,
+                                  TPM2_SE type, Handle& session) {
   TPMT_SYM_DEF symmetric{};
   symmetric.algorithm = TPM2_ALG_AES;
   symmetric.keyBits.aes = 128;
   symmetric.mode.aes = TPM2_ALG_CFB;
-  TSS2_RC rc =
-      Esys_StartAuthSession(ctx, tpm_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                            nullptr, type, &symmetric, TPM2_ALG_SHA256, session.out());
+  TSS2_RC rc = tss.esys_start_auth_session(ctx, tpm_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                           ESYS_TR_NONE, nullptr, type, &symmetric, TPM2_ALG_SHA256,
+                                           session.out());
   if (rc != TSS2_RC_SUCCESS)
-    return tpm_error(KeystoreError::session, "start salted session", rc);
+    return tpm_error(tss, KeystoreError::session, "start salted session", rc);
   return {};
 }
 
-Result<TPM2B_DIGEST> policy_digest(ESYS_CONTEXT* ctx, const std::vector<std::uint32_t>& pcrs) {
-  Handle trial(ctx);
+Result<TPM2B_DIGEST> policy_digest(const Tss2Api& tss, ESYS_CONTEXT* ctx,
+                                   const std::vector<std::uint32_t>& pcrs) {
+  Handle trial(tss, ctx);
   TPMT_SYM_DEF symmetric{};
   symmetric.algorithm = TPM2_ALG_NULL;
-  TSS2_RC rc = Esys_StartAuthSession(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                     ESYS_TR_NONE, nullptr, TPM2_SE_TRIAL, &symmetric,
-                                     TPM2_ALG_SHA256, trial.out());
+  TSS2_RC rc = tss.esys_start_auth_session(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                           ESYS_TR_NONE, ESYS_TR_NONE, nullptr, TPM2_SE_TRIAL,
+                                           &symmetric, TPM2_ALG_SHA256, trial.out());
   if (rc != TSS2_RC_SUCCESS)
-    return tpm_error(KeystoreError::policy, "start trial session", rc);
+    return tpm_error(tss, KeystoreError::policy, "start trial session", rc);
   const TPML_PCR_SELECTION sel = pcr_selection(pcrs);
   TPM2B_DIGEST current{};  // empty: the TPM uses the PCRs' current values
-  rc = Esys_PolicyPCR(ctx, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current, &sel);
+  rc = tss.esys_policy_pcr(ctx, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current,
+                           &sel);
   if (rc != TSS2_RC_SUCCESS)
-    return tpm_error(KeystoreError::policy, "PolicyPCR (trial)", rc);
-  Freed<TPM2B_DIGEST> digest;
-  rc = Esys_PolicyGetDigest(ctx, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &digest.p);
+    return tpm_error(tss, KeystoreError::policy, "PolicyPCR (trial)", rc);
+  Freed<TPM2B_DIGEST> digest(tss);
+  rc = tss.esys_policy_get_digest(ctx, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                  &digest.p);
   if (rc != TSS2_RC_SUCCESS)
-    return tpm_error(KeystoreError::policy, "PolicyGetDigest", rc);
+    return tpm_error(tss, KeystoreError::policy, "PolicyGetDigest", rc);
   return *digest.p;
 }
 
 template <class T>
-Result<shared::crypto::Bytes> marshal(const T& value,
+Result<shared::crypto::Bytes> marshal(const Tss2Api& tss, const T& value,
                                       TSS2_RC (*fn)(const T*, std::uint8_t*, size_t, size_t*)) {
   shared::crypto::Bytes out(sizeof(T));
   size_t offset = 0;
   if (TSS2_RC rc = fn(&value, out.data(), out.size(), &offset); rc != TSS2_RC_SUCCESS)
-    return tpm_error(KeystoreError::marshal, "marshal sealed object", rc);
+    return tpm_error(tss, KeystoreError::marshal, "marshal sealed object", rc);
   out.resize(offset);
   return out;
 }
@@ -325,6 +331,8 @@ const boost::system::error_category& keystore_category() noexcept {
             return "encryption under the data key failed";
           case KeystoreError::unwrap_failed:
             return "decryption under the data key failed";
+          case KeystoreError::tss2_missing:
+            return "TPM library unavailable";
         }
         return "keystore error";
       });
@@ -390,11 +398,13 @@ Result<SealedBlob> tpm_seal(std::string_view tcti, shared::crypto::ByteView secr
                  fmt::format("a sealed secret holds 1..{} bytes", TPM2_MAX_SYM_DATA));
   }
   const std::lock_guard lock(tpm_mutex());
-  Context ctx;
+  LAB_TRY_ASSIGN(const Tss2Library lib, Tss2Library::load());
+  const Tss2Api& tss = lib.api();
+  Context ctx(tss);
   LAB_TRY(ctx.open(tcti));
   ESYS_CONTEXT* esys = ctx.esys();
-  Handle primary(esys);
-  LAB_TRY(create_primary(esys, primary));
+  Handle primary(tss, esys);
+  LAB_TRY(create_primary(tss, esys, primary));
 
   TPM2B_PUBLIC in_public{};
   TPMT_PUBLIC& area = in_public.publicArea;
@@ -406,7 +416,7 @@ Result<SealedBlob> tpm_seal(std::string_view tcti, shared::crypto::ByteView secr
     area.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
   } else {
     // Without USERWITHAUTH the (empty) password cannot bypass the policy.
-    LAB_TRY_ASSIGN(area.authPolicy, policy_digest(esys, pcrs));
+    LAB_TRY_ASSIGN(area.authPolicy, policy_digest(tss, esys, pcrs));
   }
   TPM2B_SENSITIVE_CREATE in_sensitive{};
   in_sensitive.sensitive.data.size = static_cast<UINT16>(secret.size());
@@ -414,100 +424,103 @@ Result<SealedBlob> tpm_seal(std::string_view tcti, shared::crypto::ByteView secr
 
   // The secret travels to the TPM encrypted: a salted session with DECRYPT encrypts the first
   // command parameter (inSensitive).
-  Handle session(esys);
+  Handle session(tss, esys);
   auto wipe = [&] { shared::crypto::cleanse(&in_sensitive, sizeof in_sensitive); };
-  if (auto r = start_salted_session(esys, primary.get(), TPM2_SE_HMAC, session); !r) {
+  if (auto r = start_salted_session(tss, esys, primary.get(), TPM2_SE_HMAC, session); !r) {
     wipe();
     return r.error();
   }
-  Esys_TRSess_SetAttributes(esys, session.get(),
-                            TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION, 0xFF);
+  tss.esys_trsess_set_attributes(esys, session.get(),
+                                 TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION, 0xFF);
   TPM2B_DATA outside{};
   TPML_PCR_SELECTION creation_pcr{};
-  Freed<TPM2B_PRIVATE> out_private;
-  Freed<TPM2B_PUBLIC> out_public;
-  Freed<TPM2B_CREATION_DATA> creation_data;
-  Freed<TPM2B_DIGEST> creation_hash;
-  Freed<TPMT_TK_CREATION> creation_ticket;
-  TSS2_RC rc = Esys_Create(esys, primary.get(), ESYS_TR_PASSWORD, session.get(), ESYS_TR_NONE,
-                           &in_sensitive, &in_public, &outside, &creation_pcr, &out_private.p,
-                           &out_public.p, &creation_data.p, &creation_hash.p, &creation_ticket.p);
+  Freed<TPM2B_PRIVATE> out_private(tss);
+  Freed<TPM2B_PUBLIC> out_public(tss);
+  Freed<TPM2B_CREATION_DATA> creation_data(tss);
+  Freed<TPM2B_DIGEST> creation_hash(tss);
+  Freed<TPMT_TK_CREATION> creation_ticket(tss);
+  TSS2_RC rc =
+      tss.esys_create(esys, primary.get(), ESYS_TR_PASSWORD, session.get(), ESYS_TR_NONE,
+                      &in_sensitive, &in_public, &outside, &creation_pcr, &out_private.p,
+                      &out_public.p, &creation_data.p, &creation_hash.p, &creation_ticket.p);
   wipe();
   if (rc != TSS2_RC_SUCCESS)
-    return tpm_error(KeystoreError::seal_failed, "create sealed object", rc);
+    return tpm_error(tss, KeystoreError::seal_failed, "create sealed object", rc);
   SealedBlob blob;
   blob.pcrs = pcrs;
-  LAB_TRY_ASSIGN(blob.public_area, marshal(*out_public.p, &Tss2_MU_TPM2B_PUBLIC_Marshal));
-  LAB_TRY_ASSIGN(blob.private_area, marshal(*out_private.p, &Tss2_MU_TPM2B_PRIVATE_Marshal));
+  LAB_TRY_ASSIGN(blob.public_area, marshal(tss, *out_public.p, tss.mu_tpm2b_public_marshal));
+  LAB_TRY_ASSIGN(blob.private_area, marshal(tss, *out_private.p, tss.mu_tpm2b_private_marshal));
   return blob;
 }
 
 Result<shared::crypto::SecretBytes> tpm_unseal(std::string_view tcti, const SealedBlob& blob) {
   LAB_TRY(check_pcrs(blob.pcrs));
+  const std::lock_guard lock(tpm_mutex());
+  LAB_TRY_ASSIGN(const Tss2Library lib, Tss2Library::load());
+  const Tss2Api& tss = lib.api();
   TPM2B_PUBLIC in_public{};
   TPM2B_PRIVATE in_private{};
   size_t offset = 0;
-  if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(blob.public_area.data(), blob.public_area.size(), &offset,
-                                     &in_public) != TSS2_RC_SUCCESS ||
+  if (tss.mu_tpm2b_public_unmarshal(blob.public_area.data(), blob.public_area.size(), &offset,
+                                    &in_public) != TSS2_RC_SUCCESS ||
       offset != blob.public_area.size()) {
     return Error(KeystoreError::bad_blob, "sealed data key: public area does not unmarshal");
   }
   offset = 0;
-  if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(blob.private_area.data(), blob.private_area.size(), &offset,
-                                      &in_private) != TSS2_RC_SUCCESS ||
+  if (tss.mu_tpm2b_private_unmarshal(blob.private_area.data(), blob.private_area.size(), &offset,
+                                     &in_private) != TSS2_RC_SUCCESS ||
       offset != blob.private_area.size()) {
     return Error(KeystoreError::bad_blob, "sealed data key: private area does not unmarshal");
   }
 
-  const std::lock_guard lock(tpm_mutex());
-  Context ctx;
+  Context ctx(tss);
   LAB_TRY(ctx.open(tcti));
   ESYS_CONTEXT* esys = ctx.esys();
-  Handle primary(esys);
-  LAB_TRY(create_primary(esys, primary));
+  Handle primary(tss, esys);
+  LAB_TRY(create_primary(tss, esys, primary));
 
-  Handle object(esys);
-  TSS2_RC rc = Esys_Load(esys, primary.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                         &in_private, &in_public, object.out());
+  Handle object(tss, esys);
+  TSS2_RC rc = tss.esys_load(esys, primary.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                             &in_private, &in_public, object.out());
   if (rc != TSS2_RC_SUCCESS) {
     if (base_rc(rc) == TPM2_RC_INTEGRITY) {
       return Error(KeystoreError::other_tpm,
                    fmt::format("the data key was sealed by another TPM (or this TPM was "
                                "cleared): {}",
-                               rc_text(rc)));
+                               rc_text(tss, rc)));
     }
-    return tpm_error(KeystoreError::load_failed, "load sealed object", rc);
+    return tpm_error(tss, KeystoreError::load_failed, "load sealed object", rc);
   }
 
   const bool policy = !blob.pcrs.empty();
-  Handle session(esys);
-  LAB_TRY(
-      start_salted_session(esys, primary.get(), policy ? TPM2_SE_POLICY : TPM2_SE_HMAC, session));
+  Handle session(tss, esys);
+  LAB_TRY(start_salted_session(tss, esys, primary.get(), policy ? TPM2_SE_POLICY : TPM2_SE_HMAC,
+                               session));
   // ENCRYPT: the response (the data key) is encrypted under the salted session key.
-  Esys_TRSess_SetAttributes(esys, session.get(),
-                            TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION, 0xFF);
+  tss.esys_trsess_set_attributes(esys, session.get(),
+                                 TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION, 0xFF);
   if (policy) {
     const TPML_PCR_SELECTION sel = pcr_selection(blob.pcrs);
     TPM2B_DIGEST current{};
-    rc = Esys_PolicyPCR(esys, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current,
-                        &sel);
+    rc = tss.esys_policy_pcr(esys, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                             &current, &sel);
     if (rc != TSS2_RC_SUCCESS)
-      return tpm_error(KeystoreError::policy, "PolicyPCR", rc);
+      return tpm_error(tss, KeystoreError::policy, "PolicyPCR", rc);
   }
-  Freed<TPM2B_SENSITIVE_DATA> out;
-  rc = Esys_Unseal(esys, object.get(), session.get(), ESYS_TR_NONE, ESYS_TR_NONE, &out.p);
+  Freed<TPM2B_SENSITIVE_DATA> out(tss);
+  rc = tss.esys_unseal(esys, object.get(), session.get(), ESYS_TR_NONE, ESYS_TR_NONE, &out.p);
   if (rc != TSS2_RC_SUCCESS) {
     if (base_rc(rc) == TPM2_RC_POLICY_FAIL) {
       return Error(KeystoreError::pcr_policy_failed,
                    fmt::format("PCR policy failed ({}): the measured boot state changed since "
                                "the data key was sealed ({})",
-                               describe_pcrs(blob.pcrs), rc_text(rc)));
+                               describe_pcrs(blob.pcrs), rc_text(tss, rc)));
     }
     if (base_rc(rc) == TPM2_RC_INTEGRITY) {
       return Error(KeystoreError::other_tpm,
-                   fmt::format("the data key was sealed by another TPM: {}", rc_text(rc)));
+                   fmt::format("the data key was sealed by another TPM: {}", rc_text(tss, rc)));
     }
-    return tpm_error(KeystoreError::unseal_failed, "unseal", rc);
+    return tpm_error(tss, KeystoreError::unseal_failed, "unseal", rc);
   }
   shared::crypto::SecretBytes secret(out.p->buffer, out.p->buffer + out.p->size);
   shared::crypto::cleanse(out.p->buffer, out.p->size);
@@ -516,7 +529,10 @@ Result<shared::crypto::SecretBytes> tpm_unseal(std::string_view tcti, const Seal
 
 bool tpm_available(std::string_view tcti) {
   const std::lock_guard lock(tpm_mutex());
-  Context ctx;
+  auto lib = Tss2Library::load();
+  if (!lib)
+    return false;
+  Context ctx(lib->api());
   return static_cast<bool>(ctx.open(tcti));
 }
 

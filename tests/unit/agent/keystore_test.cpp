@@ -1,8 +1,10 @@
 // The data key sealed by a real swtpm: seal/unseal, another TPM, a PCR change, file mode and
-// the refusal to run without a TPM unless file mode is chosen.
+// the refusal to run without a TPM unless file mode is chosen; tpm2-tss loaded only while the
+// TPM is in use.
 #include "agent/keystore/keystore.hpp"
 
 #include "agent/keystore/tpm.hpp"
+#include "agent/keystore/tss2_library.hpp"
 #include "shared/crypto/encoding.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -32,9 +34,16 @@ Options make_options(const std::filesystem::path& dir, Protection protection, st
   return o;
 }
 
+// True when a shared object whose file name contains `name` is mapped into this process.
+bool mapped(std::string_view name) {
+  return lab::tests::read_file("/proc/self/maps").find(name) != std::string::npos;
+}
+
 class KeystoreTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { ::setenv("TSS2_LOG", "all+none", 1); }
+  static void SetUpTestSuite() {
+    ::setenv("TSS2_LOG", "all+none", 1);  // NOLINT(concurrency-mt-unsafe): no thread runs yet
+  }
   void SetUp() override { LAB_REQUIRE_PROGRAM("swtpm"); }
 
   Options tpm_options(const Swtpm& tpm, std::vector<std::uint32_t> pcrs = {}) const {
@@ -59,6 +68,45 @@ TEST(TpmBlob, SerializeParseRoundTripAndRejectsDamage) {
   EXPECT_EQ(describe_pcrs({7, 16}), "PCRs 7, 16");
 }
 
+TEST(Tss2Library, LoadsForItsLifetimeOnly) {
+  ASSERT_FALSE(mapped("libtss2")) << "this test binary must not link tpm2-tss";
+  {
+    auto lib = Tss2Library::load();
+    ASSERT_TRUE(lib) << lib.error().message();
+    EXPECT_TRUE(mapped("libtss2-esys.so"));
+    EXPECT_TRUE(mapped("libtss2-sys.so"));  // esys's own dependency
+    EXPECT_NE(std::string_view(lib->api().rc_decode(TPM2_RC_INTEGRITY)).find("integrity"),
+              std::string_view::npos);
+    Tss2Library moved = std::move(*lib);
+    EXPECT_NE(moved.api().esys_initialize, nullptr);
+  }
+  EXPECT_FALSE(mapped("libtss2"));
+}
+
+TEST(Tss2Library, AMissingLibraryIsAClearErrorAndLeavesNothingLoaded) {
+  Tss2Sonames names;
+  names.mu = "libtss2-mu-absent.so.0";
+  auto lib = Tss2Library::load(names);
+  ASSERT_FALSE(lib);
+  EXPECT_EQ(lib.error(), KeystoreError::tss2_missing);
+  const std::string message = lib.error().message();
+  EXPECT_NE(message.find("libtss2-mu-absent.so.0"), std::string::npos) << message;
+  EXPECT_NE(message.find("cannot open shared object file"), std::string::npos) << message;
+  EXPECT_NE(message.find("key_protection = \"file\""), std::string::npos) << message;
+  EXPECT_FALSE(mapped("libtss2"));
+}
+
+TEST(Tss2Library, ALibraryWithoutTheFunctionsIsAClearError) {
+  Tss2Sonames names;
+  names.rc = "libc.so.6";
+  auto lib = Tss2Library::load(names);
+  ASSERT_FALSE(lib);
+  EXPECT_EQ(lib.error(), KeystoreError::tss2_missing);
+  EXPECT_NE(lib.error().message().find("libc.so.6 has no Tss2_RC_Decode"), std::string::npos)
+      << lib.error().message();
+  EXPECT_FALSE(mapped("libtss2"));
+}
+
 TEST_F(KeystoreTest, SealsThenUnsealsTheSameKeyAcrossRestarts) {
   Swtpm tpm;
   auto first = DataKey::open(tpm_options(tpm));
@@ -76,6 +124,8 @@ TEST_F(KeystoreTest, SealsThenUnsealsTheSameKeyAcrossRestarts) {
   auto plain = second->unwrap(wrapped, "row:1");
   ASSERT_TRUE(plain) << plain.error().message();
   EXPECT_EQ(crypto::as_chars(*plain), "secret");
+  // Sealing and unsealing done, none of tpm2-tss (nor the TCTI module it opened) stays mapped.
+  EXPECT_FALSE(mapped("libtss2"));
   // The AAD binds the row: the same bytes under another name do not open.
   EXPECT_EQ(second->unwrap(wrapped, "row:2").error(), KeystoreError::unwrap_failed);
 }
