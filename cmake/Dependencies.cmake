@@ -6,20 +6,18 @@ find_package(SQLite3 REQUIRED)
 find_package(LibArchive REQUIRED)
 find_package(Threads REQUIRED)
 
-# fmt and Boost.JSON are the C++ libraries every part uses. Their compiled parts are built here
-# from the installed headers (cmake/deps/, one translation unit each) under the names the
-# packages' own CMake files give them, so targets keep linking fmt::fmt and Boost::json: no
-# C++ shared library besides libstdc++ is left, and labd links that one statically.
-# The aliases exist before find_package(fmt) (and spdlog's find_dependency(fmt)), whose target
-# file then defines nothing.
+# fmt and Boost.JSON are the C++ libraries every part uses. Neither is linked as a shared
+# library, so that no C++ shared library besides libstdc++ is left and labd can link that one
+# statically (agent/labd/CMakeLists.txt):
+# - fmt in its header-only mode (FMT_HEADER_ONLY, as the package's fmt::fmt-header-only target
+#   does). fmt::fmt is defined here, before find_package(fmt) and spdlog's find_dependency(fmt),
+#   whose target file then defines nothing: spdlog and every target linking fmt::fmt get it.
+# - Boost.JSON from its src.hpp, once (cmake/deps/boost_json.cpp), as Boost documents.
 find_path(LAB_FMT_INCLUDE_DIR fmt/format-inl.h REQUIRED)
-add_library(lab_fmt STATIC "${CMAKE_CURRENT_LIST_DIR}/deps/fmt.cpp")
-target_include_directories(lab_fmt SYSTEM PUBLIC "${LAB_FMT_INCLUDE_DIR}")
-target_compile_options(lab_fmt PRIVATE -ffunction-sections -fdata-sections)
-add_library(fmt::fmt ALIAS lab_fmt)
 add_library(lab_fmt_header_only INTERFACE)
 target_include_directories(lab_fmt_header_only SYSTEM INTERFACE "${LAB_FMT_INCLUDE_DIR}")
 target_compile_definitions(lab_fmt_header_only INTERFACE FMT_HEADER_ONLY=1)
+add_library(fmt::fmt ALIAS lab_fmt_header_only)
 add_library(fmt::fmt-header-only ALIAS lab_fmt_header_only)
 find_package(fmt 9 REQUIRED CONFIG)
 
