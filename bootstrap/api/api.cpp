@@ -396,7 +396,7 @@ std::string process_memory_metrics() {
     long size_pages = 0;
     if (std::fscanf(f, "%ld %ld", &size_pages, &resident_pages) != 2)
       resident_pages = 0;
-    std::fclose(f);
+    (void)std::fclose(f);  // read-only: nothing to lose
   }
   const auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
   const struct mallinfo2 m = mallinfo2();
