@@ -38,7 +38,7 @@ pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 add_library(lab_boost_asio INTERFACE)
 target_link_libraries(lab_boost_asio INTERFACE Boost::system Threads::Threads OpenSSL::SSL)
 target_compile_definitions(lab_boost_asio INTERFACE
-  BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW BOOST_ASIO_DISABLE_BOOST_COROUTINE)
+  BOOST_ASIO_NO_DEPRECATED BOOST_ASIO_DISABLE_BOOST_COROUTINE)
 add_library(lab::boost_asio ALIAS lab_boost_asio)
 
 if(LAB_BUILD_TESTS)
