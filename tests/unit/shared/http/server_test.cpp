@@ -439,6 +439,7 @@ TEST(HttpServerTls, ParkedRequestsAreAnsweredLaterFromAnotherThread) {
   const auto port = server.listen_tcp("127.0.0.1", 0, tls_of(pki)).value();
   constexpr int kClients = 20;
   std::vector<std::future<lab::Result<ClientResponse>>> answers;
+  answers.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
     answers.push_back(std::async(std::launch::async, [&, i] {
       return Client(tls_client(pki, port)).get("/wait/" + std::to_string(i));
