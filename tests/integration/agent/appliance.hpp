@@ -27,9 +27,8 @@ class LabServe {
 
   void start() {
     ChildProcess::Options o;
-    o.argv = without_inherited_fds({lab_binary().string(), "serve", "--config",
-                                    (dir_ / "lab.toml").string(), "--data-dir", data_dir(), "--set",
-                                    "coordinator.listen=" + address()});
+    o.argv = {lab_binary().string(), "serve",    "--config", (dir_ / "lab.toml").string(),
+              "--data-dir",          data_dir(), "--set",    "coordinator.listen=" + address()};
     process_.reset();
     process_.emplace(ChildProcess::start(std::move(o)));
     const bool ready = wait_until(

@@ -40,12 +40,11 @@ class BootAppliance {
                                 "[httpboot]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
                                 "root = \"{}\"\n",
                                 coordinator_extra, (dir_ / "root").string()));
-    serve_.emplace(ChildProcess::start(
-        {.argv = without_inherited_fds(
-             {lab_binary().string(), "serve", "--data-dir", data_dir(), "--config", cfg.string()}),
-         .env = {},
-         .netns = {},
-         .log = {}}));
+    serve_.emplace(ChildProcess::start({.argv = {lab_binary().string(), "serve", "--data-dir",
+                                                 data_dir(), "--config", cfg.string()},
+                                        .env = {},
+                                        .netns = {},
+                                        .log = {}}));
     const std::regex http(R"(component=httpboot msg=listening url=(http://127\.0\.0\.1:\d+))");
     const std::regex api(R"(component=coordinator msg=listening url=(https://\S+))");
     std::smatch m;
@@ -167,8 +166,9 @@ class BootMachine {
   }
 
   [[nodiscard]] std::vector<std::string> argv() const {
-    return without_inherited_fds({labd_binary().string(), "--config", (dir_ / "labd.toml").string(),
-                                  "boot", "--cmdline", (dir_ / "cmdline").string()});
+    return {
+        labd_binary().string(),     "--config", (dir_ / "labd.toml").string(), "boot", "--cmdline",
+        (dir_ / "cmdline").string()};
   }
   [[nodiscard]] ChildProcess start() const {
     return ChildProcess::start({.argv = argv(), .env = {}, .netns = {}, .log = {}});
@@ -372,9 +372,8 @@ TEST_F(LabdBoot, BadCommandLinesFailWithOneLine) {
     EXPECT_FALSE(std::filesystem::exists(machine.dir() / "data" / "node.json"));
   }
   BootMachine missing("");
-  auto r = run(without_inherited_fds({labd_binary().string(), "--config",
-                                      (missing.dir() / "labd.toml").string(), "boot", "--cmdline",
-                                      (missing.dir() / "nothing-here").string()}),
+  auto r = run({labd_binary().string(), "--config", (missing.dir() / "labd.toml").string(), "boot",
+                "--cmdline", (missing.dir() / "nothing-here").string()},
                30s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.output, "labd boot: failed: ")) << r.output;

@@ -65,13 +65,13 @@ class LabdNode {
                                    std::chrono::milliseconds timeout = 60s) const {
     std::vector<std::string> argv{labd_binary().string(), "--config", config().string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return run(without_inherited_fds(std::move(argv)), timeout, {{"TSS2_LOG", "all+none"}});
+    return run(std::move(argv), timeout, {{"TSS2_LOG", "all+none"}});
   }
 
   /// `labd run` as a child of the test.
   [[nodiscard]] ChildProcess start() const {
     ChildProcess::Options o;
-    o.argv = without_inherited_fds({labd_binary().string(), "--config", config().string(), "run"});
+    o.argv = {labd_binary().string(), "--config", config().string(), "run"};
     o.env = {{"TSS2_LOG", "all+none"}};
     return ChildProcess::start(std::move(o));
   }

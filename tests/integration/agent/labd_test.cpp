@@ -215,8 +215,7 @@ TEST_F(LabdTest, TellsTheServiceManagerReadyWatchdogAndStopping) {
     return false;
   };
   ChildProcess::Options o;
-  o.argv =
-      without_inherited_fds({labd_binary().string(), "--config", node.config().string(), "run"});
+  o.argv = {labd_binary().string(), "--config", node.config().string(), "run"};
   o.env = {{"TSS2_LOG", "all+none"}, {"NOTIFY_SOCKET", path.string()}, {"WATCHDOG_USEC", "400000"}};
   auto agent = ChildProcess::start(std::move(o));
   EXPECT_TRUE(receive_until("READY=1")) << agent.output();

@@ -4,26 +4,12 @@
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
-#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace lab::tests {
-
-/// `argv` run through bash closing every inherited descriptor above 2 first: the test process
-/// holds listening sockets (coordinators it starts and stops) that a long-lived child must not
-/// keep open, or the port cannot be bound again.
-inline std::vector<std::string> without_inherited_fds(std::vector<std::string> argv) {
-  std::vector<std::string> out{
-      "bash", "-c",
-      "for f in /proc/$$/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\"; "
-      "fi; done; exec \"$@\"",
-      "lab-test-child"};
-  out.insert(out.end(), std::make_move_iterator(argv.begin()), std::make_move_iterator(argv.end()));
-  return out;
-}
 
 class Swtpm {
  public:
@@ -62,10 +48,17 @@ class Swtpm {
   void start() {
     const std::string d = dir_.path().string();
     ChildProcess::Options o;
-    o.argv = without_inherited_fds({"swtpm", "socket", "--tpm2", "--tpmstate", "dir=" + d,
-                                    "--server", "type=unixio,path=" + socket(), "--ctrl",
-                                    "type=unixio,path=" + socket() + ".ctrl", "--flags",
-                                    "not-need-init,startup-clear"});
+    o.argv = {"swtpm",
+              "socket",
+              "--tpm2",
+              "--tpmstate",
+              "dir=" + d,
+              "--server",
+              "type=unixio,path=" + socket(),
+              "--ctrl",
+              "type=unixio,path=" + socket() + ".ctrl",
+              "--flags",
+              "not-need-init,startup-clear"};
     process_ = std::make_unique<ChildProcess>(ChildProcess::start(std::move(o)));
     const bool ready = wait_until(
         [&] {
