@@ -39,6 +39,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -363,7 +364,12 @@ class Run {
   }
 
   // Operator tokens, one per agent, over `join_concurrency` keep-alive connections.
-  asio::awaitable<void> make_tokens() {
+  // Runs `per_item(connection, i)` for i in [0, n) over --join-concurrency connections of
+  // their own, each taking the next item when its last one is done; returns items per second.
+  // `per_item` returns false to stop its worker (after calling fail()).
+  asio::awaitable<double> on_workers(
+      std::string_view what,
+      const std::function<asio::awaitable<bool>(Conn&, std::size_t)>& per_item) {
     const auto t0 = SteadyClock::now();
     std::size_t next = 0;
     std::size_t done_workers = 0;
@@ -374,19 +380,11 @@ class Run {
           [&]() -> asio::awaitable<void> {
             Conn c(io_, ctx_);
             if (auto ec = co_await connect(c, endpoint_); ec) {
-              fail("token connection: " + ec.message());
+              fail(std::string(what) + " connection: " + ec.message());
             } else {
-              const std::string body = json::serialize(
-                  json::object{{"labels", json::object{{"bench", "yes"}}}, {"ttl", "2h"}});
               while (next < n_ && error_.empty()) {
-                const std::size_t i = next++;
-                auto r =
-                    co_await exchange(c, bhttp::verb::post, "/v1/tokens", body, operator_token_);
-                if (r.ec || r.status != 201) {
-                  fail("POST /v1/tokens: " + describe(r));
+                if (!co_await per_item(c, next++))
                   break;
-                }
-                agents_[i]->token = std::string(json::parse(r.body).at("token").as_string());
               }
             }
             ++done_workers;
@@ -395,8 +393,23 @@ class Run {
     }
     while (done_workers < workers)
       co_await sleep_for(5ms);
+    co_return static_cast<double>(n_) /
+        std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  }
+
+  asio::awaitable<void> make_tokens() {
+    const std::string body =
+        json::serialize(json::object{{"labels", json::object{{"bench", "yes"}}}, {"ttl", "2h"}});
     figures_.tokens_per_s =
-        static_cast<double>(n_) / std::chrono::duration<double>(SteadyClock::now() - t0).count();
+        co_await on_workers("token", [&](Conn& c, std::size_t i) -> asio::awaitable<bool> {
+          auto r = co_await exchange(c, bhttp::verb::post, "/v1/tokens", body, operator_token_);
+          if (r.ec || r.status != 201) {
+            fail("POST /v1/tokens: " + describe(r));
+            co_return false;
+          }
+          agents_[i]->token = std::string(json::parse(r.body).at("token").as_string());
+          co_return true;
+        });
   }
 
   asio::awaitable<void> join_all() {
@@ -412,41 +425,21 @@ class Run {
       r.agent_version = "bench";
       bodies[i] = json::serialize(proto::to_json(r));
     }
-    const auto t0 = SteadyClock::now();
-    std::size_t next = 0;
-    std::size_t done_workers = 0;
-    const std::size_t workers = std::min(options_.join_concurrency, n_);
-    for (std::size_t w = 0; w < workers; ++w) {
-      asio::co_spawn(
-          io_,
-          [&]() -> asio::awaitable<void> {
-            Conn c(io_, ctx_);
-            if (auto ec = co_await connect(c, endpoint_); ec) {
-              fail("join connection: " + ec.message());
-            } else {
-              while (next < n_ && error_.empty()) {
-                const std::size_t i = next++;
-                auto r = co_await exchange(c, bhttp::verb::post, "/v1/join", bodies[i]);
-                if (r.ec || r.status != 200) {
-                  fail("POST /v1/join: " + describe(r));
-                  break;
-                }
-                auto parsed = proto::join_response_from_json(json::parse(r.body).as_object());
-                if (!parsed) {
-                  fail("join response: " + parsed.error().message());
-                  break;
-                }
-                agents_[i]->joined = std::move(*parsed);
-              }
-            }
-            ++done_workers;
-          },
-          asio::detached);
-    }
-    while (done_workers < workers)
-      co_await sleep_for(5ms);
     figures_.joins_per_s =
-        static_cast<double>(n_) / std::chrono::duration<double>(SteadyClock::now() - t0).count();
+        co_await on_workers("join", [&](Conn& c, std::size_t i) -> asio::awaitable<bool> {
+          auto r = co_await exchange(c, bhttp::verb::post, "/v1/join", bodies[i]);
+          if (r.ec || r.status != 200) {
+            fail("POST /v1/join: " + describe(r));
+            co_return false;
+          }
+          auto parsed = proto::join_response_from_json(json::parse(r.body).as_object());
+          if (!parsed) {
+            fail("join response: " + parsed.error().message());
+            co_return false;
+          }
+          agents_[i]->joined = std::move(*parsed);
+          co_return true;
+        });
     for (auto& a : agents_) {
       a->cert = x509_from_pem(a->joined.certificate_pem);
       a->key = pkey_from_pem(a->tls.to_pem());
