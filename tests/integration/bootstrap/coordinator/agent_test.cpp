@@ -29,6 +29,17 @@ std::int64_t revision_of(const shared::http::ClientResponse& r) {
   return h ? std::stoll(std::string(*h)) : -1;
 }
 
+// The revision of the node's current bundle (its first poll, since=0); -1 when refused.
+std::int64_t first_bundle_revision(shared::http::Client& c) {
+  auto first = c.get("/v1/agent/bundle?since=0");
+  if (!first || first->status != 200) {
+    ADD_FAILURE() << "first bundle: "
+                  << (first ? std::to_string(first->status) : first.error().message());
+    return -1;
+  }
+  return revision_of(*first);
+}
+
 // Opens a bundle envelope with the key the join answered and parses its payload.
 std::optional<shared::protocol::Bundle> open_bundle(const JoinedNode& node,
                                                     const std::string& bytes) {
@@ -157,10 +168,7 @@ TEST(CoordinatorAgent, LongPollReturnsWithinMillisecondsOfAChangeAnd204AfterWait
   auto node = join(a, a.create_token("role=web"), "web-1");
   ASSERT_TRUE(node);
   auto c = node_client(a, *node);
-  auto first = c.get("/v1/agent/bundle?since=0");
-  ASSERT_TRUE(first);
-  ASSERT_EQ(first->status, 200);
-  const std::int64_t rev = revision_of(*first);
+  const std::int64_t rev = first_bundle_revision(c);
   ASSERT_GT(rev, 0);
 
   // Nothing changes: 204 once `wait` passes, and not much later.
@@ -251,10 +259,9 @@ TEST(CoordinatorAgent, AParkedLongPollOfANodeRevokedMeanwhileIsRefusedAtOnce) {
   Appliance a;
   auto node = join(a, a.create_token("role=web"), "web-1");
   ASSERT_TRUE(node);
-  auto first = node_client(a, *node).get("/v1/agent/bundle?since=0");
-  ASSERT_TRUE(first);
-  ASSERT_EQ(first->status, 200);
-  const std::int64_t rev = revision_of(*first);
+  auto c = node_client(a, *node);
+  const std::int64_t rev = first_bundle_revision(c);
+  ASSERT_GT(rev, 0);
   auto op = a.operator_client();
 
   auto poll = std::async(std::launch::async, [&] {
@@ -282,9 +289,8 @@ TEST(CoordinatorAgent, AClientThatHangsUpFreesItsParkedLongPoll) {
   auto node = join(a, a.create_token("role=web"), "web-1");
   ASSERT_TRUE(node);
   auto c = node_client(a, *node);
-  auto first = c.get("/v1/agent/bundle?since=0");
-  ASSERT_TRUE(first);
-  const std::int64_t rev = revision_of(*first);
+  const std::int64_t rev = first_bundle_revision(c);
+  ASSERT_GT(rev, 0);
   auto op = a.operator_client();
   auto [crt, key] = write_client_pem(a, "web-1", node->certificate_pem, node->key.to_pem());
 
