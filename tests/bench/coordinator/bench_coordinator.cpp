@@ -363,7 +363,6 @@ class Run {
     io_.stop();
   }
 
-  // Operator tokens, one per agent, over `join_concurrency` keep-alive connections.
   // Runs `per_item(connection, i)` for i in [0, n) over --join-concurrency connections of
   // their own, each taking the next item when its last one is done; returns items per second.
   // `per_item` returns false to stop its worker (after calling fail()).
@@ -397,6 +396,7 @@ class Run {
         std::chrono::duration<double>(SteadyClock::now() - t0).count();
   }
 
+  // Operator tokens, one per agent, over `join_concurrency` keep-alive connections.
   asio::awaitable<void> make_tokens() {
     const std::string body =
         json::serialize(json::object{{"labels", json::object{{"bench", "yes"}}}, {"ttl", "2h"}});
