@@ -5,6 +5,7 @@
 #include "pxe/recorder/mac.hpp"
 #include "pxe/recorder/recorder.hpp"
 #include "pxe/recorder/render.hpp"
+#include "shared/config/config.hpp"
 #include "shared/crypto/x509.hpp"
 #include "shared/json/json.hpp"
 #include "shared/log/log.hpp"
@@ -113,6 +114,24 @@ std::optional<std::int64_t> int_param(const Request& r, std::string_view name,
   return out;
 }
 
+// An optional array of strings member; absent or null is empty.
+Result<std::vector<std::string>> string_list(const json::object& o, std::string_view key) {
+  std::vector<std::string> out;
+  const auto* v = o.if_contains(key);
+  if (v == nullptr || v->is_null())
+    return out;
+  if (!v->is_array())
+    return Error(shared::json::JsonError::wrong_type,
+                 "field '" + std::string(key) + "': expected an array of strings");
+  for (const auto& item : v->as_array()) {
+    if (!item.is_string())
+      return Error(shared::json::JsonError::wrong_type,
+                   "field '" + std::string(key) + "': expected an array of strings");
+    out.emplace_back(item.as_string());
+  }
+  return out;
+}
+
 Response bad_param(std::string_view name) {
   return error_response(400,
                         "query parameter '" + std::string(name) + "': expected an integer >= 0",
@@ -154,7 +173,7 @@ struct Poll {
 
 struct Api::State : std::enable_shared_from_this<Api::State> {
   State(asio::io_context& i, asio::thread_pool& b, Coordinator& c, ApiOptions o)
-      : io(i), blocking(b), coordinator(c), options(std::move(o)) {}
+      : io(i), blocking(b), coordinator(c), options(std::move(o)), limiter(options.refusals) {}
 
   asio::io_context& io;
   asio::thread_pool& blocking;
@@ -168,6 +187,8 @@ struct Api::State : std::enable_shared_from_this<Api::State> {
   std::atomic<std::uint64_t> long_polls_revoked{0};
   std::atomic<std::uint64_t> long_polls_hung_up{0};
   std::atomic<bool> stopping{false};
+  shared::ratelimit::Limiter limiter;
+  std::atomic<std::uint64_t> rate_limited{0};
   std::mutex polls_mu;
   std::set<std::shared_ptr<Poll>> polls;
 
@@ -448,6 +469,12 @@ std::string Api::metrics_text() const {
       "lab_api_long_polls_total{outcome=\"hangup\"} " +
       std::to_string(state_->long_polls_hung_up.load()) +
       "\n"
+      "# HELP lab_api_rate_limited_total Unauthenticated requests answered 429 because their "
+      "address had too many refused.\n"
+      "# TYPE lab_api_rate_limited_total counter\n"
+      "lab_api_rate_limited_total " +
+      std::to_string(state_->rate_limited.load()) +
+      "\n"
       "# HELP lab_coordinator_revision The coordinator's current revision.\n"
       "# TYPE lab_coordinator_revision gauge\n"
       "lab_coordinator_revision " +
@@ -499,25 +526,58 @@ void Api::handle(Request req, Reply reply) {
   // Agent routes authenticate by client certificate (on the blocking pool: identify_agent may
   // read the store); /v1/join by its token; everything else by the operator's bearer token.
   switch (id) {
-    case RouteId::join: {
+    case RouteId::join:
+    case RouteId::renew_with_proof: {
+      // Anyone can reach these: a caller that keeps getting refused is told to come back
+      // later before its request costs a CSR check, a lock or a store read.
+      const std::string address = req.peer.address;
+      if (const auto wait = st->limiter.retry_after(address, std::chrono::steady_clock::now());
+          wait > 0) {
+        st->rate_limited.fetch_add(1);
+        Response r =
+            error_response(429, "too many refused requests from this address", "rate_limited");
+        r.headers.set("Retry-After", std::to_string(wait));
+        counted(std::move(r));
+        return;
+      }
+      Reply charged = [st, address, counted = std::move(counted)](Response r) {
+        if (r.status >= 400 && r.status != 503)
+          st->limiter.charge(address, std::chrono::steady_clock::now());
+        counted(std::move(r));
+      };
       Response refusal;
       auto body = json_body(req, refusal);
       if (!body) {
-        counted(std::move(refusal));
+        charged(std::move(refusal));
+        return;
+      }
+      if (id == RouteId::renew_with_proof) {
+        auto rr = shared::protocol::renew_request_from_json(*body);
+        if (!rr) {
+          charged(error_response(400, rr.error().detail(), "invalid_argument"));
+          return;
+        }
+        st->blocking_call(std::move(charged), [st, rr = std::move(*rr), address](Coordinator& c) {
+          auto r = c.renew_with_proof(rr, Actor{"anonymous", address});
+          if (!r) {
+            st->log.warn("renewal refused", {{"peer", address}, {"reason", r.error().message()}});
+            return from_error(r.error());
+          }
+          return json_response(200, json::object{{"certificate", r->certificate_pem}});
+        });
         return;
       }
       auto jr = shared::protocol::join_request_from_json(*body);
       if (!jr) {
-        counted(error_response(400, jr.error().detail(), "invalid_argument"));
+        charged(error_response(400, jr.error().detail(), "invalid_argument"));
         return;
       }
       if (auto csr = shared::crypto::verify_csr(jr->csr_pem); !csr) {
-        counted(error_response(400, "field 'csr': not a valid P-256 certificate request",
+        charged(error_response(400, "field 'csr': not a valid P-256 certificate request",
                                "invalid_csr"));
         return;
       }
-      st->blocking_call(std::move(counted), [st, jr = std::move(*jr),
-                                             address = req.peer.address](Coordinator& c) {
+      st->blocking_call(std::move(charged), [st, jr = std::move(*jr), address](Coordinator& c) {
         auto r = c.join(jr, Actor{"anonymous", address});
         if (!r) {
           st->log.warn("join refused", {{"peer", address}, {"reason", r.error().message()}});
@@ -552,7 +612,7 @@ void Api::handle(Request req, Reply reply) {
           if (!shared::crypto::verify_csr(*csr))
             return error_response(400, "field 'csr': not a valid P-256 certificate request",
                                   "invalid_csr");
-          auto r = c.renew(*agent, shared::protocol::RenewRequest{*csr});
+          auto r = c.renew(*agent, shared::protocol::RenewRequest{*csr, std::nullopt});
           if (!r)
             return from_error(r.error());
           return json_response(200, json::object{{"certificate", r->certificate_pem}});
@@ -585,12 +645,16 @@ void Api::handle(Request req, Reply reply) {
     counted(unauthorized());
     return;
   }
-  if (!st->coordinator.check_operator_token(auth->substr(kBearer.size()))) {
-    st->log.info("operator token refused", {{"peer", req.peer.address}});
-    counted(forbidden());
+  auto who = st->coordinator.authenticate_operator(auth->substr(kBearer.size()));
+  if (!who) {
+    st->log.info("operator credential refused",
+                 {{"peer", req.peer.address}, {"reason", who.error().detail()}});
+    Response r = error_response(401, who.error().detail(), "unauthorized");
+    r.headers.set("WWW-Authenticate", "Bearer");
+    counted(std::move(r));
     return;
   }
-  const Actor op{"operator", req.peer.address};
+  const Actor op{*who, req.peer.address};
 
   if (id == RouteId::metrics) {
     Response r = Response::text(200, metrics_text());
@@ -621,7 +685,8 @@ void Api::handle(Request req, Reply reply) {
   // Routes with a JSON body decode it here, on the strand: a refusal costs no pool time.
   json::object body;
   if (id == RouteId::tokens_create || id == RouteId::node_labels || id == RouteId::group_put ||
-      id == RouteId::secret_grant) {
+      id == RouteId::secret_grant || id == RouteId::node_macs || id == RouteId::machine_put ||
+      id == RouteId::operator_add) {
     Response refusal;
     auto b = json_body(req, refusal);
     if (!b) {
@@ -698,6 +763,89 @@ void Api::handle(Request req, Reply reply) {
         return r ? json_response(200, to_json(*r)) : from_error(r.error());
       });
       return;
+    case RouteId::node_reinstall:
+      st->blocking_call(std::move(counted), [nid = params[0], op](Coordinator& c) {
+        auto r = c.reinstall_node(nid, op);
+        return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::node_macs: {
+      auto add = string_list(body, "add");
+      auto remove = string_list(body, "remove");
+      if (!add || !remove) {
+        invalid(!add ? add.error() : remove.error());
+        return;
+      }
+      st->blocking_call(std::move(counted), [nid = params[0], add = std::move(*add),
+                                             remove = std::move(*remove), op](Coordinator& c) {
+        auto r = c.set_node_macs(nid, add, remove, op);
+        return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    }
+    case RouteId::machines_list:
+      st->blocking_call(std::move(counted), [](Coordinator& c) {
+        auto r = c.list_machines();
+        return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::machine_put: {
+      auto ip = shared::json::get_string(body, "ip");
+      auto description = shared::json::optional_string(body, "description");
+      if (!ip || !description) {
+        invalid(!ip ? ip.error() : description.error());
+        return;
+      }
+      st->blocking_call(std::move(counted),
+                        [mac = params[0], ip = std::move(*ip),
+                         description = description->value_or(""), op](Coordinator& c) {
+                          auto r = c.register_machine(mac, ip, description, op);
+                          return r ? json_response(200, to_json(*r)) : from_error(r.error());
+                        });
+      return;
+    }
+    case RouteId::machine_delete:
+      st->blocking_call(std::move(counted), [mac = params[0], op](Coordinator& c) {
+        auto r = c.unregister_machine(mac, op);
+        return r ? no_content() : from_error(r.error());
+      });
+      return;
+    case RouteId::operators_list:
+      st->blocking_call(std::move(counted), [](Coordinator& c) {
+        auto r = c.list_operators();
+        return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::operator_add: {
+      auto name = shared::json::get_string(body, "name");
+      auto ttl = shared::json::optional_string(body, "ttl");
+      if (!name || !ttl) {
+        invalid(!name ? name.error() : ttl.error());
+        return;
+      }
+      std::chrono::seconds lifetime{0};
+      if (*ttl && !(*ttl)->empty()) {
+        auto d = shared::config::parse_duration(**ttl);
+        if (!d) {
+          counted(error_response(400, "field 'ttl': expected a duration like \"30d\" or \"12h\"",
+                                 "invalid_argument"));
+          return;
+        }
+        lifetime = *d;
+      }
+      st->blocking_call(std::move(counted),
+                        [name = std::move(*name), lifetime, op](Coordinator& c) {
+                          auto r = c.add_operator(name, lifetime, op);
+                          return r ? json_response(201, to_json(*r)) : from_error(r.error());
+                        });
+      return;
+    }
+    case RouteId::operator_revoke:
+      st->blocking_call(std::move(counted), [name = params[0], op](Coordinator& c) {
+        auto r = c.revoke_operator(name, op);
+        return r ? no_content() : from_error(r.error());
+      });
+      return;
     case RouteId::groups_list:
       st->blocking_call(std::move(counted), [](Coordinator& c) {
         auto r = c.list_groups();
@@ -742,9 +890,12 @@ void Api::handle(Request req, Reply reply) {
       std::optional<std::string> entitlement;
       if (auto e = req.query_param("entitlement"))
         entitlement = std::string(*e);
+      std::optional<std::string> require;
+      if (auto q = req.query_param("require"))
+        require = std::string(*q);
       st->blocking_call(std::move(counted), [name = params[0], value = std::move(req.body),
-                                             entitlement, op](Coordinator& c) {
-        auto r = c.set_secret(name, value, entitlement, op);
+                                             entitlement, require, op](Coordinator& c) {
+        auto r = c.set_secret(name, value, entitlement, op, require);
         return r ? json_response(200, to_json(*r)) : from_error(r.error());
       });
       return;

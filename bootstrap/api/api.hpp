@@ -5,6 +5,7 @@
 #include "bootstrap/coordinator/coordinator.hpp"
 #include "shared/http/message/message.hpp"
 #include "shared/http/server/server.hpp"
+#include "shared/ratelimit/limiter.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -38,6 +39,9 @@ struct ApiOptions {
   /// node's MACs the recorder already has a timeline for (machines that booted from us), so
   /// hosts that never network-booted stay out of it. Null with `recorder`: not recorded.
   pxe::events::Sink* boot_events = nullptr;
+  /// What a caller may make the unauthenticated routes (/v1/join, /v1/renew) refuse before
+  /// it is answered 429 with Retry-After.
+  shared::ratelimit::LimiterOptions refusals;
   /// Figures of the HTTP server for /metrics; may be empty.
   std::function<shared::http::ServerStats()> server_stats;
 };

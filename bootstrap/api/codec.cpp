@@ -62,7 +62,31 @@ json::object to_json(const coordinator::NodeInfo& n) {
           {"last_seen", n.last_seen},
           {"agent_version", n.agent_version},
           {"cert_serial", n.cert_serial},
-          {"cert_expires_at", n.cert_expires_at}};
+          {"cert_expires_at", n.cert_expires_at},
+          {"key_protection", n.key_protection},
+          {"reinstall_armed", n.reinstall_armed}};
+}
+
+json::object to_json(const coordinator::MachineInfo& m) {
+  return {{"mac", m.mac},
+          {"ip", m.ip},
+          {"description", m.description},
+          {"registered_at", m.registered_at},
+          {"node_id", m.node_id}};
+}
+
+json::object to_json(const coordinator::OperatorInfo& o) {
+  return {{"name", o.name},
+          {"created_at", o.created_at},
+          {"expires_at", o.expires_at},
+          {"state", o.state},
+          {"created_by", o.created_by}};
+}
+
+json::object to_json(const coordinator::CreatedOperator& o) {
+  json::object out = to_json(o.info);
+  out["token"] = o.token;
+  return out;
 }
 
 json::object to_json(const coordinator::GroupInfo& g) {
@@ -73,11 +97,9 @@ json::object to_json(const coordinator::GroupInfo& g) {
 }
 
 json::object to_json(const coordinator::SecretInfo& s) {
-  return {{"name", s.name},
-          {"entitlement", s.entitlement},
-          {"version", s.version},
-          {"updated_at", s.updated_at},
-          {"size", s.size}};
+  return {{"name", s.name},       {"entitlement", s.entitlement},
+          {"version", s.version}, {"updated_at", s.updated_at},
+          {"size", s.size},       {"require", s.require}};
 }
 
 json::object to_json(const coordinator::AuditEvent& e) {
@@ -191,6 +213,20 @@ ErrorStatus status_for(const Error& e) {
         return {403, "forbidden", false};
       case CoordinatorError::store_failed:
         return {503, "store_failed", false};
+      case CoordinatorError::proof_invalid:
+        return {403, "invalid_proof", true};
+      case CoordinatorError::renew_grace_passed:
+        return {403, "renew_grace_passed", true};
+      case CoordinatorError::mac_owned:
+        return {409, "mac_owned", true};
+      case CoordinatorError::no_lease:
+        return {403, "no_lease", true};
+      case CoordinatorError::rate_limited:
+        return {429, "rate_limited", true};
+      case CoordinatorError::operator_unknown:
+      case CoordinatorError::operator_expired:
+      case CoordinatorError::operator_revoked:
+        return {401, "unauthorized", true};
     }
     return {500, "internal", false};
   }

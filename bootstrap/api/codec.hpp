@@ -20,6 +20,9 @@ boost::json::object to_json(const coordinator::GroupInfo& g);
 boost::json::object to_json(const coordinator::SecretInfo& s);
 boost::json::object to_json(const coordinator::AuditEvent& e);
 boost::json::object to_json(const coordinator::AuditCheck& c);
+boost::json::object to_json(const coordinator::MachineInfo& m);
+boost::json::object to_json(const coordinator::OperatorInfo& o);
+boost::json::object to_json(const coordinator::CreatedOperator& o);
 
 template <class T>
 boost::json::array to_json_array(const std::vector<T>& items) {

@@ -162,8 +162,10 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
     if (is_active_state(n.state)) {
       std::optional<cr::X25519PublicKey> to;
       for (const auto& [name, secret] : model_.secrets) {
-        if (!secret.entitlement || !secret.entitlement->matches(n.labels))
+        if (!secret.entitlement || !secret.entitlement->matches(n.labels) ||
+            !protection_meets(n.key_protection, secret.info.require)) {
           continue;
+        }
         SealedBox& box = state.boxes[name];
         if (box.version != secret.info.version || box.sealing_key != n.sealing_key ||
             box.sealed.empty()) {

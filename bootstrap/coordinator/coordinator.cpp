@@ -1,6 +1,7 @@
 #include "bootstrap/coordinator/audit.hpp"
 #include "bootstrap/coordinator/coordinator_impl.hpp"
 #include "shared/crypto/encoding.hpp"
+#include "shared/crypto/hash.hpp"
 
 #include <sys/stat.h>
 
@@ -38,6 +39,22 @@ const boost::system::error_category& coordinator_category() noexcept {
             return "group cycle";
           case CoordinatorError::store_failed:
             return "store failed";
+          case CoordinatorError::proof_invalid:
+            return "key proof does not verify";
+          case CoordinatorError::renew_grace_passed:
+            return "certificate expired past the renewal grace";
+          case CoordinatorError::mac_owned:
+            return "MAC belongs to another node";
+          case CoordinatorError::no_lease:
+            return "no DHCP lease or registration for this MAC";
+          case CoordinatorError::rate_limited:
+            return "too many requests";
+          case CoordinatorError::operator_unknown:
+            return "unknown operator credential";
+          case CoordinatorError::operator_expired:
+            return "operator credential expired";
+          case CoordinatorError::operator_revoked:
+            return "operator credential revoked";
         }
         return "coordinator error";
       });
@@ -81,12 +98,28 @@ CoordinatorImpl::CoordinatorImpl(Options options, std::unique_ptr<Store> store, 
       identity_(std::move(identity)),
       auto_accept_(std::move(auto_accept)),
       model_(std::move(model)),
-      revision_(revision) {}
+      revision_(revision) {
+  // Boot tokens' secrets are derived from their ids with a key of their own, so the key that
+  // encrypts secrets at rest is never used for anything else.
+  static constexpr std::string_view kSalt = "lab";
+  static constexpr std::string_view kInfo = "lab boot token key v1";
+  boot_token_key_ =
+      cr::hkdf_sha256(identity_.secrets_key, cr::as_bytes(kSalt), cr::as_bytes(kInfo), 32).value();
+}
+
+CoordinatorImpl::~CoordinatorImpl() {
+  flush_refusals(true);
+}
 
 Result<void> CoordinatorImpl::start() {
   Lock lock(state_mutex_);
   for (const auto& [id, node] : model_.nodes)
     refresh_machine(node);
+  {
+    const std::unique_lock w(machines_mutex_);
+    for (const auto& [mac, m] : model_.machines)
+      registered_[mac] = m.ip;
+  }
   Deliveries d = rebuild_views(Dirty::everything());
   lock.unlock();
   deliver(std::move(d));
@@ -115,10 +148,6 @@ std::string CoordinatorImpl::server_key_pem() const {
 std::string CoordinatorImpl::bundle_public_key() const {
   const auto raw = identity_.bundle_key.public_key().raw();
   return cr::base64url_encode(raw);
-}
-bool CoordinatorImpl::check_operator_token(std::string_view token) const {
-  const cr::Digest d = cr::sha256(token);
-  return cr::constant_time_equal(d, identity_.operator_token_sha256);
 }
 std::int64_t CoordinatorImpl::revision() const {
   return revision_.load();

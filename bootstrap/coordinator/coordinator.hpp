@@ -41,6 +41,14 @@ enum class CoordinatorError {
   certificate_invalid,  // CSR that does not verify, or cert not issued by our CA
   group_cycle,          // detail names the cycle "a -> b -> a"
   store_failed,         // SQLite error; detail says which statement
+  proof_invalid,        // a key proof whose signature does not verify
+  renew_grace_passed,   // a certificate expired longer ago than the renewal grace
+  mac_owned,            // a MAC that belongs to another node; detail names it
+  no_lease,             // a boot token for a MAC without a DHCP lease or registration
+  rate_limited,         // too many requests of this kind from this caller; retry later
+  operator_unknown,     // an operator credential that matches none
+  operator_expired,     // detail names the operator and when
+  operator_revoked,     // detail names the operator
 };
 const boost::system::error_category& coordinator_category() noexcept;
 inline boost::system::error_code make_error_code(CoordinatorError e) noexcept {
@@ -65,9 +73,23 @@ struct Options {
   /// caller held the real token) is recorded there as agent_join for that MAC; null: not
   /// recorded. Must outlive the coordinator; called on the blocking pool.
   pxe::events::Sink* boot_events = nullptr;
+  /// How long after its certificate expired a node may still renew by proving it holds the
+  /// key (an offline node must not need a new token after a long trip).
+  std::chrono::seconds renew_grace{std::chrono::hours(24 * 30)};
+  /// Refused joins and renewals are audited as one row per caller address and window, written
+  /// by maintain(): a flood of bad requests neither fsyncs per request nor grows the log per
+  /// request.
+  std::chrono::seconds refusal_window{60};
+  /// A change of a node's peer address reaches the other nodes' bundles at most this often
+  /// (each change re-signs every bundle and wakes every parked poll).
+  std::chrono::seconds peer_debounce{30};
+  /// An agent's reports: at most `report_burst` at once, then one per `report_interval`.
+  std::chrono::seconds report_interval{10};
+  int report_burst = 6;
 };
 
-/// Who did something, for the audit trail: "operator", "node:<id>", "system".
+/// Who did something, for the audit trail: an operator's name ("admin" for the credential
+/// made at first start), "node:<id>", "system", "anonymous".
 struct Actor {
   std::string name;
   std::string address;  // peer IP, when known
@@ -122,6 +144,31 @@ struct NodeInfo {
   std::string agent_version;
   std::string cert_serial;  // hex
   std::int64_t cert_expires_at = 0;
+  std::string key_protection;    // as the agent reports it: "tpm", "tpm+pcr", "file"; "" unknown
+  bool reinstall_armed = false;  // `lab node reinstall`: the next network boot re-enrols it
+};
+
+/// A machine an operator registered for network boot (`lab machine register`): boot tokens
+/// are minted for its MAC, bound to this address, as for a MAC this appliance's DHCP leased.
+struct MachineInfo {
+  std::string mac;
+  std::string ip;
+  std::string description;
+  std::int64_t registered_at = 0;
+  std::string node_id;  // the node that owns the MAC, if any
+};
+
+/// A named operator credential (`lab operator add`).
+struct OperatorInfo {
+  std::string name;
+  std::int64_t created_at = 0;
+  std::int64_t expires_at = 0;  // 0: never
+  std::string state;            // "active", "expired", "revoked"
+  std::string created_by;
+};
+struct CreatedOperator {
+  OperatorInfo info;
+  std::string token;  // shown once
 };
 
 struct GroupInfo {
@@ -137,6 +184,8 @@ struct SecretInfo {
   std::int64_t version = 0;  // revision of the last value change
   std::int64_t updated_at = 0;
   std::size_t size = 0;
+  /// Key protection an entitled node must report: "" (any), "tpm" (tpm or tpm+pcr), "tpm+pcr".
+  std::string require;
 };
 
 struct AuditEvent {
@@ -186,8 +235,13 @@ class Coordinator : public pxe::registry::Registry {
   [[nodiscard]] virtual std::string server_chain_pem() const = 0;  // cert + CA
   [[nodiscard]] virtual std::string server_key_pem() const = 0;
   [[nodiscard]] virtual std::string bundle_public_key() const = 0;  // base64url Ed25519
-  /// Constant-time check of an operator bearer token (stored as SHA-256 only).
-  [[nodiscard]] virtual bool check_operator_token(std::string_view token) const = 0;
+  /// The operator a bearer token belongs to (tokens are stored as SHA-256 only):
+  /// operator_unknown, operator_expired or operator_revoked otherwise, with a detail naming
+  /// the operator where there is one. Answers from memory.
+  virtual Result<std::string> authenticate_operator(std::string_view token) = 0;
+  [[nodiscard]] bool check_operator_token(std::string_view token) {
+    return static_cast<bool>(authenticate_operator(token));
+  }
   /// The node a verified client certificate belongs to; refuses revoked serials and nodes.
   virtual Result<AgentIdentity> identify_agent(std::string_view client_cert_der) = 0;
   /// The same for a certificate the TLS layer verified: checks expiry, serial, node and
@@ -203,10 +257,19 @@ class Coordinator : public pxe::registry::Registry {
   virtual Result<void> revoke_token(std::string_view id, const Actor& actor) = 0;
 
   // Join and renewal. `actor.address` is the caller's IP, checked against an IP binding.
+  /// A join makes a new node unless the request carries a key proof of an existing node (its
+  /// current certificate, or one expired less than renew_grace ago) or it uses a boot token
+  /// for the MAC of a node an operator armed with reinstall_node(): then that node is enrolled
+  /// again with the new keys and its old certificates are revoked. Facts the agent reports
+  /// about itself (MACs, hostname) never make it an existing node.
   virtual Result<shared::protocol::JoinResponse> join(const shared::protocol::JoinRequest& request,
                                                       const Actor& actor) = 0;
   virtual Result<shared::protocol::RenewResponse> renew(
       const AgentIdentity& agent, const shared::protocol::RenewRequest& r) = 0;
+  /// Renewal without a valid client certificate, by proof of the key of one that expired less
+  /// than renew_grace ago (renew_grace_passed past it: the node must rejoin).
+  virtual Result<shared::protocol::RenewResponse> renew_with_proof(
+      const shared::protocol::RenewRequest& r, const Actor& actor) = 0;
 
   // Nodes.
   virtual Result<std::vector<NodeInfo>> list_nodes(std::string_view selector) = 0;
@@ -218,11 +281,40 @@ class Coordinator : public pxe::registry::Registry {
   virtual Result<void> revoke_node(std::string_view id_or_name, const Actor& actor) = 0;
   /// Moves a discovered node on to "enrolled" (`lab node accept`).
   virtual Result<NodeInfo> accept_node(std::string_view id_or_name, const Actor& actor) = 0;
+  /// Arms one re-enrolment: the next join with a boot token for one of the node's MACs
+  /// becomes this node again (`lab node reinstall`); the join disarms it.
+  virtual Result<NodeInfo> reinstall_node(std::string_view id_or_name, const Actor& actor) = 0;
+  /// Gives MACs to a node or takes them away (an operator's word, like DHCP's): mac_owned
+  /// when one belongs to another node.
+  virtual Result<NodeInfo> set_node_macs(std::string_view id_or_name,
+                                         const std::vector<std::string>& add,
+                                         const std::vector<std::string>& remove,
+                                         const Actor& actor) = 0;
   /// An agent reports its state ("ready", "provisioning") and facts; updates last_seen.
-  /// MACs come from facts["nics"][i]["mac"] (or facts["macs"]); facts["peer_address"]
-  /// ("10.0.0.7:8444"), when present, is where peers reach this node's agent.
+  /// The MACs in its facts are kept as facts, never taken as the node's own. facts
+  /// ["peer_address"] ("10.0.0.7:8444", an IP literal and a port), when present, is where
+  /// peers reach this node's agent; facts["key_protection"] how its keys are kept.
+  /// rate_limited past report_burst; invalid_argument for a malformed peer address.
   virtual Result<void> report(const AgentIdentity& agent, std::string_view state,
                               const boost::json::object& facts) = 0;
+
+  // Machines registered for network boot.
+  virtual Result<MachineInfo> register_machine(std::string_view mac, std::string_view ip,
+                                               std::string_view description,
+                                               const Actor& actor) = 0;
+  virtual Result<std::vector<MachineInfo>> list_machines() = 0;
+  virtual Result<void> unregister_machine(std::string_view mac, const Actor& actor) = 0;
+
+  // Operators. The credential made at first start is "admin".
+  virtual Result<CreatedOperator> add_operator(std::string_view name, std::chrono::seconds ttl,
+                                               const Actor& actor) = 0;
+  virtual Result<std::vector<OperatorInfo>> list_operators() = 0;
+  virtual Result<void> revoke_operator(std::string_view name, const Actor& actor) = 0;
+
+  /// Housekeeping, called about once a second by `lab serve` (on the blocking pool): writes
+  /// the audit rows of refusals whose window has closed, deletes expired tokens, and
+  /// publishes peer address changes held back by peer_debounce.
+  virtual void maintain() = 0;
 
   // Groups. set_group refuses cycles through includes/excludes with group_cycle.
   virtual Result<GroupInfo> set_group(const GroupInfo& group, const Actor& actor) = 0;
@@ -231,9 +323,15 @@ class Coordinator : public pxe::registry::Registry {
   virtual Result<void> delete_group(std::string_view name, const Actor& actor) = 0;
 
   // Secrets: values are encrypted at rest and never returned to the operator.
+  /// `require`: key protection an entitled node must report ("", "tpm", "tpm+pcr"); nullopt
+  /// keeps what the secret had.
   virtual Result<SecretInfo> set_secret(std::string_view name, std::string_view value,
-                                        std::optional<std::string> entitlement,
-                                        const Actor& actor) = 0;
+                                        std::optional<std::string> entitlement, const Actor& actor,
+                                        std::optional<std::string> require) = 0;
+  Result<SecretInfo> set_secret(std::string_view name, std::string_view value,
+                                std::optional<std::string> entitlement, const Actor& actor) {
+    return set_secret(name, value, std::move(entitlement), actor, std::nullopt);
+  }
   virtual Result<SecretInfo> grant_secret(std::string_view name, std::string_view entitlement,
                                           const Actor& actor) = 0;
   virtual Result<std::vector<SecretInfo>> list_secrets() = 0;

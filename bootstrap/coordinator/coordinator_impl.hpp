@@ -49,13 +49,15 @@ class CoordinatorImpl final : public Coordinator {
                   std::int64_t revision, std::optional<shared::labels::Selector> auto_accept);
   CoordinatorImpl(const CoordinatorImpl&) = delete;
   CoordinatorImpl& operator=(const CoordinatorImpl&) = delete;
-  ~CoordinatorImpl() override = default;
+  /// Writes the refusals still waiting for their audit row.
+  ~CoordinatorImpl() override;
 
   /// Builds and signs every view once at start.
   Result<void> start();
 
   // Registry.
   std::optional<pxe::registry::Machine> find_by_mac(std::string_view mac) override;
+  std::optional<std::string> registered_ip(std::string_view mac) override;
   Result<pxe::registry::BootToken> mint_boot_token(std::string_view mac, std::string_view ip,
                                                    std::chrono::seconds ttl) override;
 
@@ -65,7 +67,7 @@ class CoordinatorImpl final : public Coordinator {
   [[nodiscard]] std::string server_chain_pem() const override;
   [[nodiscard]] std::string server_key_pem() const override;
   [[nodiscard]] std::string bundle_public_key() const override;
-  [[nodiscard]] bool check_operator_token(std::string_view token) const override;
+  Result<std::string> authenticate_operator(std::string_view token) override;
   Result<AgentIdentity> identify_agent(std::string_view client_cert_der) override;
   Result<AgentIdentity> identify_verified_agent(const VerifiedClientCert& cert) override;
   [[nodiscard]] std::int64_t revision() const override;
@@ -80,14 +82,33 @@ class CoordinatorImpl final : public Coordinator {
                                               const Actor& actor) override;
   Result<shared::protocol::RenewResponse> renew(const AgentIdentity& agent,
                                                 const shared::protocol::RenewRequest& r) override;
+  Result<shared::protocol::RenewResponse> renew_with_proof(const shared::protocol::RenewRequest& r,
+                                                           const Actor& actor) override;
   Result<std::vector<NodeInfo>> list_nodes(std::string_view selector) override;
   Result<NodeInfo> get_node(std::string_view id_or_name) override;
   Result<NodeInfo> label_node(std::string_view id_or_name, const shared::labels::LabelSet& set,
                               const std::vector<std::string>& remove, const Actor& actor) override;
   Result<void> revoke_node(std::string_view id_or_name, const Actor& actor) override;
   Result<NodeInfo> accept_node(std::string_view id_or_name, const Actor& actor) override;
+  Result<NodeInfo> reinstall_node(std::string_view id_or_name, const Actor& actor) override;
+  Result<NodeInfo> set_node_macs(std::string_view id_or_name, const std::vector<std::string>& add,
+                                 const std::vector<std::string>& remove,
+                                 const Actor& actor) override;
   Result<void> report(const AgentIdentity& agent, std::string_view state,
                       const boost::json::object& facts) override;
+
+  // Machines and operators (machines.cpp, operators.cpp).
+  Result<MachineInfo> register_machine(std::string_view mac, std::string_view ip,
+                                       std::string_view description, const Actor& actor) override;
+  Result<std::vector<MachineInfo>> list_machines() override;
+  Result<void> unregister_machine(std::string_view mac, const Actor& actor) override;
+  Result<CreatedOperator> add_operator(std::string_view name, std::chrono::seconds ttl,
+                                       const Actor& actor) override;
+  Result<std::vector<OperatorInfo>> list_operators() override;
+  Result<void> revoke_operator(std::string_view name, const Actor& actor) override;
+
+  // Housekeeping (maintain.cpp).
+  void maintain() override;
 
   // Groups (groups.cpp).
   Result<GroupInfo> set_group(const GroupInfo& group, const Actor& actor) override;
@@ -97,8 +118,9 @@ class CoordinatorImpl final : public Coordinator {
 
   // Secrets (secrets.cpp).
   Result<SecretInfo> set_secret(std::string_view name, std::string_view value,
-                                std::optional<std::string> entitlement,
-                                const Actor& actor) override;
+                                std::optional<std::string> entitlement, const Actor& actor,
+                                std::optional<std::string> require) override;
+  using Coordinator::set_secret;
   Result<SecretInfo> grant_secret(std::string_view name, std::string_view entitlement,
                                   const Actor& actor) override;
   Result<std::vector<SecretInfo>> list_secrets() override;
@@ -129,15 +151,41 @@ class CoordinatorImpl final : public Coordinator {
   /// Signs and publishes the changed views and wakes their watches (state mutex not held).
   void deliver(Deliveries deliveries);
 
-  /// Creates a token inside the caller's lock (create_token, mint_boot_token).
+  /// Creates a token inside the caller's transaction (create_token, mint_boot_token); `preset`
+  /// is the token to store (a boot token's derived secret), else a fresh random one.
   Result<CreatedToken> create_token_locked(const TokenSpec& spec, const Actor& actor,
-                                           Deliveries& out);
-  /// Records a refused join in its own transaction and returns `refusal`.
-  Error refuse_join(const Actor& actor, std::string_view token_id, const Error& refusal);
+                                           const std::optional<shared::protocol::Token>& preset);
+  /// A boot token's secret, derived from its id: the same script request can show it again
+  /// while only its SHA-256 is stored.
+  [[nodiscard]] shared::protocol::Token boot_token(std::string id) const;
+
+  /// Counts a refused request towards its caller's audit row for the current window (written
+  /// by maintain(), never under the state mutex's fsync) and returns `refusal`.
+  Error refuse(const Actor& actor, std::string_view action, std::string_view subject,
+               const Error& refusal);
+  /// Writes the refusal rows whose window has closed (all of them with `everything`).
+  void flush_refusals(bool everything);
+
+  /// The node a key proof names, when the proof holds: the signature verifies with the
+  /// certificate's key over `message`, the certificate is ours, names the node, is not
+  /// revoked, and expired at most renew_grace ago. proof_invalid for a bad signature;
+  /// renew_grace_passed, node_revoked or certificate_invalid otherwise (state mutex held).
+  Result<const NodeRecord*> check_proof(const shared::protocol::KeyProof& proof,
+                                        std::string_view message);
+  /// Revokes `serials` of node `id` inside the caller's transaction; the model side is
+  /// returned to run after the commit.
+  Result<std::function<void()>> revoke_serials(const std::string& id,
+                                               const std::vector<std::string>& serials,
+                                               std::int64_t t);
   Result<shared::crypto::Certificate> issue_client_cert(const std::string& node_id,
                                                         const shared::crypto::Bytes& spki);
   /// Updates the MAC → machine map used by find_by_mac after a node changed.
   void refresh_machine(const NodeRecord& n);
+  /// A MAC that no longer belongs to any node.
+  void forget_machine(const std::string& mac);
+  /// `dirty`, or every view when a change of the ring of peers may be published now; else the
+  /// change waits for maintain() (peer_debounce). State mutex held.
+  Dirty ring_change(Dirty dirty, std::int64_t t);
   std::vector<std::string> groups_of(const shared::labels::LabelSet& labels) const;
 
   Options options_;
@@ -166,6 +214,31 @@ class CoordinatorImpl final : public Coordinator {
   std::unordered_map<std::string, pxe::registry::Machine> machines_;  // by MAC
 
   std::shared_ptr<WatchHub> hub_ = std::make_shared<WatchHub>();
+  shared::crypto::SecretBytes boot_token_key_;  // HKDF of the secrets key
+
+  std::unordered_map<std::string, std::string> registered_;  // MAC → IP; machines_mutex_
+
+  // Refusals waiting for their audit row, by (caller address, action).
+  struct Refusals {
+    std::int64_t since = 0;  // start of the window
+    std::int64_t count = 0;
+    std::string actor;  // as the first refusal named the caller
+    std::string first_reason;
+    std::string first_detail;
+    std::map<std::string, std::int64_t> reasons;
+    std::vector<std::string> subjects;  // the first few token ids or nodes named
+  };
+  std::mutex refusals_mutex_;
+  std::map<std::pair<std::string, std::string>, Refusals> refusals_;
+
+  // A peer address change waiting to reach every bundle (state_mutex_).
+  bool ring_pending_ = false;
+  std::int64_t ring_published_at_ = 0;
+  std::int64_t last_sweep_ = 0;
+
+  // Writers hold state_mutex_ too; authenticate_operator reads under this alone, so an operator
+  // request never waits for a commit.
+  mutable std::shared_mutex operators_mutex_;
 };
 
 }  // namespace lab::bootstrap::coordinator

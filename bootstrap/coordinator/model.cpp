@@ -1,12 +1,17 @@
 #include "bootstrap/coordinator/model.hpp"
 
+#include "shared/crypto/encoding.hpp"
 #include "shared/json/json.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <charconv>
 
 namespace lab::bootstrap::coordinator {
 namespace {
@@ -25,7 +30,7 @@ Result<void> load_nodes(Store& store, Model& m) {
   LAB_TRY_ASSIGN(sq::Statement * st,
                  store.query("SELECT id, name, state, labels, facts, created_at, last_seen, "
                              "agent_version, sealing_key, peer_address, cert_serial, "
-                             "cert_expires_at FROM nodes"));
+                             "cert_expires_at, reinstall_armed, key_protection FROM nodes"));
   for (;;) {
     LAB_TRY_ASSIGN(bool row, Store::step(*st));
     if (!row)
@@ -44,6 +49,8 @@ Result<void> load_nodes(Store& store, Model& m) {
     n.peer_address = st->text(9);
     n.cert_serial = st->text(10);
     n.cert_expires_at = st->int64(11);
+    n.reinstall_armed = st->int64(12) != 0;
+    n.key_protection = st->text(13);
     m.id_by_name[n.name] = n.id;
     m.nodes.emplace(n.id, std::move(n));
   }
@@ -66,6 +73,39 @@ Result<void> load_nodes(Store& store, Model& m) {
       break;
     m.certs[st->text(0)] = CertRecord{st->text(1), st->int64(2), !st->is_null(3)};
   }
+  for (const auto& [serial, cert] : m.certs) {
+    auto it = m.nodes.find(cert.node_id);
+    if (!cert.revoked && it != m.nodes.end() && it->second.cert_serial != serial)
+      it->second.superseded.push_back(serial);
+  }
+  return {};
+}
+
+Result<void> load_machines_and_operators(Store& store, Model& m) {
+  LAB_TRY_ASSIGN(sq::Statement * st,
+                 store.query("SELECT mac, ip, description, registered_at FROM machines"));
+  for (;;) {
+    LAB_TRY_ASSIGN(bool row, Store::step(*st));
+    if (!row)
+      break;
+    m.machines[st->text(0)] = MachineRecord{st->text(1), st->text(2), st->int64(3)};
+  }
+  LAB_TRY_ASSIGN(st, store.query("SELECT name, token_sha256, created_at, expires_at, revoked_at, "
+                                 "created_by FROM operators"));
+  for (;;) {
+    LAB_TRY_ASSIGN(bool row, Store::step(*st));
+    if (!row)
+      break;
+    OperatorRecord o;
+    o.name = st->text(0);
+    o.token_sha256 = st->blob(1);
+    o.created_at = st->int64(2);
+    o.expires_at = st->is_null(3) ? 0 : st->int64(3);
+    o.revoked = !st->is_null(4);
+    o.created_by = st->text(5);
+    m.operator_by_hash[shared::crypto::hex_encode(o.token_sha256)] = o.name;
+    m.operators.emplace(o.name, std::move(o));
+  }
   return {};
 }
 
@@ -86,8 +126,8 @@ Result<void> load_groups_and_secrets(Store& store, Model& m) {
       g.selector = std::move(*sel);
     m.groups.emplace(g.info.name, std::move(g));
   }
-  LAB_TRY_ASSIGN(st, store.query("SELECT name, value, entitlement, version, updated_at, size "
-                                 "FROM secrets"));
+  LAB_TRY_ASSIGN(st, store.query("SELECT name, value, entitlement, version, updated_at, size, "
+                                 "require FROM secrets"));
   for (;;) {
     LAB_TRY_ASSIGN(bool row, Store::step(*st));
     if (!row)
@@ -99,6 +139,7 @@ Result<void> load_groups_and_secrets(Store& store, Model& m) {
     s.info.version = st->int64(3);
     s.info.updated_at = st->int64(4);
     s.info.size = static_cast<std::size_t>(st->int64(5));
+    s.info.require = st->text(6);
     if (auto sel = parse_optional_selector(s.info.entitlement, "entitlement"))
       s.entitlement = std::move(*sel);
     m.secrets.emplace(s.info.name, std::move(s));
@@ -132,6 +173,7 @@ Result<Model> load_model(Store& store) {
   Model m;
   LAB_TRY(load_nodes(store, m));
   LAB_TRY(load_groups_and_secrets(store, m));
+  LAB_TRY(load_machines_and_operators(store, m));
   return m;
 }
 
@@ -214,6 +256,55 @@ std::vector<std::string> macs_from_facts(const boost::json::object& facts) {
   // Loopback and unset interfaces carry the all-zero address; it names no machine.
   std::erase(out, "00:00:00:00:00:00");
   return out;
+}
+
+bool valid_peer_address(std::string_view text) {
+  if (text.empty() || text.size() > 64)
+    return false;
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == text.size())
+    return false;
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port = text.substr(colon + 1);
+  unsigned value = 0;
+  const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || p != port.data() + port.size() || value == 0 || value > 65535 ||
+      port.front() == '0') {
+    return false;
+  }
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    return valid_ip(host.substr(1, host.size() - 2));
+  return host.find(':') == std::string_view::npos && valid_ip(host);
+}
+
+bool valid_ip(std::string_view text) {
+  if (text.empty() || text.size() > 45)
+    return false;
+  std::array<unsigned char, 16> buf{};
+  const std::string s(text);
+  return inet_pton(AF_INET, s.c_str(), buf.data()) == 1 ||
+         inet_pton(AF_INET6, s.c_str(), buf.data()) == 1;
+}
+
+std::optional<std::string> canonical_mac(std::string_view text) {
+  if (text.size() != 17)
+    return std::nullopt;
+  std::string out = lower(text);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    const bool ok = i % 3 == 2 ? c == ':' : std::isxdigit(static_cast<unsigned char>(c)) != 0;
+    if (!ok)
+      return std::nullopt;
+  }
+  return out;
+}
+
+bool protection_meets(std::string_view protection, std::string_view require) {
+  if (require.empty())
+    return true;
+  if (require == "tpm")
+    return protection == "tpm" || protection == "tpm+pcr";
+  return protection == require;
 }
 
 }  // namespace lab::bootstrap::coordinator

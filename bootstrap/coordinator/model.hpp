@@ -31,6 +31,14 @@ struct NodeRecord {
   std::string peer_address;  // "10.0.0.7:8444" or empty
   std::string cert_serial;
   std::int64_t cert_expires_at = 0;
+  bool reinstall_armed = false;
+  std::string key_protection;
+  /// Unrevoked certificates of this node other than cert_serial: a renewal's predecessors,
+  /// revoked once the agent presents the new one.
+  std::vector<std::string> superseded;
+  // Report rate (memory only): tokens left and when they were last counted.
+  double report_tokens = -1;  // < 0: full
+  std::int64_t report_at = 0;
 };
 
 struct CertRecord {
@@ -50,6 +58,21 @@ struct SecretRecord {
   shared::crypto::Bytes wrapped;                        // crypto::wrap(secrets key, value, name)
 };
 
+struct MachineRecord {
+  std::string ip;
+  std::string description;
+  std::int64_t registered_at = 0;
+};
+
+struct OperatorRecord {
+  std::string name;
+  shared::crypto::Bytes token_sha256;
+  std::int64_t created_at = 0;
+  std::int64_t expires_at = 0;  // 0: never
+  bool revoked = false;
+  std::string created_by;
+};
+
 struct Model {
   std::map<std::string, NodeRecord, std::less<>> nodes;  // by id
   std::unordered_map<std::string, std::string> id_by_name;
@@ -57,6 +80,9 @@ struct Model {
   std::unordered_map<std::string, CertRecord> certs;  // by serial
   std::map<std::string, GroupRecord, std::less<>> groups;
   std::map<std::string, SecretRecord, std::less<>> secrets;
+  std::map<std::string, MachineRecord, std::less<>> machines;     // by MAC
+  std::map<std::string, OperatorRecord, std::less<>> operators;   // by name
+  std::unordered_map<std::string, std::string> operator_by_hash;  // hex SHA-256 → name
 
   [[nodiscard]] const NodeRecord* find(std::string_view id_or_name) const;
   /// Serials of revoked certificates that have not expired at `now`, sorted.
@@ -85,5 +111,18 @@ Result<void> validate_labels(const shared::labels::LabelSet& labels);
 
 /// MACs a node reports: facts["nics"][i]["mac"] and facts["macs"][i], lower case, deduplicated.
 std::vector<std::string> macs_from_facts(const boost::json::object& facts);
+
+/// An IPv4 or IPv6 address literal.
+bool valid_ip(std::string_view text);
+
+/// "10.0.0.7:8444" or "[fd00::7]:8444": an IP literal and a port 1-65535, nothing else (no
+/// host names: a peer address is dialled by every peer, so it must not resolve elsewhere).
+bool valid_peer_address(std::string_view text);
+
+/// "52:54:00:12:34:56" from any case of that form; nullopt otherwise.
+std::optional<std::string> canonical_mac(std::string_view text);
+
+/// Whether `protection` (what a node reports) meets `require` ("", "tpm", "tpm+pcr").
+bool protection_meets(std::string_view protection, std::string_view require);
 
 }  // namespace lab::bootstrap::coordinator

@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <optional>
 
 namespace lab::bootstrap::coordinator {
 namespace {
@@ -34,6 +35,8 @@ NodeInfo CoordinatorImpl::node_info(const NodeRecord& n) const {
   info.agent_version = n.agent_version;
   info.cert_serial = n.cert_serial;
   info.cert_expires_at = n.cert_expires_at;
+  info.key_protection = n.key_protection;
+  info.reinstall_armed = n.reinstall_armed;
   return info;
 }
 
@@ -160,7 +163,125 @@ Result<NodeInfo> CoordinatorImpl::accept_node(std::string_view id_or_name, const
     refresh_machine(n);
   };
   LAB_TRY_ASSIGN(Deliveries d,
-                 commit(tx, rev, peer ? Dirty::everything() : Dirty::node(id), apply));
+                 commit(tx, rev, peer ? ring_change(Dirty::node(id), t) : Dirty::node(id), apply));
+  NodeInfo info = node_info(model_.nodes[id]);
+  lock.unlock();
+  deliver(std::move(d));
+  return info;
+}
+
+Result<NodeInfo> CoordinatorImpl::reinstall_node(std::string_view id_or_name, const Actor& actor) {
+  Lock lock(state_mutex_);
+  const NodeRecord* found = model_.find(id_or_name);
+  if (found == nullptr)
+    return no_node(id_or_name);
+  if (found->state == "revoked")
+    return Error(CoordinatorError::node_revoked, "node " + found->id + " is revoked");
+  if (found->macs.empty()) {
+    return Error(CoordinatorError::invalid_argument,
+                 "node " + found->name +
+                     " has no MAC to recognise its next network boot by; "
+                     "give it one with 'lab node macs " +
+                     found->name + " --add MAC'");
+  }
+  if (found->reinstall_armed)
+    return node_info(*found);
+  const std::string id = found->id;
+  const std::int64_t t = now();
+  LAB_TRY_ASSIGN(auto tx, store_->begin());
+  LAB_TRY(store_->run("UPDATE nodes SET reinstall_armed = 1 WHERE id = ?", id));
+  LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
+  boost::json::array macs;
+  for (const auto& mac : found->macs)
+    macs.emplace_back(mac);
+  LAB_TRY(append_audit(*store_,
+                       {t, actor, "node.reinstall", id, {{"name", found->name}, {"macs", macs}}}));
+  LAB_TRY_ASSIGN(Deliveries d,
+                 commit(tx, rev, Dirty{}, [&] { model_.nodes[id].reinstall_armed = true; }));
+  NodeInfo info = node_info(model_.nodes[id]);
+  lock.unlock();
+  deliver(std::move(d));
+  return info;
+}
+
+Result<NodeInfo> CoordinatorImpl::set_node_macs(std::string_view id_or_name,
+                                                const std::vector<std::string>& add_text,
+                                                const std::vector<std::string>& remove_text,
+                                                const Actor& actor) {
+  std::vector<std::string> add;
+  std::vector<std::string> remove;
+  for (const auto* list : {&add_text, &remove_text}) {
+    for (const auto& text : *list) {
+      auto mac = canonical_mac(text);
+      if (!mac) {
+        return Error(CoordinatorError::invalid_argument,
+                     "'" + text + "' is not a MAC address like 52:54:00:12:34:56");
+      }
+      (list == &add_text ? add : remove).push_back(*mac);
+    }
+  }
+  Lock lock(state_mutex_);
+  const NodeRecord* found = model_.find(id_or_name);
+  if (found == nullptr)
+    return no_node(id_or_name);
+  const std::string id = found->id;
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  for (const auto& mac : add) {
+    auto it = model_.id_by_mac.find(mac);
+    if (it == model_.id_by_mac.end()) {
+      if (std::find(added.begin(), added.end(), mac) == added.end())
+        added.push_back(mac);
+      continue;
+    }
+    if (it->second != id) {
+      const NodeRecord* owner = model_.find(it->second);
+      return Error(CoordinatorError::mac_owned,
+                   "MAC " + mac + " belongs to node " + (owner ? owner->name : it->second) +
+                       "; remove it there first ('lab node macs " +
+                       (owner ? owner->name : it->second) + " --remove " + mac + "')");
+    }
+  }
+  for (const auto& mac : remove) {
+    auto it = model_.id_by_mac.find(mac);
+    if (it != model_.id_by_mac.end() && it->second == id &&
+        std::find(removed.begin(), removed.end(), mac) == removed.end()) {
+      removed.push_back(mac);
+    }
+  }
+  if (added.empty() && removed.empty())
+    return node_info(*found);
+  const std::int64_t t = now();
+  LAB_TRY_ASSIGN(auto tx, store_->begin());
+  for (const auto& mac : added) {
+    LAB_TRY(store_->run("INSERT INTO node_macs (mac, node_id, source) VALUES (?, ?, 'operator')",
+                        mac, id));
+  }
+  for (const auto& mac : removed)
+    LAB_TRY(store_->run("DELETE FROM node_macs WHERE mac = ? AND node_id = ?", mac, id));
+  LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
+  boost::json::array a;
+  boost::json::array r;
+  for (const auto& mac : added)
+    a.emplace_back(mac);
+  for (const auto& mac : removed)
+    r.emplace_back(mac);
+  LAB_TRY(append_audit(*store_, {t, actor, "node.macs", id, {{"add", a}, {"remove", r}}}));
+  auto apply = [&] {
+    NodeRecord& n = model_.nodes[id];
+    for (const auto& mac : removed) {
+      std::erase(n.macs, mac);
+      model_.id_by_mac.erase(mac);
+      forget_machine(mac);
+    }
+    for (const auto& mac : added) {
+      n.macs.push_back(mac);
+      model_.id_by_mac[mac] = id;
+    }
+    std::sort(n.macs.begin(), n.macs.end());
+    refresh_machine(n);
+  };
+  LAB_TRY_ASSIGN(Deliveries d, commit(tx, rev, Dirty{}, apply));
   NodeInfo info = node_info(model_.nodes[id]);
   lock.unlock();
   deliver(std::move(d));
@@ -173,60 +294,69 @@ Result<void> CoordinatorImpl::report(const AgentIdentity& agent, std::string_vie
     return Error(CoordinatorError::invalid_argument,
                  "state '" + std::string(state) + "': expected enrolled, provisioning or ready");
   }
+  std::optional<std::string> reported_peer;
+  if (const auto* v = facts.if_contains("peer_address"); v && !v->is_null()) {
+    if (!v->is_string() ||
+        (!v->as_string().empty() && !valid_peer_address(std::string_view(v->as_string())))) {
+      return Error(CoordinatorError::invalid_argument,
+                   "facts.peer_address: expected an IP literal and a port like 10.0.0.7:8444 "
+                   "or [fd00::7]:8444");
+    }
+    reported_peer = std::string(v->as_string());
+  }
   Lock lock(state_mutex_);
   auto it = model_.nodes.find(agent.node_id);
   if (it == model_.nodes.end())
     return no_node(agent.node_id);
-  const NodeRecord& old = it->second;
+  NodeRecord& old = it->second;
   if (old.state == "revoked")
     return Error(CoordinatorError::node_revoked, "node " + old.id + " is revoked");
+  const std::int64_t t = now();
+  // Each report is a committed write; an agent reports once per start and after failures, so
+  // a node that reports faster than this is broken or hostile.
+  const double interval =
+      static_cast<double>(std::max<std::int64_t>(1, options_.report_interval.count()));
+  const auto burst = static_cast<double>(std::max(1, options_.report_burst));
+  double tokens = old.report_tokens < 0 ? burst : old.report_tokens;
+  tokens = std::min(burst, tokens + static_cast<double>(t - old.report_at) / interval);
+  old.report_at = t;
+  if (tokens < 1) {
+    old.report_tokens = tokens;
+    return Error(CoordinatorError::rate_limited,
+                 "node " + old.name + " reports more often than " +
+                     std::to_string(options_.report_burst) + " at once and one every " +
+                     std::to_string(options_.report_interval.count()) + " s");
+  }
+  old.report_tokens = tokens - 1;
   // A machine waiting for an operator stays discovered whatever its agent says.
   const std::string new_state = old.state == "discovered" ? old.state : std::string(state);
-  const std::int64_t t = now();
-  std::string peer_address = old.peer_address;
-  if (const auto* v = facts.if_contains("peer_address"); v && v->is_string())
-    peer_address = std::string(v->as_string()).substr(0, 300);
-  std::vector<std::string> macs = macs_from_facts(facts);
-  if (macs.empty())
-    macs = old.macs;
+  const std::string peer_address = reported_peer.value_or(old.peer_address);
+  std::string protection = old.key_protection;
+  if (const auto* v = facts.if_contains("key_protection"); v && v->is_string())
+    protection = std::string(v->as_string()).substr(0, 32);
   const bool state_changed = new_state != old.state;
   const bool peer_changed = peer_address != old.peer_address;
 
   LAB_TRY_ASSIGN(auto tx, store_->begin());
-  LAB_TRY(store_->run(
-      "UPDATE nodes SET state = ?, facts = ?, last_seen = ?, peer_address = ? WHERE id = ?",
-      new_state, boost::json::serialize(facts), t, peer_address, old.id));
-  for (const auto& mac : macs) {
-    LAB_TRY(
-        store_->run("INSERT INTO node_macs (mac, node_id) VALUES (?, ?) "
-                    "ON CONFLICT (mac) DO UPDATE SET node_id = excluded.node_id",
-                    mac, old.id));
-  }
+  LAB_TRY(
+      store_->run("UPDATE nodes SET state = ?, facts = ?, last_seen = ?, peer_address = ?, "
+                  "key_protection = ? WHERE id = ?",
+                  new_state, boost::json::serialize(facts), t, peer_address, protection, old.id));
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
   LAB_TRY(append_audit(
       *store_, {t, Actor{"node:" + old.id, {}}, "node.report", old.id, {{"state", new_state}}}));
+  // The node's own view: its state, and its key protection decides entitlements (secrets
+  // that require a TPM).
   Dirty dirty = Dirty::node(old.id);
   if (peer_changed || (state_changed && !peer_address.empty()))
-    dirty = Dirty::everything();
+    dirty = ring_change(std::move(dirty), t);
   auto apply = [&] {
     NodeRecord& n = it->second;
     n.state = new_state;
     n.facts = facts;
     n.last_seen = t;
     n.peer_address = peer_address;
-    for (const auto& mac : macs) {
-      auto& owner = model_.id_by_mac[mac];
-      if (!owner.empty() && owner != n.id) {
-        if (auto prev = model_.nodes.find(owner); prev != model_.nodes.end()) {
-          std::erase(prev->second.macs, mac);
-          refresh_machine(prev->second);
-        }
-      }
-      owner = n.id;
-      if (std::find(n.macs.begin(), n.macs.end(), mac) == n.macs.end())
-        n.macs.push_back(mac);
-    }
-    std::sort(n.macs.begin(), n.macs.end());
+    n.key_protection = protection;
     refresh_machine(n);
   };
   LAB_TRY_ASSIGN(Deliveries d, commit(tx, rev, dirty, apply));
@@ -235,13 +365,27 @@ Result<void> CoordinatorImpl::report(const AgentIdentity& agent, std::string_vie
   return {};
 }
 
+Dirty CoordinatorImpl::ring_change(Dirty dirty, std::int64_t t) {
+  if (t - ring_published_at_ >= options_.peer_debounce.count()) {
+    ring_published_at_ = t;
+    ring_pending_ = false;
+    return Dirty::everything();
+  }
+  ring_pending_ = true;  // maintain() publishes it once the debounce has passed
+  return dirty;
+}
+
 // ---- MAC map (find_by_mac answers from memory, on any thread) --------------------------------
 
 void CoordinatorImpl::refresh_machine(const NodeRecord& n) {
-  // A MAC leaves a node only by moving to another one, whose refresh overwrites the entry.
   const std::unique_lock lock(machines_mutex_);
   for (const auto& mac : n.macs)
     machines_[mac] = pxe::registry::Machine{n.id, n.name, n.state, n.labels};
+}
+
+void CoordinatorImpl::forget_machine(const std::string& mac) {
+  const std::unique_lock lock(machines_mutex_);
+  machines_.erase(mac);
 }
 
 std::optional<pxe::registry::Machine> CoordinatorImpl::find_by_mac(std::string_view mac) {

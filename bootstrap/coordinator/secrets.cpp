@@ -29,8 +29,13 @@ Error no_secret(std::string_view name) {
 
 Result<SecretInfo> CoordinatorImpl::set_secret(std::string_view name, std::string_view value,
                                                std::optional<std::string> entitlement,
-                                               const Actor& actor) {
+                                               const Actor& actor,
+                                               std::optional<std::string> require) {
   LAB_TRY(validate_secret_name(name));
+  if (require && !require->empty() && *require != "tpm" && *require != "tpm+pcr") {
+    return Error(CoordinatorError::invalid_argument,
+                 "require '" + *require + "': expected \"tpm\" or \"tpm+pcr\" (or empty: any)");
+  }
   if (value.size() > kMaxSecretSize) {
     return Error(CoordinatorError::invalid_argument,
                  "secret '" + std::string(name) + "' is " + std::to_string(value.size()) +
@@ -55,6 +60,8 @@ Result<SecretInfo> CoordinatorImpl::set_secret(std::string_view name, std::strin
     rec.info.entitlement = selector ? selector->to_string() : std::string();
     rec.entitlement = selector;
   }
+  if (require)
+    rec.info.require = *require;
   const std::int64_t t = now();
   LAB_TRY_ASSIGN(auto tx, store_->begin());
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
@@ -63,17 +70,18 @@ Result<SecretInfo> CoordinatorImpl::set_secret(std::string_view name, std::strin
   rec.info.size = value.size();
   rec.wrapped = std::move(*wrapped);
   LAB_TRY(store_->run(
-      "INSERT INTO secrets (name, value, entitlement, version, updated_at, size) "
-      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+      "INSERT INTO secrets (name, value, entitlement, version, updated_at, size, require) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
       "entitlement = excluded.entitlement, version = excluded.version, "
-      "updated_at = excluded.updated_at, size = excluded.size",
+      "updated_at = excluded.updated_at, size = excluded.size, require = excluded.require",
       rec.info.name, sq::Blob{rec.wrapped}, rec.info.entitlement, rec.info.version,
-      rec.info.updated_at, static_cast<std::int64_t>(rec.info.size)));
+      rec.info.updated_at, static_cast<std::int64_t>(rec.info.size), rec.info.require));
   LAB_TRY(append_audit(*store_, {t,
                                  actor,
                                  "secret.set",
                                  rec.info.name,
                                  {{"entitlement", rec.info.entitlement},
+                                  {"require", rec.info.require},
                                   {"version", rec.info.version},
                                   {"size", static_cast<std::int64_t>(rec.info.size)}}}));
   SecretInfo info = rec.info;

@@ -94,7 +94,36 @@ CREATE TABLE audit (
 );
 )sql";
 
-constexpr std::array kMigrations{sq::Migration{1, kSchemaV1}};
+// Version 2: who owns a MAC and why, operator-registered machines, armed reinstalls, key
+// protection, secrets that require a TPM, named operator credentials, and an index for the
+// one live boot token per MAC.
+constexpr std::string_view kSchemaV2 = R"sql(
+ALTER TABLE nodes ADD COLUMN reinstall_armed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN key_protection TEXT NOT NULL DEFAULT '';
+ALTER TABLE node_macs ADD COLUMN source TEXT NOT NULL DEFAULT 'legacy';
+ALTER TABLE secrets ADD COLUMN require TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE machines (
+  mac           TEXT PRIMARY KEY,
+  ip            TEXT NOT NULL,
+  description   TEXT NOT NULL,
+  registered_at INTEGER NOT NULL
+);
+
+CREATE INDEX tokens_by_mac ON tokens(bind_mac) WHERE kind = 'boot';
+CREATE INDEX tokens_by_expiry ON tokens(expires_at);
+
+CREATE TABLE operators (
+  name         TEXT PRIMARY KEY,
+  token_sha256 BLOB NOT NULL UNIQUE,
+  created_at   INTEGER NOT NULL,
+  expires_at   INTEGER,
+  revoked_at   INTEGER,
+  created_by   TEXT NOT NULL
+);
+)sql";
+
+constexpr std::array kMigrations{sq::Migration{1, kSchemaV1}, sq::Migration{2, kSchemaV2}};
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 #include "bootstrap/coordinator/coordinator_impl.hpp"
 #include "shared/crypto/encoding.hpp"
 #include "shared/crypto/hash.hpp"
+#include "shared/crypto/random.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -42,15 +43,17 @@ Result<void> validate_labels(const lb::LabelSet& labels) {
 
 Result<CreatedToken> CoordinatorImpl::create_token(const TokenSpec& spec, const Actor& actor) {
   Lock lock(state_mutex_);
-  Deliveries d;
-  auto created = create_token_locked(spec, actor, d);
+  LAB_TRY_ASSIGN(auto tx, store_->begin());
+  LAB_TRY_ASSIGN(CreatedToken created, create_token_locked(spec, actor, std::nullopt));
+  LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
+  LAB_TRY_ASSIGN(Deliveries d, commit(tx, rev, Dirty{}, nullptr));
   lock.unlock();
   deliver(std::move(d));
   return created;
 }
 
-Result<CreatedToken> CoordinatorImpl::create_token_locked(const TokenSpec& spec, const Actor& actor,
-                                                          Deliveries& out) {
+Result<CreatedToken> CoordinatorImpl::create_token_locked(
+    const TokenSpec& spec, const Actor& actor, const std::optional<proto::Token>& preset) {
   if (spec.kind != "join" && spec.kind != "boot") {
     return Error(CoordinatorError::invalid_argument,
                  "token kind '" + spec.kind + "': expected \"join\" or \"boot\"");
@@ -61,9 +64,13 @@ Result<CreatedToken> CoordinatorImpl::create_token_locked(const TokenSpec& spec,
         "token ttl " + std::to_string(spec.ttl.count()) + "s: must be positive and at most a year");
   }
   LAB_TRY(validate_labels(spec.labels));
-  auto token = proto::make_token();
-  if (!token)
-    return Error(CoordinatorError::store_failed, "token: " + token.error().message());
+  std::optional<proto::Token> token = preset;
+  if (!token) {
+    auto made = proto::make_token();
+    if (!made)
+      return Error(CoordinatorError::store_failed, "token: " + made.error().message());
+    token = std::move(*made);
+  }
   const cr::Digest hash = cr::sha256(token->secret);
 
   TokenInfo info;
@@ -76,13 +83,11 @@ Result<CreatedToken> CoordinatorImpl::create_token_locked(const TokenSpec& spec,
   info.expires_at = info.created_at + spec.ttl.count();
   info.state = "active";
 
-  LAB_TRY_ASSIGN(auto tx, store_->begin());
   LAB_TRY(store_->run(
       "INSERT INTO tokens (id, kind, secret_sha256, labels, bind_mac, bind_ip, bind_host, "
       "description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       info.id, info.kind, sq::Blob{hash}, labels_to_json(info.labels), info.binding.mac,
       info.binding.ip, info.binding.host, info.description, info.created_at, info.expires_at));
-  LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
   boost::json::object detail{{"kind", info.kind},
                              {"labels", lb::format_list(info.labels)},
                              {"expires_at", info.expires_at}};
@@ -93,7 +98,6 @@ Result<CreatedToken> CoordinatorImpl::create_token_locked(const TokenSpec& spec,
   if (!info.binding.host.empty())
     detail["bind_host"] = info.binding.host;
   LAB_TRY(append_audit(*store_, {info.created_at, actor, "token.create", info.id, detail}));
-  LAB_TRY_ASSIGN(out, commit(tx, rev, Dirty{}, nullptr));
 
   CreatedToken created;
   created.token = token->to_string();
@@ -158,22 +162,84 @@ Result<void> CoordinatorImpl::revoke_token(std::string_view id, const Actor& act
   return {};
 }
 
-Result<pxe::registry::BootToken> CoordinatorImpl::mint_boot_token(std::string_view mac,
+proto::Token CoordinatorImpl::boot_token(std::string id) const {
+  const std::string input = "lab-boot-token-v1|" + id;
+  const cr::Digest secret = cr::hmac_sha256(boot_token_key_, cr::as_bytes(input));
+  return proto::Token{std::move(id), cr::base64url_encode(secret)};
+}
+
+std::optional<std::string> CoordinatorImpl::registered_ip(std::string_view mac) {
+  const std::shared_lock lock(machines_mutex_);
+  if (auto it = registered_.find(lower(mac)); it != registered_.end())
+    return it->second;
+  return std::nullopt;
+}
+
+Result<pxe::registry::BootToken> CoordinatorImpl::mint_boot_token(std::string_view mac_text,
                                                                   std::string_view ip,
                                                                   std::chrono::seconds ttl) {
+  const auto mac = canonical_mac(mac_text);
+  if (!mac) {
+    return Error(CoordinatorError::invalid_argument,
+                 "boot token: '" + std::string(mac_text) + "' is not a MAC address");
+  }
+  if (!valid_ip(ip)) {
+    return Error(CoordinatorError::no_lease,
+                 "boot token for " + *mac + ": no leased or registered address to bind it to");
+  }
+  auto to_boot_token = [&](const proto::Token& t, std::int64_t expires_at) {
+    pxe::registry::BootToken out;
+    out.token = t.to_string();
+    out.join_string = proto::format_join_string({options_.advertised_url, t, ca_pin()});
+    out.expires_at = std::chrono::system_clock::time_point(std::chrono::seconds(expires_at));
+    return out;
+  };
+  Lock lock(state_mutex_);
+  const std::int64_t t = now();
+  // A repeated script request gets the live token again, while at least half its lifetime is
+  // left; a token for another address (a new lease) is revoked when its successor is made.
+  LAB_TRY_ASSIGN(sq::Statement * st,
+                 store_->query("SELECT id, bind_ip, expires_at, created_at FROM tokens "
+                               "WHERE kind = 'boot' AND bind_mac = ? AND used_at IS NULL "
+                               "AND revoked_at IS NULL AND expires_at > ?",
+                               *mac, t));
+  std::vector<std::string> stale;
+  for (;;) {
+    LAB_TRY_ASSIGN(bool row, Store::step(*st));
+    if (!row)
+      break;
+    const std::int64_t expires = st->int64(2);
+    const std::int64_t created = st->int64(3);
+    if (st->text(1) == ip && 2 * (expires - t) >= expires - created) {
+      auto reused = to_boot_token(boot_token(st->text(0)), expires);
+      st->reset();
+      return reused;
+    }
+    stale.push_back(st->text(0));
+  }
+  st->reset();
+  LAB_TRY_ASSIGN(auto id, [] {
+    auto r = cr::random_bytes(8);
+    return r ? Result<std::string>(cr::hex_encode(*r))
+             : Result<std::string>(Error(CoordinatorError::store_failed, r.error().message()));
+  }());
+  const proto::Token token = boot_token(std::move(id));
   TokenSpec spec;
   spec.kind = "boot";
   spec.ttl = ttl;
-  spec.binding.mac = lower(mac);
+  spec.binding.mac = *mac;
   spec.binding.ip = std::string(ip);
-  spec.description = "boot of " + spec.binding.mac;
-  LAB_TRY_ASSIGN(CreatedToken created, create_token(spec, Actor{"system", std::string(ip)}));
-  pxe::registry::BootToken out;
-  out.token = std::move(created.token);
-  out.join_string = std::move(created.join_string);
-  out.expires_at =
-      std::chrono::system_clock::time_point(std::chrono::seconds(created.info.expires_at));
-  return out;
+  spec.description = "boot of " + *mac;
+  LAB_TRY_ASSIGN(auto tx, store_->begin());
+  for (const auto& old : stale)
+    LAB_TRY(store_->run("UPDATE tokens SET revoked_at = ? WHERE id = ?", t, old));
+  LAB_TRY_ASSIGN(CreatedToken created,
+                 create_token_locked(spec, Actor{"system", std::string(ip)}, token));
+  LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
+  LAB_TRY_ASSIGN(Deliveries d, commit(tx, rev, Dirty{}, nullptr));
+  lock.unlock();
+  deliver(std::move(d));
+  return to_boot_token(token, created.info.expires_at);
 }
 
 }  // namespace lab::bootstrap::coordinator

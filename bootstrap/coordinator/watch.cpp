@@ -120,6 +120,17 @@ std::vector<std::function<void()>> WatchHub::revoke(const std::string& node_id) 
   return calls;
 }
 
+std::vector<std::function<void()>> WatchHub::evict(const std::string& node_id) {
+  std::vector<std::function<void()>> calls;
+  const std::lock_guard lock(mutex_);
+  if (auto it = parked_.find(node_id); it != parked_.end()) {
+    for (auto& entry : it->second)
+      calls.emplace_back([entry] { fire(entry, revoked_bundle()); });
+    parked_.erase(it);
+  }
+  return calls;
+}
+
 std::size_t WatchHub::parked() const {
   const std::lock_guard lock(mutex_);
   std::size_t n = 0;

@@ -40,6 +40,10 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   /// with SignedBundle::revoked; later watches on it are answered so at once.
   [[nodiscard]] std::vector<std::function<void()>> revoke(const std::string& node_id);
 
+  /// Answers the node's parked watches with SignedBundle::revoked (their certificate was
+  /// replaced by a re-enrolment) without marking the node revoked; returns the calls.
+  [[nodiscard]] std::vector<std::function<void()>> evict(const std::string& node_id);
+
   [[nodiscard]] std::size_t parked() const;
 
  private:

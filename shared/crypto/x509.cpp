@@ -211,6 +211,35 @@ Bytes EcPrivateKey::public_key_der() const {
   return spki_der(key_.get());
 }
 
+Result<Bytes> EcPrivateKey::sign(ByteView message) const {
+  detail::MdCtxPtr ctx(EVP_MD_CTX_new());
+  std::size_t len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, message.data(), message.size()) != 1) {
+    return detail::openssl_error(CryptoError::openssl_failed, "ECDSA sign");
+  }
+  Bytes sig(len);
+  if (EVP_DigestSign(ctx.get(), sig.data(), &len, message.data(), message.size()) != 1)
+    return detail::openssl_error(CryptoError::openssl_failed, "ECDSA sign");
+  sig.resize(len);
+  return sig;
+}
+
+bool verify_ecdsa(ByteView spki, ByteView message, ByteView signature) {
+  auto key = pkey_from_spki(spki);
+  if (!key) {
+    detail::clear_errors();
+    return false;
+  }
+  detail::MdCtxPtr ctx(EVP_MD_CTX_new());
+  const bool ok =
+      ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key->get()) == 1 &&
+      EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
+                       message.size()) == 1;
+  detail::clear_errors();
+  return ok;
+}
+
 std::string spki_pin(ByteView der) {
   const Digest d = sha256(der);
   return "sha256:" + base64url_encode(d);

@@ -25,12 +25,19 @@ class EcPrivateKey {
   [[nodiscard]] std::string to_pem() const;
   /// The public key as DER SubjectPublicKeyInfo.
   [[nodiscard]] Bytes public_key_der() const;
+  /// ECDSA with SHA-256 over `message`, DER-encoded: how a node proves it holds the key its
+  /// certificate names (re-enrolment, renewal of an expired certificate).
+  [[nodiscard]] Result<Bytes> sign(ByteView message) const;
   [[nodiscard]] evp_pkey_st* native() const noexcept { return key_.get(); }
 
  private:
   explicit EcPrivateKey(std::shared_ptr<evp_pkey_st> key) : key_(std::move(key)) {}
   std::shared_ptr<evp_pkey_st> key_;
 };
+
+/// True only when `signature` (DER ECDSA-SHA256) is `message` signed by the P-256 key whose
+/// SubjectPublicKeyInfo is `spki_der`. Malformed keys and signatures are false.
+bool verify_ecdsa(ByteView spki_der, ByteView message, ByteView signature);
 
 /// "sha256:<base64url>" of a DER SubjectPublicKeyInfo: pins a CA without trusting on first use.
 std::string spki_pin(ByteView spki_der);

@@ -1,6 +1,7 @@
 #include "shared/protocol/protocol.hpp"
 
 #include "shared/crypto/encoding.hpp"
+#include "shared/crypto/hash.hpp"
 #include "shared/crypto/random.hpp"
 #include "shared/json/json.hpp"
 
@@ -122,6 +123,53 @@ Result<JoinString> parse_join_string(std::string_view text) {
 
 // ---- Join messages --------------------------------------------------------------------------
 
+std::string key_proof_message(std::string_view purpose, std::string_view token_id,
+                              std::string_view csr_pem) {
+  return fmt::format("lab-key-proof-v1\n{}\n{}\n{}", purpose, token_id,
+                     crypto::hex_encode(crypto::sha256(csr_pem)));
+}
+
+bj::object to_json(const KeyProof& p) {
+  return bj::object{{"certificate", p.certificate_pem}, {"signature", p.signature}};
+}
+
+Result<KeyProof> key_proof_from_json(const bj::object& o) {
+  KeyProof p;
+  LAB_TRY_ASSIGN(p.certificate_pem, field(json::get_string(o, "certificate"), "proof"));
+  LAB_TRY_ASSIGN(p.signature, field(json::get_string(o, "signature"), "proof"));
+  return p;
+}
+
+namespace {
+
+// The optional "proof" member of a join or renewal request.
+Result<std::optional<KeyProof>> optional_proof(const bj::object& o, std::string_view what) {
+  const auto* p = o.if_contains("proof");
+  if (p == nullptr || p->is_null())
+    return std::optional<KeyProof>();
+  if (!p->is_object())
+    return Error(ProtocolError::bad_message,
+                 fmt::format("{}: field 'proof': expected an object", what));
+  LAB_TRY_ASSIGN(auto proof, key_proof_from_json(p->as_object()));
+  return std::optional<KeyProof>(std::move(proof));
+}
+
+}  // namespace
+
+bj::object to_json(const RenewRequest& r) {
+  bj::object o{{"csr", r.csr_pem}};
+  if (r.proof)
+    o["proof"] = to_json(*r.proof);
+  return o;
+}
+
+Result<RenewRequest> renew_request_from_json(const bj::object& o) {
+  RenewRequest r;
+  LAB_TRY_ASSIGN(r.csr_pem, field(json::get_string(o, "csr"), "renew request"));
+  LAB_TRY_ASSIGN(r.proof, optional_proof(o, "renew request"));
+  return r;
+}
+
 bj::object to_json(const JoinRequest& r) {
   bj::object o;
   o["token"] = r.token;
@@ -130,6 +178,8 @@ bj::object to_json(const JoinRequest& r) {
   o["hostname"] = r.hostname;
   o["agent_version"] = r.agent_version;
   o["facts"] = r.facts;
+  if (r.proof)
+    o["proof"] = to_json(*r.proof);
   return o;
 }
 
@@ -148,6 +198,7 @@ Result<JoinRequest> join_request_from_json(const bj::object& o) {
     }
     r.facts = f->as_object();
   }
+  LAB_TRY_ASSIGN(r.proof, optional_proof(o, "join request"));
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,22 @@ Result<JoinString> parse_join_string(std::string_view text);
 
 // ---- Join -----------------------------------------------------------------------------------
 
+/// Proof that the sender holds the private key of a certificate this coordinator issued: the
+/// certificate (current, or expired less than the renewal grace ago) and an ECDSA-SHA256
+/// signature with its key over key_proof_message(). It binds the new CSR, so a captured proof
+/// is worth nothing to anyone without the new key.
+struct KeyProof {
+  std::string certificate_pem;
+  std::string signature;  // base64url of the DER signature
+};
+/// What a KeyProof signs: "lab-key-proof-v1\n<purpose>\n<token id>\n<hex SHA-256 of the CSR>",
+/// purpose "join" (re-enrolment of the node the certificate names) or "renew" (an expired
+/// certificate renewed without a token; the token id is empty).
+std::string key_proof_message(std::string_view purpose, std::string_view token_id,
+                              std::string_view csr_pem);
+boost::json::object to_json(const KeyProof& p);
+Result<KeyProof> key_proof_from_json(const boost::json::object& o);
+
 /// POST /v1/join (no client certificate yet; the token authenticates).
 struct JoinRequest {
   std::string token;        // Token::to_string()
@@ -60,6 +77,8 @@ struct JoinRequest {
   std::string hostname;
   std::string agent_version;
   boost::json::object facts;  // hardware facts (agent/facts)
+  /// Present when an enrolled node joins again (`labd rejoin`) and wants to stay the same node.
+  std::optional<KeyProof> proof;
 };
 boost::json::object to_json(const JoinRequest& r);
 Result<JoinRequest> join_request_from_json(const boost::json::object& o);
@@ -77,10 +96,13 @@ boost::json::object to_json(const JoinResponse& r);
 Result<JoinResponse> join_response_from_json(const boost::json::object& o);
 
 /// POST /v1/agent/renew over mTLS: a new CSR for the same node, answered with a new
-/// certificate.
+/// certificate. POST /v1/renew (no client certificate: it may have expired) carries a proof.
 struct RenewRequest {
   std::string csr_pem;
+  std::optional<KeyProof> proof;
 };
+boost::json::object to_json(const RenewRequest& r);
+Result<RenewRequest> renew_request_from_json(const boost::json::object& o);
 struct RenewResponse {
   std::string certificate_pem;
 };

@@ -79,12 +79,14 @@ unsigned status_for(const Error& e) {
 class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
  public:
   Impl(asio::io_context& io, asio::thread_pool& blocking, ServerOptions options,
-       recorder::Recorder& recorder, registry::Registry* registry)
+       recorder::Recorder& recorder, registry::Registry* registry, const registry::Leases* leases)
       : io_(io),
         blocking_(blocking),
         options_(std::move(options)),
         recorder_(recorder),
         registry_(registry),
+        leases_(leases),
+        refusals_(options_.refusals),
         http_(
             io,
             [this](const http::Request& req, http::Reply reply) { handle(req, std::move(reply)); },
@@ -161,15 +163,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
   void serve_script(const http::Request& req, std::string mac, http::Reply reply) {
     std::string client = client_address(req.peer);
-    const auto seen_ip = recorder_.last_ip(mac);
-    if (seen_ip && *seen_ip != client) {
-      log_.warn("script refused", {{"mac", mac}, {"client", client}, {"dhcp_ip", *seen_ip}});
-      record({std::chrono::system_clock::now(),
-              Kind::script_refused,
-              mac,
-              client,
-              {{"reason", "address does not match DHCP"}, {"expected_ip", *seen_ip}}});
-      reply(http::Response::error(403, "forbidden"));
+    const auto now = std::chrono::steady_clock::now();
+    if (const auto wait = refusals_.retry_after(client, now); wait > 0) {
+      http::Response r = http::Response::error(429, "too many refused script requests");
+      r.headers.set("Retry-After", std::to_string(wait));
+      reply(std::move(r));
       return;
     }
     std::optional<registry::Machine> machine;
@@ -177,6 +175,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       machine = registry_->find_by_mac(mac);
     const Profile* profile = options_.profiles.select(machine ? &machine->labels : nullptr);
     if (profile == nullptr) {
+      refusals_.charge(client, now);
       record({std::chrono::system_clock::now(),
               Kind::script_refused,
               mac,
@@ -185,12 +184,36 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       reply(http::Response::error(404, "no boot profile for this machine"));
       return;
     }
+    // The address this machine boots from: what this appliance's DHCP leased to the MAC (or an
+    // operator registered for it). A boot token exists only for such a MAC, bound to that
+    // address, so knowing a MAC is not enough to get one.
+    std::optional<std::string> bound;
+    if (leases_ != nullptr)
+      bound = leases_->address_of(mac);
+    if (!bound && registry_ != nullptr)
+      bound = registry_->registered_ip(mac);
+    // Every script of a registry carries a token (the agent OS joins with it).
+    const bool minting = registry_ != nullptr;
+    // Without a token at stake the recorder's view will do (machines another DHCP serves).
+    const auto expected = bound ? bound : (minting ? std::nullopt : recorder_.last_ip(mac));
+    if (minting && !bound) {
+      refuse_script(client, mac, now, "no DHCP lease or registration for this MAC", {},
+                    "no DHCP lease from this appliance for this MAC");
+      reply(http::Response::error(403, "forbidden"));
+      return;
+    }
+    if (expected && *expected != client) {
+      refuse_script(client, mac, now, "address does not match DHCP", *expected, {});
+      reply(http::Response::error(403, "forbidden"));
+      return;
+    }
     remember_client(client, mac);
     ScriptContext ctx{
         .mac = mac, .server = server_base(req), .token = {}, .join = {}, .notice = {}};
     std::string node = machine ? machine->node_id : std::string();
-    if (registry_ == nullptr) {
-      ctx.notice = std::string(kNoRegistryNotice);
+    if (!minting) {
+      if (registry_ == nullptr)
+        ctx.notice = std::string(kNoRegistryNotice);
       finish_script(*profile, std::move(ctx), std::move(node), client, reply);
       return;
     }
@@ -204,7 +227,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     // Minting writes to the store: off the io thread. The reply goes back from the pool; the
     // server writes it on the connection's strand.
     asio::post(blocking_, [self = shared_from_this(), profile, ctx = std::move(ctx),
-                           node = std::move(node), client, ip = seen_ip.value_or(""),
+                           node = std::move(node), client, ip = *bound,
                            reply = std::move(reply)]() mutable {
       auto token = self->registry_->mint_boot_token(ctx.mac, ip, self->options_.token_ttl);
       --self->pending_mints_;
@@ -222,6 +245,26 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         self->finish_script(*profile, std::move(ctx), std::move(node), client, reply);
       });
     });
+  }
+
+  // A refused script request: logged, recorded on the MAC's timeline, and charged to the
+  // caller's address (a stranger walking through MACs is soon answered 429).
+  void refuse_script(const std::string& client, const std::string& mac,
+                     std::chrono::steady_clock::time_point now, std::string_view reason,
+                     const std::string& expected_ip, std::string_view log_reason) {
+    refusals_.charge(client, now);
+    log_.warn("script refused", {{"mac", mac},
+                                 {"client", client},
+                                 {"reason", log_reason.empty() ? reason : log_reason},
+                                 {"dhcp_ip", expected_ip}});
+    Event e{std::chrono::system_clock::now(),
+            Kind::script_refused,
+            mac,
+            client,
+            {{"reason", std::string(reason)}}};
+    if (!expected_ip.empty())
+      e.detail.emplace_back("expected_ip", expected_ip);
+    record(std::move(e));
   }
 
   void finish_script(const Profile& profile, ScriptContext ctx, std::string node,
@@ -329,9 +372,14 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     reply(std::move(r));
   }
 
-  // The address DHCP last gave this MAC; when DHCP is not ours (proxy mode, another DHCP
-  // server), the address this MAC's boot script was fetched from.
+  // The address this appliance's DHCP leased to this MAC (or the recorder saw it given);
+  // when DHCP is not ours (another DHCP server), the address this MAC's boot script was
+  // fetched from.
   bool address_belongs(const std::string& mac, const std::string& client) {
+    if (leases_ != nullptr) {
+      if (auto ip = leases_->address_of(mac))
+        return *ip == client;
+    }
     if (auto ip = recorder_.last_ip(mac))
       return *ip == client;
     const std::lock_guard lock(clients_mu_);
@@ -367,6 +415,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   ServerOptions options_;
   recorder::Recorder& recorder_;
   registry::Registry* registry_;
+  const registry::Leases* leases_;
+  shared::ratelimit::Limiter refusals_;
   shared::log::Logger log_{"httpboot"};
   http::Server http_;
   std::optional<BootFiles> files_;
@@ -380,8 +430,9 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 };
 
 Server::Server(asio::io_context& io, asio::thread_pool& blocking, ServerOptions options,
-               recorder::Recorder& recorder, registry::Registry* registry)
-    : impl_(std::make_shared<Impl>(io, blocking, std::move(options), recorder, registry)) {}
+               recorder::Recorder& recorder, registry::Registry* registry,
+               const registry::Leases* leases)
+    : impl_(std::make_shared<Impl>(io, blocking, std::move(options), recorder, registry, leases)) {}
 
 Server::~Server() = default;
 

@@ -5,6 +5,7 @@
 #include "pxe/registry/registry.hpp"
 #include "shared/errors/error.hpp"
 #include "shared/http/server/server.hpp"
+#include "shared/ratelimit/limiter.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -32,15 +33,21 @@ struct ServerOptions {
   /// Clients remembered by the address their script request came from, to attribute file
   /// fetches when DHCP is not ours (oldest forgotten first).
   std::size_t max_script_clients = 4096;
+  /// Script requests an address may have refused (no lease, wrong address, no profile) before
+  /// it is answered 429 with Retry-After.
+  shared::ratelimit::LimiterOptions refusals;
   shared::http::Limits limits;
 };
 
 /// The HTTP boot server (plain HTTP, as iPXE and UEFI HTTP boot speak it):
 ///   GET  /boot/boot.ipxe       the generic script; chains to /boot/${netX/mac}.ipxe
-///   GET  /boot/<mac>.ipxe      the machine's script with a fresh boot token bound to the MAC
-///                              and to the address DHCP gave it (MAC with ':' or '-' or bare,
-///                              any case); 403 when DHCP gave that MAC another address than
-///                              the one asking; 404 when no profile applies
+///   GET  /boot/<mac>.ipxe      the machine's script (MAC with ':' or '-' or bare, any case);
+///                              a profile that needs a boot token gets the MAC's one live
+///                              token, bound to the MAC and to the address `leases` (this
+///                              appliance's DHCP) or the registry (`lab machine register`)
+///                              has for it: 403 when there is no such address or another one
+///                              asks; 404 when no profile applies; 429 for an address with
+///                              too many refusals
 ///   GET|HEAD /boot/<path>      boot files under `root` (iPXE binaries, kernels, initrds), with
 ///                              Range, ETag/If-None-Match and Last-Modified, streamed with
 ///                              sendfile, never read into memory
@@ -54,8 +61,10 @@ struct ServerOptions {
 /// that needs one ({token}, {join}) gets 500 naming the missing registry.
 class Server {
  public:
+  /// `leases` may be null (no DHCP server of ours): only registered machines get tokens then.
   Server(boost::asio::io_context& io, boost::asio::thread_pool& blocking, ServerOptions options,
-         recorder::Recorder& recorder, registry::Registry* registry);
+         recorder::Recorder& recorder, registry::Registry* registry,
+         const registry::Leases* leases = nullptr);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();

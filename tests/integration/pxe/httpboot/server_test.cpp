@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -49,6 +50,18 @@ class FakeRegistry final : public pxe::registry::Registry {
     return mints_;
   }
 
+  void register_machine(std::string mac, std::string ip) {
+    const std::lock_guard lock(mu_);
+    registered_[std::move(mac)] = std::move(ip);
+  }
+  std::optional<std::string> registered_ip(std::string_view mac) override {
+    const std::lock_guard lock(mu_);
+    auto it = registered_.find(std::string(mac));
+    if (it == registered_.end())
+      return std::nullopt;
+    return it->second;
+  }
+
   std::optional<pxe::registry::Machine> find_by_mac(std::string_view mac) override {
     const std::lock_guard lock(mu_);
     auto it = machines_.find(std::string(mac));
@@ -72,8 +85,29 @@ class FakeRegistry final : public pxe::registry::Registry {
  private:
   std::mutex mu_;
   std::map<std::string, pxe::registry::Machine> machines_;
+  std::map<std::string, std::string> registered_;
   std::vector<Mint> mints_;
   bool fail_ = false;
+};
+
+// What the DHCP server has leased, at its seam.
+class FakeLeases final : public pxe::registry::Leases {
+ public:
+  void lease(const std::string& mac, const std::string& ip) {
+    const std::lock_guard lock(mu_);
+    leases_[mac] = ip;
+  }
+  [[nodiscard]] std::optional<std::string> address_of(std::string_view mac) const override {
+    const std::lock_guard lock(mu_);
+    auto it = leases_.find(std::string(mac));
+    if (it == leases_.end())
+      return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::string> leases_;
 };
 
 // One io thread and a blocking pool, as lab serve runs them.
@@ -103,8 +137,9 @@ class HttpBootServerTest : public ::testing::Test {
     options.root = dir_.path();
     options.profiles = std::move(*profiles);
     options.token_ttl = std::chrono::seconds(300);
-    server_ = std::make_unique<pxe::httpboot::Server>(io_, pool_, std::move(options), recorder_,
-                                                      with_registry ? &registry_ : nullptr);
+    options.refusals = {.burst = 20, .per_second = 0.1, .max_callers = 64};
+    server_ = std::make_unique<pxe::httpboot::Server>(
+        io_, pool_, std::move(options), recorder_, with_registry ? &registry_ : nullptr, &leases_);
     auto port = server_->start();
     ASSERT_TRUE(port) << port.error().message();
     base_ = "http://127.0.0.1:" + std::to_string(*port);
@@ -122,8 +157,9 @@ class HttpBootServerTest : public ::testing::Test {
     pool_.join();
   }
 
-  // What the DHCP server reports when it hands out an address.
+  // What the DHCP server does when it hands out an address: the lease, and its report.
   void dhcp_ack(const std::string& mac, const std::string& ip) {
+    leases_.lease(mac, ip);
     recorder_.record(Event{std::chrono::system_clock::now(), Kind::dhcp_ack, mac, ip, {}});
   }
 
@@ -149,6 +185,7 @@ class HttpBootServerTest : public ::testing::Test {
   boost::asio::thread_pool pool_{2};
   pxe::recorder::Recorder recorder_;
   FakeRegistry registry_;
+  FakeLeases leases_;
   std::unique_ptr<pxe::httpboot::Server> server_;
   std::thread thread_;
   std::string base_;
@@ -204,18 +241,57 @@ TEST_F(HttpBootServerTest, AScriptRequestFromAnotherAddressThanDhcpGaveIsRefused
   EXPECT_EQ(curl(base_ + "/boot/52:54:00:00:00:02.ipxe", {"--interface", "127.0.0.2"}).status, 200);
 }
 
-TEST_F(HttpBootServerTest, WithoutADhcpAddressTheTokenIsBoundToTheMacOnly) {
+TEST_F(HttpBootServerTest, WithoutALeaseOrRegistrationNoTokenIsMinted) {
   start(true);
+  // Only the recorder has seen the address (its memory is bounded): not enough for a token.
+  recorder_.record(Event{
+      std::chrono::system_clock::now(), Kind::dhcp_ack, "52:54:00:00:00:03", "127.0.0.2", {}});
   auto r = curl(base_ + "/boot/52:54:00:00:00:03.ipxe", {"--interface", "127.0.0.2"});
-  ASSERT_EQ(r.status, 200) << r.error;
-  EXPECT_NE(r.body.find("profile discovery"), std::string::npos);
-  EXPECT_NE(r.body.find(" lab.join=lab1.join1\n"), std::string::npos) << r.body;
+  EXPECT_EQ(r.status, 403) << r.error << r.body;
+  EXPECT_TRUE(registry_.mints().empty());
+  const auto timeline = recorder_.timeline("52:54:00:00:00:03");
+  ASSERT_FALSE(timeline.empty());
+  EXPECT_EQ(timeline.back().kind, Kind::script_refused);
+  EXPECT_EQ(detail(timeline.back(), "reason"), "no DHCP lease or registration for this MAC");
+
+  // An operator's registration is as good as a lease, and binds the token to its address.
+  registry_.register_machine("52:54:00:00:00:03", "127.0.0.2");
+  auto ok = curl(base_ + "/boot/52:54:00:00:00:03.ipxe", {"--interface", "127.0.0.2"});
+  ASSERT_EQ(ok.status, 200) << ok.error;
+  EXPECT_NE(ok.body.find(" lab.join=lab1.join1\n"), std::string::npos) << ok.body;
   ASSERT_EQ(registry_.mints().size(), 1u);
-  EXPECT_EQ(registry_.mints()[0].ip, "");
+  EXPECT_EQ(registry_.mints()[0].ip, "127.0.0.2");
+  EXPECT_EQ(curl(base_ + "/boot/52:54:00:00:00:03.ipxe", {"--interface", "127.0.0.1"}).status, 403);
+}
+
+TEST_F(HttpBootServerTest, AnAddressWalkingThroughMacsIsSoonToldToWait) {
+  start(true);
+  dhcp_ack("52:54:00:00:00:07", "127.0.0.1");
+  int refused = 0;
+  int limited = 0;
+  std::string retry_after;
+  for (int i = 0; i < 60; ++i) {
+    auto r = curl(base_ + "/boot/52:54:00:aa:00:" + fmt::format("{:02x}", i) + ".ipxe",
+                  {"--interface", "127.0.0.2"});
+    if (r.status == 403)
+      ++refused;
+    if (r.status == 429) {
+      ++limited;
+      retry_after = r.header("Retry-After");
+    }
+  }
+  EXPECT_EQ(refused, 20);  // the configured burst
+  EXPECT_EQ(limited, 40);
+  EXPECT_FALSE(retry_after.empty());
+  EXPECT_TRUE(registry_.mints().empty());
+  // Another address, a real machine, is not held up by it.
+  auto ok = curl(base_ + "/boot/52:54:00:00:00:07.ipxe", {"--interface", "127.0.0.1"});
+  EXPECT_EQ(ok.status, 200) << ok.error;
 }
 
 TEST_F(HttpBootServerTest, AFailedMintIs500AndTheNextRequestWorks) {
   start(true);
+  dhcp_ack("52:54:00:00:00:04", "127.0.0.1");
   registry_.fail_mints(true);
   auto r = curl(base_ + "/boot/52:54:00:00:00:04.ipxe");
   EXPECT_EQ(r.status, 500);

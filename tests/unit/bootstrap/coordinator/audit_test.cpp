@@ -77,6 +77,7 @@ TEST_F(AuditTest, RefusedJoinIsRecorded) {
   Agent a;
   EXPECT_FALSE(
       c().join(a.request(proto::make_token().value().to_string(), "x"), {"agent", "192.0.2.7"}));
+  c().maintain();  // refusals are written in batches
   auto events = c().audit_events(5, 10).value();
   ASSERT_EQ(events.size(), 1U);
   EXPECT_EQ(events[0].action, "join.refused");

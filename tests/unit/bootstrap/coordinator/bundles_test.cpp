@@ -187,7 +187,8 @@ TEST(WatchHub, AnOlderBundlePublishedLateNeitherReplacesNorWakes) {
 }
 
 TEST_F(CoordinatorTest, DiscoveredNodeGetsNoSecretsUntilAccepted) {
-  auto boot = c().mint_boot_token("52:54:00:00:00:09", "", std::chrono::seconds(600)).value();
+  auto boot =
+      c().mint_boot_token("52:54:00:00:00:09", "10.0.0.9", std::chrono::seconds(600)).value();
   Agent a;
   a.joined =
       c().join(a.request(boot.token, "pxe9", {"52:54:00:00:00:09"}), {"agent", "10.0.0.9"}).value();

@@ -3,6 +3,7 @@
 // join (its TLS and sealing keys) made with the real crypto.
 #include "bootstrap/coordinator/coordinator.hpp"
 #include "shared/crypto/encoding.hpp"
+#include "shared/crypto/hash.hpp"
 #include "shared/crypto/keys.hpp"
 #include "shared/crypto/x509.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -56,6 +57,13 @@ struct Agent {
     r.facts["nics"] = std::move(nics);
     return r;
   }
+  /// What `labd rejoin` or a renewal past expiry sends: proof of this agent's key, over
+  /// another CSR.
+  [[nodiscard]] proto::KeyProof prove(std::string_view purpose, std::string_view token_id,
+                                      std::string_view csr_pem) const {
+    const std::string message = proto::key_proof_message(purpose, token_id, csr_pem);
+    return {joined.certificate_pem, cr::base64url_encode(tls.sign(cr::as_bytes(message)).value())};
+  }
   [[nodiscard]] AgentIdentity identity() const {
     auto cert = cr::Certificate::from_pem(joined.certificate_pem).value();
     return {joined.node_id, cert.serial()};
@@ -77,6 +85,7 @@ class CoordinatorTest : public ::testing::Test {
     o.server_names = {"127.0.0.1", "lab.example"};
     o.clock = clock_.fn();
     o.auto_accept = auto_accept_;
+    o.refusal_window = refusal_window_;
     return o;
   }
   void reopen() {
@@ -111,6 +120,7 @@ class CoordinatorTest : public ::testing::Test {
   tests::TempDir dir_{"lab-coord"};
   FakeClock clock_;
   std::string auto_accept_;
+  std::chrono::seconds refusal_window_{0};  // audit refusals at the next maintain()
   Actor operator_{"operator", "127.0.0.1"};
   std::unique_ptr<Coordinator> coordinator_;
 };

@@ -38,7 +38,7 @@ TEST_F(CoordinatorTest, RevokedNodeAndForeignCertificatesAreRefused) {
   ASSERT_FALSE(id);
   EXPECT_EQ(id.error(), CoordinatorError::node_revoked);
   EXPECT_EQ(c().get_node("web1").value().state, "revoked");
-  EXPECT_EQ(c().renew(a.identity(), {cr::make_csr(a.tls, "x").value()}).error(),
+  EXPECT_EQ(c().renew(a.identity(), {cr::make_csr(a.tls, "x").value(), std::nullopt}).error(),
             CoordinatorError::node_revoked);
 
   tests::TestPki other;
@@ -85,7 +85,7 @@ TEST_F(CoordinatorTest, VerifiedClientCertIdentifiesOnlyTheNodeItWasIssuedTo) {
 TEST_F(CoordinatorTest, RenewIssuesANewCertificateForTheSameNode) {
   Agent a = join("web1");
   auto new_key = cr::EcPrivateKey::generate().value();
-  auto renewed = c().renew(a.identity(), {cr::make_csr(new_key, "web1").value()});
+  auto renewed = c().renew(a.identity(), {cr::make_csr(new_key, "web1").value(), std::nullopt});
   ASSERT_TRUE(renewed) << renewed.error().message();
   auto cert = cr::Certificate::from_pem(renewed->certificate_pem).value();
   EXPECT_EQ(cert.common_name(), a.joined.node_id);
@@ -95,7 +95,8 @@ TEST_F(CoordinatorTest, RenewIssuesANewCertificateForTheSameNode) {
   ASSERT_TRUE(id) << id.error().message();
   EXPECT_EQ(id->node_id, a.joined.node_id);
   EXPECT_EQ(c().get_node("web1").value().cert_serial, cert.serial());
-  EXPECT_EQ(c().renew(a.identity(), {"garbage"}).error(), CoordinatorError::certificate_invalid);
+  EXPECT_EQ(c().renew(a.identity(), {"garbage", std::nullopt}).error(),
+            CoordinatorError::certificate_invalid);
 }
 
 TEST_F(CoordinatorTest, NamesStayUniqueAndBadCsrDoesNotConsumeTheToken) {
@@ -143,33 +144,11 @@ TEST_F(CoordinatorTest, BootTokenJoinIsDiscoveredThenAcceptedAndFoundByMac) {
   EXPECT_EQ(c().find_by_mac("52:54:00:12:34:56")->labels.at("rack"), "r4");
 }
 
-TEST_F(CoordinatorTest, BootTokenWithAKnownMacReenrolsTheSameNode) {
-  const std::string mac = "52:54:00:12:34:56";
-  auto first = c().mint_boot_token(mac, "10.0.0.50", std::chrono::seconds(600)).value();
-  Agent a;
-  a.joined = c().join(a.request(first.token, "pxe1", {mac}), {"agent", "10.0.0.50"}).value();
-  ASSERT_TRUE(c().accept_node(a.joined.node_id, operator_));
-
-  auto second = c().mint_boot_token(mac, "10.0.0.50", std::chrono::seconds(600)).value();
-  Agent again;
-  auto r = c().join(again.request(second.token, "pxe1", {mac}), {"agent", "10.0.0.50"});
-  ASSERT_TRUE(r) << r.error().message();
-  EXPECT_EQ(r->node_id, a.joined.node_id);
-  EXPECT_EQ(r->name, "pxe1");
-  EXPECT_EQ(r->state, "enrolled");
-  EXPECT_NE(r->certificate_pem, a.joined.certificate_pem);
-  again.joined = *r;
-  EXPECT_TRUE(c().identify_agent(again.cert_der()));
-  // The reinstalled machine's old keys no longer speak for it.
-  EXPECT_EQ(c().identify_agent(a.cert_der()).error(), CoordinatorError::node_revoked);
-  EXPECT_EQ(c().list_nodes("").value().size(), 1U);
-  EXPECT_EQ(c().find_by_mac(mac)->node_id, a.joined.node_id);
-}
-
 TEST_F(CoordinatorTest, AutoAcceptEnrolsMatchingBootJoins) {
   auto_accept_ = "!quarantine";
   reopen();
-  auto boot = c().mint_boot_token("52:54:00:00:00:07", "", std::chrono::seconds(600)).value();
+  auto boot =
+      c().mint_boot_token("52:54:00:00:00:07", "10.0.0.7", std::chrono::seconds(600)).value();
   Agent a;
   auto r = c().join(a.request(boot.token, "pxe7", {"52:54:00:00:00:07"}), {"agent", "10.0.0.7"});
   ASSERT_TRUE(r) << r.error().message();
@@ -191,15 +170,20 @@ TEST_F(CoordinatorTest, LabelNodeSetsRemovesAndValidates) {
   EXPECT_EQ(c().list_nodes("env in (").error(), CoordinatorError::invalid_argument);
 }
 
-TEST_F(CoordinatorTest, ReportUpdatesStateFactsAndMacs) {
+TEST_F(CoordinatorTest, ReportUpdatesStateAndFactsButClaimsNoMac) {
+  Agent owner = join("owner");
+  ASSERT_TRUE(c().set_node_macs("owner", {"52:54:00:AB:CD:EF"}, {}, operator_));
   Agent a = join("web1");
   boost::json::object facts{{"nics", boost::json::array{boost::json::object{
-                                         {"name", "eth0"}, {"mac", "52:54:00:AB:CD:EF"}}}}};
+                                         {"name", "eth0"}, {"mac", "52:54:00:AB:CD:EF"}}}},
+                            {"key_protection", "tpm"}};
   ASSERT_TRUE(c().report(a.identity(), "ready", facts));
   auto n = c().get_node("web1").value();
   EXPECT_EQ(n.state, "ready");
-  EXPECT_EQ(n.macs, std::vector<std::string>{"52:54:00:ab:cd:ef"});
-  EXPECT_EQ(c().find_by_mac("52:54:00:ab:cd:ef")->node_id, a.joined.node_id);
+  EXPECT_EQ(n.key_protection, "tpm");
+  EXPECT_TRUE(n.macs.empty());  // a report is a hint, not a claim
+  EXPECT_EQ(n.facts.at("nics").as_array().size(), 1U);
+  EXPECT_EQ(c().find_by_mac("52:54:00:ab:cd:ef")->node_id, owner.joined.node_id);
   EXPECT_EQ(c().report(a.identity(), "bogus", facts).error(), CoordinatorError::invalid_argument);
 }
 

@@ -11,6 +11,7 @@ namespace lab::bootstrap::coordinator::testing {
 namespace {
 
 std::string last_refusal(Coordinator& c) {
+  c.maintain();  // refusals are audited in batches (the fixture's window is 0 s)
   auto events = c.audit_events(0, 10000).value();
   for (auto it = events.rbegin(); it != events.rend(); ++it) {
     if (it->action == "join.refused")

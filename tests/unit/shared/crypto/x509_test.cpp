@@ -152,3 +152,24 @@ TEST(X509, PinIsStableAndDistinguishesKeys) {
 }
 
 }  // namespace
+
+namespace lab::shared::crypto {
+namespace {
+
+TEST(Ecdsa, SignatureVerifiesOnlyForItsKeyAndMessage) {
+  auto key = EcPrivateKey::generate().value();
+  auto other = EcPrivateKey::generate().value();
+  const std::string msg = "lab-key-proof-v1\njoin\nabc";
+  auto sig = key.sign(as_bytes(msg)).value();
+  EXPECT_TRUE(verify_ecdsa(key.public_key_der(), as_bytes(msg), sig));
+  EXPECT_FALSE(verify_ecdsa(other.public_key_der(), as_bytes(msg), sig));
+  EXPECT_FALSE(verify_ecdsa(key.public_key_der(), as_bytes(std::string("lab-key-proof-v1")), sig));
+  Bytes flipped = sig;
+  flipped[flipped.size() / 2] ^= 0x01;
+  EXPECT_FALSE(verify_ecdsa(key.public_key_der(), as_bytes(msg), flipped));
+  EXPECT_FALSE(verify_ecdsa(Bytes{1, 2, 3}, as_bytes(msg), sig));
+  EXPECT_FALSE(verify_ecdsa(key.public_key_der(), as_bytes(msg), Bytes{}));
+}
+
+}  // namespace
+}  // namespace lab::shared::crypto

@@ -55,10 +55,25 @@ TEST(JoinString, DamageIsReportedWithAHint) {
 }
 
 TEST(Join, MessagesRoundTripAndMissingFieldsAreNamed) {
-  JoinRequest req{"t.s", "csr", "key", "host", "0.1", {{"cpu_count", 4}}};
+  JoinRequest req{"t.s", "csr", "key", "host", "0.1", {{"cpu_count", 4}}, std::nullopt};
   auto back = join_request_from_json(to_json(req));
   ASSERT_TRUE(back);
+  EXPECT_FALSE(back->proof);
   EXPECT_EQ(back->csr_pem, "csr");
+  req.proof = KeyProof{"-----BEGIN CERTIFICATE-----", "c2ln"};
+  auto proved = join_request_from_json(to_json(req));
+  ASSERT_TRUE(proved);
+  ASSERT_TRUE(proved->proof);
+  EXPECT_EQ(proved->proof->certificate_pem, "-----BEGIN CERTIFICATE-----");
+  EXPECT_EQ(proved->proof->signature, "c2ln");
+  auto with_bad_proof = to_json(req);
+  with_bad_proof["proof"] = "not an object";
+  auto bad_proof = join_request_from_json(with_bad_proof);
+  ASSERT_FALSE(bad_proof);
+  EXPECT_NE(bad_proof.error().detail().find("proof"), std::string::npos);
+  // The proof binds the CSR: another CSR is another message.
+  EXPECT_NE(key_proof_message("join", "id", "csr-a"), key_proof_message("join", "id", "csr-b"));
+  EXPECT_NE(key_proof_message("join", "id", "csr"), key_proof_message("renew", "id", "csr"));
   EXPECT_EQ(back->facts.at("cpu_count").as_int64(), 4);
   auto o = to_json(req);
   o.erase("csr");
