@@ -228,22 +228,29 @@ Result<std::unique_ptr<JournalLeaseStore>> JournalLeaseStore::open(
         data.append(buf.data(), static_cast<std::size_t>(n));
       }
       ::close(fd);
-      // Whole lines only; the first bad or torn record ends the journal (a crash can only
-      // tear the tail, and nothing after a torn record was ever acknowledged).
+      // Whole lines only. A last line without its newline is a write torn by a crash, never
+      // acknowledged. Any other line that does not decode (bit rot, a line longer than a
+      // record) costs that record alone: stopping there would drop every lease recorded after
+      // it at the compaction below, and those addresses would be handed out again.
       std::size_t pos = 0;
       while (pos < data.size()) {
         const auto nl = data.find('\n', pos);
-        if (nl == std::string::npos || nl - pos > kMaxLine) {
+        if (nl == std::string::npos) {
           ++dropped;
           break;
         }
-        auto rec = decode_record(std::string_view(data).substr(pos, nl - pos));
+        const auto line = std::string_view(data).substr(pos, nl - pos);
+        pos = nl + 1;
+        if (line.size() > kMaxLine) {
+          ++dropped;
+          continue;
+        }
+        auto rec = decode_record(line);
         if (!rec) {
           ++dropped;
-          break;
+          continue;
         }
         newest[rec->ip.value] = std::move(*rec);
-        pos = nl + 1;
       }
     }
   }
