@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cassert>
 #include <cerrno>
 #include <charconv>
 #include <map>
@@ -13,6 +14,12 @@ namespace lab::pxe::dhcp::engine {
 namespace {
 
 constexpr std::size_t kMaxLine = 512;  // longer lines are corruption, not leases
+
+// The longest record the engine writes, without its newline: "L", an address, a state, a
+// negative 64-bit expiry, a 16-byte hardware address, the longest client id it accepts in hex,
+// the checksum, and the spaces between them.
+constexpr std::size_t kLongestRecord = 1 + 15 + 1 + 20 + 47 + 2 * wire::kMaxClientId + 8 + 6;
+static_assert(kLongestRecord <= kMaxLine, "a record the engine writes must fit a journal line");
 
 std::uint32_t crc32(std::string_view data) noexcept {
   static const auto kTable = [] {
@@ -130,6 +137,7 @@ std::string encode_record(const Lease& lease) {
     crc[static_cast<std::size_t>(i)] = kHex[(c >> (28 - 4 * i)) & 0xf];
   body += ' ';
   body.append(crc.data(), 8);
+  assert(body.size() <= kMaxLine);  // the loader would skip it
   body += '\n';
   return body;
 }

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <future>
+#include <limits>
 
 // GoogleTest prints a lease that differs as its journal record rather than as raw bytes.
 namespace lab::pxe::dhcp::engine {
@@ -136,6 +137,27 @@ TEST(DhcpLeaseStore, BadRecordsInTheMiddleAreSkippedAndTheRestKept) {
   ASSERT_TRUE(again) << again.error().message();
   EXPECT_EQ((*again)->recovered_dropped(), 0u);
   EXPECT_EQ((*again)->load().value(), want);
+}
+
+// The widest record the engine can write (the longest client id it accepts, a 16-byte hardware
+// address, an expiry of 19 digits) fits a journal line: it survives a restart.
+TEST(DhcpLeaseStore, TheWidestRecordTheEngineWritesSurvivesARestart) {
+  lab::tests::TempDir dir;
+  const auto path = dir / "leases";
+  const Lease wide{.ip = *Ipv4::parse("255.255.255.254"),
+                   .state = Lease::State::bound,
+                   .expires = std::numeric_limits<std::int64_t>::max(),
+                   .mac = "ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff",
+                   .client = std::string(lab::pxe::dhcp::wire::kMaxClientId, '\xff')};
+  {
+    auto store = JournalLeaseStore::open(path, kNow);
+    ASSERT_TRUE(store) << store.error().message();
+    commit_and_wait(**store, {wide, lease("10.0.0.5")});
+  }
+  auto again = JournalLeaseStore::open(path, kNow);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ((*again)->recovered_dropped(), 0U);
+  EXPECT_EQ((*again)->load().value(), (std::vector<Lease>{lease("10.0.0.5"), wide}));
 }
 
 TEST(DhcpLeaseStore, ManyConcurrentCommitsAllComplete) {
