@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
+#include <thread>
 
 namespace {
 
@@ -277,6 +279,40 @@ TEST_F(TftpClients, BusyWhenTheTransferCapIsReached) {
   const auto e = std::get<wire::ErrorPacket>(*wire::parse(d->bytes));
   EXPECT_EQ(e.code, 0);
   EXPECT_NE(e.message.find("busy"), std::string::npos);
+}
+
+// A client that acknowledges just often enough never times out; the time limit ends its
+// transfer with an ERROR.
+TEST_F(TftpClients, TransferPastItsTimeLimitIsAborted) {
+  auto cfg = config();
+  cfg.transfer.max_transfer_time = 1s;
+  TestServer s(cfg);
+  RawClient c;
+  c.send(s.port(),
+         wire::serialize(wire::Request{wire::Opcode::rrq, "one.bin", wire::Mode::octet, {}}));
+  std::optional<wire::ErrorPacket> error;
+  int blocks = 0;
+  for (int i = 0; i < 50 && !error; ++i) {
+    auto d = c.receive(3s);
+    ASSERT_TRUE(d);
+    auto p = wire::parse(d->bytes);
+    ASSERT_TRUE(p);
+    if (const auto* e = std::get_if<wire::ErrorPacket>(&*p)) {
+      error = *e;
+      break;
+    }
+    ++blocks;
+    std::this_thread::sleep_for(200ms);  // a slow client: well inside the 1 s retransmission
+    c.send(d->from_port, wire::serialize(wire::Ack{std::get<wire::Data>(*p).block}));
+  }
+  ASSERT_TRUE(error) << "still running after " << blocks << " blocks";
+  EXPECT_EQ(error->message, "transfer time limit reached");
+  EXPECT_GE(blocks, 2);
+  EXPECT_LE(blocks, 6);
+  ASSERT_TRUE(wait_until([&] { return !s.sink().of(Kind::tftp_error).empty(); }, 3s));
+  EXPECT_NE(detail(s.sink().of(Kind::tftp_error)[0], "error").find("time limit"),
+            std::string::npos);
+  EXPECT_TRUE(wait_until([&] { return s.active_transfers() == 0; }, 1s));
 }
 
 TEST_F(TftpClients, ClientThatGoesAwayEndsItsTransferAtTheFirstRetransmission) {
