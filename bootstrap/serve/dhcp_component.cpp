@@ -119,8 +119,10 @@ class DhcpComponent final : public Component {
                                 : dhcp::engine::JournalLeaseStore::Durability::write;
     LAB_TRY_ASSIGN(store_, dhcp::engine::JournalLeaseStore::open(lease_file, now, durability));
     if (store_->recovered_dropped() > 0)
-      log_.warn("lease journal ended in a torn record; dropped it",
-                {{"file", lease_file.string()}});
+      log_.warn(
+          "lease journal had records that do not decode (corrupt, or a torn last write); "
+          "skipped them and kept every other lease",
+          {{"file", lease_file.string()}, {"skipped", store_->recovered_dropped()}});
 
     pxe::events::Sink* sink =
         services_.boot_events != nullptr ? services_.boot_events : &null_sink_;

@@ -47,6 +47,12 @@ ComponentSpec tftp_component() {
                 .string("tftp.listen", "0.0.0.0:69", "address:port of the TFTP server")
                 .string("tftp.root", "", "directory served over TFTP; empty: <data_dir>/tftp")
                 .integer("tftp.max_transfers", 128, "transfers running at once", 1, 10000)
+                .integer("tftp.max_transfers_per_client", 8,
+                         "transfers one client address may run at once (a host that never "
+                         "acknowledges holds each for 31 s)",
+                         1, 10000)
+                .duration("tftp.max_transfer_time", std::chrono::minutes(10),
+                          "a transfer still running after this long is aborted with an error")
                 .integer("tftp.max_blksize", 1468,
                          "largest block size granted (1468 fits a 1500-byte MTU)", 8, 65464)
                 .integer("tftp.cache_max_file", 4LL << 20,
@@ -62,6 +68,14 @@ ComponentSpec tftp_component() {
         config.port = listen.port;
         LAB_TRY_ASSIGN(config.root, served_root(runtime.data_dir, c.string("tftp.root"), "tftp"));
         config.max_transfers = static_cast<std::size_t>(c.integer("tftp.max_transfers"));
+        config.max_transfers_per_client =
+            static_cast<std::size_t>(c.integer("tftp.max_transfers_per_client"));
+        config.transfer.max_transfer_time = c.duration("tftp.max_transfer_time");
+        if (config.transfer.max_transfer_time < std::chrono::seconds(1))
+          return Error(shared::config::ConfigError::invalid_value,
+                       "tftp.max_transfer_time = \"" +
+                           shared::config::format_duration(c.duration("tftp.max_transfer_time")) +
+                           "\": must be at least 1s");
         config.transfer.max_blksize = static_cast<std::size_t>(c.integer("tftp.max_blksize"));
         config.cache_max_file = static_cast<std::uint64_t>(c.integer("tftp.cache_max_file"));
         config.cache_max_total = std::max<std::uint64_t>(64ULL << 20, config.cache_max_file * 4);

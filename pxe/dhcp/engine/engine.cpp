@@ -159,6 +159,14 @@ Outcome Engine::handle(const Inbound& in) {
   auto type = wire::message_type(m);
   if (!type || !*type)
     return Outcome{.reply = {}, .durable = {}, .ignored = "no valid message type (BOOTP)"};
+  // Leases are keyed and journaled by client id: an unbounded one would not fit a journal
+  // record (lease_store.cpp checks the bound).
+  if (const auto* id = m.find(opt::kClientId);
+      id != nullptr && id->data.size() > wire::kMaxClientId)
+    return Outcome{.reply = {},
+                   .durable = {},
+                   .ignored = "client id (option 61) of " + std::to_string(id->data.size()) +
+                              " bytes, longer than " + std::to_string(wire::kMaxClientId)};
   if (config_.mode == Mode::proxy)
     return handle_proxy(in, **type);
   return handle_full(in, **type);

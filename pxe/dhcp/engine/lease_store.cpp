@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cassert>
 #include <cerrno>
 #include <charconv>
 #include <map>
@@ -13,6 +14,12 @@ namespace lab::pxe::dhcp::engine {
 namespace {
 
 constexpr std::size_t kMaxLine = 512;  // longer lines are corruption, not leases
+
+// The longest record the engine writes, without its newline: "L", an address, a state, a
+// negative 64-bit expiry, a 16-byte hardware address, the longest client id it accepts in hex,
+// the checksum, and the spaces between them.
+constexpr std::size_t kLongestRecord = 1 + 15 + 1 + 20 + 47 + 2 * wire::kMaxClientId + 8 + 6;
+static_assert(kLongestRecord <= kMaxLine, "a record the engine writes must fit a journal line");
 
 std::uint32_t crc32(std::string_view data) noexcept {
   static const auto kTable = [] {
@@ -130,6 +137,7 @@ std::string encode_record(const Lease& lease) {
     crc[static_cast<std::size_t>(i)] = kHex[(c >> (28 - 4 * i)) & 0xf];
   body += ' ';
   body.append(crc.data(), 8);
+  assert(body.size() <= kMaxLine);  // the loader would skip it
   body += '\n';
   return body;
 }
@@ -228,22 +236,29 @@ Result<std::unique_ptr<JournalLeaseStore>> JournalLeaseStore::open(
         data.append(buf.data(), static_cast<std::size_t>(n));
       }
       ::close(fd);
-      // Whole lines only; the first bad or torn record ends the journal (a crash can only
-      // tear the tail, and nothing after a torn record was ever acknowledged).
+      // Whole lines only. A last line without its newline is a write torn by a crash, never
+      // acknowledged. Any other line that does not decode (bit rot, a line longer than a
+      // record) costs that record alone: stopping there would drop every lease recorded after
+      // it at the compaction below, and those addresses would be handed out again.
       std::size_t pos = 0;
       while (pos < data.size()) {
         const auto nl = data.find('\n', pos);
-        if (nl == std::string::npos || nl - pos > kMaxLine) {
+        if (nl == std::string::npos) {
           ++dropped;
           break;
         }
-        auto rec = decode_record(std::string_view(data).substr(pos, nl - pos));
+        const auto line = std::string_view(data).substr(pos, nl - pos);
+        pos = nl + 1;
+        if (line.size() > kMaxLine) {
+          ++dropped;
+          continue;
+        }
+        auto rec = decode_record(line);
         if (!rec) {
           ++dropped;
-          break;
+          continue;
         }
         newest[rec->ip.value] = std::move(*rec);
-        pos = nl + 1;
       }
     }
   }

@@ -65,7 +65,8 @@ class MemoryLeaseStore final : public LeaseStore {
 };
 
 /// An append-only journal file, one checksummed line per record. Opening recovers from a
-/// record cut short by a crash (everything after the last whole record is dropped) and
+/// record cut short by a crash (the last line, without its newline, is dropped), skips any
+/// other line that does not decode (the records after it are kept), and
 /// compacts the file to one record per live address. Commits are group-committed by one
 /// writer thread: every batch queued while an fdatasync runs is written and synced together,
 /// and only then are their `done` callbacks called (on the writer thread). Durability::write
@@ -91,7 +92,8 @@ class JournalLeaseStore final : public LeaseStore {
   Result<std::vector<Lease>> load() override;
   void commit(std::vector<Lease> records, std::function<void(Result<void>)> done) override;
 
-  /// How many records the start-up recovery dropped (a torn last write).
+  /// How many records the start-up recovery dropped: lines that do not decode (skipped; the
+  /// records after them are kept) and a torn last write.
   [[nodiscard]] std::size_t recovered_dropped() const noexcept { return dropped_; }
 
  private:

@@ -172,6 +172,10 @@ std::vector<std::string> user_classes(const Message& m);
 /// Option 61 when present, otherwise htype followed by the hardware address: the key a
 /// client's lease is stored under.
 std::string client_key(const Message& m);
+/// The longest client id (option 61) the server accepts: RFC 4361's, type 255 with a 4-byte
+/// IAID and a DUID of at most 2 + 128 bytes (RFC 8415 §11.1). A longer one comes from no
+/// standard client; the engine ignores its packets, so a client key is never longer than this.
+inline constexpr std::size_t kMaxClientId = 135;
 
 /// Encapsulated options (43 vendor-specific, 82 relay agent sub-options, 175 iPXE): code,
 /// length, value triples, ending at the end of the parent or at code 255. Pad (0) is skipped.

@@ -18,6 +18,8 @@ const char* message_of(EngineError e) noexcept {
       return "packet not valid in a read transfer";
     case EngineError::client_gone:
       return "client port unreachable";
+    case EngineError::time_limit:
+      return "transfer exceeded its time limit";
   }
   return "unknown engine error";
 }
@@ -112,6 +114,7 @@ void Transfer::start(TimePoint now) {
   clear_outgoing();
   if (state_ != State::idle)
     return;
+  ends_by_ = now + settings_.max_transfer_time;
   if (!negotiation_.oack.empty()) {
     state_ = State::oack_sent;
     send_control(wire::OAck{negotiation_.oack});
@@ -133,6 +136,21 @@ void Transfer::fail(EngineError e, std::string detail, std::optional<wire::Error
   error_ = Error(e, std::move(detail));
   if (tell)
     send_control(*tell);
+}
+
+bool Transfer::fail_if_too_long(TimePoint now) {
+  if (finished() || now < ends_by_)
+    return false;
+  clear_outgoing();  // no more DATA before the ERROR
+  fail(EngineError::time_limit,
+       "still running after " +
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::seconds>(settings_.max_transfer_time)
+                   .count()) +
+           " s",
+       wire::ErrorPacket{static_cast<std::uint16_t>(wire::ErrorCode::not_defined),
+                         "transfer time limit reached"});
+  return true;
 }
 
 // Go-back-N (RFC 7440): every send starts right after the highest acknowledged block and fills
@@ -191,6 +209,7 @@ void Transfer::on_datagram(std::span<const std::uint8_t> bytes, TimePoint now) {
     return;  // a corrupt datagram is treated like a lost one
   if (const auto* ack = std::get_if<wire::Ack>(&*parsed)) {
     on_ack(ack->block, now);
+    (void)fail_if_too_long(now);
     return;
   }
   if (const auto* err = std::get_if<wire::ErrorPacket>(&*parsed)) {
@@ -253,7 +272,7 @@ void Transfer::on_client_gone() {
 
 void Transfer::on_timer(TimePoint now) {
   clear_outgoing();
-  if (finished() || state_ == State::idle || now < deadline_)
+  if (finished() || state_ == State::idle || fail_if_too_long(now) || now < deadline_)
     return;
   if (++retries_ > settings_.max_retries) {
     fail(EngineError::timed_out,

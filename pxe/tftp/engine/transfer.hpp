@@ -3,6 +3,7 @@
 #include "pxe/tftp/engine/file_source.hpp"
 #include "pxe/tftp/wire/packet.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -19,6 +20,7 @@ enum class EngineError {
   read_failed,       // the file source failed
   illegal_packet,    // the client sent a packet that has no place in a read transfer
   client_gone,       // the client's port is closed (ICMP port unreachable)
+  time_limit,        // still running after Settings::max_transfer_time
 };
 const boost::system::error_category& engine_category() noexcept;
 inline boost::system::error_code make_error_code(EngineError e) noexcept {
@@ -47,6 +49,12 @@ struct Settings {
   /// on a second OACK ("unexpected OACK"); curl repeats it only after its whole-transfer retry
   /// time (72 s) and needs the OACK again. Waiting past 5 s serves both.
   std::chrono::milliseconds oack_quiet{6000};
+  /// A transfer still running this long after start() is aborted with an ERROR, however
+  /// steadily the client acknowledges: otherwise a client that acknowledges just often enough
+  /// holds its slot for ever. TFTP carries only the iPXE binaries here (kernels and initrds go
+  /// over HTTP), yet 10 minutes would carry a 300 MB initrd in lock-step 512-byte blocks at a
+  /// 1 ms round trip.
+  std::chrono::milliseconds max_transfer_time{std::chrono::minutes(10)};
 };
 
 /// What was agreed with the client, and which options go into the OACK.
@@ -75,10 +83,13 @@ class Transfer {
 
   /// Sends the OACK, or the first window of DATA when no option was acknowledged.
   void start(TimePoint now);
-  /// Handles one datagram from the client. Malformed datagrams are ignored.
+  /// Handles one datagram from the client. Malformed datagrams are ignored. Past
+  /// Settings::max_transfer_time the transfer fails (time_limit) unless the datagram was the
+  /// ACK that completes it.
   void on_datagram(std::span<const std::uint8_t> bytes, TimePoint now);
-  /// Retransmits when `now` has reached `deadline()`, or gives up after max_retries. The OACK
-  /// is repeated only after Settings::oack_quiet of silence.
+  /// Retransmits when `now` has reached `deadline()`, or gives up after max_retries or
+  /// Settings::max_transfer_time. The OACK is repeated only after Settings::oack_quiet of
+  /// silence.
   void on_timer(TimePoint now);
   /// The client sent its request again from the same port: it has not heard from us (the OACK
   /// or, without options, the first window was lost), so that is sent again at once.
@@ -91,8 +102,8 @@ class Transfer {
   [[nodiscard]] std::span<const std::span<const std::uint8_t>> outgoing() const noexcept {
     return outgoing_;
   }
-  /// When on_timer must be called next.
-  [[nodiscard]] TimePoint deadline() const noexcept { return deadline_; }
+  /// When on_timer must be called next: the next retransmission or the time limit.
+  [[nodiscard]] TimePoint deadline() const noexcept { return std::min(deadline_, ends_by_); }
   [[nodiscard]] bool finished() const noexcept { return state_ == State::done || failed(); }
   [[nodiscard]] bool succeeded() const noexcept { return state_ == State::done; }
   [[nodiscard]] bool failed() const noexcept { return state_ == State::failed; }
@@ -111,6 +122,7 @@ class Transfer {
   void send_window(TimePoint now);
   void send_control(const wire::Packet& p);
   void fail(EngineError e, std::string detail, std::optional<wire::ErrorPacket> tell);
+  bool fail_if_too_long(TimePoint now);
   void on_ack(std::uint16_t block, TimePoint now);
   void progress();
   void clear_outgoing();
@@ -130,6 +142,7 @@ class Transfer {
   TimePoint oack_sent_at_{};
   std::uint64_t retransmissions_ = 0;
   TimePoint deadline_{};
+  TimePoint ends_by_ = TimePoint::max();  // start() + max_transfer_time
   Error error_;
   std::vector<std::uint8_t> data_buf_;  // one window of DATA datagrams
   std::vector<std::uint8_t> control_buf_;

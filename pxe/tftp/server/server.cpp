@@ -1,5 +1,6 @@
 #include "pxe/tftp/server/server.hpp"
 
+#include "pxe/tftp/engine/admission.hpp"
 #include "pxe/tftp/server/file_cache.hpp"
 #include "pxe/tftp/server/root.hpp"
 #include "shared/log/log.hpp"
@@ -79,13 +80,14 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         events(sink),
         cache(config.cache_max_file, config.cache_max_total),
         strand(asio::make_strand(io)),
-        listener(strand) {}
+        listener(strand),
+        admission(config.max_transfers, config.max_transfers_per_client) {}
 
   void receive();
   void handle_request(std::size_t n, const udp::endpoint& client);
   void refuse(const udp::endpoint& client, const std::string& file, const wire::ErrorPacket& answer,
               const std::string& why);
-  void release(const std::string& key);
+  void release(const std::string& key, const std::string& address);
   void record(events::Kind kind, const udp::endpoint& client,
               std::vector<std::pair<std::string, std::string>> detail) {
     events.record({.at = std::chrono::system_clock::now(),
@@ -110,6 +112,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   mutable std::mutex mutex;  // guards what follows
   // Endpoints with a transfer running, and that transfer (to hand it a repeated request).
   std::map<std::string, std::weak_ptr<Session>> clients;
+  // The same transfers counted in all and per client address. Checked and counted only on the
+  // listener's strand (handle_request), so a check stays true until the transfer is counted;
+  // sessions only ever release.
+  engine::Admission admission;
   bool stopping = false;
   std::function<void()> stopped;
 };
@@ -271,7 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                            {"error", e.message()},
                                            {"bytes", transfer_.bytes_acked()}});
     }
-    owner_->release(key_);
+    owner_->release(key_, client_.address().to_string());
   }
 
   std::shared_ptr<Server::Impl> owner_;
@@ -309,11 +315,12 @@ void Server::Impl::refuse(const udp::endpoint& client, const std::string& file,
   listener.send_to(asio::buffer(wire::serialize(answer)), client, 0, ignored);
 }
 
-void Server::Impl::release(const std::string& key) {
+void Server::Impl::release(const std::string& key, const std::string& address) {
   std::function<void()> done;
   {
     const std::lock_guard lock(mutex);
-    clients.erase(key);
+    if (clients.erase(key) != 0)
+      admission.ended(address);
     if (stopping && clients.empty() && stopped)
       done = std::exchange(stopped, nullptr);
   }
@@ -370,16 +377,26 @@ void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
       return;
     }
   }
+  const std::string address = client.address().to_string();
+  engine::Admission::Verdict verdict{};
   {
     const std::lock_guard lock(mutex);
-    if (clients.size() >= config.max_transfers) {
-      record(events::Kind::tftp_error, client, {{"file", file}, {"error", "too many transfers"}});
-      boost::system::error_code ignored;
-      listener.send_to(asio::buffer(wire::serialize(wire::ErrorPacket{code(ErrorCode::not_defined),
-                                                                      "server busy, try again"})),
-                       client, 0, ignored);
-      return;
-    }
+    verdict = admission.check(address);
+  }
+  if (verdict == engine::Admission::Verdict::server_busy) {
+    record(events::Kind::tftp_error, client, {{"file", file}, {"error", "too many transfers"}});
+    boost::system::error_code ignored;
+    listener.send_to(asio::buffer(wire::serialize(wire::ErrorPacket{code(ErrorCode::not_defined),
+                                                                    "server busy, try again"})),
+                     client, 0, ignored);
+    return;
+  }
+  if (verdict == engine::Admission::Verdict::client_busy) {
+    refuse(client, file,
+           {code(ErrorCode::not_defined), "too many transfers from this address, try again later"},
+           "too many transfers from this address (" +
+               std::to_string(config.max_transfers_per_client) + " running)");
+    return;
   }
   auto opened = root->open_file(file);
   if (!opened) {
@@ -411,6 +428,7 @@ void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
   {
     const std::lock_guard lock(mutex);
     clients.emplace(key, session);
+    admission.started(address);
   }
   session->run();
 }

@@ -30,6 +30,10 @@ struct ServerConfig {
   std::uint16_t port = 69;  // 0: any free port (tests), see Server::port()
   std::filesystem::path root;
   std::size_t max_transfers = 128;
+  /// Transfers one client address may run at once (engine::Admission): a host that sends
+  /// requests from many ports and never acknowledges cannot take every slot. PXE firmware and
+  /// iPXE fetch one file at a time.
+  std::size_t max_transfers_per_client = 8;
   /// Files up to this size are served from memory; larger ones with pread.
   std::uint64_t cache_max_file = 4ULL << 20;
   std::uint64_t cache_max_total = 64ULL << 20;
@@ -38,7 +42,8 @@ struct ServerConfig {
 
 /// Read-only TFTP server: one listening UDP socket, and one socket on an ephemeral port (the
 /// transfer ID) per transfer, all on the caller's io_context. Every transfer has its own strand
-/// and timer; at most `max_transfers` run at once, further requests get "server busy".
+/// and timer; at most `max_transfers` run at once and at most `max_transfers_per_client` for
+/// one client address; further requests get an ERROR saying which limit was reached.
 /// Reports tftp_start / tftp_done / tftp_error to `events`, which must outlive the server.
 class Server {
  public:

@@ -53,8 +53,10 @@ in_cli() { taskset -c 1 ip netns exec "$cli" "$@"; }
 start_server() {
   case $1 in
     lab)
+      # All 50 concurrent transfers come from the one client address.
       taskset -c 0 ip netns exec "$srv" "$lab" serve --data-dir "$work/labdata" \
         --set coordinator.enabled=false --set tftp.enabled=true --set tftp.listen=10.78.0.1:69 --set "tftp.root=$root" \
+        --set tftp.max_transfers_per_client=50 \
         >"$work/lab.log" 2>&1 &
       ;;
     tftpd-hpa)

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
+#include <thread>
 
 namespace {
 
@@ -108,7 +110,9 @@ TEST_F(TftpClients, SymlinkInsideTheRootIsServed) {
 
 TEST_F(TftpClients, ManyClientsAtOnce) {
   LAB_REQUIRE_PROGRAM("curl");
-  TestServer s(config());
+  auto cfg = config();
+  cfg.max_transfers_per_client = 20;  // all twenty come from 127.0.0.1
+  TestServer s(cfg);
   std::string script;
   for (int i = 0; i < 20; ++i) {
     script += "curl -sS --tftp-blksize 1468 -o " +
@@ -277,6 +281,83 @@ TEST_F(TftpClients, BusyWhenTheTransferCapIsReached) {
   const auto e = std::get<wire::ErrorPacket>(*wire::parse(d->bytes));
   EXPECT_EQ(e.code, 0);
   EXPECT_NE(e.message.find("busy"), std::string::npos);
+}
+
+TEST_F(TftpClients, OneAddressMayHoldOnlyItsShareOfTransfers) {
+  auto cfg = config();
+  cfg.max_transfers_per_client = 2;
+  TestServer s(cfg);
+  const auto rrq =
+      wire::serialize(wire::Request{wire::Opcode::rrq, "one.bin", wire::Mode::octet, {}});
+  RawClient first("127.0.0.2");
+  RawClient second("127.0.0.2");
+  RawClient third("127.0.0.2");
+  first.send(s.port(), rrq);
+  second.send(s.port(), rrq);
+  auto d1 = first.receive(3s);  // DATA 1, never acknowledged
+  auto d2 = second.receive(3s);
+  ASSERT_TRUE(d1 && d2);
+  third.send(s.port(), rrq);
+  auto d3 = third.receive(3s);
+  ASSERT_TRUE(d3);
+  const auto e = std::get<wire::ErrorPacket>(*wire::parse(d3->bytes));
+  EXPECT_EQ(e.code, 0);
+  EXPECT_EQ(e.message, "too many transfers from this address, try again later");
+  ASSERT_EQ(s.sink().of(Kind::tftp_error).size(), 1U);
+  const auto refused = s.sink().of(Kind::tftp_error)[0];
+  EXPECT_EQ(refused.ip, "127.0.0.2");
+  EXPECT_EQ(detail(refused, "error"), "too many transfers from this address (2 running)");
+
+  // Another address is served meanwhile; once one of the two ends, the address may start one.
+  RawClient other;
+  other.send(s.port(), rrq);
+  auto d4 = other.receive(3s);
+  ASSERT_TRUE(d4);
+  EXPECT_TRUE(std::holds_alternative<wire::Data>(*wire::parse(d4->bytes)));
+  first.send(d1->from_port, wire::serialize(wire::ErrorPacket{0, "done"}));
+  ASSERT_TRUE(wait_until([&] { return s.active_transfers() == 2; }, 3s));
+  third.send(s.port(), rrq);
+  auto d5 = third.receive(3s);
+  ASSERT_TRUE(d5);
+  EXPECT_TRUE(std::holds_alternative<wire::Data>(*wire::parse(d5->bytes)));
+  for (const auto& [client, datagram] :
+       {std::pair{&second, &d2}, std::pair{&other, &d4}, std::pair{&third, &d5}})
+    client->send((*datagram)->from_port, wire::serialize(wire::ErrorPacket{0, "done"}));
+  EXPECT_TRUE(wait_until([&] { return s.active_transfers() == 0; }, 3s));
+}
+
+// A client that acknowledges just often enough never times out; the time limit ends its
+// transfer with an ERROR.
+TEST_F(TftpClients, TransferPastItsTimeLimitIsAborted) {
+  auto cfg = config();
+  cfg.transfer.max_transfer_time = 1s;
+  TestServer s(cfg);
+  RawClient c;
+  c.send(s.port(),
+         wire::serialize(wire::Request{wire::Opcode::rrq, "one.bin", wire::Mode::octet, {}}));
+  std::optional<wire::ErrorPacket> error;
+  int blocks = 0;
+  for (int i = 0; i < 50 && !error; ++i) {
+    auto d = c.receive(3s);
+    ASSERT_TRUE(d);
+    auto p = wire::parse(d->bytes);
+    ASSERT_TRUE(p);
+    if (const auto* e = std::get_if<wire::ErrorPacket>(&*p)) {
+      error = *e;
+      break;
+    }
+    ++blocks;
+    std::this_thread::sleep_for(200ms);  // a slow client: well inside the 1 s retransmission
+    c.send(d->from_port, wire::serialize(wire::Ack{std::get<wire::Data>(*p).block}));
+  }
+  ASSERT_TRUE(error) << "still running after " << blocks << " blocks";
+  EXPECT_EQ(error->message, "transfer time limit reached");
+  EXPECT_GE(blocks, 2);
+  EXPECT_LE(blocks, 6);
+  ASSERT_TRUE(wait_until([&] { return !s.sink().of(Kind::tftp_error).empty(); }, 3s));
+  EXPECT_NE(detail(s.sink().of(Kind::tftp_error)[0], "error").find("time limit"),
+            std::string::npos);
+  EXPECT_TRUE(wait_until([&] { return s.active_transfers() == 0; }, 1s));
 }
 
 TEST_F(TftpClients, ClientThatGoesAwayEndsItsTransferAtTheFirstRetransmission) {

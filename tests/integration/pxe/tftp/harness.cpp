@@ -86,14 +86,17 @@ TestServer::~TestServer() {
   server_.reset();
 }
 
-RawClient::RawClient() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+RawClient::RawClient(const std::string& address)
+    : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
   if (fd_ < 0)
     throw std::runtime_error("socket");
   sockaddr_in local{};
   local.sin_family = AF_INET;
-  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
-    throw std::runtime_error("bind");
+  if (::inet_pton(AF_INET, address.c_str(), &local.sin_addr) != 1 ||
+      ::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
+    ::close(fd_);
+    throw std::runtime_error("bind " + address);
+  }
 }
 
 RawClient::~RawClient() {

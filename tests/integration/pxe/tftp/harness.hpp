@@ -57,10 +57,11 @@ class TestServer {
   std::uint16_t port_ = 0;
 };
 
-/// A blocking UDP socket on 127.0.0.1 speaking raw TFTP.
+/// A blocking UDP socket speaking raw TFTP to a server on 127.0.0.1, itself bound to `address`
+/// (another loopback address, such as 127.0.0.2, is another client host to the server).
 class RawClient {
  public:
-  RawClient();
+  explicit RawClient(const std::string& address = "127.0.0.1");
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
   ~RawClient();

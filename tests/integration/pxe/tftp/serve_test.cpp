@@ -304,6 +304,61 @@ TEST_F(LabServeTftp, BadInputNeverStopsTheServer) {
   EXPECT_TRUE(serve_->running());
 }
 
+// One host asks for the file 128 times, from 128 ports, and never acknowledges anything: as
+// many transfers as the server runs at once by default. Another host still gets its download at
+// once, because one address may hold only a few transfers.
+TEST_F(LabServeTftp, OneHostWithManyUnacknowledgedRequestsBlocksNoOtherHost) {
+  LAB_REQUIRE_PROGRAM("curl");
+  const auto port = static_cast<std::uint16_t>(std::stoi(port_));
+  constexpr int kRequests = 128;
+  std::vector<std::unique_ptr<RawClient>> attacker;
+  for (int i = 0; i < kRequests; ++i) {
+    attacker.push_back(std::make_unique<RawClient>("127.0.0.2"));
+    attacker.back()->send(
+        port, wire::serialize(wire::Request{wire::Opcode::rrq, "one.bin", wire::Mode::octet, {}}));
+  }
+  // Every request is answered: DATA 1 (a transfer now waits for an ACK that never comes) or an
+  // ERROR.
+  // The transfers the attacker holds: its socket and the server's TID.
+  std::vector<std::pair<RawClient*, std::uint16_t>> held;
+  int refused = 0;
+  std::string refusal;
+  for (auto& c : attacker) {
+    auto d = c->receive(5s);
+    ASSERT_TRUE(d) << "a request got no answer\n" << serve_->output();
+    auto p = wire::parse(d->bytes);
+    ASSERT_TRUE(p);
+    if (std::holds_alternative<wire::Data>(*p)) {
+      held.emplace_back(c.get(), d->from_port);
+    } else {
+      ASSERT_TRUE(std::holds_alternative<wire::ErrorPacket>(*p));
+      refusal = std::get<wire::ErrorPacket>(*p).message;
+      ++refused;
+    }
+  }
+
+  // The other host (curl sends from 127.0.0.1) downloads while those transfers hang.
+  const auto out = dir_.path() / "other.bin";
+  const auto started = std::chrono::steady_clock::now();
+  auto r = run({"curl", "-sS", "--max-time", "20", "--tftp-blksize", "1468", "-o", out.string(),
+                url("one.bin")},
+               30s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << serve_->output();
+  EXPECT_EQ(sha256_of(out), sha256_of(root_ / "one.bin"));
+  EXPECT_LT(took, 10s);
+
+  // The attacker holds only its share; the rest were told why.
+  EXPECT_EQ(held.size(), 8U);
+  EXPECT_EQ(refused, kRequests - 8);
+  EXPECT_NE(refusal.find("too many transfers from this address"), std::string::npos) << refusal;
+  EXPECT_NE(serve_->output().find("too many transfers from this address"), std::string::npos);
+
+  // Abort the held transfers, so that the clean stop in TearDown does not wait for them.
+  for (const auto& [client, tid] : held)
+    client->send(tid, wire::serialize(wire::ErrorPacket{0, "done"}));
+}
+
 TEST(TftpServe, DisabledByDefaultAndBadConfigIsAStartError) {
   TempDir dir;
   auto show = run({lab_binary(), "serve", "--data-dir", dir.path(), "--show-config"});

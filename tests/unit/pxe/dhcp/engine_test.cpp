@@ -312,6 +312,35 @@ TEST_F(Fixture, RestoredLeasesAreNotHandedOutAgain) {
             ip("10.0.0.100"));
 }
 
+// A client id longer than any standard client sends is ignored, whatever the message: the
+// lease would be keyed and journaled by it. The longest accepted one is served as any other.
+TEST_F(Fixture, OverlongClientIdIsIgnoredAndTheLongestAcceptedOneServed) {
+  Engine e = make();
+  const std::vector<std::uint8_t> overlong(kMaxClientId + 1, 0xab);
+  Message d = client_msg(MessageType::discover, 1);
+  d.set(opt::kClientId, overlong);
+  auto out = e.handle(in(d));
+  EXPECT_FALSE(out.reply);
+  EXPECT_NE(out.ignored.find("option 61"), std::string::npos) << out.ignored;
+  Message r = client_msg(MessageType::request, 1);
+  r.set(opt::kClientId, overlong);
+  r.set_ip(opt::kServerId, ip("10.0.0.1"));
+  r.set_ip(opt::kRequestedIp, ip("10.0.0.100"));
+  out = e.handle(in(r));
+  EXPECT_FALSE(out.reply);
+  EXPECT_TRUE(out.durable.empty());
+  EXPECT_EQ(e.active_count(), 0U);
+  EXPECT_EQ(sink.count(events::Kind::dhcp_discover), 0U);
+
+  Message longest;
+  longest.set(opt::kClientId, std::vector<std::uint8_t>(kMaxClientId, 0xcd));
+  auto ack = dora(e, 2, longest);
+  ASSERT_TRUE(ack.reply) << ack.ignored;
+  ASSERT_EQ(ack.durable.size(), 1U);
+  EXPECT_EQ(ack.durable[0].client, std::string(kMaxClientId, '\xcd'));
+  EXPECT_EQ(e.bound_address(ack.durable[0].client), ack.reply->message.yiaddr);
+}
+
 TEST_F(Fixture, InformGetsOptionsWithoutALease) {
   Engine e = make();
   Message inf = client_msg(MessageType::inform, 1);

@@ -6,6 +6,16 @@
 
 #include <fstream>
 #include <future>
+#include <limits>
+
+// GoogleTest prints a lease that differs as its journal record rather than as raw bytes.
+namespace lab::pxe::dhcp::engine {
+// NOLINTNEXTLINE(readability-identifier-naming): GoogleTest's printer hook
+void PrintTo(const Lease& lease, std::ostream* out) {
+  const std::string record = encode_record(lease);
+  *out << record.substr(0, record.size() - 1);
+}
+}  // namespace lab::pxe::dhcp::engine
 
 namespace {
 
@@ -99,6 +109,55 @@ TEST(DhcpLeaseStore, TornLastRecordIsDroppedAndTheRestKept) {
   ASSERT_TRUE(third);
   EXPECT_EQ((*third)->recovered_dropped(), 0u);
   EXPECT_EQ((*third)->load()->size(), 3u);
+}
+
+// A bad record in the middle (bit rot, a line no encoder of ours wrote, or one too long to be
+// a lease) costs that record only: every lease recorded after it survives the restart.
+TEST(DhcpLeaseStore, BadRecordsInTheMiddleAreSkippedAndTheRestKept) {
+  lab::tests::TempDir dir;
+  const auto path = dir / "leases";
+  std::string corrupt = encode_record(lease("10.0.0.6"));
+  corrupt[9] = '7';  // 10.0.0.6 → 10.0.0.7: the checksum no longer matches
+  const std::string torn = encode_record(lease("10.0.0.10"));
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << encode_record(lease("10.0.0.5")) << corrupt << std::string(600, 'a') << '\n'
+        << encode_record(lease("10.0.0.8")) << encode_record(lease("10.0.0.9"))
+        << torn.substr(0, torn.size() / 2);
+  }
+  auto store = JournalLeaseStore::open(path, kNow);
+  ASSERT_TRUE(store) << store.error().message();
+  EXPECT_EQ((*store)->recovered_dropped(), 3u);  // the corrupt one, the long one, the torn tail
+  const std::vector<Lease> want = {lease("10.0.0.5"), lease("10.0.0.8"), lease("10.0.0.9")};
+  EXPECT_EQ((*store)->load().value(), want);
+  store->reset();
+
+  // The compaction kept all three and nothing else.
+  auto again = JournalLeaseStore::open(path, kNow);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ((*again)->recovered_dropped(), 0u);
+  EXPECT_EQ((*again)->load().value(), want);
+}
+
+// The widest record the engine can write (the longest client id it accepts, a 16-byte hardware
+// address, an expiry of 19 digits) fits a journal line: it survives a restart.
+TEST(DhcpLeaseStore, TheWidestRecordTheEngineWritesSurvivesARestart) {
+  lab::tests::TempDir dir;
+  const auto path = dir / "leases";
+  const Lease wide{.ip = *Ipv4::parse("255.255.255.254"),
+                   .state = Lease::State::bound,
+                   .expires = std::numeric_limits<std::int64_t>::max(),
+                   .mac = "ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff:ff",
+                   .client = std::string(lab::pxe::dhcp::wire::kMaxClientId, '\xff')};
+  {
+    auto store = JournalLeaseStore::open(path, kNow);
+    ASSERT_TRUE(store) << store.error().message();
+    commit_and_wait(**store, {wide, lease("10.0.0.5")});
+  }
+  auto again = JournalLeaseStore::open(path, kNow);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ((*again)->recovered_dropped(), 0U);
+  EXPECT_EQ((*again)->load().value(), (std::vector<Lease>{lease("10.0.0.5"), wide}));
 }
 
 TEST(DhcpLeaseStore, ManyConcurrentCommitsAllComplete) {

@@ -373,6 +373,62 @@ TEST(TftpTransfer, ClientThatNeverAcknowledgesTheOackIsDroppedInBoundedTime) {
   EXPECT_EQ(t.error(), EngineError::timed_out);
 }
 
+// A client that acknowledges just often enough never times out; the time limit ends it anyway.
+TEST(TftpTransfer, SlowButSteadyClientIsStoppedAtTheTimeLimit) {
+  FakeClock clock;
+  Settings s;
+  s.max_transfer_time = 10s;
+  Transfer t(rrq({{"blksize", "100"}}), std::make_unique<MemorySource>(content(100'000)), s);
+  const auto started = clock.now;
+  t.start(clock.now);
+  EXPECT_EQ(t.deadline(), started + 1s);  // the OACK's retransmission comes first
+  clock.advance(900ms);
+  t.on_datagram(ack(0), clock.now);
+  std::uint16_t block = 1;
+  while (clock.now + 900ms < started + 10s) {
+    ASSERT_EQ(data_blocks(t), (std::vector<std::uint16_t>{block}));
+    EXPECT_LE(t.deadline(), started + 10s);
+    clock.advance(900ms);
+    t.on_timer(clock.now);  // before the retransmission timeout: nothing to do
+    EXPECT_TRUE(t.outgoing().empty());
+    t.on_datagram(ack(block++), clock.now);
+  }
+  ASSERT_FALSE(t.finished());
+  EXPECT_EQ(t.deadline(), started + 10s);  // the limit comes before the retransmission
+  clock.now = t.deadline();
+  t.on_timer(clock.now);
+  EXPECT_TRUE(t.failed());
+  EXPECT_EQ(t.error(), EngineError::time_limit);
+  const auto last = sent(t);
+  ASSERT_EQ(last.size(), 1U);  // the ERROR only, no more DATA
+  EXPECT_EQ(std::get<wire::ErrorPacket>(last[0]).code, 0);
+  EXPECT_EQ(std::get<wire::ErrorPacket>(last[0]).message, "transfer time limit reached");
+}
+
+TEST(TftpTransfer, AckPastTheTimeLimitEndsTheTransferUnlessItIsTheLast) {
+  FakeClock clock;
+  Settings s;
+  s.max_transfer_time = 10s;
+  // Acknowledging block 1 of 3 after the limit: the transfer ends instead of going on.
+  Transfer t(rrq(), std::make_unique<MemorySource>(content(1200)), s);
+  t.start(clock.now);
+  clock.advance(11s);
+  t.on_datagram(ack(1), clock.now);
+  EXPECT_TRUE(t.failed());
+  EXPECT_EQ(t.error(), EngineError::time_limit);
+  const auto out = sent(t);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_TRUE(std::holds_alternative<wire::ErrorPacket>(out[0]));
+
+  // Acknowledging the last block after the limit: the client has the whole file.
+  Transfer u(rrq(), std::make_unique<MemorySource>(content(100)), s);
+  u.start(clock.now);
+  clock.advance(11s);
+  u.on_datagram(ack(1), clock.now);
+  EXPECT_TRUE(u.succeeded());
+  EXPECT_TRUE(u.outgoing().empty());
+}
+
 TEST(TftpTransfer, ClientTimeoutOptionSetsTheDeadline) {
   FakeClock clock;
   Transfer t(rrq({{"timeout", "5"}}), std::make_unique<MemorySource>(content(10)), Settings{});
