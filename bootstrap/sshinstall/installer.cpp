@@ -137,13 +137,13 @@ Result<std::string> agent_config_toml(const std::map<std::string, std::string>& 
       return Error(InstallError::bad_setting, "agent setting '" + key + "' is not a valid key");
     }
     if (std::regex_match(value, kRaw)) {
-      out += key + " = " + value + "\n";
+      out.append(key).append(" = ").append(value).append("\n");
     } else if (std::regex_match(value, kString)) {
-      out += key + " = \"" + value + "\"\n";
+      out.append(key).append(" = \"").append(value).append("\"\n");
     } else {
-      return Error(
-          InstallError::bad_setting,
-          "agent setting " + key + " has characters that are not allowed: '" + value + "'");
+      std::string detail = "agent setting " + key;
+      detail.append(" has characters that are not allowed: '").append(value).append("'");
+      return Error(InstallError::bad_setting, std::move(detail));
     }
   }
   return out;

@@ -237,7 +237,7 @@ TEST_F(LabdTest, TellsTheServiceManagerReadyWatchdogAndStopping) {
   ASSERT_GE(fd, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_GT(std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str()), 0);
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   timeval tv{.tv_sec = 10, .tv_usec = 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -75,8 +75,7 @@ class Fleet {
       throw std::runtime_error("ssh-keygen failed: " + r.output);
     }
     for (int i = 1; i <= count; ++i) {
-      char name[32];
-      std::snprintf(name, sizeof name, "%s%02d", prefix.c_str(), i);
+      const std::string name = prefix + (i < 10 ? "0" : "") + std::to_string(i);
       hosts_.push_back(std::make_unique<SshServer>(SshServer::Options{
           .hostname = name, .listen = "127.0.0.1", .authorized_key = key().string() + ".pub"}));
       names_.emplace_back(name);
@@ -103,13 +102,13 @@ class Fleet {
 
 // The labd every host gets, without symbols: a sanitizer build is hundreds of MiB.
 const std::string& agent_to_install() {
-  static const std::string path = [] {
+  static const std::string kPath = [] {
     static TempDir dir("lab-agent-bin");
     const auto out = dir.path() / "labd";
     const auto r = run({"strip", "-o", out.string(), labd_binary().string()});
     return r.exit_code == 0 ? out.string() : labd_binary().string();
   }();
-  return path;
+  return kPath;
 }
 
 struct Bootstrap {

@@ -26,10 +26,13 @@ inline int free_tcp_port() {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof addr;
   // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
   // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
   ::close(fd);
+  if (!ok) {
+    throw std::runtime_error("no free TCP port on loopback");
+  }
   return ntohs(addr.sin_port);
 }
 
