@@ -12,9 +12,12 @@
 #include <boost/json/object.hpp>
 #include <fmt/format.h>
 
+#include <array>
+#include <cerrno>
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace {
@@ -61,13 +64,69 @@ int fail(const lab::Error& e) {
   return cli::kExitFailure;
 }
 
-int do_join(const Global& g, const std::string& js, bool rejoin, int timeout,
-            const std::string& hostname) {
+// The first line of `in`, without surrounding blanks; nullopt when it is longer than any join
+// string could be.
+std::optional<std::string> first_line(std::FILE* in) {
+  std::string line;
+  std::array<char, 4096> buf{};
+  if (std::fgets(buf.data(), buf.size(), in) != nullptr) {
+    line = buf.data();
+    if (!line.ends_with('\n') && std::feof(in) == 0)
+      return std::nullopt;
+  }
+  const auto first = line.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos)
+    return std::string();
+  return line.substr(first, line.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+// The join string is a one-time credential, and a command line is readable by every local user
+// (ps, /proc/PID/cmdline): "-" reads it from stdin, --join-file from a file instead.
+std::optional<std::string> join_string(const std::string& arg, const std::string& file) {
+  const std::string hint = "pipe it in ('labd join - < FILE') or pass --join-file FILE";
+  if (arg.empty() && file.empty()) {
+    cli::print_error(kProgram, "no join string", hint);
+    return std::nullopt;
+  }
+  if (arg != "-" && file.empty())
+    return arg;
+  std::FILE* in = stdin;
+  const std::string from = file.empty() ? "stdin" : file;
+  if (!file.empty()) {
+    in = std::fopen(file.c_str(), "re");
+    if (in == nullptr) {
+      cli::print_error(kProgram,
+                       "cannot read --join-file " + file + ": " +
+                           std::error_code(errno, std::generic_category()).message(),
+                       "the file must exist and be readable by this user");
+      return std::nullopt;
+    }
+  }
+  auto line = first_line(in);
+  if (in != stdin)
+    std::fclose(in);  // NOLINT(cert-err33-c): read-only
+  if (!line) {
+    cli::print_error(kProgram, "the first line of " + from + " is too long for a join string",
+                     "it holds one word starting with 'lab1:'");
+    return std::nullopt;
+  }
+  if (line->empty()) {
+    cli::print_error(kProgram, "no join string on " + from, hint);
+    return std::nullopt;
+  }
+  return line;
+}
+
+int do_join(const Global& g, const std::string& arg, const std::string& file, bool rejoin,
+            int timeout, const std::string& hostname) {
+  auto js = join_string(arg, file);
+  if (!js)
+    return cli::kExitUsage;
   auto s = settings(g);
   if (!s)
     return cli::kExitFailure;
   daemon::JoinOptions o;
-  o.join_string = js;
+  o.join_string = *js;
   o.rejoin = rejoin;
   o.timeout = std::chrono::seconds(timeout);
   o.hostname = hostname;
@@ -174,26 +233,35 @@ int main(int argc, char** argv) {
   cli::Action action;
 
   std::string js;
+  std::string join_file;
   int timeout = 30;
   std::string hostname;
+  constexpr const char* kJoinStringHelp =
+      "from 'lab token create'; '-' reads it from stdin. Given here it is visible to every local "
+      "user (ps) until the join ends: prefer '-' or --join-file";
+  constexpr const char* kJoinFileHelp = "read the join string from the first line of this file";
   auto* join = app.add_subcommand("join", "Enrol this node with a one-time join string");
   join->fallthrough();
-  join->add_option("join-string", js, "from 'lab token create'")->required();
+  auto* join_arg = join->add_option("join-string", js, kJoinStringHelp);
+  join->add_option("--join-file", join_file, kJoinFileHelp)->excludes(join_arg);
   join->add_option("--timeout", timeout, "seconds to wait for the coordinator")
       ->capture_default_str();
   join->add_option("--hostname", hostname, "name to enrol under (default: this host's name)");
-  join->callback([&] { action = [&] { return do_join(g, js, false, timeout, hostname); }; });
+  join->callback(
+      [&] { action = [&] { return do_join(g, js, join_file, false, timeout, hostname); }; });
 
   auto* rejoin = app.add_subcommand(
       "rejoin",
       "Enrol again with a new join string, replacing this node's identity (and its "
       "data key and cache when they no longer open)");
   rejoin->fallthrough();
-  rejoin->add_option("join-string", js, "from 'lab token create'")->required();
+  auto* rejoin_arg = rejoin->add_option("join-string", js, kJoinStringHelp);
+  rejoin->add_option("--join-file", join_file, kJoinFileHelp)->excludes(rejoin_arg);
   rejoin->add_option("--timeout", timeout, "seconds to wait for the coordinator")
       ->capture_default_str();
   rejoin->add_option("--hostname", hostname, "name to enrol under (default: this host's name)");
-  rejoin->callback([&] { action = [&] { return do_join(g, js, true, timeout, hostname); }; });
+  rejoin->callback(
+      [&] { action = [&] { return do_join(g, js, join_file, true, timeout, hostname); }; });
 
   auto* run = app.add_subcommand("run", "Run the agent (the service's command)");
   run->fallthrough();

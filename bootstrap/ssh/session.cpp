@@ -35,6 +35,8 @@ const boost::system::error_category& ssh_category() noexcept {
         return "SFTP failed";
       case SshError::timeout:
         return "remote command timed out";
+      case SshError::input_too_large:
+        return "too much input for a remote command";
     }
     return "SSH error";
   });
@@ -284,7 +286,12 @@ Result<std::unique_ptr<Session>> Session::open(const Target& target,
   return std::unique_ptr<Session>(new Session(std::move(handle), std::move(fingerprint)));
 }
 
-Result<CommandResult> Session::run(std::string_view command, std::chrono::seconds timeout) {
+Result<CommandResult> Session::run(std::string_view command, std::chrono::seconds timeout,
+                                   std::string_view input) {
+  if (input.size() > kMaxInput) {
+    return Error(SshError::input_too_large,
+                 std::to_string(input.size()) + " bytes, at most " + std::to_string(kMaxInput));
+  }
   ssh_session s = handle_->s;
   ssh_channel ch = ssh_channel_new(s);
   if (ch == nullptr) {
@@ -298,6 +305,13 @@ Result<CommandResult> Session::run(std::string_view command, std::chrono::second
   if (ssh_channel_open_session(ch) != SSH_OK ||
       ssh_channel_request_exec(ch, cmd.c_str()) != SSH_OK) {
     return session_error(SshError::channel_failed, s, "starting a remote command");
+  }
+  while (!input.empty()) {
+    const int n = ssh_channel_write(ch, input.data(), static_cast<uint32_t>(input.size()));
+    if (n <= 0) {
+      return session_error(SshError::channel_failed, s, "writing the command's input");
+    }
+    input.remove_prefix(static_cast<std::size_t>(n));
   }
   ssh_channel_send_eof(ch);
   CommandResult result;
@@ -347,11 +361,11 @@ Result<void> Session::upload(const std::filesystem::path& local, std::string_vie
     return session_error(SshError::sftp_failed, s, "starting SFTP");
   }
   const std::string target(remote);
-  const std::string temp = target + ".lab-upload";
+  // O_EXCL (SSH_FXF_EXCL): never open what someone else put at this name, a symlink included.
   sftp_file file =
-      sftp_open(sftp, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, static_cast<mode_t>(mode));
+      sftp_open(sftp, target.c_str(), O_WRONLY | O_CREAT | O_EXCL, static_cast<mode_t>(mode));
   if (file == nullptr) {
-    return session_error(SshError::sftp_failed, s, "creating " + temp);
+    return session_error(SshError::sftp_failed, s, "creating " + target);
   }
   // One SFTP write per 192 KiB: each write waits for its status, so fewer, larger writes are
   // what makes an upload fast (OpenSSH's sftp-server takes messages up to 256 KiB).
@@ -365,19 +379,16 @@ Result<void> Session::upload(const std::filesystem::path& local, std::string_vie
     }
   }
   if (sftp_close(file) != SSH_OK || !ok) {
-    sftp_unlink(sftp, temp.c_str());
+    sftp_unlink(sftp, target.c_str());
     if (ssh_is_connected(s) == 0) {
-      return session_error(SshError::channel_failed, s, "writing " + temp);
+      return session_error(SshError::channel_failed, s, "writing " + target);
     }
-    return session_error(SshError::sftp_failed, s, "writing " + temp);
+    return session_error(SshError::sftp_failed, s, "writing " + target);
   }
-  if (sftp_chmod(sftp, temp.c_str(), static_cast<mode_t>(mode)) != SSH_OK) {
-    return session_error(SshError::sftp_failed, s, "chmod " + temp);
-  }
-  // OpenSSH's plain rename refuses to replace; the running binary keeps its inode either way.
-  sftp_unlink(sftp, target.c_str());
-  if (sftp_rename(sftp, temp.c_str(), target.c_str()) != SSH_OK) {
-    return session_error(SshError::sftp_failed, s, "renaming " + temp + " to " + target);
+  // The server's umask applied at creation; the mode asked for is exact.
+  if (sftp_chmod(sftp, target.c_str(), static_cast<mode_t>(mode)) != SSH_OK) {
+    sftp_unlink(sftp, target.c_str());
+    return session_error(SshError::sftp_failed, s, "chmod " + target);
   }
   return {};
 }

@@ -22,6 +22,7 @@ enum class SshError {
   channel_failed,      // the session dropped while a command or transfer ran (retryable)
   sftp_failed,         // SFTP subsystem or a remote file operation failed
   timeout,             // a remote command ran past its deadline
+  input_too_large,     // more input for a remote command than run() may write unread
 };
 const boost::system::error_category& ssh_category() noexcept;
 inline boost::system::error_code make_error_code(SshError e) noexcept {
@@ -64,11 +65,18 @@ class Session {
   Session& operator=(const Session&) = delete;
   ~Session();
 
-  /// Runs `command` through the remote shell; stdin is closed. A non-zero exit status is a
-  /// successful result: look at CommandResult.exit_status.
+  /// Runs `command` through the remote shell with `input` on its stdin, which is then closed:
+  /// the way to hand a command a secret without putting it on a command line, which every user
+  /// of the host can read. `input` is written before any output is read, so it must be small
+  /// (at most kMaxInput, well within the channel's window; more is input_too_large). A
+  /// non-zero exit status is a successful result: look at CommandResult.exit_status.
   Result<CommandResult> run(std::string_view command,
-                            std::chrono::seconds timeout = std::chrono::seconds(120));
-  /// Writes `local` to `remote` over SFTP with `mode`, replacing any existing file.
+                            std::chrono::seconds timeout = std::chrono::seconds(120),
+                            std::string_view input = {});
+  static constexpr std::size_t kMaxInput = std::size_t{16} * 1024;
+  /// Creates `remote` over SFTP with `mode` and writes `local` into it. Refuses (sftp_failed)
+  /// when `remote` exists, so a file or symlink planted there is never written through; upload
+  /// into a directory only this user can write. A partly written file is removed.
   Result<void> upload(const std::filesystem::path& local, std::string_view remote, int mode);
   /// The server's host key fingerprint, "SHA256:…".
   [[nodiscard]] const std::string& fingerprint() const noexcept { return fingerprint_; }

@@ -23,6 +23,8 @@ const boost::system::error_category& install_category() noexcept {
                                                            return "node not confirmed";
                                                          case InstallError::coordinator_failed:
                                                            return "coordinator request failed";
+                                                         case InstallError::bad_upload_dir:
+                                                           return "no upload directory";
                                                        }
                                                        return "install error";
                                                      });
@@ -83,8 +85,12 @@ constexpr const char* kRemoveAgent =
     "rm -f /etc/systemd/system/labd.service; systemctl daemon-reload 2>/dev/null; fi; "
     "if [ -f /run/lab/labd-supervise.pid ]; then kill \"$(cat /run/lab/labd-supervise.pid)\" "
     "2>/dev/null; rm -f /run/lab/labd-supervise.pid; fi; "
-    "rm -f /usr/local/bin/labd /usr/local/bin/labd.lab-upload /usr/local/lib/lab/labd-supervise "
+    "rm -f /usr/local/bin/labd /usr/local/bin/labd.lab-new /usr/local/lib/lab/labd-supervise "
     "/etc/lab/labd.toml; rm -rf /var/lib/labd; true";
+
+// Prints a new directory only root can enter. A fixed name in a world-writable /tmp would let any
+// local user read what we upload, or plant a file or symlink there for root to write through.
+constexpr const char* kMakeUploadDir = "mktemp -d \"${TMPDIR:-/tmp}/lab-install.XXXXXXXXXX\"";
 
 struct Host {
   std::string arch;
@@ -131,16 +137,27 @@ Result<std::string> agent_config_toml(const std::map<std::string, std::string>& 
       return Error(InstallError::bad_setting, "agent setting '" + key + "' is not a valid key");
     }
     if (std::regex_match(value, kRaw)) {
-      out += key + " = " + value + "\n";
+      out.append(key).append(" = ").append(value).append("\n");
     } else if (std::regex_match(value, kString)) {
-      out += key + " = \"" + value + "\"\n";
+      out.append(key).append(" = \"").append(value).append("\"\n");
     } else {
-      return Error(
-          InstallError::bad_setting,
-          "agent setting " + key + " has characters that are not allowed: '" + value + "'");
+      std::string detail = "agent setting " + key;
+      detail.append(" has characters that are not allowed: '").append(value).append("'");
+      return Error(InstallError::bad_setting, std::move(detail));
     }
   }
   return out;
+}
+
+// mktemp's output, checked before it goes into a command line: an absolute path of plain
+// characters, in a directory named as we asked.
+Result<std::string> upload_dir_of(const std::string& out) {
+  static const std::regex kPath("(/[A-Za-z0-9._-]+)*/lab-install\\.[A-Za-z0-9]+");
+  std::string dir = out.substr(0, out.find('\n'));
+  if (!std::regex_match(dir, kPath) || dir.find("/../") != std::string::npos) {
+    return Error(InstallError::bad_upload_dir, "mktemp -d printed '" + dir + "'");
+  }
+  return dir;
 }
 
 std::string first_line(const ssh::CommandResult& r) {
@@ -212,10 +229,10 @@ class Install {
       return rollback("token", minted.error());
     }
     token_id_ = minted->token_id;
+    // On stdin: a command line is readable by every user of the host while it runs.
     const char* verb = host_.node_id.empty() ? "join" : "rejoin";
-    auto joined =
-        remote("join", std::string(kAgentPath) + " " + verb + " '" + minted->join_string + "'",
-               options_.join_timeout);
+    auto joined = remote("join", std::string(kAgentPath) + " " + verb + " -", options_.join_timeout,
+                         minted->join_string + "\n");
     if (!joined) {
       return rollback("join", joined.error());
     }
@@ -251,8 +268,9 @@ class Install {
 
  private:
   Result<ssh::CommandResult> remote(const char* /*step*/, const std::string& command,
-                                    std::chrono::seconds timeout = std::chrono::seconds(120)) {
-    return session_->run(command, timeout);
+                                    std::chrono::seconds timeout = std::chrono::seconds(120),
+                                    std::string_view input = {}) {
+    return session_->run(command, timeout, input);
   }
 
   static Result<void> check(Result<ssh::CommandResult> r) {
@@ -265,14 +283,35 @@ class Install {
     return {};
   }
 
+  // Everything goes up into a fresh private directory (kMakeUploadDir), with exclusive creation,
+  // and is installed from there; the directory is removed right after.
   Result<void> upload() {
     touched_ = true;
-    if (!options_.package.empty() && host_.os.starts_with("debian")) {
-      LAB_TRY(session_->upload(options_.package, "/tmp/labd.deb", 0600));
-      return check(remote("upload", "dpkg -i /tmp/labd.deb; rc=$?; rm -f /tmp/labd.deb; exit $rc"));
+    auto made = remote("upload", kMakeUploadDir);
+    if (!made) {
+      return made.error();
     }
-    LAB_TRY(check(remote("upload", "mkdir -p /usr/local/bin /usr/local/lib/lab /etc/lab")));
-    return session_->upload(options_.agent, kAgentPath, 0755);
+    if (made->exit_status != 0) {
+      return Error(InstallError::remote_failed, "mktemp -d: " + first_line(*made));
+    }
+    LAB_TRY_ASSIGN(upload_dir_, upload_dir_of(made->out));
+    if (!options_.package.empty() && host_.os.starts_with("debian")) {
+      const std::string deb = upload_dir_ + "/labd.deb";
+      LAB_TRY(session_->upload(options_.package, deb, 0600));
+      LAB_TRY(check(remote("upload", "dpkg -i " + deb)));
+    } else {
+      const std::string agent = upload_dir_ + "/labd";
+      const std::string next = std::string(kAgentPath) + ".lab-new";
+      LAB_TRY(check(remote("upload", "mkdir -p /usr/local/bin /usr/local/lib/lab /etc/lab")));
+      LAB_TRY(session_->upload(options_.agent, agent, 0700));
+      // Copied beside the target, then renamed over it: a rename is atomic and leaves a running
+      // labd its inode, which a move from another file system (/tmp) would not.
+      LAB_TRY(check(remote("upload", "cp " + agent + " " + next + " && chmod 0755 " + next +
+                                         " && mv -f " + next + " " + kAgentPath)));
+    }
+    LAB_TRY(check(remote("upload", "rm -rf " + upload_dir_)));
+    upload_dir_.clear();
+    return {};
   }
 
   Result<void> install_service() {
@@ -311,7 +350,9 @@ class Install {
         auto fresh = ssh::Session::open(target_, options);
         session_ = fresh ? std::move(*fresh) : nullptr;
       }
-      auto removed = session_ ? check(session_->run(kRemoveAgent, std::chrono::seconds(60)))
+      const std::string remove =
+          (upload_dir_.empty() ? "" : "rm -rf " + upload_dir_ + "; ") + kRemoveAgent;
+      auto removed = session_ ? check(session_->run(remove, std::chrono::seconds(60)))
                               : Result<void>(Error(ssh::SshError::connect_failed));
       undone += removed ? "agent removed" : "agent NOT removed (host unreachable)";
     }
@@ -340,6 +381,7 @@ class Install {
   std::unique_ptr<ssh::Session> session_;
   Host host_;
   bool touched_ = false;
+  std::string upload_dir_;  // on the host, until removed
   std::string token_id_;
   std::string node_id_;
 };

@@ -21,6 +21,7 @@ enum class InstallError {
   join_refused,        // `labd join` failed on the host
   not_confirmed,       // the coordinator does not show the node after the join
   coordinator_failed,  // the operator API refused or failed a request
+  bad_upload_dir,      // mktemp on the host printed no usable directory
 };
 const boost::system::error_category& install_category() noexcept;
 inline boost::system::error_code make_error_code(InstallError e) noexcept {
@@ -59,7 +60,9 @@ struct InstallOptions {
 rollout::Attempt install(const std::string& target, const InstallOptions& options,
                          Enroller& enroller);
 
-/// The remote files the installer writes (removed again on rollback).
+/// The remote files the installer writes (removed again on rollback). Uploads go to a fresh
+/// directory made by `mktemp -d` (mode 0700), $TMPDIR/lab-install.XXXXXXXXXX or
+/// /tmp/lab-install.XXXXXXXXXX, removed once its content is installed, and on rollback.
 inline constexpr const char* kAgentPath = "/usr/local/bin/labd";
 inline constexpr const char* kSupervisorPath = "/usr/local/lib/lab/labd-supervise";
 inline constexpr const char* kUnitPath = "/etc/systemd/system/labd.service";

@@ -166,6 +166,46 @@ TEST_F(LabdTest, JoinFailuresAreOneLineWithAHint) {
   EXPECT_TRUE(contains(twice.output, "hint: 'labd rejoin <join-string>'")) << twice.output;
 }
 
+// The join string is a credential and a command line is readable by every local user: `labd join
+// -` reads it from stdin and --join-file from a file. Without one it is a usage error (2).
+TEST_F(LabdTest, JoinStringComesFromStdinOrAFileToStayOutOfPs) {
+  LabdNode node;
+  const auto labd = [&](const std::string& args) {
+    return sh("TSS2_LOG=all+none " + labd_binary().string() + " --config " +
+                  node.config().string() + " " + args,
+              60s);
+  };
+  const auto help = node.labd({"join", "--help"});
+  EXPECT_TRUE(contains(help.output, "visible to every local user")) << help.output;
+  struct Case {
+    std::string args;
+    std::string error;
+  };
+  const std::vector<Case> refused = {
+      {"join - < /dev/null", "no join string on stdin"},
+      {"join - <<'EOF'\n\n  \nEOF", "no join string on stdin"},
+      {"join - < " + node.dir().write("long", std::string(5000, 'x')).string(), "too long"},
+      {"rejoin --join-file " + (node.dir() / "missing").string(), "cannot read --join-file"},
+      {"join", "no join string"},
+      {"join lab1:x --join-file /dev/null", "excludes"},
+  };
+  for (const auto& c : refused) {
+    const auto r = labd(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.args << ": " << r.output;
+    EXPECT_TRUE(contains(r.output, c.error)) << c.args << ": " << r.output;
+  }
+  EXPECT_EQ(coord_.joins(), 0);
+
+  const auto js = node.dir().write("join-string", coord_.join_string() + "\n");
+  const auto joined = labd("join - < " + js.string());
+  ASSERT_EQ(joined.exit_code, 0) << joined.output;
+  EXPECT_TRUE(contains(joined.output, "joined as")) << joined.output;
+  const auto again = node.dir().write("rejoin-string", "  " + coord_.join_string() + " \r\n");
+  const auto rejoined = node.labd({"rejoin", "--join-file", again.string()});
+  ASSERT_EQ(rejoined.exit_code, 0) << rejoined.output;
+  EXPECT_TRUE(contains(rejoined.output, "rejoined as")) << rejoined.output;
+}
+
 // The unit does not restart on 78 (RestartPreventExitStatus=78): a node that has not joined
 // must not come back every two seconds, and must say why in one journal line.
 TEST_F(LabdTest, RunBeforeJoinExitsWithExConfigAndOneLineSayingWhy) {
@@ -197,7 +237,7 @@ TEST_F(LabdTest, TellsTheServiceManagerReadyWatchdogAndStopping) {
   ASSERT_GE(fd, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_GT(std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str()), 0);
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   timeval tv{.tv_sec = 10, .tv_usec = 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -1,6 +1,8 @@
 // `lab bootstrap ssh` end to end: a real `lab serve` coordinator on loopback, real sshd "hosts"
 // (each in its own mount and UTS namespace, so each has its own hostname, /usr/local, /etc/lab,
-// /var/lib/labd and /run/lab), the real labd uploaded, installed under its supervisor and joined.
+// /var/lib/labd, /run/lab, /tmp and a second, unprivileged user), the real labd uploaded,
+// installed under its supervisor and joined.
+#include "shared/protocol/protocol.hpp"
 #include "tests/integration/bootstrap/ssh/sshd_fixture.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -72,8 +75,7 @@ class Fleet {
       throw std::runtime_error("ssh-keygen failed: " + r.output);
     }
     for (int i = 1; i <= count; ++i) {
-      char name[32];
-      std::snprintf(name, sizeof name, "%s%02d", prefix.c_str(), i);
+      const std::string name = prefix + (i < 10 ? "0" : "") + std::to_string(i);
       hosts_.push_back(std::make_unique<SshServer>(SshServer::Options{
           .hostname = name, .listen = "127.0.0.1", .authorized_key = key().string() + ".pub"}));
       names_.emplace_back(name);
@@ -100,13 +102,13 @@ class Fleet {
 
 // The labd every host gets, without symbols: a sanitizer build is hundreds of MiB.
 const std::string& agent_to_install() {
-  static const std::string path = [] {
+  static const std::string kPath = [] {
     static TempDir dir("lab-agent-bin");
     const auto out = dir.path() / "labd";
     const auto r = run({"strip", "-o", out.string(), labd_binary().string()});
     return r.exit_code == 0 ? out.string() : labd_binary().string();
   }();
-  return path;
+  return kPath;
 }
 
 struct Bootstrap {
@@ -215,6 +217,249 @@ TEST(BootstrapSsh, SeveralHostsAtOnceJoinAndARerunSkipsThem) {
       << "a re-run must not create nodes";
 }
 
+// The installer's upload directories left in a host's /tmp.
+std::vector<std::string> upload_dirs(const SshServer& host) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(host.root() / "tmp")) {
+    if (e.path().filename().string().starts_with("lab-install.")) {
+      out.push_back(e.path().filename());
+    }
+  }
+  return out;
+}
+
+// Whether `text` holds a join string for one of `tokens` (the machine runs other tests' joins).
+bool holds_join_string(const std::string& text, const std::set<std::string>& tokens) {
+  static const std::regex kJoinString("lab1:[A-Za-z0-9_-]+");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), kJoinString);
+       it != std::sregex_iterator(); ++it) {
+    const auto js = lab::shared::protocol::parse_join_string(it->str());
+    if (js && tokens.contains(js->token.id)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::set<std::string> token_ids(const Coordinator& coord) {
+  std::set<std::string> out;
+  const auto tokens = coord.query({"token", "list"});
+  for (const auto& t : tokens.as_array()) {
+    out.insert(std::string(t.as_object().at("id").as_string()));
+  }
+  return out;
+}
+
+// The host's other user, watching an install with what any local user has: every process's
+// command line, and /tmp with whatever in it can be listed or read. It first plants files at
+// the fixed names the installer once uploaded to. What it saw goes to /tmp/loot on the host:
+// "ps" (command lines holding a join string), "join" (the command line of the install's own
+// `labd join`, see agent_that_waits_to_be_seen) and "seen" (one line per directory met, and
+// "listed …" / "read …" for what it could get into).
+class Intruder {
+ public:
+  explicit Intruder(SshServer& host) : host_(host), watcher_(host.start_as_local_user(kWatcher)) {
+    if (!wait_until([&] { return fs::exists(loot() / "started"); }, 30s)) {
+      throw std::runtime_error("the watcher did not start: " + watcher_.output());
+    }
+  }
+  Intruder(const Intruder&) = delete;
+  Intruder& operator=(const Intruder&) = delete;
+  ~Intruder() { stop(); }
+
+  void stop() {
+    if (!stopped_) {
+      std::ofstream(loot() / "stop").flush();
+      watcher_.wait(10s);
+      stopped_ = true;
+    }
+  }
+  [[nodiscard]] fs::path loot() const { return host_.root() / "tmp/loot"; }
+  [[nodiscard]] std::string read(const char* name) const { return read_file(loot() / name); }
+  [[nodiscard]] std::string output() const { return watcher_.output(); }
+
+ private:
+  // At most 6000 rounds (~20 ms apart) or until /tmp/loot/stop appears.
+  static constexpr const char* kWatcher = R"(
+loot=/tmp/loot
+mkdir -m 0755 $loot || exit 1
+for f in /tmp/labd.deb /tmp/labd.deb.lab-upload; do : > $f && chmod 0666 $f || exit 1; done
+: > $loot/ps; : > $loot/join; : > $loot/seen
+note() { grep -qxF "$1" $loot/seen || echo "$1" >> $loot/seen; }
+touch $loot/started
+i=0
+while [ $i -lt 6000 ] && [ ! -e $loot/stop ]; do
+  ps -eww -o args= | grep 'lab1:[A-Za-z0-9_-]' >> $loot/ps
+  if [ -s $loot/join.pid ] && tr '\0' ' ' < /proc/$(cat $loot/join.pid)/cmdline >> $loot/join
+  then
+    echo >> $loot/join
+    touch $loot/saw-join
+  fi
+  for p in /tmp/* /tmp/.[!.]*; do
+    case $p in
+      $loot) ;;
+      /tmp/labd.deb|/tmp/labd.deb.lab-upload) [ -s $p ] && [ -r $p ] && note "read $p" ;;
+      *)
+        if [ -d $p ]; then
+          note "dir $p"
+          ls -A $p > /dev/null 2>&1 && note "listed $p"
+          for f in $p/* $p/labd $p/labd.deb; do
+            [ -f $f ] && cat $f > /dev/null 2>&1 && note "read $f"
+          done
+        elif [ -f $p ] && cat $p > /dev/null 2>&1; then
+          note "read $p"
+        fi ;;
+    esac
+  done
+  i=$((i + 1))
+  sleep 0.02
+done
+)";
+
+  SshServer& host_;
+  ChildProcess watcher_;
+  bool stopped_ = false;
+};
+
+// An agent that runs the real labd, except that `labd join` and `labd rejoin` first wait (up to
+// 10 s) for the Intruder to have read their command line: then whether it saw the join string
+// does not depend on how fast the join is.
+fs::path agent_that_waits_to_be_seen(const TempDir& dir) {
+  auto path = dir.write("labd",
+                        "#!/bin/sh\n"
+                        "case \"$1\" in join|rejoin)\n"
+                        "  echo $$ > /tmp/loot/join.pid\n"
+                        "  i=0\n"
+                        "  while [ ! -e /tmp/loot/saw-join ] && [ $i -lt 200 ]; do\n"
+                        "    sleep 0.05; i=$((i + 1))\n"
+                        "  done\n"
+                        "  rm -f /tmp/loot/join.pid /tmp/loot/saw-join ;;\n"
+                        "esac\n"
+                        "exec " +
+                            labd_binary().string() + " \"$@\"\n");
+  fs::permissions(path, fs::perms::owner_all);
+  return path;
+}
+
+// What the Intruder saw of an install: not the join string, nothing it could list or read.
+void expect_nothing_seen(const Intruder& intruder, const std::set<std::string>& tokens,
+                         const char* verb) {
+  const std::string join = intruder.read("join");
+  EXPECT_NE(join.find(std::string("labd ") + verb), std::string::npos)
+      << "the watcher never saw `labd " << verb << "` run: " << join << intruder.output();
+  EXPECT_FALSE(holds_join_string(join, tokens)) << "join string on the command line: " << join;
+  const std::string ps = intruder.read("ps");
+  EXPECT_FALSE(holds_join_string(ps, tokens)) << ps.substr(0, ps.find('\n'));
+  const std::string seen = intruder.read("seen");
+  std::cout << "the other user met:\n" << seen;
+  EXPECT_EQ(seen.find("listed "), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("read "), std::string::npos) << seen;
+}
+
+// A second, unprivileged user of the host watches a join and then a rejoin: it sees neither the
+// join string (it goes on stdin, not on a command line) nor the upload (a fresh root-only
+// directory), and the fixed names it planted in /tmp are not written through.
+TEST(BootstrapSsh, AnotherUserOfTheHostSeesNeitherTheJoinStringNorTheUpload) {
+  if (!is_root() || !have_program("/usr/sbin/sshd") || !have_program("nsenter") ||
+      !have_program("setpriv")) {
+    GTEST_SKIP() << "needs root (mount and UTS namespaces), openssh-server and util-linux";
+  }
+  Coordinator coord;
+  Fleet fleet(1);
+  TempDir tools("lab-agent");
+  const auto agent = agent_that_waits_to_be_seen(tools);
+  {
+    Intruder intruder(fleet.host(0));
+    auto r = bootstrap(coord, fleet, fleet.targets(), {}, agent.string());
+    intruder.stop();
+    ASSERT_EQ(r.exit_code, 0) << r.output << coord.output();
+    EXPECT_EQ(r.field(0, "status"), "joined") << r.output;
+    expect_nothing_seen(intruder, token_ids(coord), "join");
+    EXPECT_EQ(read_file(intruder.loot().parent_path() / "labd.deb"), "");
+    EXPECT_EQ(read_file(intruder.loot().parent_path() / "labd.deb.lab-upload"), "");
+    EXPECT_TRUE(upload_dirs(fleet.host(0)).empty());
+    fs::remove_all(intruder.loot());
+  }
+
+  // Revoked, the node is installed again and rejoins: the same holds for `labd rejoin`.
+  const auto revoked = run({lab_binary().string(), "node", "revoke", fleet.name(0), "--data-dir",
+                            coord.data_dir().string()},
+                           30s);
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.output;
+  Intruder intruder(fleet.host(0));
+  auto again = bootstrap(coord, fleet, fleet.targets(), {}, agent.string());
+  intruder.stop();
+  ASSERT_EQ(again.exit_code, 0) << again.output << coord.output();
+  EXPECT_EQ(again.field(0, "status"), "joined") << again.output;
+  expect_nothing_seen(intruder, token_ids(coord), "rejoin");
+  EXPECT_TRUE(upload_dirs(fleet.host(0)).empty());
+}
+
+// --package: the .deb goes up into a fresh directory only root can enter, never a fixed name in
+// /tmp, and that directory is removed whether dpkg fails or succeeds. The host's dpkg is a stand-in
+// (the machine's package database is not the test's to change) that records how the package and
+// its directory look to the host's other user, then installs the package's one file.
+TEST(BootstrapSsh, PackageIsInstalledFromADirectoryOnlyRootCanEnter) {
+  if (!is_root() || !have_program("/usr/sbin/sshd") || !have_program("nsenter") ||
+      !have_program("setpriv") || !have_program("dpkg-deb")) {
+    GTEST_SKIP() << "needs root (mount and UTS namespaces), openssh-server, util-linux, dpkg";
+  }
+  if (read_file("/etc/os-release").find("\nID=debian") == std::string::npos) {
+    GTEST_SKIP() << "the installer uses --package on Debian hosts only";
+  }
+  Coordinator coord;
+  Fleet fleet(1);
+  TempDir tools("lab-package");
+  const auto agent = agent_that_waits_to_be_seen(tools);
+  tools.write("deb/DEBIAN/control",
+              "Package: labd\nVersion: 0.0.0\nArchitecture: all\nMaintainer: lab tests\n"
+              "Description: labd for the installer's --package test\n");
+  fs::create_directories(tools / "deb/usr/local/bin");
+  fs::copy_file(agent, tools / "deb/usr/local/bin/labd");
+  const auto deb = tools / "labd.deb";
+  const auto built = run({"dpkg-deb", "--root-owner-group", "-Znone", "--build",
+                          (tools / "deb").string(), deb.string()});
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+
+  const auto host_root = fleet.host(0).root();
+  const auto dpkg = host_root / "usr/local/bin/dpkg";
+  std::ofstream(dpkg) << "#!/bin/sh\n"
+                         "[ \"$1\" = -i ] && [ -f \"$2\" ] || exit 2\n"
+                         "[ -e /usr/local/dpkg-fails ] && exit 1\n"
+                         "u() { setpriv --reuid mallory --regid mallory --clear-groups \"$@\"; }\n"
+                         "{\n"
+                         "  echo \"dir $(stat -c '%U %a' \"$(dirname \"$2\")\")\"\n"
+                         "  echo \"package $(stat -c '%U %a' \"$2\")\"\n"
+                         "  u ls \"$(dirname \"$2\")\" >/dev/null 2>&1 && echo 'mallory lists it'\n"
+                         "  u cat \"$2\" >/dev/null 2>&1 && echo 'mallory reads the package'\n"
+                         "} >> /usr/local/dpkg.log\n"
+                         "dpkg-deb --fsys-tarfile \"$2\" | tar -xO ./usr/local/bin/labd "
+                         "> /usr/local/bin/labd.new && chmod 0755 /usr/local/bin/labd.new &&\n"
+                         "  mv -f /usr/local/bin/labd.new /usr/local/bin/labd\n";
+  fs::permissions(dpkg, fs::perms::owner_all);
+
+  // dpkg fails: the host is rolled back, the upload directory goes too.
+  std::ofstream(host_root / "usr/local/dpkg-fails").flush();
+  auto failed =
+      bootstrap(coord, fleet, fleet.targets(), {"--package", deb.string()}, agent.string());
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_EQ(failed.field(0, "step"), "upload") << failed.output;
+  EXPECT_TRUE(upload_dirs(fleet.host(0)).empty());
+  fs::remove(host_root / "usr/local/dpkg-fails");
+
+  Intruder intruder(fleet.host(0));
+  auto r = bootstrap(coord, fleet, fleet.targets(), {"--package", deb.string()}, agent.string());
+  intruder.stop();
+  ASSERT_EQ(r.exit_code, 0) << r.output << coord.output();
+  EXPECT_EQ(r.field(0, "status"), "joined") << r.output;
+  EXPECT_EQ(read_file(host_root / "usr/local/dpkg.log"), "dir root 700\npackage root 600\n");
+  expect_nothing_seen(intruder, token_ids(coord), "join");
+  EXPECT_EQ(read_file(host_root / "tmp/labd.deb"), "") << "written through a planted file";
+  EXPECT_EQ(read_file(host_root / "tmp/labd.deb.lab-upload"), "")
+      << "written through a planted file";
+  EXPECT_TRUE(upload_dirs(fleet.host(0)).empty());
+}
+
 TEST(BootstrapSsh, UnknownHostKeyIsRefusedWithoutAcceptNew) {
   if (!is_root() || !have_program("/usr/sbin/sshd")) {
     GTEST_SKIP() << "needs root (mount and UTS namespaces) and openssh-server";
@@ -254,6 +499,7 @@ TEST(BootstrapSsh, CanaryFailureStopsTheBatchAndIsRolledBack) {
   }
   EXPECT_TRUE(coord.query({"node", "list"}).as_array().empty());
   EXPECT_FALSE(fs::exists(fleet.host(0).root() / "etc/lab/labd.toml")) << "rolled back";
+  EXPECT_TRUE(upload_dirs(fleet.host(0)).empty()) << "rolled back";
 }
 
 TEST(BootstrapSsh, HostThatDiesMidInstallIsRolledBackAndJoinsOnARerun) {

@@ -96,6 +96,15 @@ TEST_F(SessionTest, RunsCommandsAndUploadsFiles) {
   EXPECT_EQ(r->out, "out\n");
   EXPECT_EQ(r->err, "err\n");
 
+  // Input reaches the command's stdin, which then ends.
+  auto echoed = (*s)->run("cat; echo end", std::chrono::seconds(30), "secret line\n");
+  ASSERT_TRUE(echoed) << echoed.error().message();
+  EXPECT_EQ(echoed->out, "secret line\nend\n");
+  auto too_much =
+      (*s)->run("cat", std::chrono::seconds(30), std::string(Session::kMaxInput + 1, 'x'));
+  ASSERT_FALSE(too_much);
+  EXPECT_EQ(too_much.error(), SshError::input_too_large);
+
   std::string payload(3 * 1024 * 1024 + 17, '\0');
   for (std::size_t i = 0; i < payload.size(); ++i) {
     payload[i] = static_cast<char>((i * 131) % 251);
@@ -103,10 +112,19 @@ TEST_F(SessionTest, RunsCommandsAndUploadsFiles) {
   const auto local = tmp_.write("payload", payload);
   const auto remote = tmp_ / "uploaded";
   ASSERT_TRUE((*s)->upload(local, remote.string(), 0750));
-  ASSERT_TRUE((*s)->upload(local, remote.string(), 0750));  // replaces
   EXPECT_EQ(lab::tests::read_file(remote), payload);
   EXPECT_EQ(std::filesystem::status(remote).permissions() & std::filesystem::perms::all,
             std::filesystem::perms(0750));
+
+  // Never written through what is already there: a file, or a symlink to one.
+  auto again = (*s)->upload(local, remote.string(), 0750);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), SshError::sftp_failed);
+  const auto victim = tmp_.write("victim", "keep me");
+  std::filesystem::create_symlink(victim, tmp_ / "planted");
+  auto through = (*s)->upload(local, (tmp_ / "planted").string(), 0644);
+  ASSERT_FALSE(through);
+  EXPECT_EQ(lab::tests::read_file(victim), "keep me");
 
   auto slow = (*s)->run("sleep 5", std::chrono::seconds(1));
   ASSERT_FALSE(slow);

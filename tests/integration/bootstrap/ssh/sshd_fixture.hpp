@@ -1,8 +1,9 @@
 #pragma once
 // A real OpenSSH server for tests: its own host key, client key, config and port on loopback,
 // run as a foreground child. Optionally inside a private mount and UTS namespace with its own
-// hostname and its own /usr/local, /etc/lab, /var/lib/labd and /run/lab, so that several
-// "hosts" on one machine do not share what an installer writes.
+// hostname, its own /usr/local, /etc/lab, /var/lib/labd, /run/lab and /tmp, so that several
+// "hosts" on one machine do not share what an installer writes, and its own /etc/passwd with a
+// second, unprivileged user (kLocalUser) to play another local user of the host.
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -25,10 +26,13 @@ inline int free_tcp_port() {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof addr;
   // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
   // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
   ::close(fd);
+  if (!ok) {
+    throw std::runtime_error("no free TCP port on loopback");
+  }
   return ntohs(addr.sin_port);
 }
 
@@ -40,6 +44,9 @@ class SshServer {
     std::filesystem::path authorized_key;  // a public key to accept; default: its own client key
   };
 
+  /// The user a namespaced host has besides root; it owns nothing of the installer's.
+  static constexpr const char* kLocalUser = "mallory";
+
   SshServer() : SshServer(Options{}) {}
   explicit SshServer(Options options) : options_(std::move(options)), port_(free_tcp_port()) {
     std::filesystem::create_directories("/run/sshd");
@@ -48,10 +55,16 @@ class SshServer {
     std::filesystem::copy_file(
         options_.authorized_key.empty() ? dir_ / "client_key.pub" : options_.authorized_key,
         dir_ / "authorized_keys");
+    if (namespaced()) {
+      dir_.write("passwd", read_file("/etc/passwd") + kLocalUser +
+                               ":x:64321:64321:another user:/nonexistent:/usr/sbin/nologin\n");
+      dir_.write("group", read_file("/etc/group") + kLocalUser + ":x:64321:\n");
+    }
+    const auto files = files_dir();
     dir_.write("sshd_config",
                "Port " + std::to_string(port_) + "\nListenAddress " + options_.listen +
-                   "\nHostKey " + (dir_ / "host_key").string() +
-                   "\nPidFile none\nAuthorizedKeysFile " + (dir_ / "authorized_keys").string() +
+                   "\nHostKey " + (files / "host_key").string() +
+                   "\nPidFile none\nAuthorizedKeysFile " + (files / "authorized_keys").string() +
                    "\nStrictModes no\nUsePAM no\nPermitRootLogin yes\n"
                    "PasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
                    "Subsystem sftp internal-sftp\nLogLevel ERROR\nMaxStartups 100\n");
@@ -63,14 +76,21 @@ class SshServer {
 
   /// Starts (again) on the same port; waits until it accepts connections.
   void start() {
-    std::string cmd = "exec /usr/sbin/sshd -D -e -f " + (dir_ / "sshd_config").string();
-    if (!options_.hostname.empty()) {
+    std::string cmd = "exec /usr/sbin/sshd -D -e -f " + (files_dir() / "sshd_config").string();
+    if (namespaced()) {
       const auto root = dir_ / "root";
-      std::string mounts;
-      for (const char* d : {"usr/local", "etc/lab", "var/lib/labd", "run/lab"}) {
+      // sshd's own files stay reachable once /tmp, where they are, is the host's own.
+      std::filesystem::create_directories(kFilesMount);
+      std::string mounts = "mount --bind " + dir_.path().string() + " " + kFilesMount + " && ";
+      for (const char* d : {"usr/local", "etc/lab", "var/lib/labd", "run/lab", "tmp"}) {
         std::filesystem::create_directories(root / d);
         std::filesystem::create_directories(std::filesystem::path("/") / d);
         mounts += "mount --bind " + (root / d).string() + " /" + d + " && ";
+      }
+      std::filesystem::permissions(
+          root / "tmp", std::filesystem::perms::all | std::filesystem::perms::sticky_bit);
+      for (const char* f : {"passwd", "group"}) {
+        mounts += "mount --bind " + (files_dir() / f).string() + " /etc/" + f + " && ";
       }
       cmd = "hostname " + options_.hostname + " && " + mounts + "mkdir -p /usr/local/bin && " + cmd;
       cmd = "exec unshare --mount --uts --propagation private sh -c '" + cmd + "'";
@@ -87,9 +107,19 @@ class SshServer {
     if (!up) {
       throw std::runtime_error("sshd did not start: " + server_->output());
     }
-    if (!options_.hostname.empty()) {
+    if (namespaced()) {
       mount_ns_ = namespace_of(server_->pid());
     }
+  }
+  /// Starts `script` (sh) on this namespaced host as kLocalUser, without privileges, as a child
+  /// of the test (killed with the host, or when the returned process is destroyed).
+  [[nodiscard]] ChildProcess start_as_local_user(const std::string& script) const {
+    ChildProcess::Options child;
+    child.argv = {"nsenter", "--target", std::to_string(server_->pid()),
+                  "--mount", "--uts",    "--wd=/"};
+    child.argv.insert(child.argv.end(), {"setpriv", "--reuid", kLocalUser, "--regid", kLocalUser,
+                                         "--clear-groups", "sh", "-c", script});
+    return ChildProcess::start(std::move(child));
   }
   void stop() {
     if (server_) {
@@ -136,7 +166,7 @@ class SshServer {
     return user + "@" + options_.listen + ":" + std::to_string(port_);
   }
   [[nodiscard]] std::filesystem::path client_key() const { return dir_ / "client_key"; }
-  /// The directory that stands in for this host's /usr/local, /etc/lab, …
+  /// The directory that stands in for this host's /usr/local, /etc/lab, /tmp, …
   [[nodiscard]] std::filesystem::path root() const { return dir_ / "root"; }
   [[nodiscard]] std::string output() const { return server_ ? server_->output() : ""; }
 
@@ -146,6 +176,13 @@ class SshServer {
     if (r.exit_code != 0) {
       throw std::runtime_error("ssh-keygen failed: " + r.output);
     }
+  }
+
+  // Where a namespaced host's sshd sees dir_.
+  static constexpr const char* kFilesMount = "/run/lab-sshd";
+  [[nodiscard]] bool namespaced() const { return !options_.hostname.empty(); }
+  [[nodiscard]] std::filesystem::path files_dir() const {
+    return namespaced() ? std::filesystem::path(kFilesMount) : dir_.path();
   }
 
   static std::string namespace_of(pid_t pid) {
