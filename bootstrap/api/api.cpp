@@ -2,6 +2,7 @@
 
 #include "bootstrap/api/codec.hpp"
 #include "bootstrap/api/routes.hpp"
+#include "bootstrap/audit/export.hpp"
 #include "pxe/recorder/mac.hpp"
 #include "pxe/recorder/recorder.hpp"
 #include "pxe/recorder/render.hpp"
@@ -937,6 +938,13 @@ void Api::handle(Request req, Reply reply) {
       st->blocking_call(std::move(counted), [](Coordinator& c) {
         auto r = c.verify_audit();
         return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::audit_head:
+      st->blocking_call(std::move(counted), [](Coordinator& c) {
+        auto r = c.audit_head();
+        return r ? json_response(200, audit::to_json({*r, c.bundle_public_key()}))
+                 : from_error(r.error());
       });
       return;
     default:

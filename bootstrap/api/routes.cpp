@@ -69,6 +69,7 @@ const std::vector<Route>& routes() {
       {"DELETE", "/v1/secrets/{name}", RouteId::secret_delete},
       {"GET", "/v1/audit", RouteId::audit_list},
       {"GET", "/v1/audit/verify", RouteId::audit_verify},
+      {"GET", "/v1/audit/head", RouteId::audit_head},
       {"GET", "/v1/machines/{mac}/timeline", RouteId::machine_timeline},
       {"GET", "/metrics", RouteId::metrics},
   };

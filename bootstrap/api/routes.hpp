@@ -38,6 +38,7 @@ enum class RouteId {
   secret_delete,
   audit_list,
   audit_verify,
+  audit_head,
   machine_timeline,
   metrics,
 };

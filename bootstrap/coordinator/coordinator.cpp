@@ -81,6 +81,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::open(Options options) {
   for (const char* suffix : {"", "-wal", "-shm"})
     ::chmod((db_path.string() + suffix).c_str(), 0600);
   LAB_TRY_ASSIGN(Identity identity, load_or_create_identity(options, *store));
+  const std::int64_t started =
+      std::chrono::duration_cast<std::chrono::seconds>(options.clock().time_since_epoch()).count();
+  LAB_TRY(
+      start_audit_signing(*store, identity.bundle_key, options.data_dir / "audit.signed", started));
   LAB_TRY_ASSIGN(Model model, load_model(*store));
   LAB_TRY_ASSIGN(std::int64_t revision, store->revision());
   auto c =
@@ -175,7 +179,16 @@ Result<std::vector<AuditEvent>> CoordinatorImpl::audit_events(std::int64_t after
 
 Result<AuditCheck> CoordinatorImpl::verify_audit() {
   const Lock lock(state_mutex_);
-  return verify_audit_chain(*store_);
+  return verify_audit_chain(*store_, identity_.bundle_key.public_key());
+}
+
+Result<audit::SignedHead> CoordinatorImpl::audit_head() {
+  const Lock lock(state_mutex_);
+  return read_audit_head(*store_);
+}
+
+Result<void> CoordinatorImpl::append_audit(Store& store, const AuditEntry& entry) {
+  return coordinator::append_audit(store, entry, identity_.bundle_key);
 }
 
 }  // namespace lab::bootstrap::coordinator

@@ -3,6 +3,7 @@
 // CLI call these methods; the HTTP layer only authenticates, decodes and encodes. Every method
 // is synchronous and may write to the store: call it on the blocking pool, never on an
 // io_context thread (except where a comment says it answers from memory).
+#include "bootstrap/audit/chain.hpp"
 #include "pxe/registry/registry.hpp"
 #include "shared/errors/error.hpp"
 #include "shared/labels/label.hpp"
@@ -202,7 +203,7 @@ struct AuditEvent {
 struct AuditCheck {
   bool ok = true;
   std::int64_t rows = 0;
-  std::int64_t first_bad_seq = 0;  // 0 when ok
+  std::int64_t first_bad_seq = 0;  // 0 when ok, or when the head's signature is what fails
   std::string reason;              // "row 17 modified", "row 18 missing", …
 };
 
@@ -340,7 +341,10 @@ class Coordinator : public pxe::registry::Registry {
   // Audit.
   virtual Result<std::vector<AuditEvent>> audit_events(std::int64_t after_seq,
                                                        std::size_t limit) = 0;
+  /// The chain, then the head's signature with the bundle key and that it names the last row.
   virtual Result<AuditCheck> verify_audit() = 0;
+  /// The signed head as stored (for `lab audit export`); bundle_public_key() verifies it.
+  virtual Result<audit::SignedHead> audit_head() = 0;
 
   // Bundles.
   /// The node's current signed bundle envelope and the revision at which its view last

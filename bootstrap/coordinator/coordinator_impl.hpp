@@ -6,6 +6,7 @@
 // are rebuilt, the changed ones signed and published, and the watches they satisfy called
 // after the mutex is released. Readers that answer from memory (bundle, watch, find_by_mac,
 // revision) take only their own short locks.
+#include "bootstrap/coordinator/audit.hpp"
 #include "bootstrap/coordinator/coordinator.hpp"
 #include "bootstrap/coordinator/identity.hpp"
 #include "bootstrap/coordinator/model.hpp"
@@ -129,6 +130,11 @@ class CoordinatorImpl final : public Coordinator {
   // Audit.
   Result<std::vector<AuditEvent>> audit_events(std::int64_t after_seq, std::size_t limit) override;
   Result<AuditCheck> verify_audit() override;
+  Result<audit::SignedHead> audit_head() override;
+  /// append_audit (audit.hpp) with the bundle key, which signs the new head. Every change
+  /// records itself through this member: its name hides the free function, which cannot be
+  /// called without the key.
+  Result<void> append_audit(Store& store, const AuditEntry& entry);
 
   // Bundles (bundles.cpp).
   Result<SignedBundle> bundle(const AgentIdentity& agent) override;

@@ -33,6 +33,8 @@ const char* message(LabError e) noexcept {
       return "local file";
     case LabError::usage:
       return "invalid argument";
+    case LabError::verify_failed:
+      return "verification failed";
   }
   return "unknown";
 }

@@ -27,6 +27,7 @@ enum class LabError {
   bad_response,     // an answer that is not what the API promises
   local,            // a local file (CA, token, secret value) cannot be read
   usage,            // an argument that does not parse (label, selector, duration)
+  verify_failed,    // the audit trail, or an export of it, does not verify; detail says where
 };
 const boost::system::error_category& lab_category() noexcept;
 inline boost::system::error_code make_error_code(LabError e) noexcept {

@@ -1,14 +1,22 @@
-// lab audit list|verify: the hash-chained audit trail.
+// lab audit list|verify|export: the hash-chained audit trail, its signed head, and exports of it
+// that show later changes.
+#include "bootstrap/audit/export.hpp"
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
+#include "shared/crypto/encoding.hpp"
 #include "shared/json/json.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
 namespace lab::bootstrap::commands {
 namespace {
 
+namespace cr = shared::crypto;
 namespace json = boost::json;
 
 struct ListOptions {
@@ -16,11 +24,94 @@ struct ListOptions {
   std::int64_t limit = 100;
 };
 
+struct VerifyOptions {
+  std::string against;  // an export to hold the live trail to
+};
+
+struct ExportOptions {
+  std::string out;  // empty: stdout
+};
+
+// The most rows GET /v1/audit returns at once.
+constexpr std::size_t kPage = 1000;
+
+audit::FetchRows fetch_rows(ApiClient& api) {
+  return [&api](std::int64_t after, std::size_t limit) -> Result<json::array> {
+    LAB_TRY_ASSIGN(json::value r,
+                   api.call("GET", fmt::format("/v1/audit?after={}&limit={}", after, limit)));
+    if (!r.is_array())
+      return Error(LabError::bad_response, "GET /v1/audit did not answer with an array");
+    return std::move(r.as_array());
+  };
+}
+
+Result<json::object> live_head(ApiClient& api) {
+  LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/audit/head"));
+  if (!r.is_object())
+    return Error(LabError::bad_response, "GET /v1/audit/head did not answer with an object");
+  return std::move(r.as_object());
+}
+
+// The appliance's key as the coordinator reports it, over the TLS connection pinned to its CA.
+Result<cr::Ed25519PublicKey> appliance_key(const json::object& head) {
+  auto line = audit::head_line_from_json(head);
+  if (!line)
+    return Error(LabError::bad_response, "GET /v1/audit/head: " + line.error().detail());
+  auto raw = cr::base64url_decode(line->key);
+  auto key = raw ? cr::Ed25519PublicKey::from_raw(*raw) : Result<cr::Ed25519PublicKey>(raw.error());
+  if (!key)
+    return Error(LabError::bad_response, "GET /v1/audit/head: 'key' is not an Ed25519 key");
+  return std::move(*key);
+}
+
+json::object check_json(const audit::Check& c) {
+  return {{"ok", c.ok}, {"rows", c.rows}, {"first_bad_seq", c.first_bad_seq}, {"reason", c.reason}};
+}
+
+Result<std::ifstream> open_export(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Error(LabError::local, "cannot read the audit export " + path);
+  return in;
+}
+
+Error in_file(Error e, const std::string& path) {
+  e.context(path);
+  return e;
+}
+
+// `verify --against FILE`: the file on its own (its chain, and a head signed by this
+// appliance's key naming its last row), then the live trail still holding every exported row.
+// Fills `out` for --output json; returns the first failure.
+Result<void> verify_export(ApiClient& api, const std::string& path, json::object& out) {
+  LAB_TRY_ASSIGN(json::object head, live_head(api));
+  LAB_TRY_ASSIGN(cr::Ed25519PublicKey key, appliance_key(head));
+  LAB_TRY_ASSIGN(std::ifstream file, open_export(path));
+  auto alone = audit::check_export(file, key);
+  if (!alone)
+    return in_file(alone.error(), path);
+  out["export"] = check_json(*alone);
+  if (!alone->ok)
+    return Error(LabError::verify_failed, path + " does not verify: " + alone->reason);
+
+  LAB_TRY_ASSIGN(std::ifstream again, open_export(path));
+  auto held = audit::compare_export(again, fetch_rows(api), kPage);
+  if (!held)
+    return in_file(held.error(), path);
+  out["live_holds_export"] = check_json(*held);
+  if (!held->ok) {
+    return Error(LabError::verify_failed,
+                 "the live audit trail no longer holds " + path + ": " + held->reason);
+  }
+  return {};
+}
+
 }  // namespace
 
 void add_audit(CLI::App& app, shared::cli::Action& action) {
   auto flags = std::make_shared<ClientFlags>();
-  CLI::App* noun = app.add_subcommand("audit", "The audit trail: list events, verify the chain");
+  CLI::App* noun =
+      app.add_subcommand("audit", "The audit trail: list events, verify the chain, export it");
   noun->require_subcommand(1);
   add_client_flags(*noun, flags);
 
@@ -53,22 +144,98 @@ void add_audit(CLI::App& app, shared::cli::Action& action) {
   list->add_option("--limit", l->limit, "at most this many events (1–1000, default 100)")
       ->check(CLI::Range(1, 1000));
 
-  add_verb(*noun, "verify", "Check the hash chain of the whole audit trail", action, flags,
-           [](ApiClient& api, const ClientFlags& f) -> Result<void> {
-             LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/audit/verify"));
-             const bool ok = r.is_object() && r.as_object().contains("ok") &&
-                             r.at("ok").is_bool() && r.at("ok").as_bool();
-             if (f.json())
-               print_json(r);
-             else if (ok)
-               fmt::print("audit trail ok: {} events\n", text(r, "rows"));
-             if (!ok) {
-               return Error(LabError::bad_response, "audit trail broken at event " +
-                                                        text(r, "first_bad_seq") + ": " +
-                                                        text(r, "reason"));
-             }
-             return {};
-           });
+  auto v = std::make_shared<VerifyOptions>();
+  CLI::App* verify = add_verb(
+      *noun, "verify",
+      "Check the hash chain of the whole audit trail and the appliance's signature on its head",
+      action, flags, [v](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        json::object out;
+        if (!v->against.empty()) {
+          auto r = verify_export(api, v->against, out);
+          if (!r) {
+            if (f.json())
+              print_json(out);
+            return r;
+          }
+        }
+        LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/audit/verify"));
+        const bool ok = r.is_object() && r.as_object().contains("ok") && r.at("ok").is_bool() &&
+                        r.at("ok").as_bool();
+        if (f.json()) {
+          if (v->against.empty()) {
+            print_json(r);
+          } else {
+            out["live"] = r;
+            print_json(out);
+          }
+        } else if (ok && v->against.empty()) {
+          fmt::print("audit trail ok: {} events\n", text(r, "rows"));
+        } else if (ok) {
+          fmt::print("audit trail ok: {} events; it still holds all {} events of {}\n",
+                     text(r, "rows"), text(out["export"], "rows"), v->against);
+        }
+        if (!ok) {
+          const std::string at = text(r, "first_bad_seq");
+          return Error(LabError::verify_failed,
+                       (at.empty() || at == "0" ? "audit trail broken: "
+                                                : "audit trail broken at event " + at + ": ") +
+                           text(r, "reason"));
+        }
+        return {};
+      });
+  verify
+      ->add_option("--against", v->against,
+                   "an earlier `lab audit export`: it must verify on its own and every event in "
+                   "it must still be in the live trail, unchanged")
+      ->check(CLI::ExistingFile);
+
+  auto e = std::make_shared<ExportOptions>();
+  CLI::App* exp = add_verb(
+      *noun, "export",
+      "Write the signed head and every event up to it as JSON lines, for `verify --against`",
+      action, flags, [e](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        LAB_TRY_ASSIGN(json::object head, live_head(api));
+        const std::int64_t head_seq = integer(head, "seq");
+        std::int64_t rows = 0;
+        if (e->out.empty()) {
+          auto written = audit::write_export(std::cout, head, fetch_rows(api), kPage);
+          if (!written)
+            return written.error();
+          rows = *written;
+        } else {
+          // Written beside the target and renamed, so a file at that name is always whole.
+          const std::filesystem::path tmp = e->out + ".tmp";
+          std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+          if (!file)
+            return Error(LabError::local, "cannot write " + tmp.string());
+          auto written = audit::write_export(file, head, fetch_rows(api), kPage);
+          file.close();
+          std::error_code ec;
+          if (!written || !file) {
+            std::filesystem::remove(tmp, ec);
+            return written ? Error(LabError::local, "cannot write " + tmp.string())
+                           : written.error();
+          }
+          std::filesystem::rename(tmp, e->out, ec);
+          if (ec)
+            return Error(LabError::local, "rename " + tmp.string() + ": " + ec.message());
+          rows = *written;
+          if (f.json()) {
+            print_json(json::object{{"file", e->out}, {"rows", rows}, {"head", head}});
+          } else {
+            fmt::print("exported {} events, up to the signed head at event {}, to {}\n", rows,
+                       head_seq, e->out);
+          }
+        }
+        if (rows != head_seq) {
+          return Error(LabError::verify_failed,
+                       fmt::format("exported {} events but the signed head names event {}: the "
+                                   "trail is broken (run lab audit verify); exported as it is",
+                                   rows, head_seq));
+        }
+        return {};
+      });
+  exp->add_option("--out", e->out, "write to this file instead of stdout");
 }
 
 }  // namespace lab::bootstrap::commands
