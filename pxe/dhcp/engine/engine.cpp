@@ -117,7 +117,7 @@ void Engine::restore(const std::vector<Lease>& leases) {
   const auto now = clock_->now();
   for (const auto& l : leases) {
     const TimePoint expires{std::chrono::seconds(l.expires)};
-    if (l.state == Lease::State::released || expires <= now)
+    if (l.state == Lease::State::released || l.state == Lease::State::observed || expires <= now)
       continue;
     bind(l.ip, l.client, l.mac, l.state == Lease::State::bound ? State::bound : State::declined,
          expires);
@@ -536,7 +536,16 @@ Outcome Engine::handle_proxy(const Inbound& in, MessageType type) {
     out.destination = in.source.is_zero() ? wire::kBroadcast : in.source;
     out.port = in.source.is_zero() ? Outbound::Port::client : Outbound::Port::source;
     out.message = std::move(r);
-    return Outcome{.reply = std::move(out), .durable = {}, .ignored = {}};
+    // Where this machine is, as durable as a lease of ours: boot tokens are bound to it.
+    std::vector<Lease> durable;
+    if (!m.ciaddr.is_zero() && !m.mac().empty()) {
+      durable.push_back(Lease{.ip = m.ciaddr,
+                              .state = Lease::State::observed,
+                              .expires = unix_seconds(clock_->now() + config_.observation_time),
+                              .mac = m.mac(),
+                              .client = wire::client_key(m)});
+    }
+    return Outcome{.reply = std::move(out), .durable = std::move(durable), .ignored = {}};
   }
   return Outcome{.reply = address(m, std::move(r), false), .durable = {}, .ignored = {}};
 }

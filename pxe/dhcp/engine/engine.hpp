@@ -70,6 +70,8 @@ struct EngineConfig {
   BootConfig boot;
   std::chrono::seconds offer_hold{30};     // an offered address is kept this long
   std::chrono::seconds decline_hold{600};  // a declined address is out of use this long
+  /// Proxy mode: how long the address a PXE client used on port 4011 is remembered for it.
+  std::chrono::seconds observation_time{3600};
 };
 
 /// A received packet and where it came from.

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <regex>
@@ -90,8 +91,21 @@ class BootAppliance {
     return (r.exit_code == 0 && !ec) ? v : json::value();
   }
 
+  /// Registers the MAC for network boot from 127.0.0.1, as an operator does for a machine
+  /// this appliance's DHCP does not serve (none runs in these tests).
+  void register_machine(const std::string& mac) const {
+    std::string token;
+    std::ifstream(std::filesystem::path(data_dir()) / "operator.token") >> token;
+    auto r = curl(api_url_ + "/v1/machines/" + mac,
+                  {"--cacert", (std::filesystem::path(data_dir()) / "ca.pem").string(), "-X", "PUT",
+                   "-H", "Authorization: Bearer " + token, "-H", "Content-Type: application/json",
+                   "--data", R"({"ip":"127.0.0.1"})"});
+    EXPECT_EQ(r.status, 200) << r.error << r.body;
+  }
+
   /// The kernel command line of this MAC's iPXE script, as iPXE hands it to the kernel.
   [[nodiscard]] std::string cmdline(const std::string& mac) const {
+    register_machine(mac);
     auto r = curl(http_url_ + "/boot/" + mac + ".ipxe");
     EXPECT_EQ(r.status, 200) << r.error << r.body;
     std::istringstream in(r.body);
