@@ -212,8 +212,8 @@ void declare(shared::config::Schema& s) {
       .integer("coordinator.refusal_burst", 20,
                "joins and renewals an address may have refused before it is answered 429", 1,
                100000)
-      .integer("coordinator.refusals_per_minute", 30,
-               "how fast that budget comes back, per minute", 1, 1000000)
+      .integer("coordinator.refusals_per_minute", 30, "how fast that budget comes back, per minute",
+               1, 1000000)
       .duration("coordinator.refusal_audit_window", std::chrono::seconds(60),
                 "refused joins and renewals of one address are audited as one row per window")
       .duration("coordinator.peer_debounce", std::chrono::seconds(30),

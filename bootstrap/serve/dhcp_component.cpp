@@ -120,8 +120,7 @@ class DhcpComponent final : public Component {
     const auto durability = c.boolean("dhcp.lease_sync")
                                 ? dhcp::engine::JournalLeaseStore::Durability::fdatasync
                                 : dhcp::engine::JournalLeaseStore::Durability::write;
-    LAB_TRY_ASSIGN(journal_,
-                   dhcp::engine::JournalLeaseStore::open(lease_file, now, durability));
+    LAB_TRY_ASSIGN(journal_, dhcp::engine::JournalLeaseStore::open(lease_file, now, durability));
     store_ = std::make_unique<dhcp::engine::IndexedLeaseStore>(*journal_, index_);
     if (journal_->recovered_dropped() > 0)
       log_.warn(

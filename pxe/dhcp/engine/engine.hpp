@@ -135,6 +135,8 @@ class Engine {
   Engine(EngineConfig config, const Clock& clock, events::Sink& sink);
   Outcome handle_full(const Inbound& in, wire::MessageType type);
   Outcome handle_proxy(const Inbound& in, wire::MessageType type);
+  /// Proxy mode: records that the client's MAC uses `ip` (an 'observed' lease record).
+  void observe(Outcome& out, const wire::Message& m, wire::Ipv4 ip) const;
   Outcome discover(const Inbound& in, const Subnet& subnet);
   Outcome request(const Inbound& in, const Subnet& subnet);
   Outcome decline(const Inbound& in);

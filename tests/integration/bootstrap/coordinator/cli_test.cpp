@@ -232,10 +232,9 @@ TEST(CoordinatorCli, AnHttpBootIsOnTheMachineTimelineAndMintsABootToken) {
   auto refused = run(fetch);
   EXPECT_TRUE(contains(refused.output, "forbidden")) << refused.output;
   EXPECT_TRUE(a.lab_json({"token", "list"}).as_array().empty());
-  auto registered =
-      a.curl({"-X", "PUT", "-H", "Authorization: Bearer " + a.operator_token(), "-H",
-              "Content-Type: application/json", "--data", R"({"ip":"127.0.0.1"})"},
-             "/v1/machines/52:54:00:ab:cd:ef");
+  auto registered = a.curl({"-X", "PUT", "-H", "Authorization: Bearer " + a.operator_token(), "-H",
+                            "Content-Type: application/json", "--data", R"({"ip":"127.0.0.1"})"},
+                           "/v1/machines/52:54:00:ab:cd:ef");
   ASSERT_EQ(registered.status, 200) << registered.body;
   auto script = run(fetch);
   ASSERT_EQ(script.exit_code, 0) << script.output;

@@ -415,6 +415,15 @@ TEST_F(Fixture, ProxyModeAnswersPxeClientsOnlyAndNeverWithAnAddress) {
   EXPECT_EQ(sink.count(events::Kind::proxy_offer), 1u);
 
   // REQUEST on 67 is for the real DHCP server; on 4011 it gets a proxy ACK back to its port.
+  // The REQUEST to the other server names the address the client will boot from: observed.
+  Message to_other = client_msg(MessageType::request, 2);
+  to_other.set(opt::kVendorClass, "PXEClient:Arch:00007:UNDI:003016");
+  to_other.set_ip(opt::kRequestedIp, ip("10.0.0.149"));
+  auto seen = e.handle(in(to_other));
+  EXPECT_FALSE(seen.reply);
+  ASSERT_EQ(seen.durable.size(), 1u);
+  EXPECT_EQ(seen.durable[0].state, Lease::State::observed);
+  EXPECT_EQ(seen.durable[0].ip, ip("10.0.0.149"));
   Message r = client_msg(MessageType::request, 2);
   r.set(opt::kVendorClass, "PXEClient:Arch:00007:UNDI:003016");
   r.ciaddr = ip("10.0.0.150");
