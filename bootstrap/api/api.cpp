@@ -2,13 +2,13 @@
 
 #include "bootstrap/api/codec.hpp"
 #include "bootstrap/api/routes.hpp"
-#include "shared/http/server/delayed_reply.hpp"
 #include "bootstrap/audit/export.hpp"
 #include "pxe/recorder/mac.hpp"
 #include "pxe/recorder/recorder.hpp"
 #include "pxe/recorder/render.hpp"
 #include "shared/config/config.hpp"
 #include "shared/crypto/x509.hpp"
+#include "shared/http/server/delayed_reply.hpp"
 #include "shared/json/json.hpp"
 #include "shared/log/log.hpp"
 

@@ -9,7 +9,7 @@ class Recorder;
 namespace lab::pxe::registry {
 class Leases;
 class Registry;
-}
+}  // namespace lab::pxe::registry
 
 namespace lab::bootstrap::serve {
 
