@@ -163,7 +163,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     return url();
   }
 
-  void serve_script(const http::Request& req, std::string mac, http::Reply reply) {
+  void serve_script(const http::Request& req, const std::string& mac, http::Reply reply) {
     std::string client = client_address(req.peer);
     const auto now = std::chrono::steady_clock::now();
     if (const auto wait = refusals_.retry_after(client, now); wait > 0) {

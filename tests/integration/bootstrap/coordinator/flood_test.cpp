@@ -125,7 +125,8 @@ TEST(UnauthenticatedFlood, LeavesALegitimateJoinFastAndTheStoreBounded) {
              .log = {}}),
         codes};
   };
-  auto [join_flood, join_codes] = flood("joins", joins_cfg);
+  auto [join_flood, join_codes_path] = flood("joins", joins_cfg);
+  const auto join_codes = join_codes_path;
   auto [script_flood, script_codes] = flood("scripts", scripts_cfg);
   // Measured once the flood is well under way (the first hundred answers are in).
   ASSERT_TRUE(wait_until([&] { return read_file(join_codes).size() > 400; }, 30s));
