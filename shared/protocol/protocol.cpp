@@ -33,6 +33,28 @@ bj::array strings(const std::vector<std::string>& v) {
   return a;
 }
 
+bj::array peer_array(const std::vector<Peer>& peers) {
+  bj::array a;
+  a.reserve(peers.size());
+  for (const auto& p : peers)
+    a.push_back(bj::object{{"node_id", p.node_id}, {"address", p.address}});
+  return a;
+}
+
+Result<std::vector<Peer>> parse_peers(const bj::array& items, std::string_view what) {
+  std::vector<Peer> out;
+  out.reserve(items.size());
+  for (const auto& item : items) {
+    if (!item.is_object())
+      return Error(ProtocolError::bad_message, fmt::format("{}: not an object", what));
+    Peer p;
+    LAB_TRY_ASSIGN(p.node_id, field(json::get_string(item.as_object(), "node_id"), what));
+    LAB_TRY_ASSIGN(p.address, field(json::get_string(item.as_object(), "address"), what));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 }  // namespace
 
 const boost::system::error_category& protocol_category() noexcept {
@@ -249,10 +271,9 @@ std::string serialize(const Bundle& b) {
   }
   o["secrets"] = std::move(secrets);
   o["revoked_serials"] = strings(b.revoked_serials);
-  bj::array peers;
-  for (const auto& p : b.peers)
-    peers.push_back(bj::object{{"node_id", p.node_id}, {"address", p.address}});
-  o["peers"] = std::move(peers);
+  o["peers"] = peer_array(b.peers);
+  if (!b.gossip.empty())
+    o["gossip"] = peer_array(b.gossip);
   return bj::serialize(o);
 }
 
@@ -288,15 +309,63 @@ Result<Bundle> parse_bundle(std::string_view text) {
   }
   LAB_TRY_ASSIGN(b.revoked_serials, field(json::get_strings(o, "revoked_serials"), "bundle"));
   LAB_TRY_ASSIGN(const bj::array* peers, field(json::get_array(o, "peers"), "bundle"));
-  for (const auto& item : *peers) {
-    if (!item.is_object())
-      return Error(ProtocolError::bad_message, "bundle: a peer is not an object");
-    Peer p;
-    LAB_TRY_ASSIGN(p.node_id, field(json::get_string(item.as_object(), "node_id"), "bundle peer"));
-    LAB_TRY_ASSIGN(p.address, field(json::get_string(item.as_object(), "address"), "bundle peer"));
-    b.peers.push_back(std::move(p));
+  LAB_TRY_ASSIGN(b.peers, parse_peers(*peers, "bundle peer"));
+  if (const auto* gossip = o.if_contains("gossip")) {
+    if (!gossip->is_array())
+      return Error(ProtocolError::bad_message, "bundle: field 'gossip': expected an array");
+    LAB_TRY_ASSIGN(b.gossip, parse_peers(gossip->get_array(), "bundle gossip peer"));
   }
   return b;
+}
+
+// ---- Fleet envelope -------------------------------------------------------------------------
+
+std::string serialize(const Fleet& f) {
+  bj::object o;
+  o["revision"] = f.revision;
+  o["issued_at"] = f.issued_at;
+  o["revoked_serials"] = strings(f.revoked_serials);
+  o["revoked_nodes"] = strings(f.revoked_nodes);
+  return bj::serialize(o);
+}
+
+Result<Fleet> parse_fleet(std::string_view text) {
+  auto parsed = json::parse_object(text);
+  if (!parsed)
+    return bad(ProtocolError::bad_message, parsed.error(), "fleet");
+  const bj::object& o = *parsed;
+  Fleet f;
+  LAB_TRY_ASSIGN(f.revision, field(json::get_int(o, "revision"), "fleet"));
+  LAB_TRY_ASSIGN(f.issued_at, field(json::get_int(o, "issued_at"), "fleet"));
+  LAB_TRY_ASSIGN(f.revoked_serials, field(json::get_strings(o, "revoked_serials"), "fleet"));
+  LAB_TRY_ASSIGN(f.revoked_nodes, field(json::get_strings(o, "revoked_nodes"), "fleet"));
+  return f;
+}
+
+// ---- Kept envelopes -------------------------------------------------------------------------
+
+bj::object to_json(const Kept& k) {
+  bj::array envelopes;
+  envelopes.reserve(k.envelopes.size());
+  for (const auto& e : k.envelopes)
+    envelopes.emplace_back(crypto::base64url_encode(e));
+  return bj::object{{"revision", k.revision},
+                    {"node_ids", strings(k.node_ids)},
+                    {"envelopes", std::move(envelopes)}};
+}
+
+Result<Kept> kept_from_json(const bj::object& o) {
+  Kept k;
+  LAB_TRY_ASSIGN(k.revision, field(json::get_int(o, "revision"), "kept"));
+  LAB_TRY_ASSIGN(k.node_ids, field(json::get_strings(o, "node_ids"), "kept"));
+  LAB_TRY_ASSIGN(auto envelopes, field(json::get_strings(o, "envelopes"), "kept"));
+  for (const auto& e : envelopes) {
+    auto raw = crypto::base64url_decode(e);
+    if (!raw)
+      return Error(ProtocolError::bad_message, "kept: an envelope is not base64url");
+    k.envelopes.push_back(std::move(*raw));
+  }
+  return k;
 }
 
 }  // namespace lab::shared::protocol

@@ -3,6 +3,7 @@
 // the join exchange, and the bundle payload carried inside a signed envelope. Both sides use
 // these types, so they cannot drift apart.
 
+#include "shared/crypto/bytes.hpp"
 #include "shared/errors/error.hpp"
 #include "shared/labels/label.hpp"
 
@@ -140,11 +141,45 @@ struct Bundle {
   std::vector<std::string> groups;
   std::vector<SealedSecret> secrets;
   std::vector<std::string> revoked_serials;
+  /// This node's keepers: the peers that hold its newest envelope and hand it back to it when
+  /// the coordinator is out of reach (the next nodes after it on the ring).
   std::vector<Peer> peers;
+  /// Further gossip partners (ring fingers at doubling distances), so that a revocation spreads
+  /// over the fleet in about log2(N) rounds. Absent in bundles of older coordinators.
+  std::vector<Peer> gossip;
 };
 /// Canonical serialisation (fixed member order), the bytes that get signed.
 std::string serialize(const Bundle& b);
 Result<Bundle> parse_bundle(std::string_view json);
+
+// ---- Fleet envelope -------------------------------------------------------------------------
+
+/// The envelope kind of the fleet envelope.
+inline constexpr std::string_view kFleetKind = "fleet";
+
+/// What every node must know even with the coordinator gone: the certificates and nodes it
+/// revoked. Small at any fleet size (peer addresses travel in each node's own bundle), so
+/// gossip can carry it. Newest revision wins.
+struct Fleet {
+  std::int64_t revision = 0;
+  std::int64_t issued_at = 0;                // unix seconds, coordinator clock
+  std::vector<std::string> revoked_serials;  // sorted; dropped once the certificate expires
+  std::vector<std::string> revoked_nodes;    // sorted node ids
+};
+std::string serialize(const Fleet& f);
+Result<Fleet> parse_fleet(std::string_view json);
+
+// ---- Kept envelopes -------------------------------------------------------------------------
+
+/// GET /v1/agent/kept: the newest bundle envelopes of the nodes this node keeps, verbatim.
+/// `revision` is the newest among them; `since` asks only for newer ones.
+struct Kept {
+  std::int64_t revision = 0;
+  std::vector<std::string> node_ids;     // every node this node keeps, newer or not
+  std::vector<crypto::Bytes> envelopes;  // only those newer than `since`
+};
+boost::json::object to_json(const Kept& k);
+Result<Kept> kept_from_json(const boost::json::object& o);
 
 }  // namespace lab::shared::protocol
 

@@ -115,6 +115,60 @@ TEST(Bundle, BadBundlesNameTheProblem) {
   EXPECT_EQ(r.error().detail(), "bundle: field 'name' is missing");
 }
 
+TEST(Bundle, GossipPartnersAreOptionalAndRoundTrip) {
+  Bundle b;
+  b.node_id = "n1";
+  b.name = "node-1";
+  b.state = "enrolled";
+  b.peers = {{"n2", "10.0.0.2:8444"}};
+  const std::string without = serialize(b);
+  EXPECT_EQ(without.find("gossip"), std::string::npos) << "older agents read the same bytes";
+  b.gossip = {{"n5", "10.0.0.5:8444"}, {"n9", "[fd00::9]:8444"}};
+  auto back = parse_bundle(serialize(b));
+  ASSERT_TRUE(back) << back.error().message();
+  ASSERT_EQ(back->gossip.size(), 2U);
+  EXPECT_EQ(back->gossip[1].address, "[fd00::9]:8444");
+  auto wrong = parse_bundle(R"({"node_id":"n1","name":"a","revision":1,"issued_at":1,)"
+                            R"("state":"enrolled","labels":{},"groups":[],"secrets":[],)"
+                            R"("revoked_serials":[],"peers":[],"gossip":{}})");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().detail(), "bundle: field 'gossip': expected an array");
+}
+
+TEST(Fleet, SerialisationIsCanonicalAndRoundTrips) {
+  Fleet f;
+  f.revision = 9;
+  f.issued_at = 1700000000;
+  f.revoked_serials = {"0a", "ff"};
+  f.revoked_nodes = {"n3"};
+  const std::string text = serialize(f);
+  EXPECT_EQ(text, R"({"revision":9,"issued_at":1700000000,"revoked_serials":["0a","ff"],)"
+                  R"("revoked_nodes":["n3"]})");
+  auto back = parse_fleet(text);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(serialize(*back), text);
+  auto bad = parse_fleet(R"({"revision":9,"issued_at":1,"revoked_serials":[1]})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), ProtocolError::bad_message);
+}
+
+TEST(Kept, EnvelopesTravelAsBase64urlAndComeBackByteForByte) {
+  Kept k;
+  k.revision = 12;
+  k.node_ids = {"n1", "n2"};
+  k.envelopes = {{0x4c, 0x41, 0x42, 0x45, 0x00, 0xff}, {}};
+  auto back = kept_from_json(to_json(k));
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->revision, 12);
+  EXPECT_EQ(back->node_ids, k.node_ids);
+  EXPECT_EQ(back->envelopes, k.envelopes);
+  auto o = to_json(k);
+  o["envelopes"] = boost::json::array{"not base64!"};
+  auto bad = kept_from_json(o);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().detail(), "kept: an envelope is not base64url");
+}
+
 TEST(SealedSecret, AadBindsNodeNameAndVersion) {
   EXPECT_EQ(sealed_secret_aad("n1", "db", 7), "lab-secret-v1|n1|db|7");
   EXPECT_NE(sealed_secret_aad("n1", "db", 7), sealed_secret_aad("n2", "db", 7));
