@@ -35,6 +35,10 @@ const char* message(LabError e) noexcept {
       return "invalid argument";
     case LabError::verify_failed:
       return "verification failed";
+    case LabError::credential_refused:
+      return "operator credential refused";
+    case LabError::forbidden:
+      return "forbidden";
   }
   return "unknown";
 }
@@ -87,8 +91,8 @@ struct ApiClient::Impl {
   shared::http::Client client;
 };
 
-ApiClient::ApiClient(std::unique_ptr<Impl> impl, std::string server)
-    : impl_(std::move(impl)), server_(std::move(server)) {}
+ApiClient::ApiClient(std::unique_ptr<Impl> impl, std::string server, std::string token_source)
+    : impl_(std::move(impl)), server_(std::move(server)), token_source_(std::move(token_source)) {}
 ApiClient::ApiClient(ApiClient&&) noexcept = default;
 ApiClient& ApiClient::operator=(ApiClient&&) noexcept = default;
 ApiClient::~ApiClient() = default;
@@ -116,19 +120,27 @@ Result<ApiClient> ApiClient::connect(const ClientFlags& flags) {
   LAB_TRY_ASSIGN(std::string ca_pem, read_text(ca, "CA certificate"));
 
   std::string token;
+  std::string token_source;
   if (!flags.token_file.empty()) {
     LAB_TRY_ASSIGN(token, read_text(flags.token_file, "operator token"));
-  } else if (token = env("LAB_TOKEN"); token.empty()) {
-    LAB_TRY_ASSIGN(token, read_text(data_dir / "operator.token", "operator token"));
+    token_source = flags.token_file;
+  } else if (token = env("LAB_TOKEN"); !token.empty()) {
+    token_source = "LAB_TOKEN";
+  } else {
+    const auto path = data_dir / "operator.token";
+    LAB_TRY_ASSIGN(token, read_text(path, "operator token"));
+    token_source = path.string();
   }
   token = trim(token);
+  if (token.empty())
+    token_source.clear();  // nothing is sent: the server's 401 is about a missing token
 
   shared::http::ClientOptions o;
   o.base_url = server;
   o.ca_pem = std::move(ca_pem);
   o.bearer_token = std::move(token);
   o.timeout = std::chrono::seconds(30);
-  return ApiClient(std::make_unique<Impl>(std::move(o)), server);
+  return ApiClient(std::make_unique<Impl>(std::move(o)), server, std::move(token_source));
 }
 
 Result<boost::json::value> ApiClient::call(std::string_view method, std::string_view path,
@@ -155,14 +167,22 @@ Result<boost::json::value> ApiClient::call(std::string_view method, std::string_
       text = *m;
   }
   LabError code = LabError::server;
-  if (status == 401 || status == 403)
+  if (status == 401 && !token_source_.empty()) {
+    // The server says whose credential it was and why it no longer counts (expired at …,
+    // revoked); which token the CLI sent is what the operator still needs to know.
+    code = LabError::credential_refused;
+    text += " (the token from " + token_source_ + ")";
+  } else if (status == 401) {
     code = LabError::unauthorized;
-  else if (status == 404)
+  } else if (status == 403) {
+    code = LabError::forbidden;
+  } else if (status == 404) {
     code = LabError::not_found;
-  else if (status == 409)
+  } else if (status == 409) {
     code = LabError::conflict;
-  else if (status >= 400 && status < 500)
+  } else if (status >= 400 && status < 500) {
     code = LabError::invalid;
+  }
   return Error(code, text);
 }
 
@@ -180,6 +200,11 @@ int fail(const Error& e) {
         break;
       case LabError::unauthorized:
         hint = "pass the operator token with --token-file FILE or LAB_TOKEN";
+        break;
+      case LabError::credential_refused:
+        hint =
+            "ask an admin for a new credential: lab operator add NAME; pass it with LAB_TOKEN or "
+            "--token-file FILE";
         break;
       case LabError::not_found:
         hint = "list what exists with the 'list' verb";
