@@ -25,6 +25,7 @@ void add_group(CLI::App& app, shared::cli::Action& action);
 void add_secret(CLI::App& app, shared::cli::Action& action);
 void add_audit(CLI::App& app, shared::cli::Action& action);
 void add_machine(CLI::App& app, shared::cli::Action& action);
+void add_operator(CLI::App& app, shared::cli::Action& action);
 
 /// "k=v" / "k=v,k2=v2" arguments as a JSON object of validated labels (LabError::usage).
 Result<boost::json::object> parse_labels_arg(const std::vector<std::string>& items);
