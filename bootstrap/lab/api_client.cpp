@@ -18,7 +18,7 @@ const char* message(LabError e) noexcept {
     case LabError::unreachable:
       return "coordinator unreachable";
     case LabError::unauthorized:
-      return "not authorised";
+      return "operator credential refused";
     case LabError::not_found:
       return "not found";
     case LabError::conflict:
@@ -35,8 +35,6 @@ const char* message(LabError e) noexcept {
       return "invalid argument";
     case LabError::verify_failed:
       return "verification failed";
-    case LabError::credential_refused:
-      return "operator credential refused";
     case LabError::forbidden:
       return "forbidden";
   }
@@ -119,11 +117,12 @@ Result<ApiClient> ApiClient::connect(const ClientFlags& flags) {
     ca = data_dir / "ca.pem";
   LAB_TRY_ASSIGN(std::string ca_pem, read_text(ca, "CA certificate"));
 
+  // The first of --token-file, LAB_TOKEN and <data-dir>/operator.token; a 401 names which.
   std::string token;
   std::string token_source;
   if (!flags.token_file.empty()) {
     LAB_TRY_ASSIGN(token, read_text(flags.token_file, "operator token"));
-    token_source = flags.token_file;
+    token_source = "--token-file " + flags.token_file;
   } else if (token = env("LAB_TOKEN"); !token.empty()) {
     token_source = "LAB_TOKEN";
   } else {
@@ -132,8 +131,10 @@ Result<ApiClient> ApiClient::connect(const ClientFlags& flags) {
     token_source = path.string();
   }
   token = trim(token);
-  if (token.empty())
-    token_source.clear();  // nothing is sent: the server's 401 is about a missing token
+  if (token.empty()) {
+    // Sent as it is, it would only earn "authentication required" from the server.
+    return Error(LabError::local, "the operator token from " + token_source + " is empty");
+  }
 
   shared::http::ClientOptions o;
   o.base_url = server;
@@ -167,13 +168,11 @@ Result<boost::json::value> ApiClient::call(std::string_view method, std::string_
       text = *m;
   }
   LabError code = LabError::server;
-  if (status == 401 && !token_source_.empty()) {
-    // The server says whose credential it was and why it no longer counts (expired at …,
-    // revoked); which token the CLI sent is what the operator still needs to know.
-    code = LabError::credential_refused;
-    text += " (the token from " + token_source_ + ")";
-  } else if (status == 401) {
+  if (status == 401) {
+    // The server says whose credential it was and why it does not count (not recognised,
+    // expired at …, revoked); which token the CLI sent is what the operator still needs.
     code = LabError::unauthorized;
+    text += " (the token from " + token_source_ + ")";
   } else if (status == 403) {
     code = LabError::forbidden;
   } else if (status == 404) {
@@ -199,12 +198,10 @@ int fail(const Error& e) {
         hint = "is 'lab serve' running? pass --server URL (or LAB_SERVER) and --ca FILE";
         break;
       case LabError::unauthorized:
-        hint = "pass the operator token with --token-file FILE or LAB_TOKEN";
-        break;
-      case LabError::credential_refused:
         hint =
-            "ask an admin for a new credential: lab operator add NAME; pass it with LAB_TOKEN or "
-            "--token-file FILE";
+            "check the operator token: lab sends --token-file FILE, else LAB_TOKEN, else "
+            "operator.token in --data-dir (LAB_DATA_DIR, default /var/lib/lab); an admin makes a "
+            "new credential with 'lab operator add NAME'";
         break;
       case LabError::not_found:
         hint = "list what exists with the 'list' verb";

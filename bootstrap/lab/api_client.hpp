@@ -19,7 +19,7 @@ namespace lab::bootstrap::commands {
 /// One code per way an operator command fails, so the hint can say what to do.
 enum class LabError {
   unreachable = 1,  // no connection, TLS failure, timeout
-  unauthorized,     // 401 to a request that carried no operator token
+  unauthorized,     // 401: the operator token sent is unknown, expired or revoked
   not_found,        // 404
   conflict,         // 409
   invalid,          // 400/413/415: the server refused the input; detail says why
@@ -28,9 +28,7 @@ enum class LabError {
   local,            // a local file (CA, token, secret value) cannot be read
   usage,            // an argument that does not parse (label, selector, duration)
   verify_failed,    // the audit trail, or an export of it, does not verify; detail says where
-  // 401 to a token that is unknown, expired or revoked; the detail is the server's word for it.
-  credential_refused,
-  forbidden,  // 403: the operation itself is refused (a revoked node)
+  forbidden,        // 403: the operation itself is refused (a revoked node)
 };
 const boost::system::error_category& lab_category() noexcept;
 inline boost::system::error_code make_error_code(LabError e) noexcept {
@@ -75,7 +73,8 @@ class ApiClient {
   ApiClient(std::unique_ptr<Impl> impl, std::string server, std::string token_source);
   std::unique_ptr<Impl> impl_;
   std::string server_;
-  // Where the operator token came from ("LAB_TOKEN", a file); empty when none was sent.
+  // Where the operator token came from: "--token-file FILE", "LAB_TOKEN" or the data
+  // directory's operator.token.
   std::string token_source_;
 };
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -135,9 +136,12 @@ TEST(TrustCli, AnExpiredCredentialIsRefusedWithWhoseAndWhen) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "lab: error: the credential of operator 'alice' expired at 20"))
       << r.output;
-  EXPECT_TRUE(contains(r.output, "LAB_TOKEN")) << "which token was sent\n" << r.output;
-  EXPECT_TRUE(contains(r.output, "hint: ask an admin for a new credential: lab operator add"))
+  EXPECT_TRUE(contains(r.output, "(the token from LAB_TOKEN)")) << "which was sent\n" << r.output;
+  EXPECT_TRUE(contains(r.output,
+                       "hint: check the operator token: lab sends --token-file FILE, "
+                       "else LAB_TOKEN, else operator.token in --data-dir"))
       << r.output;
+  EXPECT_TRUE(contains(r.output, "'lab operator add NAME'")) << r.output;
   EXPECT_FALSE(contains(r.output, token));
 
   const auto alice = find_operator(a.lab_json({"operator", "list"}), "alice");
@@ -160,7 +164,9 @@ TEST(TrustCli, ARevokedCredentialIsRefusedAndAdminCannotBeRevoked) {
   EXPECT_EQ(after.exit_code, 1) << after.output;
   EXPECT_TRUE(contains(after.output, "the credential of operator 'dave' was revoked"))
       << after.output;
-  EXPECT_TRUE(contains(after.output, file.string())) << "which token was sent\n" << after.output;
+  EXPECT_TRUE(contains(after.output, "(the token from --token-file " + file.string() + ")"))
+      << "which token was sent\n"
+      << after.output;
   EXPECT_TRUE(contains(after.output, "lab operator add")) << after.output;
   const auto dave = find_operator(a.lab_json({"operator", "list"}), "dave");
   ASSERT_TRUE(dave);
@@ -178,7 +184,27 @@ TEST(TrustCli, ARevokedCredentialIsRefusedAndAdminCannotBeRevoked) {
   // A credential nobody issued is refused the same way, naming none.
   auto stranger = a.lab({"node", "list"}, {{"LAB_TOKEN", "lab-op-nope"}});
   EXPECT_EQ(stranger.exit_code, 1) << stranger.output;
-  EXPECT_TRUE(contains(stranger.output, "not recognised")) << stranger.output;
+  EXPECT_TRUE(contains(stranger.output,
+                       "lab: error: operator credential not recognised (the token from LAB_TOKEN)"))
+      << stranger.output;
+  EXPECT_TRUE(contains(stranger.output, "hint: check the operator token")) << stranger.output;
+  // The data directory's operator.token is the default; a wrong one is named by its path.
+  auto other = a.dir() / "other-data";
+  std::filesystem::create_directories(other);
+  std::filesystem::copy_file(a.data_dir() / "ca.pem", other / "ca.pem");
+  a.dir().write("other-data/operator.token", "lab-op-nope\n");
+  auto default_file = a.lab({"node", "list", "--data-dir", other.string(), "--server", a.url()});
+  EXPECT_EQ(default_file.exit_code, 1) << default_file.output;
+  EXPECT_TRUE(
+      contains(default_file.output, "(the token from " + (other / "operator.token").string() + ")"))
+      << default_file.output;
+  // An empty token is refused before anything is sent.
+  const auto empty = a.dir().write("empty.token", "\n");
+  auto nothing = a.lab({"node", "list", "--token-file", empty.string()});
+  EXPECT_EQ(nothing.exit_code, 1) << nothing.output;
+  EXPECT_TRUE(contains(nothing.output,
+                       "the operator token from --token-file " + empty.string() + " is empty"))
+      << nothing.output;
 }
 
 TEST(TrustCli, MachineRegisterListUnregister) {
