@@ -10,11 +10,19 @@ namespace {
 
 namespace json = boost::json;
 
+// How the node's agent last reported its keys are kept (facts["key_protection"]: "tpm",
+// "tpm+pcr" or "file"); "unknown" until an agent reports it, which agents before that fact
+// never do.
+std::string key_text(const json::value& n) {
+  std::string k = text(n, "key_protection");
+  return k.empty() ? "unknown" : k;
+}
+
 void node_table(const json::value& nodes) {
   Table t({"ID", "NAME", "STATE", "KEY", "LABELS", "GROUPS", "LAST SEEN"});
   if (nodes.is_array()) {
     for (const auto& n : nodes.get_array()) {
-      t.add({text(n, "id"), text(n, "name"), text(n, "state"), text(n, "key_protection"),
+      t.add({text(n, "id"), text(n, "name"), text(n, "state"), key_text(n),
              labels_text(n, "labels"), list_text(n, "groups"),
              format_time(integer(n, "last_seen"))});
     }
@@ -61,7 +69,7 @@ void node_details(const json::value& n) {
       {"last seen", format_time(integer(n, "last_seen"))},
       {"certificate", text(n, "cert_serial")},
       {"cert expires", format_time(integer(n, "cert_expires_at"))},
-      {"key protection", text(n, "key_protection")},
+      {"key protection", key_text(n)},
       {"reinstall armed", reinstall_armed(n) ? "yes: the next network boot re-enrols it" : "no"},
   };
   for (const auto& [k, v] : rows)
@@ -171,8 +179,15 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
           print_json(r);
           return {};
         }
-        fmt::print("node {} will be re-enrolled by its next network boot from {}\n",
-                   text(r, "name"), or_list(r, "macs"));
+        const std::string name = text(r, "name");
+        fmt::print(
+            "node {0}: reinstall armed\n"
+            "next: the next network boot from {1} enrols node {0} again, with new keys (same id, "
+            "name and labels); its current certificates are revoked then, and the reinstall is "
+            "disarmed.\n"
+            "That boot gets a boot token only if this appliance's DHCP leased the MAC an address "
+            "or an operator registered it: lab machine register MAC --ip IP.\n",
+            name, or_list(r, "macs"));
         return {};
       });
   reinstall->add_option("node", *reinstall_id, "node id or name")->required();

@@ -341,7 +341,10 @@ TEST(TrustCli, NodeReinstallArmsOneReEnrolmentByTheNextNetworkBoot) {
   auto web = join(a, a.create_token("role=web"), "web-1");
   ASSERT_TRUE(web);
 
-  // The agent reports how its keys are kept; list and show say it.
+  // The agent reports how its keys are kept; list and show say it, "unknown" until then.
+  auto before = a.lab({"node", "list"});
+  EXPECT_TRUE(contains(before.output, "KEY")) << before.output;
+  EXPECT_TRUE(contains(before.output, "unknown")) << before.output;
   auto client = node_client(a, *web);
   auto report = client.post_json("/v1/agent/report",
                                  R"({"state":"ready","facts":{"key_protection":"tpm+pcr"}})");
@@ -363,9 +366,15 @@ TEST(TrustCli, NodeReinstallArmsOneReEnrolmentByTheNextNetworkBoot) {
   ASSERT_EQ(a.lab({"node", "macs", "web-1", "--add", mac}).exit_code, 0);
   auto armed = a.lab({"node", "reinstall", "web-1"});
   ASSERT_EQ(armed.exit_code, 0) << armed.output;
-  EXPECT_TRUE(
-      contains(armed.output, "node web-1 will be re-enrolled by its next network boot from " + mac))
+  EXPECT_TRUE(contains(armed.output,
+                       "node web-1: reinstall armed\nnext: the next network boot "
+                       "from " +
+                           mac + " enrols node web-1 again, with new keys"))
       << armed.output;
+  EXPECT_TRUE(contains(armed.output, "lab machine register MAC --ip IP")) << armed.output;
+  auto unknown = a.lab({"node", "reinstall", "no-such-node"});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  EXPECT_TRUE(contains(unknown.output, "no node 'no-such-node'")) << unknown.output;
   auto shown = a.lab({"node", "show", "web-1"});
   EXPECT_TRUE(contains(shown.output, "key protection:  tpm+pcr")) << shown.output;
   EXPECT_TRUE(contains(shown.output, "reinstall armed: yes")) << shown.output;
