@@ -74,6 +74,9 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
         LAB_TRY_ASSIGN(json::value r, api.call("PUT", path, value, "application/octet-stream"));
         if (f.json())
           print_json(r);
+        else if (const std::string require = text(r, "require"); !require.empty())
+          fmt::print("secret {} set (version {}, require {})\n", s->name, text(r, "version"),
+                     require);
         else
           fmt::print("secret {} set (version {})\n", s->name, text(r, "version"));
         return {};
@@ -86,6 +89,10 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
                   "key protection an entitled node must report: tpm (tpm or tpm+pcr), tpm+pcr, "
                   "or any (default: unchanged; any when new)")
       ->check(CLI::IsMember({"tpm", "tpm+pcr", "any"}));
+  set->footer(
+      "With --require the coordinator seals the secret only into the bundles of entitled nodes "
+      "whose agent reports that key protection (the KEY column of 'lab node list'); a node that "
+      "reports none gets it only with 'any'.");
 
   add_verb(*noun, "list", "List secrets (never their values)", action, flags,
            [](ApiClient& api, const ClientFlags& f) -> Result<void> {

@@ -416,6 +416,8 @@ TEST(TrustCli, SecretRequireIsSetAndListed) {
   };
   auto r = set({"--entitlement", "role=db", "--require", "tpm"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "secret db-pass set (version ")) << r.output;
+  EXPECT_TRUE(contains(r.output, ", require tpm)")) << r.output;
   EXPECT_EQ(require_of(), "tpm");
   auto table = a.lab({"secret", "list"});
   EXPECT_TRUE(contains(table.output, "REQUIRE")) << table.output;
@@ -431,7 +433,7 @@ TEST(TrustCli, SecretRequireIsSetAndListed) {
 
   auto bad = set({"--require", "fips"});
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
-  EXPECT_TRUE(contains(bad.output, "fips")) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "--require: fips not in {tpm,tpm+pcr,any}")) << bad.output;
 }
 
 }  // namespace
