@@ -6,6 +6,7 @@
 #include "shared/protocol/protocol.hpp"
 #include "tests/integration/bootstrap/coordinator/appliance.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -39,7 +40,7 @@ SplitResult lab_split(const Appliance& a, const std::vector<std::string>& args,
   const auto err = a.dir() / ("stderr-" + n);
   std::string script;
   for (const auto& [k, v] : env)
-    script += k + "='" + v + "' ";
+    script += fmt::format("{}='{}' ", k, v);
   script += "LAB_DATA_DIR='" + a.data_dir().string() + "' '" + lab_binary().string() + "'";
   for (const auto& arg : args)
     script += " '" + arg + "'";
@@ -434,6 +435,24 @@ TEST(TrustCli, SecretRequireIsSetAndListed) {
   auto bad = set({"--require", "fips"});
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_TRUE(contains(bad.output, "--require: fips not in {tpm,tpm+pcr,any}")) << bad.output;
+}
+
+// Every new verb explains itself without a coordinator to talk to.
+TEST(TrustCli, EveryVerbHasHelp) {
+  const std::vector<std::vector<std::string>> verbs = {
+      {"node", "reinstall"}, {"node", "macs"},          {"machine", "register"},
+      {"machine", "list"},   {"machine", "unregister"}, {"operator", "add"},
+      {"operator", "list"},  {"operator", "revoke"},    {"secret", "set"}};
+  for (const auto& v : verbs) {
+    auto r = run({lab_binary().string(), v[0], v[1], "--help"});
+    EXPECT_EQ(r.exit_code, 0) << v[0] << " " << v[1] << "\n" << r.output;
+    EXPECT_TRUE(contains(r.output, "Usage: lab " + v[0] + " " + v[1])) << r.output;
+  }
+  auto macs = run({lab_binary().string(), "node", "macs", "--help"});
+  EXPECT_TRUE(contains(macs.output, "--add")) << macs.output;
+  EXPECT_TRUE(contains(macs.output, "--remove")) << macs.output;
+  auto require = run({lab_binary().string(), "secret", "set", "--help"});
+  EXPECT_TRUE(contains(require.output, "--require")) << require.output;
 }
 
 }  // namespace
