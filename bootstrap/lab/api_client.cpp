@@ -18,7 +18,7 @@ const char* message(LabError e) noexcept {
     case LabError::unreachable:
       return "coordinator unreachable";
     case LabError::unauthorized:
-      return "not authorised";
+      return "operator credential refused";
     case LabError::not_found:
       return "not found";
     case LabError::conflict:
@@ -35,6 +35,8 @@ const char* message(LabError e) noexcept {
       return "invalid argument";
     case LabError::verify_failed:
       return "verification failed";
+    case LabError::forbidden:
+      return "forbidden";
   }
   return "unknown";
 }
@@ -87,8 +89,8 @@ struct ApiClient::Impl {
   shared::http::Client client;
 };
 
-ApiClient::ApiClient(std::unique_ptr<Impl> impl, std::string server)
-    : impl_(std::move(impl)), server_(std::move(server)) {}
+ApiClient::ApiClient(std::unique_ptr<Impl> impl, std::string server, std::string token_source)
+    : impl_(std::move(impl)), server_(std::move(server)), token_source_(std::move(token_source)) {}
 ApiClient::ApiClient(ApiClient&&) noexcept = default;
 ApiClient& ApiClient::operator=(ApiClient&&) noexcept = default;
 ApiClient::~ApiClient() = default;
@@ -115,20 +117,31 @@ Result<ApiClient> ApiClient::connect(const ClientFlags& flags) {
     ca = data_dir / "ca.pem";
   LAB_TRY_ASSIGN(std::string ca_pem, read_text(ca, "CA certificate"));
 
+  // The first of --token-file, LAB_TOKEN and <data-dir>/operator.token; a 401 names which.
   std::string token;
+  std::string token_source;
   if (!flags.token_file.empty()) {
     LAB_TRY_ASSIGN(token, read_text(flags.token_file, "operator token"));
-  } else if (token = env("LAB_TOKEN"); token.empty()) {
-    LAB_TRY_ASSIGN(token, read_text(data_dir / "operator.token", "operator token"));
+    token_source = "--token-file " + flags.token_file;
+  } else if (token = env("LAB_TOKEN"); !token.empty()) {
+    token_source = "LAB_TOKEN";
+  } else {
+    const auto path = data_dir / "operator.token";
+    LAB_TRY_ASSIGN(token, read_text(path, "operator token"));
+    token_source = path.string();
   }
   token = trim(token);
+  if (token.empty()) {
+    // Sent as it is, it would only earn "authentication required" from the server.
+    return Error(LabError::local, "the operator token from " + token_source + " is empty");
+  }
 
   shared::http::ClientOptions o;
   o.base_url = server;
   o.ca_pem = std::move(ca_pem);
   o.bearer_token = std::move(token);
   o.timeout = std::chrono::seconds(30);
-  return ApiClient(std::make_unique<Impl>(std::move(o)), server);
+  return ApiClient(std::make_unique<Impl>(std::move(o)), server, std::move(token_source));
 }
 
 Result<boost::json::value> ApiClient::call(std::string_view method, std::string_view path,
@@ -155,14 +168,20 @@ Result<boost::json::value> ApiClient::call(std::string_view method, std::string_
       text = *m;
   }
   LabError code = LabError::server;
-  if (status == 401 || status == 403)
+  if (status == 401) {
+    // The server says whose credential it was and why it does not count (not recognised,
+    // expired at …, revoked); which token the CLI sent is what the operator still needs.
     code = LabError::unauthorized;
-  else if (status == 404)
+    text += " (the token from " + token_source_ + ")";
+  } else if (status == 403) {
+    code = LabError::forbidden;
+  } else if (status == 404) {
     code = LabError::not_found;
-  else if (status == 409)
+  } else if (status == 409) {
     code = LabError::conflict;
-  else if (status >= 400 && status < 500)
+  } else if (status >= 400 && status < 500) {
     code = LabError::invalid;
+  }
   return Error(code, text);
 }
 
@@ -179,7 +198,10 @@ int fail(const Error& e) {
         hint = "is 'lab serve' running? pass --server URL (or LAB_SERVER) and --ca FILE";
         break;
       case LabError::unauthorized:
-        hint = "pass the operator token with --token-file FILE or LAB_TOKEN";
+        hint =
+            "check the operator token: lab sends --token-file FILE, else LAB_TOKEN, else "
+            "operator.token in --data-dir (LAB_DATA_DIR, default /var/lib/lab); an admin makes a "
+            "new credential with 'lab operator add NAME'";
         break;
       case LabError::not_found:
         hint = "list what exists with the 'list' verb";

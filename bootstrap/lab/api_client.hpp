@@ -19,7 +19,7 @@ namespace lab::bootstrap::commands {
 /// One code per way an operator command fails, so the hint can say what to do.
 enum class LabError {
   unreachable = 1,  // no connection, TLS failure, timeout
-  unauthorized,     // 401/403: the operator token is missing or wrong
+  unauthorized,     // 401: the operator token sent is unknown, expired or revoked
   not_found,        // 404
   conflict,         // 409
   invalid,          // 400/413/415: the server refused the input; detail says why
@@ -28,6 +28,7 @@ enum class LabError {
   local,            // a local file (CA, token, secret value) cannot be read
   usage,            // an argument that does not parse (label, selector, duration)
   verify_failed,    // the audit trail, or an export of it, does not verify; detail says where
+  forbidden,        // 403: the operation itself is refused (a revoked node)
 };
 const boost::system::error_category& lab_category() noexcept;
 inline boost::system::error_code make_error_code(LabError e) noexcept {
@@ -69,9 +70,12 @@ class ApiClient {
 
  private:
   struct Impl;
-  ApiClient(std::unique_ptr<Impl> impl, std::string server);
+  ApiClient(std::unique_ptr<Impl> impl, std::string server, std::string token_source);
   std::unique_ptr<Impl> impl_;
   std::string server_;
+  // Where the operator token came from: "--token-file FILE", "LAB_TOKEN" or the data
+  // directory's operator.token.
+  std::string token_source_;
 };
 
 /// Prints "lab: error: …" with a hint chosen by the error's code; returns the exit code.

@@ -7,6 +7,7 @@
 #include <boost/json/object.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace CLI {  // NOLINT(readability-identifier-naming): CLI11's namespace
@@ -24,8 +25,17 @@ void add_group(CLI::App& app, shared::cli::Action& action);
 void add_secret(CLI::App& app, shared::cli::Action& action);
 void add_audit(CLI::App& app, shared::cli::Action& action);
 void add_machine(CLI::App& app, shared::cli::Action& action);
+void add_operator(CLI::App& app, shared::cli::Action& action);
 
 /// "k=v" / "k=v,k2=v2" arguments as a JSON object of validated labels (LabError::usage).
 Result<boost::json::object> parse_labels_arg(const std::vector<std::string>& items);
+
+/// A MAC address as "52:54:00:12:34:56" from that form, "52-54-00-12-34-56" or "525400123456"
+/// in any case; LabError::usage naming the option ("--add"; empty for a positional argument)
+/// and the value otherwise.
+Result<std::string> parse_mac_arg(std::string_view text, std::string_view option = {});
+
+/// An IPv4 or IPv6 address literal; LabError::usage naming the option and the value otherwise.
+Result<void> check_ip_arg(std::string_view text, std::string_view option = {});
 
 }  // namespace lab::bootstrap::commands

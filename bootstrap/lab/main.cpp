@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   lab::bootstrap::commands::add_secret(app, action);
   lab::bootstrap::commands::add_audit(app, action);
   lab::bootstrap::commands::add_machine(app, action);
+  lab::bootstrap::commands::add_operator(app, action);
   lab::bootstrap::commands::add_bootstrap(app, action);
   lab::bootstrap::commands::add_image(app, action);
   return lab::shared::cli::run(app, argc, argv, action);

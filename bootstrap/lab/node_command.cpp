@@ -1,4 +1,4 @@
-// lab node list|show|label|unlabel|revoke|accept.
+// lab node list|show|label|unlabel|revoke|accept|reinstall|macs.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
 
@@ -10,15 +10,50 @@ namespace {
 
 namespace json = boost::json;
 
+// How the node's agent last reported its keys are kept (facts["key_protection"]: "tpm",
+// "tpm+pcr" or "file"); "unknown" until an agent reports it, which agents before that fact
+// never do.
+std::string key_text(const json::value& n) {
+  std::string k = text(n, "key_protection");
+  return k.empty() ? "unknown" : k;
+}
+
 void node_table(const json::value& nodes) {
-  Table t({"ID", "NAME", "STATE", "LABELS", "GROUPS", "LAST SEEN"});
+  Table t({"ID", "NAME", "STATE", "KEY", "LABELS", "GROUPS", "LAST SEEN"});
   if (nodes.is_array()) {
     for (const auto& n : nodes.get_array()) {
-      t.add({text(n, "id"), text(n, "name"), text(n, "state"), labels_text(n, "labels"),
-             list_text(n, "groups"), format_time(integer(n, "last_seen"))});
+      t.add({text(n, "id"), text(n, "name"), text(n, "state"), key_text(n),
+             labels_text(n, "labels"), list_text(n, "groups"),
+             format_time(integer(n, "last_seen"))});
     }
   }
   t.print();
+}
+
+bool reinstall_armed(const json::value& n) {
+  const auto* o = n.if_object();
+  const auto* v = o == nullptr ? nullptr : o->if_contains("reinstall_armed");
+  return v != nullptr && v->is_bool() && v->get_bool();
+}
+
+// "a, b or c".
+std::string or_list(const json::value& n, std::string_view key) {
+  std::vector<std::string> items;
+  if (const auto* o = n.if_object(); o != nullptr) {
+    if (const auto* v = o->if_contains(key); v != nullptr && v->is_array()) {
+      for (const auto& item : v->get_array()) {
+        if (item.is_string())
+          items.emplace_back(item.get_string());
+      }
+    }
+  }
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0)
+      out += i + 1 == items.size() ? " or " : ", ";
+    out += items[i];
+  }
+  return out;
 }
 
 void node_details(const json::value& n) {
@@ -34,9 +69,11 @@ void node_details(const json::value& n) {
       {"last seen", format_time(integer(n, "last_seen"))},
       {"certificate", text(n, "cert_serial")},
       {"cert expires", format_time(integer(n, "cert_expires_at"))},
+      {"key protection", key_text(n)},
+      {"reinstall armed", reinstall_armed(n) ? "yes: the next network boot re-enrols it" : "no"},
   };
   for (const auto& [k, v] : rows)
-    fmt::print("{:<13} {}\n", k + ":", v.empty() ? "-" : v);
+    fmt::print("{:<16} {}\n", k + ":", v.empty() ? "-" : v);
 }
 
 // Prints a node answer (label/accept) the way the operator asked.
@@ -52,7 +89,8 @@ Result<void> show(const json::value& n, const ClientFlags& f) {
 
 void add_node(CLI::App& app, shared::cli::Action& action) {
   auto flags = std::make_shared<ClientFlags>();
-  CLI::App* noun = app.add_subcommand("node", "Nodes: list, show, label, revoke, accept");
+  CLI::App* noun =
+      app.add_subcommand("node", "Nodes: list, show, label, revoke, accept, reinstall, macs");
   noun->require_subcommand(1);
   add_client_flags(*noun, flags);
 
@@ -130,6 +168,82 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
            })
       ->add_option("node", *accept_id, "node id or name")
       ->required();
+
+  auto reinstall_id = std::make_shared<std::string>();
+  CLI::App* reinstall = add_verb(
+      *noun, "reinstall", "Let the node's next network boot enrol it again, with new keys", action,
+      flags, [reinstall_id](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        LAB_TRY_ASSIGN(json::value r,
+                       api.call("POST", "/v1/nodes/" + url_encode(*reinstall_id) + "/reinstall"));
+        if (f.json()) {
+          print_json(r);
+          return {};
+        }
+        const std::string name = text(r, "name");
+        fmt::print(
+            "node {0}: reinstall armed\n"
+            "next: the next network boot from {1} enrols node {0} again, with new keys (same id, "
+            "name and labels); its current certificates are revoked then, and the reinstall is "
+            "disarmed.\n"
+            "That boot gets a boot token only if this appliance's DHCP leased the MAC an address "
+            "or an operator registered it: lab machine register MAC --ip IP.\n",
+            name, or_list(r, "macs"));
+        return {};
+      });
+  reinstall->add_option("node", *reinstall_id, "node id or name")->required();
+  reinstall->footer(
+      "A join makes a new node unless it proves to be an existing one. This arms one "
+      "exception: the next boot token minted for one of the node's MACs enrols this node again "
+      "with new keys (its old certificates are revoked), then it is disarmed. The node needs a "
+      "MAC: see 'lab node macs'.");
+
+  auto macs_id = std::make_shared<std::string>();
+  auto add = std::make_shared<std::vector<std::string>>();
+  auto remove = std::make_shared<std::vector<std::string>>();
+  CLI::App* macs = add_verb(
+      *noun, "macs", "Show a node's MACs, or give it MACs and take them away", action, flags,
+      [macs_id, add, remove](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        const std::string path = "/v1/nodes/" + url_encode(*macs_id);
+        json::value r;
+        if (add->empty() && remove->empty()) {
+          LAB_TRY_ASSIGN(r, api.call("GET", path));
+        } else {
+          json::array a;
+          json::array d;
+          for (const auto& m : *add) {
+            LAB_TRY_ASSIGN(std::string mac, parse_mac_arg(m, "--add"));
+            a.emplace_back(mac);
+          }
+          for (const auto& m : *remove) {
+            LAB_TRY_ASSIGN(std::string mac, parse_mac_arg(m, "--remove"));
+            d.emplace_back(mac);
+          }
+          LAB_TRY_ASSIGN(
+              r, api.call_json("PATCH", path + "/macs", json::object{{"add", a}, {"remove", d}}));
+        }
+        if (f.json()) {
+          print_json(r);
+          return {};
+        }
+        const std::string listed = list_text(r, "macs");
+        if (listed.empty()) {
+          fmt::print(stderr, "node {} has no MAC; give it one with 'lab node macs {} --add MAC'\n",
+                     text(r, "name"), text(r, "name"));
+          return {};
+        }
+        Table t({"MAC"});
+        for (const auto& m : r.at("macs").as_array())
+          t.add({m.is_string() ? std::string(m.get_string()) : std::string()});
+        t.print();
+        return {};
+      });
+  macs->add_option("node", *macs_id, "node id or name")->required();
+  macs->add_option("--add", *add, "give the node this MAC (repeatable)");
+  macs->add_option("--remove", *remove, "take this MAC from the node (repeatable)");
+  macs->footer(
+      "A MAC belongs to a node through this appliance's DHCP or an operator, never through what "
+      "the node reports: boot tokens minted for it, and 'lab node reinstall', follow it. A MAC "
+      "another node holds is refused; remove it there first.");
 }
 
 }  // namespace lab::bootstrap::commands

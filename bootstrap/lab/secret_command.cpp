@@ -23,6 +23,7 @@ struct SetOptions {
   std::string name;
   std::string file;
   std::string entitlement;
+  std::string require;  // empty: unchanged; "any" clears it
 };
 
 Result<std::string> read_value(const std::string& file) {
@@ -63,11 +64,19 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
       [s](ApiClient& api, const ClientFlags& f) -> Result<void> {
         LAB_TRY_ASSIGN(std::string value, read_value(s->file));
         std::string path = "/v1/secrets/" + url_encode(s->name);
+        std::string query;
         if (!s->entitlement.empty())
-          path += "?entitlement=" + url_encode(s->entitlement);
+          query += "&entitlement=" + url_encode(s->entitlement);
+        if (!s->require.empty())
+          query += "&require=" + url_encode(s->require == "any" ? "" : s->require);
+        if (!query.empty())
+          path += "?" + query.substr(1);
         LAB_TRY_ASSIGN(json::value r, api.call("PUT", path, value, "application/octet-stream"));
         if (f.json())
           print_json(r);
+        else if (const std::string require = text(r, "require"); !require.empty())
+          fmt::print("secret {} set (version {}, require {})\n", s->name, text(r, "version"),
+                     require);
         else
           fmt::print("secret {} set (version {})\n", s->name, text(r, "version"));
         return {};
@@ -76,6 +85,14 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
   set->add_option("-f,--from-file", s->file, "read the value from this file ('-' = stdin)");
   set->add_option("-e,--entitlement", s->entitlement,
                   "selector of the nodes that receive it (default: unchanged; nobody when new)");
+  set->add_option("--require", s->require,
+                  "key protection an entitled node must report: tpm (tpm or tpm+pcr), tpm+pcr, "
+                  "or any (default: unchanged; any when new)")
+      ->check(CLI::IsMember({"tpm", "tpm+pcr", "any"}));
+  set->footer(
+      "With --require the coordinator seals the secret only into the bundles of entitled nodes "
+      "whose agent reports that key protection (the KEY column of 'lab node list'); a node that "
+      "reports none gets it only with 'any'.");
 
   add_verb(*noun, "list", "List secrets (never their values)", action, flags,
            [](ApiClient& api, const ClientFlags& f) -> Result<void> {
@@ -84,11 +101,14 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
                print_json(r);
                return {};
              }
-             Table t({"NAME", "ENTITLEMENT", "VERSION", "SIZE", "UPDATED"});
+             Table t({"NAME", "ENTITLEMENT", "REQUIRE", "VERSION", "SIZE", "UPDATED"});
              if (r.is_array()) {
-               for (const auto& sec : r.get_array())
-                 t.add({text(sec, "name"), text(sec, "entitlement"), text(sec, "version"),
-                        text(sec, "size"), format_time(integer(sec, "updated_at"))});
+               for (const auto& sec : r.get_array()) {
+                 const std::string require = text(sec, "require");
+                 t.add({text(sec, "name"), text(sec, "entitlement"),
+                        require.empty() ? "any" : require, text(sec, "version"), text(sec, "size"),
+                        format_time(integer(sec, "updated_at"))});
+               }
              }
              t.print();
              return {};
