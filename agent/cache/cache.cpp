@@ -272,13 +272,33 @@ Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t no
     return Error(CacheError::wrong_node,
                  fmt::format("bundle for node {} refused: this is node {}", b.node_id, id.node_id));
   }
-  // Decode every sealed box before touching the database: a bad one refuses the bundle whole.
+  // A stale bundle (a peer's copy, a repeated answer) is refused before any sealed box is
+  // opened; the check is repeated inside the transaction, which is what makes it hold.
+  LAB_TRY_ASSIGN(std::int64_t cached, impl_->current_revision());
+  if (b.revision <= cached) {
+    return Error(
+        CacheError::not_newer,
+        fmt::format("bundle revision {} is not newer than the cached {}", b.revision, cached));
+  }
+  auto sealing = crypto::X25519PrivateKey::from_raw(id.sealing_key);
+  if (!sealing)
+    return Error(CacheError::bad_identity, "the stored sealing key does not decode");
+  // Open every sealed box before touching the database: one that does not open with this
+  // node's key (sealed to keys of an earlier enrolment, or damaged) refuses the bundle whole,
+  // so the cache keeps secrets it can serve instead of trading them for ones it cannot.
   std::vector<crypto::Bytes> wrapped_secrets;
   wrapped_secrets.reserve(b.secrets.size());
   for (const auto& s : b.secrets) {
     auto raw = crypto::base64url_decode(s.sealed);
     if (!raw)
       return Error(CacheError::bad_bundle, fmt::format("secret '{}' is not base64url", s.name));
+    const std::string aad = protocol::sealed_secret_aad(id.node_id, s.name, s.version);
+    if (!crypto::open(*sealing, *raw, crypto::as_bytes(aad))) {
+      return Error(CacheError::secret_unopened,
+                   fmt::format("bundle revision {} refused: secret '{}' does not open with this "
+                               "node's sealing key",
+                               b.revision, s.name));
+    }
     LAB_TRY_ASSIGN(auto w, impl_->key->wrap(*raw, aad_secret(id.node_id, s.name, s.version)));
     wrapped_secrets.push_back(std::move(w));
   }

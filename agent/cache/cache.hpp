@@ -96,11 +96,13 @@ class Cache {
   /// After a renewal: the new certificate and the key it certifies, atomically.
   Result<void> update_certificate(std::string_view certificate_pem, std::string_view key_pem);
 
-  /// Verifies `envelope` with the identity's bundle key, parses the bundle and stores it in one
-  /// transaction. bad_signature, bad_bundle, wrong_node or not_newer leave the cache unchanged.
-  /// Also records `now` as the last contact.
+  /// Verifies `envelope` with the identity's bundle key, parses the bundle, opens every sealed
+  /// secret with the node's sealing key and stores it in one transaction. bad_signature,
+  /// bad_bundle, wrong_node, not_newer or secret_unopened (a secret this node could not serve)
+  /// leave the cache unchanged. Also records `now` as the time the cache was confirmed current.
   Result<shared::protocol::Bundle> apply(shared::crypto::ByteView envelope, std::int64_t now);
-  /// Records a coordinator answer without a new bundle.
+  /// Records that the coordinator confirmed at `now` that the cache is current (an
+  /// authenticated answer "nothing newer"); never for a refusal.
   Result<void> touch(std::int64_t now);
 
   [[nodiscard]] Result<std::int64_t> revision();
