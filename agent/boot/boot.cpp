@@ -162,7 +162,7 @@ class BootRun {
     auto accepted = wait_for_view(*opened->cache, transport, view->revision, state);
     if (!accepted)
       return fail(accepted.error());
-    if (auto r = report_ready(*transport); !r)
+    if (auto r = report_ready(*transport, opened->key->protection_fact()); !r)
       return fail(r.error());
     console_.line("ready node={}", id.node_id);
 
@@ -250,8 +250,8 @@ class BootRun {
   }
 
   // Retried while the coordinator is unreachable: "ready" on the console means it arrived.
-  Result<void> report_ready(sync::Transport& t) {
-    const auto facts = facts::to_json(facts::collect(o_.facts_root));
+  Result<void> report_ready(sync::Transport& t, std::string_view key_protection) {
+    const auto facts = daemon::node_facts(o_.facts_root, key_protection);
     const sync::Backoff backoff{
         std::chrono::duration_cast<std::chrono::milliseconds>(s_.backoff_initial),
         std::chrono::duration_cast<std::chrono::milliseconds>(s_.backoff_cap)};

@@ -215,8 +215,8 @@ Result<void> Cache::store_identity(const Identity& id, bool replace) {
   if (count.int64(0) > 0) {
     if (!replace) {
       return Error(CacheError::already_joined,
-                   "this node has already joined; 'labd rejoin <join-string>' replaces its "
-                   "identity");
+                   "this node has already joined; 'labd rejoin <join-string>' enrols it again "
+                   "(the same node while its key still works)");
     }
     LAB_TRY(
         checked(d.exec("DELETE FROM identity; DELETE FROM bundle; DELETE FROM contact;"

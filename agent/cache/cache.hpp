@@ -25,7 +25,7 @@ namespace lab::agent::cache {
 enum class CacheError {
   storage = 1,      // SQLite failed (detail has the statement)
   not_joined,       // no identity: `labd join` first
-  already_joined,   // an identity exists: `labd rejoin` replaces it
+  already_joined,   // an identity exists: `labd rejoin` stores the new one in its place
   bad_identity,     // the stored identity does not decode (wrong data key or damage)
   bad_signature,    // the envelope is not a bundle signed by the coordinator's key
   bad_bundle,       // the signed payload is not a valid bundle

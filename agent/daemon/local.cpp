@@ -51,6 +51,10 @@ Result<LocalAnswer> ask_cache(const Settings& s, std::string_view path) {
 
 }  // namespace
 
+bool daemon_answers(const Settings& s) {
+  return static_cast<bool>(ask_daemon(s, "/v1/status"));
+}
+
 Result<LocalAnswer> local_get(const Settings& s, std::string_view path) {
   auto r = ask_daemon(s, path);
   if (r)

@@ -2,7 +2,6 @@
 
 #include "agent/daemon/node.hpp"
 #include "agent/daemon/notify.hpp"
-#include "agent/facts/facts.hpp"
 #include "agent/localapi/server.hpp"
 #include "agent/render/render.hpp"
 #include "agent/sync/syncer.hpp"
@@ -135,7 +134,7 @@ int run(const Settings& s) {
   options.wait = s.poll_wait;
   options.backoff = {std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff_initial),
                      std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff_cap)};
-  options.report_facts = facts::to_json(facts::collect("/"));
+  options.report_facts = node_facts("/", node.key->protection_fact());
   sync::SyncHooks hooks;
   hooks.applied = [&](const cache::View& v) {
     render_view(logger, s.render, v, *sealing);

@@ -133,9 +133,38 @@ int do_join(const Global& g, const std::string& arg, const std::string& file, bo
   auto r = daemon::join(*s, o);
   if (!r)
     return fail(r.error());
-  fmt::print("{} as {} ({}) at {}; key protection: {}\n", rejoin ? "rejoined" : "joined", r->name,
-             r->node_id, r->coordinator_url,
-             r->key_protection == "file" ? "file (degraded)" : "tpm");
+  const daemon::NodeRecord& n = r->record;
+  fmt::print("{} as {} ({}) at {}; key protection: {}\n", rejoin ? "rejoined" : "joined", n.name,
+             n.node_id, n.coordinator_url, n.key_protection == "file" ? "file (degraded)" : "tpm");
+  if (!rejoin || r->previous_node_id.empty())
+    return cli::kExitOk;
+  // A running agent still holds the old identity in memory, and the coordinator now refuses it.
+  if (daemon::daemon_answers(*s))
+    fmt::print("labd is running with the old identity: restart it ('systemctl restart labd')\n");
+  // Whether the coordinator kept the node decides what the operator must redo (labels, groups,
+  // secret entitlements by node): say it, so nobody finds out later.
+  if (r->kept_node()) {
+    fmt::print("same node, new keys: {} keeps its id, labels and entitlements; its old "
+               "certificates are revoked\n",
+               n.name);
+    return cli::kExitOk;
+  }
+  std::string why;
+  switch (r->proof) {
+    case daemon::Joined::Proof::sent:
+      why = "the coordinator did not take this machine's key as proof (the node is revoked, or "
+            "its certificate expired longer ago than the renewal grace)";
+      break;
+    case daemon::Joined::Proof::other_coordinator:
+      why = "the join string is for another coordinator than the one that enrolled it";
+      break;
+    default:
+      why = "its identity no longer opens on this machine, so nothing proved this is that node";
+      break;
+  }
+  fmt::print("a new node, not {} ({}): {}; the old node's labels and entitlements do not carry "
+             "over\n",
+             r->previous_name, r->previous_node_id, why);
   return cli::kExitOk;
 }
 
@@ -252,8 +281,10 @@ int main(int argc, char** argv) {
 
   auto* rejoin = app.add_subcommand(
       "rejoin",
-      "Enrol again with a new join string, replacing this node's identity (and its "
-      "data key and cache when they no longer open)");
+      "Enrol again with a new join string and new keys. While the node's key still works it "
+      "proves who the node is and the coordinator keeps it (same id, name, labels); a revoked "
+      "node, one whose certificate expired past the renewal grace, or one whose data key no "
+      "longer opens (its key and cache are then replaced) becomes a new node");
   rejoin->fallthrough();
   auto* rejoin_arg = rejoin->add_option("join-string", js, kJoinStringHelp);
   rejoin->add_option("--join-file", join_file, kJoinFileHelp)->excludes(rejoin_arg);

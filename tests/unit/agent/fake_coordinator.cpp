@@ -39,6 +39,7 @@ struct FakeCoordinator::Impl {
   std::map<std::int64_t, crypto::Bytes> envelopes;
   std::int64_t revision = 0;
   std::int64_t acknowledged = 0;  // the highest `since` an agent asked with
+  std::string last_join_proof = "none";
   std::vector<std::thread> waiters;
 
   void start_server(std::uint16_t port) {
@@ -121,6 +122,14 @@ struct FakeCoordinator::Impl {
     const std::lock_guard lock(mutex);
     if (tokens.erase(jr->token) == 0)
       return http::Response::json(403, R"({"error":"invalid token","code":"invalid_token"})");
+    last_join_proof = "none";
+    if (jr->proof) {
+      const auto token = protocol::parse_token(jr->token).value();
+      last_join_proof = proof_verifies(*jr->proof, protocol::key_proof_message(
+                                                       "join", token.id, jr->csr_pem))
+                            ? "valid"
+                            : "invalid";
+    }
     auto raw = crypto::base64url_decode(jr->sealing_key).value();
     sealing_key = crypto::X25519PublicKey::from_raw(raw).value();
     node_id = fmt::format("n-{:04}", ++owner.joins_);
@@ -147,6 +156,19 @@ struct FakeCoordinator::Impl {
     boost::json::object out;
     out["certificate"] = issue(*csr).pem();
     return http::Response::json(200, boost::json::serialize(out));
+  }
+
+  // The proof's signature verifies with its certificate's key, and the certificate is ours
+  // (at a moment it was valid: it may have expired since).
+  bool proof_verifies(const protocol::KeyProof& proof, std::string_view message) const {
+    auto cert = crypto::Certificate::from_pem(proof.certificate_pem);
+    auto sig = crypto::base64url_decode(proof.signature);
+    return cert && sig &&
+           crypto::verify_ecdsa(cert->public_key_der(), crypto::as_bytes(message), *sig) &&
+           crypto::verify_certificate(
+               *cert, owner.pki_.ca,
+               std::min(std::chrono::system_clock::now(),
+                        cert->not_after() - std::chrono::seconds(1)));
   }
 
   // Answers with the newest envelope when it is newer than `since`, else holds the request
@@ -303,6 +325,11 @@ std::vector<std::uint8_t> FakeCoordinator::envelope(std::int64_t revision) const
 std::int64_t FakeCoordinator::revision() const {
   const std::lock_guard lock(impl_->mutex);
   return impl_->revision;
+}
+
+std::string FakeCoordinator::last_join_proof() const {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->last_join_proof;
 }
 
 std::string FakeCoordinator::node_id() const {

@@ -58,6 +58,9 @@ class FakeCoordinator {
 
   /// Answer every agent route with 403, as for a revoked node.
   void revoke() { revoked_ = true; }
+  /// The key proof of the last join: "none", "valid" (verifies with the certificate's key over
+  /// the join's token id and CSR, certificate from this CA) or "invalid".
+  [[nodiscard]] std::string last_join_proof() const;
 
   [[nodiscard]] int joins() const noexcept { return joins_.load(); }
   [[nodiscard]] int renewals() const noexcept { return renewals_.load(); }

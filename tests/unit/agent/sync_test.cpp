@@ -3,6 +3,7 @@
 // backoff.
 #include "agent/sync/backoff.hpp"
 #include "agent/sync/join.hpp"
+#include "agent/sync/proof.hpp"
 #include "agent/sync/syncer.hpp"
 #include "shared/crypto/random.hpp"
 #include "shared/crypto/x509.hpp"
@@ -99,6 +100,29 @@ TEST(Join, UnreachableCoordinator) {
   auto r = join(p);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), SyncError::unreachable);
+}
+
+// A rejoin proves it is the node it was: the proof is made with the old key over the new
+// CSR and the new token's id, so it is worth nothing to anyone without the new key.
+TEST(Join, ARejoinCarriesAKeyProofOverTheNewCsr) {
+  FakeCoordinator coord;
+  auto first = join(params(coord.join_string()));
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(coord.last_join_proof(), "none");
+  auto p = params(coord.join_string());
+  p.prove = proof_signer(first->certificate_pem, first->tls_key_pem).value();
+  auto again = join(p);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(coord.last_join_proof(), "valid");
+  EXPECT_NE(again->tls_key_pem, first->tls_key_pem);
+
+  // Signed with another key than the certificate's: the coordinator can tell.
+  auto stranger = crypto::EcPrivateKey::generate().value();
+  auto forged = params(coord.join_string());
+  forged.prove = proof_signer(first->certificate_pem, stranger.to_pem()).value();
+  ASSERT_TRUE(join(forged));
+  EXPECT_EQ(coord.last_join_proof(), "invalid");
+  EXPECT_EQ(proof_signer(first->certificate_pem, "not a key").error(), SyncError::keygen);
 }
 
 TEST(Backoff, GrowsDoublingWithJitterUpToTheCap) {
