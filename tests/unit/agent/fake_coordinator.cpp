@@ -95,6 +95,8 @@ struct FakeCoordinator::Impl {
   void handle(const http::Request& req, const http::Reply& reply) {
     if (req.method == "POST" && req.path == "/v1/join")
       return reply(join(req));
+    if (req.method == "POST" && req.path == "/v1/renew")
+      return reply(renew_with_proof(req));
     if (req.path.starts_with("/v1/agent/")) {
       if (!req.peer.client_cert || !req.peer.client_cert->verified)
         return reply(http::Response::error(401, "client certificate required"));
@@ -106,6 +108,10 @@ struct FakeCoordinator::Impl {
         return bundle(req, reply);
       if (req.method == "POST" && req.path == "/v1/agent/report") {
         ++owner.reports_;
+        if (owner.limit_reports_) {
+          return reply(http::Response::json(
+              429, R"({"error":"node reports too often","code":"rate_limited"})"));
+        }
         return reply(http::Response{204, {}, {}, {}, false});
       }
     }
@@ -169,6 +175,32 @@ struct FakeCoordinator::Impl {
                *cert, owner.pki_.ca,
                std::min(std::chrono::system_clock::now(),
                         cert->not_after() - std::chrono::seconds(1)));
+  }
+
+  // POST /v1/renew: no client certificate needed, a key proof over the new CSR instead.
+  http::Response renew_with_proof(const http::Request& req) {
+    ++owner.proof_renewals_;
+    if (req.peer.client_cert)
+      ++owner.proof_renewals_with_client_cert_;
+    auto o = shared::json::parse_object(req.body);
+    if (!o)
+      return http::Response::error(400, "bad json");
+    auto rr = protocol::renew_request_from_json(*o);
+    if (!rr || !rr->proof || !crypto::verify_csr(rr->csr_pem))
+      return http::Response::error(400, "bad renew request");
+    if (!proof_verifies(*rr->proof, protocol::key_proof_message("renew", "", rr->csr_pem)))
+      return http::Response::json(403, R"({"error":"proof does not verify","code":"invalid_proof"})");
+    if (owner.revoked_)
+      return http::Response::json(403, R"({"error":"forbidden","code":"forbidden"})");
+    const auto cert = crypto::Certificate::from_pem(rr->proof->certificate_pem).value();
+    if (std::chrono::system_clock::now() > cert.not_after() + owner.grace_.load()) {
+      return http::Response::json(
+          403, R"json({"error":"certificate expired longer ago than the renewal grace: join )json"
+               R"json(again with a new token ('labd rejoin')","code":"renew_grace_passed"})json");
+    }
+    boost::json::object out;
+    out["certificate"] = issue(rr->csr_pem).pem();
+    return http::Response::json(200, boost::json::serialize(out));
   }
 
   // Answers with the newest envelope when it is newer than `since`, else holds the request

@@ -125,6 +125,16 @@ TEST(Join, ARejoinCarriesAKeyProofOverTheNewCsr) {
   EXPECT_EQ(proof_signer(first->certificate_pem, "not a key").error(), SyncError::keygen);
 }
 
+TEST(Health, RefusedUnreachableOrFailing) {
+  EXPECT_EQ(health_of(lab::Error(SyncError::forbidden, "")), Health::refused);
+  EXPECT_EQ(health_of(lab::Error(SyncError::renew_grace_passed, "")), Health::refused);
+  EXPECT_EQ(health_of(lab::Error(SyncError::unreachable, "")), Health::unreachable);
+  EXPECT_EQ(health_of(lab::Error(SyncError::rejected, "")), Health::failing);
+  EXPECT_EQ(health_of(lab::Error(cache::CacheError::secret_unopened, "")), Health::failing);
+  EXPECT_STREQ(health_name(Health::refused), "refused");
+  EXPECT_STREQ(health_name(Health::ok), "ok");
+}
+
 TEST(Backoff, GrowsDoublingWithJitterUpToTheCap) {
   const Backoff b{1000ms, 8000ms};
   EXPECT_EQ(b.delay(0, 0), 500ms);
@@ -152,14 +162,27 @@ class SyncTest : public ::testing::Test {
     ASSERT_TRUE(cache_->store_identity(*id));
   }
 
-  Syncer make_syncer(SyncHooks hooks = {}, std::chrono::seconds wait = 2s) {
+  Syncer make_syncer(SyncHooks hooks = {}, std::chrono::seconds wait = 2s,
+                     std::function<std::int64_t()> now = wall_now) {
     SyncOptions o;
     o.wait = wait;
     o.backoff = {50ms, 200ms};
     o.min_interval = 10ms;
     return Syncer(
         *cache_, [wait](const cache::Identity& id) { return make_http_transport(id, wait); }, o,
-        std::move(hooks), wall_now);
+        std::move(hooks), std::move(now));
+  }
+
+  // Swaps the node's certificate for one of `lifetime` (renewed over mTLS) and waits until it
+  // has expired: the state of a node that was off, or cut off, longer than its lifetime.
+  void expire_certificate() {
+    coord_.set_certificate_lifetime(1s);
+    auto syncer = make_syncer();
+    ASSERT_TRUE(syncer.renew_if_due(true).value());
+    coord_.set_certificate_lifetime(24h);
+    const auto cert =
+        crypto::Certificate::from_pem(cache_->identity()->certificate_pem).value();
+    std::this_thread::sleep_until(cert.not_after() + 1100ms);
   }
 
   TempDir dir_{"lab-sync"};
@@ -174,7 +197,10 @@ TEST_F(SyncTest, PollAppliesNewerBundlesAndTouchesOnNoChange) {
       make_syncer({.applied = [&](const cache::View& v) { applied.push_back(v.revision); },
                    .contact = {},
                    .failed = {},
-                   .renewed = {}},
+                   .renewed = {},
+                   .confirmed = {},
+                   .rejoin_needed = {},
+                   .report_failed = {}},
                   1s);
   std::vector<std::int64_t> settled;  // after each applied bundle, once its buffers are freed
   syncer.on_settled([&] { settled.push_back(static_cast<std::int64_t>(applied.size())); });
@@ -214,7 +240,10 @@ TEST_F(SyncTest, RunLoopFollowsPublishesAndStopsPromptly) {
                                  },
                              .contact = {},
                              .failed = {},
-                             .renewed = {}},
+                             .renewed = {},
+                   .confirmed = {},
+                   .rejoin_needed = {},
+                   .report_failed = {}},
                             1s);
   std::thread t([&] { syncer.run(); });
   for (int i = 1; i <= 5; ++i) {
@@ -237,7 +266,10 @@ TEST_F(SyncTest, RevokedNodeFailsWithForbiddenAndBacksOff) {
                                    EXPECT_EQ(e, SyncError::forbidden);
                                    delays.push_back(d);
                                  },
-                             .renewed = {}});
+                             .renewed = {},
+                             .confirmed = {},
+                             .rejoin_needed = {},
+                             .report_failed = {}});
   auto r = syncer.poll_once();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), SyncError::forbidden);
@@ -249,6 +281,159 @@ TEST_F(SyncTest, RevokedNodeFailsWithForbiddenAndBacksOff) {
   EXPECT_GE(delays.size(), 2U);
   EXPECT_LE(delays.size(), 20U);
   EXPECT_LE(coord_.bundle_requests(), 25);
+  // A renewal by proof was tried once (the 403 might have meant "expired by my clock") and,
+  // refused, not again: each refusal counts against this address at the coordinator.
+  EXPECT_EQ(coord_.proof_renewals(), 1);
+  ASSERT_TRUE(syncer.renewal_refusal());
+  EXPECT_EQ(*syncer.renewal_refusal(), SyncError::forbidden);
+}
+
+// A node that was off longer than its certificate's lifetime: mTLS is refused, so the agent
+// renews by key proof over TLS without a client certificate, then syncs as before.
+TEST_F(SyncTest, AnExpiredCertificateIsRenewedByKeyProof) {
+  expire_certificate();
+  coord_.publish({{"after", "expiry"}});
+  std::vector<std::int64_t> confirmed;
+  auto syncer = make_syncer({.applied = {},
+                             .contact = {},
+                             .failed = {},
+                             .renewed = {},
+                             .confirmed = [&](std::int64_t t) { confirmed.push_back(t); },
+                             .rejoin_needed = {},
+                             .report_failed = {}});
+  auto refused = syncer.poll_once();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), SyncError::forbidden);
+  EXPECT_TRUE(confirmed.empty());  // an answer, but no confirmation that the cache is current
+
+  const auto before = cache_->identity()->certificate_pem;
+  auto renewed = syncer.renew_if_due();
+  ASSERT_TRUE(renewed) << renewed.error().message();
+  EXPECT_TRUE(*renewed);
+  EXPECT_EQ(coord_.proof_renewals(), 1);
+  EXPECT_EQ(coord_.proof_renewals_with_client_cert(), 0);
+  EXPECT_EQ(coord_.renewals(), 1);  // the mTLS one of expire_certificate() only
+  const auto id = cache_->identity().value();
+  EXPECT_NE(id.certificate_pem, before);
+  EXPECT_EQ(crypto::Certificate::from_pem(id.certificate_pem)->public_key_der(),
+            crypto::EcPrivateKey::from_pem(id.tls_key_pem)->public_key_der());
+  EXPECT_EQ(syncer.poll_once().value(), 1);
+  EXPECT_EQ(confirmed.size(), 1U);
+}
+
+// The coordinator's clock is ahead: it refuses a certificate this clock still finds valid. The
+// run loop takes the 403 as a reason to try a renewal by proof, and goes on with it.
+TEST_F(SyncTest, ACertificateExpiredByTheCoordinatorsClockIsRenewedByTheRunLoop) {
+  expire_certificate();
+  coord_.publish({{"clock", "behind"}});
+  std::mutex m;
+  std::condition_variable cv;
+  std::int64_t seen = 0;
+  std::vector<std::int64_t> renewed;
+  // This clock is a minute behind: the certificate has ~59 s to go, far from due.
+  auto syncer = make_syncer({.applied =
+                                 [&](const cache::View& v) {
+                                   const std::lock_guard l(m);
+                                   seen = v.revision;
+                                   cv.notify_all();
+                                 },
+                             .contact = {},
+                             .failed = {},
+                             .renewed = [&](std::int64_t t) { renewed.push_back(t); },
+                             .confirmed = {},
+                             .rejoin_needed = {},
+                             .report_failed = {}},
+                            1s, [] { return wall_now() - 60; });
+  EXPECT_FALSE(syncer.renew_if_due().value());
+  std::thread t([&] { syncer.run(); });
+  {
+    std::unique_lock l(m);
+    EXPECT_TRUE(cv.wait_for(l, 10s, [&] { return seen == 1; }));
+  }
+  syncer.stop();
+  t.join();
+  EXPECT_EQ(coord_.proof_renewals(), 1);
+  EXPECT_EQ(renewed.size(), 1U);
+}
+
+// Past the coordinator's renewal grace only a rejoin helps: the agent says so once, stops
+// asking, and keeps serving what it has.
+TEST_F(SyncTest, PastTheRenewalGraceRenewalStopsAndTheNodeMustRejoin) {
+  coord_.publish({{"kept", "yes"}});
+  {
+    auto syncer = make_syncer();
+    ASSERT_EQ(syncer.poll_once().value(), 1);
+  }
+  expire_certificate();
+  coord_.set_renew_grace(0s);
+  std::mutex m;
+  std::vector<lab::Error> failures;
+  std::vector<lab::Error> rejoin;
+  auto syncer = make_syncer({.applied = {},
+                             .contact = {},
+                             .failed =
+                                 [&](const lab::Error& e, std::chrono::milliseconds) {
+                                   const std::lock_guard l(m);
+                                   failures.push_back(e);
+                                 },
+                             .renewed = {},
+                             .confirmed = {},
+                             .rejoin_needed =
+                                 [&](const lab::Error& e) {
+                                   const std::lock_guard l(m);
+                                   rejoin.push_back(e);
+                                 },
+                             .report_failed = {}});
+  std::thread t([&] { syncer.run(); });
+  std::this_thread::sleep_for(800ms);
+  syncer.stop();
+  t.join();
+  EXPECT_EQ(coord_.proof_renewals(), 1);
+  ASSERT_EQ(rejoin.size(), 1U);
+  EXPECT_EQ(rejoin[0], SyncError::renew_grace_passed);
+  EXPECT_NE(rejoin[0].message().find("labd rejoin"), std::string::npos) << rejoin[0].message();
+  ASSERT_GE(failures.size(), 2U);
+  for (const auto& e : failures) {
+    EXPECT_EQ(e, SyncError::renew_grace_passed) << e.message();
+    EXPECT_EQ(health_of(e), Health::refused);
+  }
+  EXPECT_FALSE(syncer.renew_if_due().value());  // not asked again
+  EXPECT_EQ(coord_.proof_renewals(), 1);
+  EXPECT_EQ(cache_->view()->labels.at("kept"), "yes");
+}
+
+// 429 to a report is the coordinator's rate limit, not a sync failure: bundles keep coming,
+// and the report is sent again once report_retry has passed.
+TEST_F(SyncTest, ARateLimitedReportIsRetriedLaterAndSyncGoesOn) {
+  coord_.limit_reports(true);
+  std::atomic<std::int64_t> skew{0};
+  std::vector<lab::Error> report_failures;
+  auto syncer = make_syncer({.applied = {},
+                             .contact = {},
+                             .failed = {},
+                             .renewed = {},
+                             .confirmed = {},
+                             .rejoin_needed = {},
+                             .report_failed =
+                                 [&](const lab::Error& e) { report_failures.push_back(e); }},
+                            1s, [&] { return wall_now() + skew.load(); });
+  coord_.publish({{"r", "1"}});
+  ASSERT_EQ(syncer.poll_once().value(), 1);
+  EXPECT_EQ(coord_.reports(), 1);
+  ASSERT_EQ(report_failures.size(), 1U);
+  EXPECT_EQ(report_failures[0], SyncError::rate_limited);
+  coord_.publish({{"r", "2"}});
+  ASSERT_EQ(syncer.poll_once().value(), 2);
+  EXPECT_EQ(coord_.reports(), 1);  // not before report_retry (30 s)
+  coord_.limit_reports(false);
+  skew = 31;
+  coord_.publish({{"r", "3"}});
+  ASSERT_EQ(syncer.poll_once().value(), 3);
+  EXPECT_EQ(coord_.reports(), 2);
+  coord_.publish({{"r", "4"}});
+  ASSERT_EQ(syncer.poll_once().value(), 4);
+  EXPECT_EQ(coord_.reports(), 2);  // reported: once per run
+  EXPECT_EQ(report_failures.size(), 1U);
 }
 
 TEST_F(SyncTest, RenewsWhenLittleLifetimeIsLeft) {
