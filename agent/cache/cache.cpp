@@ -159,6 +159,7 @@ struct Cache::Impl {
     return row ? st.int64(0) : 0;
   }
 
+  // The table keeps its first name; it has only ever been written on confirmations.
   Result<void> write_contact(std::int64_t now) {
     LAB_TRY_ASSIGN(auto st,
                    checked(db.prepare("INSERT INTO contact(id, last_contact) VALUES (1, ?) "
@@ -398,7 +399,7 @@ Result<View> Cache::view() {
     LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT last_contact FROM contact")));
     LAB_TRY_ASSIGN(bool row, checked(st.step()));
     if (row)
-      v.last_contact = st.int64(0);
+      v.confirmed_at = st.int64(0);
   }
   {
     LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT key, value FROM labels")));

@@ -1,8 +1,9 @@
 #pragma once
 // The node's local state in SQLite (WAL, synchronous=FULL): its identity, the last verified
-// bundle envelope (verbatim, so it can be relayed), labels, sealed secrets, revision and last
-// contact. Private keys and secret rows are wrapped with the data key (AES-256-GCM, AAD naming
-// the row), so a copy of the file is useless without this machine's TPM.
+// bundle envelope (verbatim, so it can be relayed), labels, sealed secrets, revision and the
+// last time the coordinator confirmed it current. Private keys and secret rows are wrapped with
+// the data key (AES-256-GCM, AAD naming the row), so a copy of the file is useless without this
+// machine's TPM.
 
 #include "agent/keystore/keystore.hpp"
 #include "shared/crypto/bytes.hpp"
@@ -66,7 +67,9 @@ struct View {
   std::string state;
   std::int64_t revision = 0;                 // 0: no bundle yet
   std::int64_t issued_at = 0;                // coordinator clock, unix seconds
-  std::optional<std::int64_t> last_contact;  // unix seconds of the last coordinator answer
+  /// Unix seconds of the last time the coordinator confirmed the cache current (a bundle
+  /// applied, or "nothing newer"); nullopt before the first.
+  std::optional<std::int64_t> confirmed_at;
   shared::labels::LabelSet labels;
   std::vector<std::string> groups;
   std::map<std::string, CachedSecret, std::less<>> secrets;

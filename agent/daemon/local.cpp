@@ -92,7 +92,13 @@ Result<std::string> status_json(const Settings& s) {
   }
   o["joined"] = true;
   o["coordinator_url"] = record->coordinator_url;
-  o["daemon"] = answer && answer->from_daemon ? "running" : "stopped";
+  const bool running = answer && answer->from_daemon;
+  o["daemon"] = running ? "running" : "stopped";
+  if (!running && !o.contains("error")) {
+    // Read from the cache in this process: nobody syncs, so there is no round to report.
+    o["sync"] = "stopped";
+    o["last_error"] = nullptr;
+  }
   if (!o.contains("key_protection"))
     o["key_protection"] = record->key_protection == "file" ? "degraded" : record->key_protection;
   return boost::json::serialize(o);

@@ -168,6 +168,34 @@ int do_join(const Global& g, const std::string& arg, const std::string& file, bo
   return cli::kExitOk;
 }
 
+// `labd status` exit codes, for health checks (documented in its --help).
+constexpr int kStatusRefused = 3;     // the coordinator refuses this node (revoked, expired)
+constexpr int kStatusNotCurrent = 4;  // unreachable, failing, not synced yet, or not running
+constexpr int kStatusNotJoined = 5;
+constexpr const char* kStatusExitCodes =
+    "Exit status:\n"
+    "  0  ok: the last sync round confirmed the cache current\n"
+    "  1  the status cannot be read (the node's state does not open here)\n"
+    "  3  refused: the coordinator refuses this node (revoked, or its certificate expired\n"
+    "     longer ago than the renewal grace: 'labd rejoin')\n"
+    "  4  not current: coordinator unreachable, sync failing, no round finished yet since\n"
+    "     labd started, or labd not running (the cache is served, but nobody updates it)\n"
+    "  5  not joined";
+
+int status_exit_code(const boost::json::object& o) {
+  if (const auto* joined = o.if_contains("joined"); joined && joined->is_bool() &&
+                                                    !joined->as_bool())
+    return kStatusNotJoined;
+  if (o.contains("error"))
+    return cli::kExitFailure;
+  const auto* sync = o.if_contains("sync");
+  if (sync == nullptr || !sync->is_string())
+    return kStatusNotCurrent;
+  if (sync->as_string() == "ok")
+    return cli::kExitOk;
+  return sync->as_string() == "refused" ? kStatusRefused : kStatusNotCurrent;
+}
+
 int do_status(const Global& g, const std::string& output) {
   auto s = settings(g);
   if (!s)
@@ -175,18 +203,18 @@ int do_status(const Global& g, const std::string& output) {
   auto doc = daemon::status_json(*s);
   if (!doc)
     return fail(doc.error());
-  if (output == "json") {
-    fmt::print("{}\n", *doc);
-    return cli::kExitOk;
-  }
   auto o = lab::shared::json::parse_object(*doc);
   if (!o)
     return fail(o.error());
+  if (output == "json") {
+    fmt::print("{}\n", *doc);
+    return status_exit_code(*o);
+  }
   for (const auto& [k, v] : *o) {
     fmt::print("{:<22} {}\n", std::string_view(k.data(), k.size()),
                v.is_string() ? std::string(v.as_string()) : lab::shared::json::to_string(v));
   }
-  return cli::kExitOk;
+  return status_exit_code(*o);
 }
 
 int do_labels(const Global& g, const std::string& output) {
@@ -210,8 +238,8 @@ int do_labels(const Global& g, const std::string& output) {
   const std::int64_t rev = rev_r ? *rev_r : 0;
   const auto stale = lab::shared::json::optional_int(*o, "staleness_seconds");
   fmt::print("# revision {}, {}{}\n", rev,
-             stale && *stale ? fmt::format("last coordinator contact {}s ago", **stale)
-                             : std::string("no coordinator contact yet"),
+             stale && *stale ? fmt::format("confirmed current by the coordinator {}s ago", **stale)
+                             : std::string("never confirmed current by the coordinator"),
              a->from_daemon ? "" : " (read from the cache; labd is not running)");
   if (auto labels = lab::shared::json::get_object(*o, "labels"); labels) {
     for (const auto& [k, v] : **labels) {
@@ -326,7 +354,9 @@ int main(int argc, char** argv) {
   });
 
   std::string output = "text";
-  auto* status = app.add_subcommand("status", "Node id, revision, staleness, key protection");
+  auto* status =
+      app.add_subcommand("status", "Node id, revision, sync outcome, staleness, key protection");
+  status->footer(kStatusExitCodes);
   status->fallthrough();
   status->add_option("--output", output, "text or json")->check(CLI::IsMember({"text", "json"}));
   status->callback([&] { action = [&] { return do_status(g, output); }; });

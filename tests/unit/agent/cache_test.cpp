@@ -86,7 +86,7 @@ TEST_F(CacheTest, AppliesNewerBundlesAndServesLabelsAndSecrets) {
   auto v = c->view().value();
   EXPECT_EQ(v.revision, 3);
   EXPECT_EQ(v.labels.at("role"), "web");
-  EXPECT_EQ(v.last_contact, 1000);
+  EXPECT_EQ(v.confirmed_at, 1000);
   auto secret = open_secret(v, maker_.sealing_key(), "db-password");
   ASSERT_TRUE(secret) << secret.error().message();
   EXPECT_EQ(crypto::as_chars(*secret), "hunter2");
@@ -131,7 +131,7 @@ TEST_F(CacheTest, RefusesOlderEqualForeignAndForgedBundlesWithoutChange) {
   auto v = c->view().value();
   EXPECT_EQ(v.revision, 7);
   EXPECT_EQ(v.labels.at("role"), "db");
-  EXPECT_EQ(v.last_contact, 1);
+  EXPECT_EQ(v.confirmed_at, 1);
   EXPECT_EQ(c->envelope().value().value(), good);
 }
 
@@ -166,7 +166,7 @@ TEST_F(CacheTest, RefusesABundleWithASecretThatDoesNotOpenWithoutChange) {
   EXPECT_EQ(v.labels.at("role"), "db");
   EXPECT_EQ(v.secrets.size(), 1U);
   EXPECT_EQ(crypto::as_chars(open_secret(v, maker_.sealing_key(), "pw").value()), "first");
-  EXPECT_EQ(v.last_contact, 10);
+  EXPECT_EQ(v.confirmed_at, 10);
   EXPECT_EQ(c->envelope().value().value(), good);
   EXPECT_TRUE(c->verify());
 }

@@ -224,7 +224,7 @@ TEST_F(SyncTest, PollAppliesNewerBundlesAndTouchesOnNoChange) {
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 900ms);
   EXPECT_EQ(applied, std::vector<std::int64_t>{1});
   EXPECT_EQ(settled, std::vector<std::int64_t>{1});
-  EXPECT_TRUE(cache_->view()->last_contact.has_value());
+  EXPECT_TRUE(cache_->view()->confirmed_at.has_value());
   EXPECT_EQ(coord_.reports(), 1);  // once per run, after the first answer
 }
 
