@@ -8,6 +8,7 @@
 #include "pxe/recorder/render.hpp"
 #include "shared/config/config.hpp"
 #include "shared/crypto/x509.hpp"
+#include "shared/http/server/delayed_reply.hpp"
 #include "shared/json/json.hpp"
 #include "shared/log/log.hpp"
 
@@ -174,7 +175,12 @@ struct Poll {
 
 struct Api::State : std::enable_shared_from_this<Api::State> {
   State(asio::io_context& i, asio::thread_pool& b, Coordinator& c, ApiOptions o)
-      : io(i), blocking(b), coordinator(c), options(std::move(o)), limiter(options.refusals) {}
+      : io(i),
+        blocking(b),
+        coordinator(c),
+        options(std::move(o)),
+        limiter(options.refusals),
+        tarpit(i, kMaxTarpitted) {}
 
   asio::io_context& io;
   asio::thread_pool& blocking;
@@ -189,6 +195,10 @@ struct Api::State : std::enable_shared_from_this<Api::State> {
   std::atomic<std::uint64_t> long_polls_hung_up{0};
   std::atomic<bool> stopping{false};
   shared::ratelimit::Limiter limiter;
+  // Answers to addresses past their refusal budget go out a second late: a flood from one
+  // address then runs at one request per connection per second.
+  static constexpr std::size_t kMaxTarpitted = 10000;
+  shared::http::DelayedReplies tarpit;
   std::atomic<std::uint64_t> rate_limited{0};
   std::mutex polls_mu;
   std::set<std::shared_ptr<Poll>> polls;

@@ -14,7 +14,7 @@ namespace {
 constexpr std::size_t kMaxRefusalSources = 4096;
 constexpr std::size_t kMaxSubjects = 8;
 // Join tokens stay listed as expired this long before they are deleted.
-constexpr std::int64_t kExpiredJoinTokenRetention = 24 * 3600;
+constexpr std::int64_t kExpiredJoinTokenRetention = std::int64_t{24} * 3600;
 constexpr std::int64_t kSweepInterval = 60;
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <optional>
@@ -236,10 +237,11 @@ Result<NodeInfo> CoordinatorImpl::set_node_macs(std::string_view id_or_name,
     }
     if (it->second != id) {
       const NodeRecord* owner = model_.find(it->second);
+      const std::string& name = owner ? owner->name : it->second;
       return Error(CoordinatorError::mac_owned,
-                   "MAC " + mac + " belongs to node " + (owner ? owner->name : it->second) +
-                       "; remove it there first ('lab node macs " +
-                       (owner ? owner->name : it->second) + " --remove " + mac + "')");
+                   fmt::format("MAC {0} belongs to node {1}; remove it there first "
+                               "('lab node macs {1} --remove {0}')",
+                               mac, name));
     }
   }
   for (const auto& mac : remove) {

@@ -5,6 +5,8 @@
 #include "shared/crypto/hash.hpp"
 #include "shared/crypto/random.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -35,7 +37,7 @@ Result<void> validate_labels(const lb::LabelSet& labels) {
     }
     if (auto r = lb::validate_value(v); !r) {
       return Error(CoordinatorError::invalid_argument,
-                   "label '" + k + "' value '" + v + "': " + r.error().detail());
+                   fmt::format("label '{}' value '{}': {}", k, v, r.error().detail()));
     }
   }
   return {};

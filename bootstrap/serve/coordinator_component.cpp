@@ -9,6 +9,11 @@
 #include "shared/http/server/server.hpp"
 #include "shared/log/log.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -87,6 +92,7 @@ struct ApiLimits {
   shared::http::Limits http;
   std::chrono::seconds max_wait{55};
   std::size_t max_parked = 50000;
+  shared::ratelimit::LimiterOptions refusals;
 };
 
 class CoordinatorComponent final : public Component {
@@ -94,10 +100,14 @@ class CoordinatorComponent final : public Component {
   CoordinatorComponent(Runtime& runtime, std::unique_ptr<coordinator::Coordinator> c,
                        ListenAddress listen, const ApiLimits& limits,
                        const pxe::recorder::Recorder* recorder, pxe::events::Sink* boot_events)
-      : runtime_(runtime), coordinator_(std::move(c)), listen_(std::move(listen)) {
+      : runtime_(runtime),
+        coordinator_(std::move(c)),
+        listen_(std::move(listen)),
+        housekeeping_(runtime.io) {
     api::ApiOptions options;
     options.max_wait = limits.max_wait;
     options.max_parked = limits.max_parked;
+    options.refusals = limits.refusals;
     options.recorder = recorder;
     options.boot_events = boot_events;
     options.server_stats = [this] { return server_->stats(); };
@@ -124,10 +134,13 @@ class CoordinatorComponent final : public Component {
                             std::to_string(port);
     LAB_TRY(write_file_atomic(runtime_.data_dir / "coordinator.url", url + "\n"));
     log_.info("listening", {{"url", url}, {"port", port}});
+    schedule_housekeeping();
     return {};
   }
 
   void stop(std::function<void()> stopped) override {
+    stopping_ = true;
+    housekeeping_.cancel();
     api_->stop();
     server_->stop(std::move(stopped));
   }
@@ -139,6 +152,27 @@ class CoordinatorComponent final : public Component {
   ListenAddress listen_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<shared::http::Server> server_;
+  boost::asio::steady_timer housekeeping_;
+  bool stopping_ = false;
+  bool maintaining_ = false;  // io thread only
+
+  // Once a second, on the blocking pool (it writes to the store): refusal audit rows, expired
+  // tokens, debounced peer changes. One round at a time.
+  void schedule_housekeeping() {
+    housekeeping_.expires_after(std::chrono::seconds(1));
+    housekeeping_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping_)
+        return;
+      if (!maintaining_) {
+        maintaining_ = true;
+        boost::asio::post(runtime_.blocking, [this] {
+          coordinator_->maintain();
+          boost::asio::post(runtime_.io, [this] { maintaining_ = false; });
+        });
+      }
+      schedule_housekeeping();
+    });
+  }
 };
 
 void declare(shared::config::Schema& s) {
@@ -171,7 +205,21 @@ void declare(shared::config::Schema& s) {
       .duration("coordinator.long_poll_max", std::chrono::seconds(55),
                 "longest a bundle long-poll is held (the agent's wait= is capped to this)")
       .integer("coordinator.max_parked", 50000,
-               "bundle long-polls parked at once; more are answered 503", 1, 1000000);
+               "bundle long-polls parked at once; more are answered 503", 1, 1000000)
+      .duration("coordinator.renew_grace", std::chrono::hours(24 * 30),
+                "how long after its certificate expired a node may renew by proving it holds "
+                "the key, without a new token")
+      .integer("coordinator.refusal_burst", 20,
+               "joins and renewals an address may have refused before it is answered 429", 1,
+               100000)
+      .integer("coordinator.refusals_per_minute", 30, "how fast that budget comes back, per minute",
+               1, 1000000)
+      .duration("coordinator.refusal_audit_window", std::chrono::seconds(60),
+                "refused joins and renewals of one address are audited as one row per window")
+      .duration("coordinator.peer_debounce", std::chrono::seconds(30),
+                "a changed peer address reaches every bundle at most this often")
+      .duration("coordinator.report_interval", std::chrono::seconds(10),
+                "an agent may report once per this interval (after a burst of 6)");
 }
 
 Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) {
@@ -200,6 +248,10 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   options.certificate_ttl = cfg.duration("coordinator.certificate_ttl");
   options.auto_accept = cfg.string("coordinator.auto_accept");
   options.boot_events = services.boot_events;
+  options.renew_grace = cfg.duration("coordinator.renew_grace");
+  options.refusal_window = cfg.duration("coordinator.refusal_audit_window");
+  options.peer_debounce = cfg.duration("coordinator.peer_debounce");
+  options.report_interval = cfg.duration("coordinator.report_interval");
   LAB_TRY_ASSIGN(auto c, coordinator::Coordinator::open(std::move(options)));
   services.registry = c.get();
 
@@ -213,6 +265,9 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
       static_cast<std::size_t>(cfg.integer("coordinator.max_connections"));
   limits.max_wait = cfg.duration("coordinator.long_poll_max");
   limits.max_parked = static_cast<std::size_t>(cfg.integer("coordinator.max_parked"));
+  limits.refusals.burst = static_cast<double>(cfg.integer("coordinator.refusal_burst"));
+  limits.refusals.per_second =
+      static_cast<double>(cfg.integer("coordinator.refusals_per_minute")) / 60.0;
   return std::unique_ptr<Component>(std::make_unique<CoordinatorComponent>(
       runtime, std::move(c), std::move(listen), limits, services.recorder, services.boot_events));
 }

@@ -3,6 +3,7 @@
 #include "bootstrap/serve/component.hpp"
 #include "bootstrap/serve/services.hpp"
 #include "pxe/dhcp/engine/engine.hpp"
+#include "pxe/dhcp/engine/lease_index.hpp"
 #include "pxe/dhcp/engine/lease_store.hpp"
 #include "pxe/dhcp/server/server.hpp"
 #include "pxe/events/event.hpp"
@@ -50,7 +51,9 @@ Result<std::vector<dhcp::engine::Subnet>> subnets_from(const shared::config::Con
 
 class DhcpComponent final : public Component {
  public:
-  DhcpComponent(Runtime& runtime, Services& services) : runtime_(runtime), services_(services) {}
+  DhcpComponent(Runtime& runtime, Services& services) : runtime_(runtime), services_(services) {
+    services_.leases = &index_;
+  }
 
   [[nodiscard]] std::string_view name() const override { return "dhcp"; }
 
@@ -117,12 +120,13 @@ class DhcpComponent final : public Component {
     const auto durability = c.boolean("dhcp.lease_sync")
                                 ? dhcp::engine::JournalLeaseStore::Durability::fdatasync
                                 : dhcp::engine::JournalLeaseStore::Durability::write;
-    LAB_TRY_ASSIGN(store_, dhcp::engine::JournalLeaseStore::open(lease_file, now, durability));
-    if (store_->recovered_dropped() > 0)
+    LAB_TRY_ASSIGN(journal_, dhcp::engine::JournalLeaseStore::open(lease_file, now, durability));
+    store_ = std::make_unique<dhcp::engine::IndexedLeaseStore>(*journal_, index_);
+    if (journal_->recovered_dropped() > 0)
       log_.warn(
           "lease journal had records that do not decode (corrupt, or a torn last write); "
           "skipped them and kept every other lease",
-          {{"file", lease_file.string()}, {"skipped", store_->recovered_dropped()}});
+          {{"file", lease_file.string()}, {"skipped", journal_->recovered_dropped()}});
 
     pxe::events::Sink* sink =
         services_.boot_events != nullptr ? services_.boot_events : &null_sink_;
@@ -160,7 +164,13 @@ class DhcpComponent final : public Component {
   dhcp::engine::SystemClock clock_;
   pxe::events::NullSink null_sink_;
   // Declared in dependency order: the server goes first, then the engine, then the store.
-  std::unique_ptr<dhcp::engine::JournalLeaseStore> store_;
+  dhcp::engine::LeaseIndex index_{[] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }};
+  std::unique_ptr<dhcp::engine::JournalLeaseStore> journal_;
+  std::unique_ptr<dhcp::engine::IndexedLeaseStore> store_;
   std::unique_ptr<dhcp::engine::Engine> engine_;
   std::unique_ptr<dhcp::server::Server> server_;
 };

@@ -23,10 +23,11 @@ std::vector<pxe::httpboot::ProfileSpec> default_profiles() {
 class HttpBootComponent final : public Component {
  public:
   HttpBootComponent(Runtime& runtime, pxe::httpboot::ServerOptions options,
-                    pxe::recorder::Recorder* recorder, pxe::registry::Registry* registry)
+                    pxe::recorder::Recorder* recorder, pxe::registry::Registry* registry,
+                    const pxe::registry::Leases* leases)
       : own_recorder_(recorder == nullptr ? std::make_unique<pxe::recorder::Recorder>() : nullptr),
         server_(runtime.io, runtime.blocking, std::move(options),
-                recorder != nullptr ? *recorder : *own_recorder_, registry) {}
+                recorder != nullptr ? *recorder : *own_recorder_, registry, leases) {}
 
   [[nodiscard]] std::string_view name() const override { return "httpboot"; }
 
@@ -65,6 +66,12 @@ ComponentSpec httpboot_component() {
                 .duration("httpboot.token_ttl", std::chrono::minutes(10),
                           "how long the boot token in a script stays valid")
                 .integer("httpboot.max_connections", 2000, "client connections at once", 1, 100000)
+                .integer("httpboot.refusal_burst", 30,
+                         "script requests an address may have refused (no lease, wrong address) "
+                         "before it is answered 429",
+                         1, 100000)
+                .integer("httpboot.refusals_per_minute", 60,
+                         "how fast that budget comes back, per minute", 1, 1000000)
                 .tables("httpboot.profiles", profile,
                         "boot profiles, first matching selector wins; without any, unknown "
                         "machines boot agent/vmlinuz + agent/initrd.img (discovery)");
@@ -93,11 +100,14 @@ ComponentSpec httpboot_component() {
         options.token_ttl = c.duration("httpboot.token_ttl");
         options.limits.max_connections =
             static_cast<std::size_t>(c.integer("httpboot.max_connections"));
+        options.refusals.burst = static_cast<double>(c.integer("httpboot.refusal_burst"));
+        options.refusals.per_second =
+            static_cast<double>(c.integer("httpboot.refusals_per_minute")) / 60.0;
         // Boot clients send no bodies worth the name; a slow one must not hold a connection.
         options.limits.body_bytes = 4096;
         options.limits.read_timeout = std::chrono::seconds(15);
         return std::unique_ptr<Component>(std::make_unique<HttpBootComponent>(
-            runtime, std::move(options), services.recorder, services.registry));
+            runtime, std::move(options), services.recorder, services.registry, services.leases));
       },
   };
 }

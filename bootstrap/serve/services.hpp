@@ -7,8 +7,9 @@ namespace lab::pxe::recorder {
 class Recorder;
 }
 namespace lab::pxe::registry {
+class Leases;
 class Registry;
-}
+}  // namespace lab::pxe::registry
 
 namespace lab::bootstrap::serve {
 
@@ -21,6 +22,9 @@ struct Services {
   pxe::recorder::Recorder* recorder = nullptr;
   /// The machine registry (the coordinator); the HTTP boot server mints boot tokens through it.
   pxe::registry::Registry* registry = nullptr;
+  /// What this appliance's DHCP has leased (durable, from the lease journal); the HTTP boot
+  /// server binds boot tokens to it. Null without our DHCP.
+  const pxe::registry::Leases* leases = nullptr;
 };
 
 }  // namespace lab::bootstrap::serve

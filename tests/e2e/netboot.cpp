@@ -282,6 +282,7 @@ BootLab::BootLab(LabOptions options) : name_(std::move(options.name)) {
                     "advertised_url = \"https://" +
                     server_ip_ + ":8443\"\nauto_accept = \"" + options.auto_accept +
                     "\"\n"
+                    "refusal_audit_window = \"1s\"\n"
                     "[dhcp]\nenabled = true\nmode = \"" +
                     options.dhcp_mode + "\"\ninterface = \"" + bridge_ + "\"\nserver_ip = \"" +
                     server_ip_ + "\"\nconflict_probe = false\n";

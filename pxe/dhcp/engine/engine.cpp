@@ -117,7 +117,7 @@ void Engine::restore(const std::vector<Lease>& leases) {
   const auto now = clock_->now();
   for (const auto& l : leases) {
     const TimePoint expires{std::chrono::seconds(l.expires)};
-    if (l.state == Lease::State::released || expires <= now)
+    if (l.state == Lease::State::released || l.state == Lease::State::observed || expires <= now)
       continue;
     bind(l.ip, l.client, l.mac, l.state == Lease::State::bound ? State::bound : State::declined,
          expires);
@@ -504,6 +504,17 @@ Outcome Engine::inform(const Inbound& in, const Subnet& subnet) {
   return Outcome{.reply = address(m, std::move(r), false), .durable = {}, .ignored = {}};
 }
 
+void Engine::observe(Outcome& out, const Message& m, Ipv4 ip) const {
+  // Where this machine is, as durable as a lease of ours: boot tokens are bound to it.
+  if (ip.is_zero() || m.mac().empty())
+    return;
+  out.durable.push_back(Lease{.ip = ip,
+                              .state = Lease::State::observed,
+                              .expires = unix_seconds(clock_->now() + config_.observation_time),
+                              .mac = m.mac(),
+                              .client = wire::client_key(m)});
+}
+
 Outcome Engine::handle_proxy(const Inbound& in, MessageType type) {
   const Message& m = in.message;
   const BootDecision boot = decide_boot(m, config_.boot);
@@ -511,12 +522,22 @@ Outcome Engine::handle_proxy(const Inbound& in, MessageType type) {
     return Outcome{.reply = {}, .durable = {}, .ignored = "proxy mode: not a PXE client"};
   const bool offer = !in.proxy_port && type == MessageType::discover;
   const bool ack = in.proxy_port && (type == MessageType::request || type == MessageType::inform);
-  if (!offer && !ack)
-    return Outcome{.reply = {},
-                   .durable = {},
-                   .ignored =
-                       "proxy mode answers DISCOVER on 67 "
-                       "and REQUEST on 4011 only"};
+  if (!offer && !ack) {
+    Outcome out{.reply = {},
+                .durable = {},
+                .ignored = "proxy mode answers DISCOVER on 67 and REQUEST on 4011 only"};
+    // The client asking the other server for its address is where it will boot from: most
+    // PXE ROMs take the boot file from the proxy offer and never come to port 4011.
+    if (type == MessageType::request && !in.proxy_port) {
+      auto requested = m.ciaddr;
+      if (requested.is_zero()) {
+        if (auto asked = wire::ip_option(m, opt::kRequestedIp); asked && *asked)
+          requested = **asked;
+      }
+      observe(out, m, requested);
+    }
+    return out;
+  }
   Message r = reply_base(m, offer ? MessageType::offer : MessageType::ack);
   r.ciaddr = m.ciaddr;
   // A proxy never hands out an address: yiaddr stays 0 (PXE 2.1 §2.2.5).
@@ -536,7 +557,9 @@ Outcome Engine::handle_proxy(const Inbound& in, MessageType type) {
     out.destination = in.source.is_zero() ? wire::kBroadcast : in.source;
     out.port = in.source.is_zero() ? Outbound::Port::client : Outbound::Port::source;
     out.message = std::move(r);
-    return Outcome{.reply = std::move(out), .durable = {}, .ignored = {}};
+    Outcome result{.reply = std::move(out), .durable = {}, .ignored = {}};
+    observe(result, m, m.ciaddr);
+    return result;
   }
   return Outcome{.reply = address(m, std::move(r), false), .durable = {}, .ignored = {}};
 }

@@ -70,6 +70,8 @@ struct EngineConfig {
   BootConfig boot;
   std::chrono::seconds offer_hold{30};     // an offered address is kept this long
   std::chrono::seconds decline_hold{600};  // a declined address is out of use this long
+  /// Proxy mode: how long the address a PXE client used on port 4011 is remembered for it.
+  std::chrono::seconds observation_time{3600};
 };
 
 /// A received packet and where it came from.
@@ -133,6 +135,8 @@ class Engine {
   Engine(EngineConfig config, const Clock& clock, events::Sink& sink);
   Outcome handle_full(const Inbound& in, wire::MessageType type);
   Outcome handle_proxy(const Inbound& in, wire::MessageType type);
+  /// Proxy mode: records that the client's MAC uses `ip` (an 'observed' lease record).
+  void observe(Outcome& out, const wire::Message& m, wire::Ipv4 ip) const;
   Outcome discover(const Inbound& in, const Subnet& subnet);
   Outcome request(const Inbound& in, const Subnet& subnet);
   Outcome decline(const Inbound& in);

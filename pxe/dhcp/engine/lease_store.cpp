@@ -122,9 +122,20 @@ std::string encode_record(const Lease& lease) {
   std::string body = "L ";
   body += lease.ip.to_string();
   body += ' ';
-  body += lease.state == Lease::State::bound      ? 'b'
-          : lease.state == Lease::State::released ? 'r'
-                                                  : 'd';
+  switch (lease.state) {
+    case Lease::State::bound:
+      body += 'b';
+      break;
+    case Lease::State::released:
+      body += 'r';
+      break;
+    case Lease::State::declined:
+      body += 'd';
+      break;
+    case Lease::State::observed:
+      body += 'o';
+      break;
+  }
   body += ' ';
   body += std::to_string(lease.expires);
   body += ' ';
@@ -179,6 +190,9 @@ Result<Lease> decode_record(std::string_view line) {
       break;
     case 'd':
       l.state = Lease::State::declined;
+      break;
+    case 'o':
+      l.state = Lease::State::observed;
       break;
     default:
       return bad("has an unknown state");

@@ -32,7 +32,9 @@ inline boost::system::error_code make_error_code(StoreError e) noexcept {
 
 /// The state of one address as the store keeps it; the newest record of an address wins.
 struct Lease {
-  enum class State : std::uint8_t { bound, released, declined };
+  /// observed: proxy mode saw this MAC use this address (another server leased it); it never
+  /// becomes a binding of ours, it only tells the HTTP boot server where the machine is.
+  enum class State : std::uint8_t { bound, released, declined, observed };
   wire::Ipv4 ip;
   State state = State::bound;
   std::int64_t expires = 0;  // Unix seconds

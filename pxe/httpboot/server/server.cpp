@@ -4,6 +4,7 @@
 #include "pxe/httpboot/files.hpp"
 #include "pxe/httpboot/progress.hpp"
 #include "shared/http/message/file_response.hpp"
+#include "shared/http/server/delayed_reply.hpp"
 #include "shared/log/log.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -87,6 +88,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         registry_(registry),
         leases_(leases),
         refusals_(options_.refusals),
+        tarpit_(io, kMaxTarpitted),
         http_(
             io,
             [this](const http::Request& req, http::Reply reply) { handle(req, std::move(reply)); },
@@ -161,13 +163,14 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     return url();
   }
 
-  void serve_script(const http::Request& req, std::string mac, http::Reply reply) {
+  void serve_script(const http::Request& req, const std::string& mac, http::Reply reply) {
     std::string client = client_address(req.peer);
     const auto now = std::chrono::steady_clock::now();
     if (const auto wait = refusals_.retry_after(client, now); wait > 0) {
       http::Response r = http::Response::error(429, "too many refused script requests");
       r.headers.set("Retry-After", std::to_string(wait));
-      reply(std::move(r));
+      // A second late: a flood from one address runs at one request per connection a second.
+      tarpit_.reply_after(std::chrono::seconds(1), std::move(reply), std::move(r));
       return;
     }
     std::optional<registry::Machine> machine;
@@ -417,6 +420,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   registry::Registry* registry_;
   const registry::Leases* leases_;
   shared::ratelimit::Limiter refusals_;
+  static constexpr std::size_t kMaxTarpitted = 4096;
+  http::DelayedReplies tarpit_;
   shared::log::Logger log_{"httpboot"};
   http::Server http_;
   std::optional<BootFiles> files_;

@@ -4,6 +4,7 @@
 // the boot flight recorder's view of all of it (`lab machine timeline MAC`).
 #include "agent/facts/facts.hpp"
 #include "shared/json/json.hpp"
+#include "tests/integration/agent/boot_appliance.hpp"
 #include "tests/integration/pxe/httpboot/curl.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -14,6 +15,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <regex>
@@ -29,120 +31,6 @@ namespace json = boost::json;
 bool contains(const std::string& haystack, std::string_view needle) {
   return haystack.find(needle) != std::string::npos;
 }
-
-// `lab serve` with the coordinator and HTTP boot on 127.0.0.1 (free ports) and the recorder.
-class BootAppliance {
- public:
-  explicit BootAppliance(const std::string& coordinator_extra = "") {
-    std::filesystem::create_directories(dir_ / "root" / "agent");
-    const auto cfg = dir_.write(
-        "lab.toml", fmt::format("[coordinator]\nenabled = true\nlisten = \"127.0.0.1:0\"\n{}\n"
-                                "[httpboot]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
-                                "root = \"{}\"\n",
-                                coordinator_extra, (dir_ / "root").string()));
-    serve_.emplace(ChildProcess::start({.argv = {lab_binary().string(), "serve", "--data-dir",
-                                                 data_dir(), "--config", cfg.string()},
-                                        .env = {},
-                                        .netns = {},
-                                        .log = {}}));
-    const std::regex http(R"(component=httpboot msg=listening url=(http://127\.0\.0\.1:\d+))");
-    const std::regex api(R"(component=coordinator msg=listening url=(https://\S+))");
-    std::smatch m;
-    const bool up = wait_until(
-        [&] {
-          const std::string out = serve_->output();
-          if (!contains(out, "msg=ready"))
-            return !serve_->running();
-          if (!std::regex_search(out, m, http))
-            return false;
-          http_url_ = m[1];
-          if (!std::regex_search(out, m, api))
-            return false;
-          api_url_ = m[1];
-          return true;
-        },
-        60s);
-    if (!up || api_url_.empty())
-      throw std::runtime_error("lab serve did not start:\n" + serve_->output());
-  }
-
-  [[nodiscard]] std::string data_dir() const { return (dir_ / "data").string(); }
-  [[nodiscard]] const std::string& http_url() const { return http_url_; }
-  [[nodiscard]] std::string output() const { return serve_->output(); }
-
-  [[nodiscard]] CommandResult lab(std::vector<std::string> args) const {
-    std::vector<std::string> argv{lab_binary().string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, 60s, {{"LAB_DATA_DIR", data_dir()}, {"LAB_SERVER", api_url_}});
-  }
-  /// `lab ARGS… --output json`, parsed; null when the command fails.
-  [[nodiscard]] json::value lab_json(std::vector<std::string> args) const {
-    args.emplace_back("--output");
-    args.emplace_back("json");
-    std::vector<std::string> argv{lab_binary().string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string script = "LAB_DATA_DIR='" + data_dir() + "' LAB_SERVER='" + api_url_ + "'";
-    for (const auto& a : argv)
-      script += " '" + a + "'";
-    auto r = sh(script + " 2>/dev/null");
-    boost::system::error_code ec;
-    auto v = json::parse(r.output, ec);
-    return (r.exit_code == 0 && !ec) ? v : json::value();
-  }
-
-  /// The kernel command line of this MAC's iPXE script, as iPXE hands it to the kernel.
-  [[nodiscard]] std::string cmdline(const std::string& mac) const {
-    auto r = curl(http_url_ + "/boot/" + mac + ".ipxe");
-    EXPECT_EQ(r.status, 200) << r.error << r.body;
-    std::istringstream in(r.body);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("kernel ", 0) == 0) {
-        const auto args = line.find(' ', 7);  // after the kernel URL
-        return args == std::string::npos ? std::string() : line.substr(args + 1);
-      }
-    }
-    ADD_FAILURE() << "no kernel line in\n" << r.body;
-    return {};
-  }
-
-  /// The kinds and details of the MAC's timeline, one "kind k=v k=v" string per event.
-  [[nodiscard]] std::vector<std::string> timeline(const std::string& mac) const {
-    std::vector<std::string> out;
-    auto v = lab_json({"machine", "timeline", mac});
-    if (!v.is_object() || !v.as_object().contains("events"))
-      return out;
-    for (const auto& e : v.as_object().at("events").as_array()) {
-      std::string line(e.as_object().at("kind").as_string());
-      if (const auto* d = e.as_object().if_contains("detail"); d && d->is_object()) {
-        for (const auto& [k, val] : d->as_object())
-          line += " " + std::string(k) + "=" + std::string(val.as_string());
-      }
-      out.push_back(std::move(line));
-    }
-    return out;
-  }
-
-  /// The node whose MACs include `mac`, from `lab node list --output json`.
-  [[nodiscard]] std::optional<json::object> node_by_mac(const std::string& mac) const {
-    auto v = lab_json({"node", "list"});
-    if (!v.is_array())
-      return std::nullopt;
-    for (const auto& n : v.as_array()) {
-      for (const auto& m : n.as_object().at("macs").as_array()) {
-        if (m.as_string() == mac)
-          return n.as_object();
-      }
-    }
-    return std::nullopt;
-  }
-
- private:
-  TempDir dir_{"lab-boot-serve"};
-  std::optional<ChildProcess> serve_;
-  std::string http_url_;
-  std::string api_url_;
-};
 
 // One network-booted machine: its data directory, a labd.toml pointing every path into it
 // and naming a TPM device that does not exist (an initramfs has none), and the command line.

@@ -65,7 +65,7 @@ class LabdNode {
                                    std::chrono::milliseconds timeout = 60s) const {
     std::vector<std::string> argv{labd_binary().string(), "--config", config().string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return run(std::move(argv), timeout, {{"TSS2_LOG", "all+none"}});
+    return run(argv, timeout, {{"TSS2_LOG", "all+none"}});
   }
 
   /// `labd run` as a child of the test.
@@ -84,7 +84,7 @@ class LabdNode {
           const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
           sockaddr_un a{};
           a.sun_family = AF_UNIX;
-          std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+          (void)std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
           const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
           ::close(fd);
           return ok;

@@ -55,10 +55,10 @@ Appliance::Appliance(std::vector<std::string> sets)
 
 void Appliance::start() {
   std::vector<std::string> argv = {
-      lab_binary(), "serve",
-      "--data-dir", data_dir_,
-      "--config",   dir_.write("lab.toml", ""),
-      "--set",      "coordinator.listen=127.0.0.1:" + std::to_string(port_)};
+      lab_binary(), "serve", "--data-dir", data_dir_, "--config", dir_.write("lab.toml", ""),
+      "--set", "coordinator.listen=127.0.0.1:" + std::to_string(port_),
+      // Refusals are audited per caller and window: a short one, so tests see the row soon.
+      "--set", "coordinator.refusal_audit_window=1s"};
   for (const auto& s : sets_) {
     argv.emplace_back("--set");
     argv.push_back(s);

@@ -151,35 +151,51 @@ std::string join_string(const std::string& script) {
   return script.substr(start, script.find_first_of(" \n", start) - start);
 }
 
-TEST_F(ServeHttpBoot, WithTheCoordinatorEachScriptCarriesAFreshTokenBoundToTheMac) {
+TEST_F(ServeHttpBoot, WithTheCoordinatorAScriptCarriesTheOneLiveTokenOfARegisteredMac) {
   LabServe lab("", /*coordinator=*/true);
   ASSERT_FALSE(lab.api_url().empty());
   { std::ofstream(lab.root() / "agent" / "vmlinuz") << "kernel"; }
   const std::string mac = "52:54:00:c0:ff:ee";
-  auto first = curl(lab.url("/boot/" + mac + ".ipxe"));
-  ASSERT_EQ(first.status, 200) << first.body << lab.output();
-  EXPECT_EQ(first.body.find("no machine registry"), std::string::npos) << first.body;
-  const std::string join1 = join_string(first.body);
-  EXPECT_FALSE(join1.empty()) << first.body;
-  auto second = curl(lab.url("/boot/" + mac + ".ipxe"));
-  ASSERT_EQ(second.status, 200);
-  const std::string join2 = join_string(second.body);
-  EXPECT_FALSE(join2.empty());
-  EXPECT_NE(join1, join2);  // one token per boot
-  EXPECT_EQ(curl(lab.url("/boot/agent/vmlinuz")).body, "kernel");
-
-  // The operator API lists the boot tokens bound to the MAC, and the machine's timeline.
   std::string token = read_file(lab.data_dir() / "operator.token");
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
     token.pop_back();
   ASSERT_FALSE(token.empty());
   const std::vector<std::string> auth = {"--cacert", (lab.data_dir() / "ca.pem").string(), "-H",
                                          "Authorization: Bearer " + token};
+
+  // Neither leased by our DHCP (none runs here) nor registered: no token for anyone.
+  auto refused = curl(lab.url("/boot/" + mac + ".ipxe"));
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  auto none = curl(lab.api_url() + "/v1/tokens", auth);
+  EXPECT_EQ(none.body, "[]");
+
+  std::vector<std::string> put = auth;
+  put.insert(put.end(), {"-X", "PUT", "-H", "Content-Type: application/json", "--data",
+                         R"({"ip":"127.0.0.1","description":"test rig"})"});
+  ASSERT_EQ(curl(lab.api_url() + "/v1/machines/" + mac, put).status, 200);
+  auto first = curl(lab.url("/boot/" + mac + ".ipxe"));
+  ASSERT_EQ(first.status, 200) << first.body << lab.output();
+  EXPECT_EQ(first.body.find("no machine registry"), std::string::npos) << first.body;
+  const std::string join1 = join_string(first.body);
+  EXPECT_FALSE(join1.empty()) << first.body;
+  // A repeated request (iPXE retries) gets the same token: one live token per MAC.
+  auto second = curl(lab.url("/boot/" + mac + ".ipxe"));
+  ASSERT_EQ(second.status, 200);
+  EXPECT_EQ(join_string(second.body), join1);
+  // From another address than the registered one: refused.
+  EXPECT_EQ(curl(lab.url("/boot/" + mac + ".ipxe"), {"--interface", "127.0.0.2"}).status, 403);
+  EXPECT_EQ(curl(lab.url("/boot/agent/vmlinuz")).body, "kernel");
+
+  // The operator API lists the boot token bound to the MAC and its address, and the timeline.
   auto tokens = curl(lab.api_url() + "/v1/tokens", auth);
   ASSERT_EQ(tokens.status, 200) << tokens.error << tokens.body;
   EXPECT_NE(tokens.body.find(mac), std::string::npos) << tokens.body;
+  EXPECT_NE(tokens.body.find("\"ip\":\"127.0.0.1\""), std::string::npos) << tokens.body;
+  EXPECT_EQ(tokens.body.find("\"kind\":\"boot\""), tokens.body.rfind("\"kind\":\"boot\""))
+      << tokens.body;  // exactly one
   auto timeline = curl(lab.api_url() + "/v1/machines/" + mac + "/timeline", auth);
   ASSERT_EQ(timeline.status, 200) << timeline.error << timeline.body;
+  EXPECT_NE(timeline.body.find("\"script-refused\""), std::string::npos) << timeline.body;
   const auto render = timeline.body.find("\"script-render\"");
   EXPECT_NE(render, std::string::npos) << timeline.body;
   EXPECT_NE(timeline.body.find("\"http-fetch\"", render), std::string::npos) << timeline.body;

@@ -12,7 +12,9 @@ namespace lab::bootstrap::coordinator::testing {
 namespace {
 
 constexpr std::string_view kMac = "52:54:00:12:34:56";
-const Actor kBooting{"anonymous", "10.0.0.50"};
+Actor booting() {
+  return Actor{"anonymous", "10.0.0.50"};
+}
 
 class TrustTest : public CoordinatorTest {
  protected:
@@ -20,7 +22,7 @@ class TrustTest : public CoordinatorTest {
   Result<proto::JoinResponse> boot_join(Agent& a, const std::string& hostname = "pxe1") {
     auto boot = c().mint_boot_token(kMac, "10.0.0.50", std::chrono::seconds(600));
     EXPECT_TRUE(boot) << boot.error().message();
-    auto r = c().join(a.request(boot->token, hostname, {std::string(kMac)}), kBooting);
+    auto r = c().join(a.request(boot->token, hostname, {std::string(kMac)}), booting());
     if (r)
       a.joined = *r;
     return r;
@@ -280,7 +282,7 @@ TEST_F(TrustTest, OneLiveBootTokenPerMacAlwaysBoundToAnAddress) {
   auto moved = c().mint_boot_token(kMac, "10.0.0.51", std::chrono::seconds(600)).value();
   EXPECT_NE(moved.token, later.token);
   Agent a;
-  EXPECT_EQ(c().join(a.request(later.token, "pxe", {std::string(kMac)}), kBooting).error(),
+  EXPECT_EQ(c().join(a.request(later.token, "pxe", {std::string(kMac)}), booting()).error(),
             CoordinatorError::token_revoked);
   std::size_t live = 0;
   for (const auto& t : c().list_tokens().value())

@@ -415,6 +415,15 @@ TEST_F(Fixture, ProxyModeAnswersPxeClientsOnlyAndNeverWithAnAddress) {
   EXPECT_EQ(sink.count(events::Kind::proxy_offer), 1u);
 
   // REQUEST on 67 is for the real DHCP server; on 4011 it gets a proxy ACK back to its port.
+  // The REQUEST to the other server names the address the client will boot from: observed.
+  Message to_other = client_msg(MessageType::request, 2);
+  to_other.set(opt::kVendorClass, "PXEClient:Arch:00007:UNDI:003016");
+  to_other.set_ip(opt::kRequestedIp, ip("10.0.0.149"));
+  auto seen = e.handle(in(to_other));
+  EXPECT_FALSE(seen.reply);
+  ASSERT_EQ(seen.durable.size(), 1u);
+  EXPECT_EQ(seen.durable[0].state, Lease::State::observed);
+  EXPECT_EQ(seen.durable[0].ip, ip("10.0.0.149"));
   Message r = client_msg(MessageType::request, 2);
   r.set(opt::kVendorClass, "PXEClient:Arch:00007:UNDI:003016");
   r.ciaddr = ip("10.0.0.150");
@@ -427,6 +436,16 @@ TEST_F(Fixture, ProxyModeAnswersPxeClientsOnlyAndNeverWithAnAddress) {
   EXPECT_EQ(ack.reply->port, Outbound::Port::source);
   EXPECT_TRUE(ack.reply->message.yiaddr.is_zero());
   EXPECT_EQ(sink.count(events::Kind::proxy_ack), 1u);
+  // Where the machine is, made durable before the answer (boot tokens are bound to it), but
+  // never a binding of ours: a restart does not take the address into any pool.
+  ASSERT_EQ(ack.durable.size(), 1u);
+  EXPECT_EQ(ack.durable[0].state, Lease::State::observed);
+  EXPECT_EQ(ack.durable[0].ip, ip("10.0.0.150"));
+  EXPECT_EQ(ack.durable[0].mac, "52:54:00:00:00:02");
+  EXPECT_EQ(ack.durable[0].expires, 1'800'000'000 + 3600);
+  Engine full = make();
+  full.restore(ack.durable);
+  EXPECT_EQ(full.active_count(), 0u);
 }
 
 // iPXE up to 2019 (Debian 12's) accepts a ProxyDHCP answer only with a next server and a boot

@@ -1,5 +1,6 @@
 #include "pxe/dhcp/engine/lease_store.hpp"
 
+#include "pxe/dhcp/engine/lease_index.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -188,3 +189,84 @@ TEST(DhcpLeaseStore, MemoryStoreKeepsTheNewestRecordPerAddress) {
 }
 
 }  // namespace
+
+namespace lab::pxe::dhcp::engine {
+namespace {
+
+Lease lease(const char* ip, Lease::State state, std::int64_t expires, const char* mac) {
+  return Lease{.ip = *wire::Ipv4::parse(ip),
+               .state = state,
+               .expires = expires,
+               .mac = mac,
+               .client = std::string("c-") + mac};
+}
+
+TEST(LeaseIndex, KnowsTheLiveAddressOfEachMacOnlyOnceItIsDurable) {
+  std::int64_t now = 1000;
+  MemoryLeaseStore memory;
+  LeaseIndex index([&] { return now; });
+  IndexedLeaseStore inner(memory, index);
+  // A failing store teaches the index nothing.
+  class FailingStore final : public LeaseStore {
+   public:
+    Result<std::vector<Lease>> load() override { return std::vector<Lease>{}; }
+    void commit(std::vector<Lease>, std::function<void(Result<void>)> done) override {
+      done(Error(StoreError::sync_failed));
+    }
+  } failing;
+  LeaseIndex broken_index([&] { return now; });
+  IndexedLeaseStore broken(failing, broken_index);
+  bool failed = false;
+  broken.commit({lease("10.0.0.5", Lease::State::bound, 2000, "52:54:00:00:00:01")},
+                [&](const Result<void>& r) { failed = !r; });
+  EXPECT_TRUE(failed);
+  EXPECT_FALSE(broken_index.address_of("52:54:00:00:00:01"));
+
+  bool known_before_done = false;
+  inner.commit({lease("10.0.0.5", Lease::State::bound, 2000, "52:54:00:00:00:01"),
+                lease("10.0.0.6", Lease::State::observed, 2000, "52:54:00:00:00:02")},
+               [&](const Result<void>&) {
+                 known_before_done = index.address_of("52:54:00:00:00:01").has_value();
+               });
+  EXPECT_TRUE(known_before_done);
+  EXPECT_EQ(index.address_of("52:54:00:00:00:01"), "10.0.0.5");
+  EXPECT_EQ(index.address_of("52:54:00:00:00:02"), "10.0.0.6");
+  EXPECT_EQ(index.address_of("52:54:00:00:00:01"), index.address_of("52:54:00:00:00:01"));
+  // Released, given to another MAC, moved, expired.
+  inner.commit({lease("10.0.0.5", Lease::State::released, 2000, "52:54:00:00:00:01")},
+               [](const Result<void>&) {});
+  EXPECT_FALSE(index.address_of("52:54:00:00:00:01"));
+  inner.commit({lease("10.0.0.6", Lease::State::bound, 2000, "52:54:00:00:00:03")},
+               [](const Result<void>&) {});
+  EXPECT_FALSE(index.address_of("52:54:00:00:00:02"));
+  EXPECT_EQ(index.address_of("52:54:00:00:00:03"), "10.0.0.6");
+  inner.commit({lease("10.0.0.7", Lease::State::bound, 2000, "52:54:00:00:00:03")},
+               [](const Result<void>&) {});
+  EXPECT_EQ(index.address_of("52:54:00:00:00:03"), "10.0.0.7");
+  now = 2000;
+  EXPECT_FALSE(index.address_of("52:54:00:00:00:03"));
+
+  // A restart: everything the store kept comes back through load().
+  LeaseIndex restarted([&] { return 1500; });
+  IndexedLeaseStore reopened(memory, restarted);
+  ASSERT_TRUE(reopened.load());
+  EXPECT_EQ(restarted.address_of("52:54:00:00:00:03"), "10.0.0.7");
+}
+
+TEST(LeaseJournal, ObservedRecordsSurviveARestart) {
+  tests::TempDir dir("lab-leases-observed");
+  {
+    auto store = JournalLeaseStore::open(dir / "leases", 1000).value();
+    std::promise<Result<void>> done;
+    store->commit({lease("10.9.0.5", Lease::State::observed, 5000, "52:54:00:00:00:09")},
+                  [&](const Result<void>& r) { done.set_value(r); });
+    ASSERT_TRUE(done.get_future().get());
+  }
+  auto store = JournalLeaseStore::open(dir / "leases", 1000).value();
+  auto leases = store->load().value();
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].state, Lease::State::observed);
+}
+
+}  // namespace
+}  // namespace lab::pxe::dhcp::engine
