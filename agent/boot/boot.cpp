@@ -105,6 +105,9 @@ class SharedTransport final : public sync::Transport {
   Result<void> report(std::string_view state, const boost::json::object& facts) override {
     return t_->report(state, facts);
   }
+  [[nodiscard]] std::optional<std::chrono::seconds> retry_after() const override {
+    return t_->retry_after();
+  }
 
  private:
   std::shared_ptr<sync::Transport> t_;

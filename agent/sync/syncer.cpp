@@ -11,6 +11,9 @@
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <optional>
+
 namespace lab::agent::sync {
 namespace {
 
@@ -25,6 +28,21 @@ std::pair<std::string, std::string> error_of(const http::BeastResponse& r) {
   auto code = shared::json::get_string(*o, "code");
   auto message = shared::json::get_string(*o, "error");
   return {code ? *code : std::string(), message ? *message : std::string()};
+}
+
+// Retry-After as delta-seconds (RFC 9110 10.2.3); nullopt when absent or an HTTP-date, which
+// the coordinator never sends.
+std::optional<std::chrono::seconds> retry_after_of(const http::BeastResponse& r) {
+  const auto v = r.headers.get("Retry-After");
+  if (!v || v->empty() || v->size() > 9)
+    return std::nullopt;
+  std::int64_t n = 0;
+  for (const char c : *v) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return std::chrono::seconds(n);
 }
 
 Result<std::string> certificate_of(const http::BeastResponse& r, std::string_view what) {
@@ -72,9 +90,16 @@ class HttpTransport final : public Transport {
     auto r = client_->post_json("/v1/agent/report", boost::json::serialize(body));
     if (!r)
       return transport_error(r.error());
+    retry_after_.reset();
+    if (r->status == 429)
+      retry_after_ = retry_after_of(*r);
     if (r->status != 204 && r->status != 200)
       return status_error(*r, "report");
     return {};
+  }
+
+  [[nodiscard]] std::optional<std::chrono::seconds> retry_after() const override {
+    return retry_after_;
   }
 
   Result<std::string> renew(std::string_view csr_pem) override {
@@ -135,6 +160,7 @@ class HttpTransport final : public Transport {
   std::string ca_pem_;
   std::unique_ptr<http::BeastClient> client_;
   std::unique_ptr<http::BeastClient> anonymous_;  // for POST /v1/renew, made on first use
+  std::optional<std::chrono::seconds> retry_after_;  // of the last report answered 429
 };
 
 std::chrono::system_clock::time_point at(std::int64_t unix_seconds) {
@@ -205,8 +231,13 @@ void Syncer::report_if_due(std::int64_t now) {
   reported_ = static_cast<bool>(r);
   if (r)
     return;
-  if (r.error() == SyncError::rate_limited)
-    report_after_ = now + options_.report_retry.count();
+  if (r.error() == SyncError::rate_limited) {
+    // The coordinator's delay when it names one, within bounds a hostile answer cannot push
+    // past; else the configured one.
+    const auto wait = std::clamp(transport_->retry_after().value_or(options_.report_retry),
+                                 std::chrono::seconds(1), std::chrono::seconds(3600));
+    report_after_ = now + wait.count();
+  }
   if (hooks_.report_failed)
     hooks_.report_failed(r.error());
 }

@@ -44,6 +44,10 @@ class Transport {
   /// POST /v1/agent/report: the node's state and facts (updates its last-seen time).
   /// rate_limited on 429.
   virtual Result<void> report(std::string_view state, const boost::json::object& facts) = 0;
+  /// After a report answered 429: the wait its Retry-After named (delta-seconds), if any.
+  [[nodiscard]] virtual std::optional<std::chrono::seconds> retry_after() const {
+    return std::nullopt;
+  }
 };
 
 /// HTTPS transport (shared/http/beast_client) for `identity` (its URL, CA, certificate and key).
@@ -73,8 +77,9 @@ struct SyncOptions {
   /// Reported once per run after the first successful poll (then again after a failure).
   std::string report_state = "ready";
   boost::json::object report_facts;
-  /// After a report answered 429 the next one waits this long (the coordinator allows a few
-  /// reports at once, then one per coordinator.report_interval, 10 s by default); sync goes on.
+  /// After a report answered 429 the next one waits for the answer's Retry-After (bounded to
+  /// 1 s..1 h) or, when it names none, this long (the coordinator allows a few reports at once,
+  /// then one per coordinator.report_interval, 10 s by default); sync goes on meanwhile.
   std::chrono::seconds report_retry{30};
 };
 

@@ -109,8 +109,11 @@ struct FakeCoordinator::Impl {
       if (req.method == "POST" && req.path == "/v1/agent/report") {
         ++owner.reports_;
         if (owner.limit_reports_) {
-          return reply(http::Response::json(
-              429, R"({"error":"node reports too often","code":"rate_limited"})"));
+          auto r = http::Response::json(
+              429, R"({"error":"node reports too often","code":"rate_limited"})");
+          if (const int after = owner.report_retry_after_.load(); after > 0)
+            r.headers.set("Retry-After", std::to_string(after));
+          return reply(std::move(r));
         }
         return reply(http::Response{204, {}, {}, {}, false});
       }

@@ -61,8 +61,12 @@ class FakeCoordinator {
   /// How long after expiry POST /v1/renew still renews a certificate by key proof (past it:
   /// 403 renew_grace_passed).
   void set_renew_grace(std::chrono::seconds s) { grace_ = s; }
-  /// Answer reports with 429, as the coordinator does for a node that reports too often.
-  void limit_reports(bool on) { limit_reports_ = on; }
+  /// Answer reports with 429, as the coordinator does for a node that reports too often, with
+  /// `Retry-After: retry_after` when it is positive.
+  void limit_reports(bool on, int retry_after = 0) {
+    report_retry_after_ = retry_after;
+    limit_reports_ = on;
+  }
   /// The key proof of the last join: "none", "valid" (verifies with the certificate's key over
   /// the join's token id and CSR, certificate from this CA) or "invalid".
   [[nodiscard]] std::string last_join_proof() const;
@@ -91,6 +95,7 @@ class FakeCoordinator {
   std::atomic<bool> revoked_{false};
   std::atomic<std::chrono::seconds> grace_{std::chrono::hours(24 * 30)};
   std::atomic<bool> limit_reports_{false};
+  std::atomic<int> report_retry_after_{0};
   std::atomic<int> proof_renewals_{0};
   std::atomic<int> proof_renewals_with_client_cert_{0};
   std::atomic<int> joins_{0};

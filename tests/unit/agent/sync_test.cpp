@@ -436,6 +436,37 @@ TEST_F(SyncTest, ARateLimitedReportIsRetriedLaterAndSyncGoesOn) {
   EXPECT_EQ(report_failures.size(), 1U);
 }
 
+// The coordinator's Retry-After decides when a rate-limited report is sent again, within
+// 1 s..1 h: an answer cannot silence the node's reports for longer than an hour.
+TEST_F(SyncTest, ARateLimitedReportWaitsForTheCoordinatorsRetryAfter) {
+  coord_.limit_reports(true, 5);
+  std::atomic<std::int64_t> skew{0};
+  auto syncer = make_syncer({}, 1s, [&] { return wall_now() + skew.load(); });
+  std::int64_t revision = 0;
+  auto poll = [&] {
+    coord_.publish({{"r", std::to_string(++revision)}});
+    ASSERT_EQ(syncer.poll_once().value(), revision);
+  };
+  poll();
+  EXPECT_EQ(coord_.reports(), 1);
+  skew = 3;
+  poll();
+  EXPECT_EQ(coord_.reports(), 1);  // within the 5 s asked for (not the 30 s report_retry)
+  coord_.limit_reports(true, 7200);
+  skew = 6;
+  poll();
+  EXPECT_EQ(coord_.reports(), 2);  // refused again, now with 2 h: capped at 1 h
+  skew = 6 + 3598;
+  poll();
+  EXPECT_EQ(coord_.reports(), 2);
+  coord_.limit_reports(false);
+  skew = 6 + 3601;
+  poll();
+  EXPECT_EQ(coord_.reports(), 3);
+  poll();
+  EXPECT_EQ(coord_.reports(), 3);  // taken: once per run
+}
+
 TEST_F(SyncTest, RenewsWhenLittleLifetimeIsLeft) {
   auto syncer = make_syncer();
   EXPECT_FALSE(syncer.renew_if_due().value());  // a fresh 24 h certificate
