@@ -65,8 +65,8 @@ struct View {
   std::string node_id;
   std::string name;
   std::string state;
-  std::int64_t revision = 0;                 // 0: no bundle yet
-  std::int64_t issued_at = 0;                // coordinator clock, unix seconds
+  std::int64_t revision = 0;   // 0: no bundle yet
+  std::int64_t issued_at = 0;  // coordinator clock, unix seconds
   /// Unix seconds of the last time the coordinator confirmed the cache current (a bundle
   /// applied, or "nothing newer"); nullopt before the first.
   std::optional<std::int64_t> confirmed_at;

@@ -220,8 +220,8 @@ Result<Joined> join(const Settings& s, const JoinOptions& o) {
   p.hostname = o.hostname.empty() ? host_name() : o.hostname;
   p.agent_version = shared::kVersion;
   // A fresh key is made after the join with these settings; until then it is described by them.
-  p.facts = node_facts(o.facts_root, key ? key->protection_fact()
-                                         : keystore::protection_fact(s.keystore_options()));
+  p.facts = node_facts(
+      o.facts_root, key ? key->protection_fact() : keystore::protection_fact(s.keystore_options()));
   p.timeout = o.timeout;
   LAB_TRY_ASSIGN(cache::Identity identity, sync::join(p));
 

@@ -30,7 +30,7 @@ Result<crypto::SecretBytes> new_key() {
 
 Result<DataKey> open_tpm(const Options& o, const std::filesystem::path& sealed_path, auto&& make) {
   if (path_exists(sealed_path)) {
-    auto bytes = files::read_file(sealed_path, 64 * 1024);
+    auto bytes = files::read_file(sealed_path, std::size_t{64} * 1024);
     if (!bytes)
       return Error(KeystoreError::io, bytes.error().message());
     LAB_TRY_ASSIGN(SealedBlob blob, parse_blob(crypto::as_bytes(*bytes)));

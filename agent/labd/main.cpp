@@ -144,16 +144,18 @@ int do_join(const Global& g, const std::string& arg, const std::string& file, bo
   // Whether the coordinator kept the node decides what the operator must redo (labels, groups,
   // secret entitlements by node): say it, so nobody finds out later.
   if (r->kept_node()) {
-    fmt::print("same node, new keys: {} keeps its id, labels and entitlements; its old "
-               "certificates are revoked\n",
-               n.name);
+    fmt::print(
+        "same node, new keys: {} keeps its id, labels and entitlements; its old "
+        "certificates are revoked\n",
+        n.name);
     return cli::kExitOk;
   }
   std::string why;
   switch (r->proof) {
     case daemon::Joined::Proof::sent:
-      why = "the coordinator did not take this machine's key as proof (the node is revoked, or "
-            "its certificate expired longer ago than the renewal grace)";
+      why =
+          "the coordinator did not take this machine's key as proof (the node is revoked, or "
+          "its certificate expired longer ago than the renewal grace)";
       break;
     case daemon::Joined::Proof::other_coordinator:
       why = "the join string is for another coordinator than the one that enrolled it";
@@ -162,9 +164,10 @@ int do_join(const Global& g, const std::string& arg, const std::string& file, bo
       why = "its identity no longer opens on this machine, so nothing proved this is that node";
       break;
   }
-  fmt::print("a new node, not {} ({}): {}; the old node's labels and entitlements do not carry "
-             "over\n",
-             r->previous_name, r->previous_node_id, why);
+  fmt::print(
+      "a new node, not {} ({}): {}; the old node's labels and entitlements do not carry "
+      "over\n",
+      r->previous_name, r->previous_node_id, why);
   return cli::kExitOk;
 }
 
@@ -183,8 +186,8 @@ constexpr const char* kStatusExitCodes =
     "  5  not joined";
 
 int status_exit_code(const boost::json::object& o) {
-  if (const auto* joined = o.if_contains("joined"); joined && joined->is_bool() &&
-                                                    !joined->as_bool())
+  if (const auto* joined = o.if_contains("joined");
+      joined && joined->is_bool() && !joined->as_bool())
     return kStatusNotJoined;
   if (o.contains("error"))
     return cli::kExitFailure;

@@ -107,8 +107,7 @@ class State {
 };
 
 /// Seconds since `last_confirmed`; nullopt when the cache was never confirmed current.
-std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_confirmed,
-                                      std::int64_t now);
+std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_confirmed, std::int64_t now);
 
 /// Answers one local request. `now` gives unix seconds (injected for tests).
 class Api {

@@ -177,8 +177,9 @@ Result<cache::Identity> join(const JoinParams& p) {
   if (!r)
     return transport_error(r.error(), url);
   if (r->status == 403 && error_code(*r) == "invalid_proof") {
-    return Error(SyncError::proof_refused,
-                 fmt::format("the coordinator refused this node's key proof: {}", error_reason(*r)));
+    return Error(
+        SyncError::proof_refused,
+        fmt::format("the coordinator refused this node's key proof: {}", error_reason(*r)));
   }
   if (r->status == 403)
     return Error(SyncError::invalid_token, "the coordinator refused the token");

@@ -12,8 +12,7 @@
 namespace lab::agent::sync {
 
 /// Signs a key proof over `message` (shared::protocol::key_proof_message of the request).
-using ProofSigner =
-    std::function<Result<shared::protocol::KeyProof>(std::string_view message)>;
+using ProofSigner = std::function<Result<shared::protocol::KeyProof>(std::string_view message)>;
 
 /// A signer with the node's current TLS key and the certificate it belongs to. keygen when the
 /// key does not load; the signer itself fails with keygen when signing fails.

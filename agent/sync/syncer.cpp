@@ -1,7 +1,6 @@
 #include "agent/sync/syncer.hpp"
 
 #include "agent/sync/proof.hpp"
-
 #include "shared/crypto/random.hpp"
 #include "shared/crypto/x509.hpp"
 #include "shared/http/beast_client/client.hpp"
@@ -51,7 +50,8 @@ Result<std::string> certificate_of(const http::BeastResponse& r, std::string_vie
     return Error(SyncError::bad_response, fmt::format("{} answer: {}", what, o.error().message()));
   auto cert = shared::json::get_string(*o, "certificate");
   if (!cert)
-    return Error(SyncError::bad_response, fmt::format("{} answer: {}", what, cert.error().message()));
+    return Error(SyncError::bad_response,
+                 fmt::format("{} answer: {}", what, cert.error().message()));
   return *cert;
 }
 
@@ -159,7 +159,7 @@ class HttpTransport final : public Transport {
   std::string url_;
   std::string ca_pem_;
   std::unique_ptr<http::BeastClient> client_;
-  std::unique_ptr<http::BeastClient> anonymous_;  // for POST /v1/renew, made on first use
+  std::unique_ptr<http::BeastClient> anonymous_;     // for POST /v1/renew, made on first use
   std::optional<std::chrono::seconds> retry_after_;  // of the last report answered 429
 };
 

@@ -39,8 +39,7 @@ class Transport {
   /// "renew"). renew_grace_passed when the certificate expired longer ago than the
   /// coordinator's renewal grace (the node must rejoin), proof_refused for a proof that does
   /// not verify, forbidden on other 401/403 (revoked, unknown), rate_limited on 429.
-  virtual Result<std::string> renew_with_proof(
-      const shared::protocol::RenewRequest& request) = 0;
+  virtual Result<std::string> renew_with_proof(const shared::protocol::RenewRequest& request) = 0;
   /// POST /v1/agent/report: the node's state and facts (updates its last-seen time).
   /// rate_limited on 429.
   virtual Result<void> report(std::string_view state, const boost::json::object& facts) = 0;

@@ -102,9 +102,8 @@ class LabdLifecycle : public ::testing::Test {
   // `labd rejoin -` with the join string on stdin, as the SSH installer runs it.
   static CommandResult rejoin_from_stdin(const LabdNode& n, const std::string& join_string,
                                          const std::string& hostname) {
-    return sh("printf '%s\\n' '" + join_string + "' | TSS2_LOG=all+none " +
-                  labd_binary().string() + " --config " + n.config().string() +
-                  " rejoin - --hostname " + hostname,
+    return sh("printf '%s\\n' '" + join_string + "' | TSS2_LOG=all+none " + labd_binary().string() +
+                  " --config " + n.config().string() + " rejoin - --hostname " + hostname,
               60s);
   }
 
@@ -127,8 +126,9 @@ TEST_F(LabdLifecycle, RejoinKeepsTheNodeAndRetiresTheOldCertificate) {
     ASSERT_TRUE(node.wait_ready()) << agent.output();
     ASSERT_EQ(serve.lab({"node", "label", id, "color=green"}).exit_code, 0);
     const auto value = node.dir().write("value", "kept-across-keys");
-    ASSERT_EQ(serve.lab({"secret", "set", "keeper-pw", "--from-file", value.string(),
-                         "--entitlement", "fleet=r"})
+    ASSERT_EQ(serve
+                  .lab({"secret", "set", "keeper-pw", "--from-file", value.string(),
+                        "--entitlement", "fleet=r"})
                   .exit_code,
               0);
     ASSERT_TRUE(wait_until(
@@ -296,8 +296,7 @@ TEST_F(LabdLifecycle, AnExpiredCertificateIsRenewedOnStartAndSyncResumes) {
 TEST_F(LabdLifecycle, PastTheRenewalGraceStatusSaysRefusedAndRejoinMakesANewNode) {
   LabServe serve({"coordinator.certificate_ttl=3s", "coordinator.renew_grace=2s"});
   LabdNode node;
-  ASSERT_EQ(node.labd({"join", serve.token({"role=web"}), "--hostname", "traveller"}).exit_code,
-            0);
+  ASSERT_EQ(node.labd({"join", serve.token({"role=web"}), "--hostname", "traveller"}).exit_code, 0);
   const auto joined = identity_of(node);
   {
     auto agent = node.start();
@@ -382,8 +381,11 @@ TEST_F(LabdLifecycle, ASecretThatRequiresATpmReachesOnlyTheTpmBackedNode) {
       },
       30s))
       << tpm_agent.output();
-  ASSERT_TRUE(
-      wait_until([&] { return file.labd({"secret", "get", "anyone"}).output == "plain"; }, 30s))
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return file.labd({"secret", "get", "anyone"}).output == "plain";
+      },
+      30s))
       << file_agent.output();
   auto withheld = file.labd({"secret", "get", "sealed-only"});
   EXPECT_NE(withheld.exit_code, 0) << withheld.output;

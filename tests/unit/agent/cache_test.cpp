@@ -145,16 +145,15 @@ TEST_F(CacheTest, RefusesABundleWithASecretThatDoesNotOpenWithoutChange) {
   const BundleMaker other;  // another node's keys: its sealing key is not ours
   auto foreign_box = maker_.bundle(4, {{"role", "x"}}, {{"pw", "second"}, {"api", "k"}});
   const auto aad = lab::shared::protocol::sealed_secret_aad(maker_.node_id(), "pw", 4);
-  foreign_box.secrets[1].sealed = crypto::base64url_encode(
-      crypto::seal(other.sealing_key().public_key(), crypto::as_bytes("second"),
-                   crypto::as_bytes(aad))
-          .value());
+  foreign_box.secrets[1].sealed =
+      crypto::base64url_encode(crypto::seal(other.sealing_key().public_key(),
+                                            crypto::as_bytes("second"), crypto::as_bytes(aad))
+                                   .value());
   ASSERT_EQ(foreign_box.secrets[1].name, "pw");
   auto refused = c->apply(maker_.sign(foreign_box), 11);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), CacheError::secret_unopened);
-  EXPECT_NE(refused.error().message().find("'pw'"), std::string::npos)
-      << refused.error().message();
+  EXPECT_NE(refused.error().message().find("'pw'"), std::string::npos) << refused.error().message();
 
   // Bound to another version than the one it claims: the AAD differs, it does not open either.
   auto replayed = maker_.bundle(5, {{"role", "y"}}, {{"pw", "third"}});

@@ -134,10 +134,10 @@ struct FakeCoordinator::Impl {
     last_join_proof = "none";
     if (jr->proof) {
       const auto token = protocol::parse_token(jr->token).value();
-      last_join_proof = proof_verifies(*jr->proof, protocol::key_proof_message(
-                                                       "join", token.id, jr->csr_pem))
-                            ? "valid"
-                            : "invalid";
+      last_join_proof =
+          proof_verifies(*jr->proof, protocol::key_proof_message("join", token.id, jr->csr_pem))
+              ? "valid"
+              : "invalid";
     }
     auto raw = crypto::base64url_decode(jr->sealing_key).value();
     sealing_key = crypto::X25519PublicKey::from_raw(raw).value();
@@ -174,10 +174,9 @@ struct FakeCoordinator::Impl {
     auto sig = crypto::base64url_decode(proof.signature);
     return cert && sig &&
            crypto::verify_ecdsa(cert->public_key_der(), crypto::as_bytes(message), *sig) &&
-           crypto::verify_certificate(
-               *cert, owner.pki_.ca,
-               std::min(std::chrono::system_clock::now(),
-                        cert->not_after() - std::chrono::seconds(1)));
+           crypto::verify_certificate(*cert, owner.pki_.ca,
+                                      std::min(std::chrono::system_clock::now(),
+                                               cert->not_after() - std::chrono::seconds(1)));
   }
 
   // POST /v1/renew: no client certificate needed, a key proof over the new CSR instead.
@@ -192,7 +191,8 @@ struct FakeCoordinator::Impl {
     if (!rr || !rr->proof || !crypto::verify_csr(rr->csr_pem))
       return http::Response::error(400, "bad renew request");
     if (!proof_verifies(*rr->proof, protocol::key_proof_message("renew", "", rr->csr_pem)))
-      return http::Response::json(403, R"({"error":"proof does not verify","code":"invalid_proof"})");
+      return http::Response::json(403,
+                                  R"({"error":"proof does not verify","code":"invalid_proof"})");
     if (owner.revoked_)
       return http::Response::json(403, R"({"error":"forbidden","code":"forbidden"})");
     const auto cert = crypto::Certificate::from_pem(rr->proof->certificate_pem).value();

@@ -199,7 +199,8 @@ TEST_F(LocalApiTest, StatusTellsARefusalFromAConfirmation) {
 
   state_->set_confirmed(1020);
   state_->set_reachable(true, 1025);  // answered: 403
-  state_->set_failed("refused", "bundle: HTTP 403: the coordinator refuses this node's certificate");
+  state_->set_failed("refused",
+                     "bundle: HTTP 403: the coordinator refuses this node's certificate");
   now_ = 1100;
   auto refused = status();
   EXPECT_EQ(refused.at("sync").as_string(), "refused");

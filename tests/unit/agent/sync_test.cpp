@@ -50,10 +50,11 @@ std::uint16_t closed_port() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
   ::close(fd);  // nothing listens there now
+  EXPECT_TRUE(bound) << "no free port on 127.0.0.1";
   return ntohs(a.sin_port);
 }
 
@@ -180,8 +181,7 @@ class SyncTest : public ::testing::Test {
     auto syncer = make_syncer();
     ASSERT_TRUE(syncer.renew_if_due(true).value());
     coord_.set_certificate_lifetime(24h);
-    const auto cert =
-        crypto::Certificate::from_pem(cache_->identity()->certificate_pem).value();
+    const auto cert = crypto::Certificate::from_pem(cache_->identity()->certificate_pem).value();
     std::this_thread::sleep_until(cert.not_after() + 1100ms);
   }
 
@@ -241,9 +241,9 @@ TEST_F(SyncTest, RunLoopFollowsPublishesAndStopsPromptly) {
                              .contact = {},
                              .failed = {},
                              .renewed = {},
-                   .confirmed = {},
-                   .rejoin_needed = {},
-                   .report_failed = {}},
+                             .confirmed = {},
+                             .rejoin_needed = {},
+                             .report_failed = {}},
                             1s);
   std::thread t([&] { syncer.run(); });
   for (int i = 1; i <= 5; ++i) {
@@ -408,15 +408,15 @@ TEST_F(SyncTest, ARateLimitedReportIsRetriedLaterAndSyncGoesOn) {
   coord_.limit_reports(true);
   std::atomic<std::int64_t> skew{0};
   std::vector<lab::Error> report_failures;
-  auto syncer = make_syncer({.applied = {},
-                             .contact = {},
-                             .failed = {},
-                             .renewed = {},
-                             .confirmed = {},
-                             .rejoin_needed = {},
-                             .report_failed =
-                                 [&](const lab::Error& e) { report_failures.push_back(e); }},
-                            1s, [&] { return wall_now() + skew.load(); });
+  auto syncer =
+      make_syncer({.applied = {},
+                   .contact = {},
+                   .failed = {},
+                   .renewed = {},
+                   .confirmed = {},
+                   .rejoin_needed = {},
+                   .report_failed = [&](const lab::Error& e) { report_failures.push_back(e); }},
+                  1s, [&] { return wall_now() + skew.load(); });
   coord_.publish({{"r", "1"}});
   ASSERT_EQ(syncer.poll_once().value(), 1);
   EXPECT_EQ(coord_.reports(), 1);
