@@ -126,7 +126,8 @@ for i in 1 2 3; do
 done
 run labd_of 2 secret get db-password
 echo
-run labd_of 3 status
+# Exit status 4: the cache is served, but nobody can confirm it is current.
+run labd_of 3 status || say "(labd status exit $?: coordinator unreachable, serving from the cache)"
 
 step "Restart one agent while the coordinator is still down: it serves from its cache"
 kill "${agent_pid[3]}"; wait "${agent_pid[3]}" 2>/dev/null || true

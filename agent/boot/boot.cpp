@@ -99,8 +99,14 @@ class SharedTransport final : public sync::Transport {
     return t_->fetch_bundle(since, wait);
   }
   Result<std::string> renew(std::string_view csr_pem) override { return t_->renew(csr_pem); }
+  Result<std::string> renew_with_proof(const shared::protocol::RenewRequest& request) override {
+    return t_->renew_with_proof(request);
+  }
   Result<void> report(std::string_view state, const boost::json::object& facts) override {
     return t_->report(state, facts);
+  }
+  [[nodiscard]] std::optional<std::chrono::seconds> retry_after() const override {
+    return t_->retry_after();
   }
 
  private:
@@ -156,17 +162,18 @@ class BootRun {
     std::string state = view->revision > 0 ? view->state : id.state;
     console_.line("joined node={} state={}", id.node_id, state);
 
-    auto transport = std::shared_ptr<sync::Transport>(sync::make_http_transport(id, s_.poll_wait));
+    transport_ = std::shared_ptr<sync::Transport>(sync::make_http_transport(id, s_.poll_wait));
+    transport_certificate_ = id.certificate_pem;
     if (state == kDiscovered)
       console_.line("waiting for the operator (lab node accept {})", id.name);
-    auto accepted = wait_for_view(*opened->cache, transport, view->revision, state);
+    auto accepted = wait_for_view(*opened->cache, view->revision, state);
     if (!accepted)
       return fail(accepted.error());
-    if (auto r = report_ready(*transport); !r)
+    if (auto r = report_ready(*transport_, opened->key->protection_fact()); !r)
       return fail(r.error());
     console_.line("ready node={}", id.node_id);
 
-    transport.reset();
+    transport_.reset();
     opened->cache.reset();
     opened->key.reset();
     if (!o_.serve)
@@ -207,8 +214,7 @@ class BootRun {
   // Polls the node's bundle until it has one and the node is no longer waiting for the
   // operator (`lab node accept`, or an auto-accept selector at join). A fresh node's first poll
   // (since=0) answers at once; while discovered, each poll is a long-poll the acceptance ends.
-  Result<void> wait_for_view(cache::Cache& cache, const std::shared_ptr<sync::Transport>& t,
-                             std::int64_t revision, std::string& state) {
+  Result<void> wait_for_view(cache::Cache& cache, std::int64_t revision, std::string& state) {
     sync::SyncOptions so;
     so.wait = s_.poll_wait;
     so.report_state.clear();  // the ready report is sent below, once accepted
@@ -217,8 +223,18 @@ class BootRun {
     sync::SyncHooks hooks;
     hooks.applied = [&](const cache::View& v) { state = v.state; };
     sync::Syncer syncer(
-        cache, [t](const cache::Identity&) { return std::make_unique<SharedTransport>(t); }, so,
-        hooks, unix_now);
+        cache,
+        [this](const cache::Identity& id) {
+          // After a renewal the shared connection must present the new certificate: the
+          // coordinator revokes the old one as soon as it sees the new one.
+          if (id.certificate_pem != transport_certificate_) {
+            transport_ =
+                std::shared_ptr<sync::Transport>(sync::make_http_transport(id, s_.poll_wait));
+            transport_certificate_ = id.certificate_pem;
+          }
+          return std::make_unique<SharedTransport>(transport_);
+        },
+        so, hooks, unix_now);
     unsigned failures = 0;
     bool have_bundle = revision > 0;
     while (!have_bundle || state == kDiscovered) {
@@ -250,8 +266,8 @@ class BootRun {
   }
 
   // Retried while the coordinator is unreachable: "ready" on the console means it arrived.
-  Result<void> report_ready(sync::Transport& t) {
-    const auto facts = facts::to_json(facts::collect(o_.facts_root));
+  Result<void> report_ready(sync::Transport& t, std::string_view key_protection) {
+    const auto facts = daemon::node_facts(o_.facts_root, key_protection);
     const sync::Backoff backoff{
         std::chrono::duration_cast<std::chrono::milliseconds>(s_.backoff_initial),
         std::chrono::duration_cast<std::chrono::milliseconds>(s_.backoff_cap)};
@@ -271,6 +287,9 @@ class BootRun {
   ProgressReporter progress_{"", ""};
   BootParams p_;
   std::string mac_;
+  // Shared by the polls of wait_for_view and the ready report, made for this certificate.
+  std::shared_ptr<sync::Transport> transport_;
+  std::string transport_certificate_;
 };
 
 }  // namespace

@@ -159,6 +159,7 @@ struct Cache::Impl {
     return row ? st.int64(0) : 0;
   }
 
+  // The table keeps its first name; it has only ever been written on confirmations.
   Result<void> write_contact(std::int64_t now) {
     LAB_TRY_ASSIGN(auto st,
                    checked(db.prepare("INSERT INTO contact(id, last_contact) VALUES (1, ?) "
@@ -215,8 +216,8 @@ Result<void> Cache::store_identity(const Identity& id, bool replace) {
   if (count.int64(0) > 0) {
     if (!replace) {
       return Error(CacheError::already_joined,
-                   "this node has already joined; 'labd rejoin <join-string>' replaces its "
-                   "identity");
+                   "this node has already joined; 'labd rejoin <join-string>' enrols it again "
+                   "(the same node while its key still works)");
     }
     LAB_TRY(
         checked(d.exec("DELETE FROM identity; DELETE FROM bundle; DELETE FROM contact;"
@@ -272,13 +273,33 @@ Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t no
     return Error(CacheError::wrong_node,
                  fmt::format("bundle for node {} refused: this is node {}", b.node_id, id.node_id));
   }
-  // Decode every sealed box before touching the database: a bad one refuses the bundle whole.
+  // A stale bundle (a peer's copy, a repeated answer) is refused before any sealed box is
+  // opened; the check is repeated inside the transaction, which is what makes it hold.
+  LAB_TRY_ASSIGN(std::int64_t cached, impl_->current_revision());
+  if (b.revision <= cached) {
+    return Error(
+        CacheError::not_newer,
+        fmt::format("bundle revision {} is not newer than the cached {}", b.revision, cached));
+  }
+  auto sealing = crypto::X25519PrivateKey::from_raw(id.sealing_key);
+  if (!sealing)
+    return Error(CacheError::bad_identity, "the stored sealing key does not decode");
+  // Open every sealed box before touching the database: one that does not open with this
+  // node's key (sealed to keys of an earlier enrolment, or damaged) refuses the bundle whole,
+  // so the cache keeps secrets it can serve instead of trading them for ones it cannot.
   std::vector<crypto::Bytes> wrapped_secrets;
   wrapped_secrets.reserve(b.secrets.size());
   for (const auto& s : b.secrets) {
     auto raw = crypto::base64url_decode(s.sealed);
     if (!raw)
       return Error(CacheError::bad_bundle, fmt::format("secret '{}' is not base64url", s.name));
+    const std::string aad = protocol::sealed_secret_aad(id.node_id, s.name, s.version);
+    if (!crypto::open(*sealing, *raw, crypto::as_bytes(aad))) {
+      return Error(CacheError::secret_unopened,
+                   fmt::format("bundle revision {} refused: secret '{}' does not open with this "
+                               "node's sealing key",
+                               b.revision, s.name));
+    }
     LAB_TRY_ASSIGN(auto w, impl_->key->wrap(*raw, aad_secret(id.node_id, s.name, s.version)));
     wrapped_secrets.push_back(std::move(w));
   }
@@ -378,7 +399,7 @@ Result<View> Cache::view() {
     LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT last_contact FROM contact")));
     LAB_TRY_ASSIGN(bool row, checked(st.step()));
     if (row)
-      v.last_contact = st.int64(0);
+      v.confirmed_at = st.int64(0);
   }
   {
     LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT key, value FROM labels")));

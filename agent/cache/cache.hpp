@@ -1,8 +1,9 @@
 #pragma once
 // The node's local state in SQLite (WAL, synchronous=FULL): its identity, the last verified
-// bundle envelope (verbatim, so it can be relayed), labels, sealed secrets, revision and last
-// contact. Private keys and secret rows are wrapped with the data key (AES-256-GCM, AAD naming
-// the row), so a copy of the file is useless without this machine's TPM.
+// bundle envelope (verbatim, so it can be relayed), labels, sealed secrets, revision and the
+// last time the coordinator confirmed it current. Private keys and secret rows are wrapped with
+// the data key (AES-256-GCM, AAD naming the row), so a copy of the file is useless without this
+// machine's TPM.
 
 #include "agent/keystore/keystore.hpp"
 #include "shared/crypto/bytes.hpp"
@@ -25,7 +26,7 @@ namespace lab::agent::cache {
 enum class CacheError {
   storage = 1,      // SQLite failed (detail has the statement)
   not_joined,       // no identity: `labd join` first
-  already_joined,   // an identity exists: `labd rejoin` replaces it
+  already_joined,   // an identity exists: `labd rejoin` stores the new one in its place
   bad_identity,     // the stored identity does not decode (wrong data key or damage)
   bad_signature,    // the envelope is not a bundle signed by the coordinator's key
   bad_bundle,       // the signed payload is not a valid bundle
@@ -64,9 +65,11 @@ struct View {
   std::string node_id;
   std::string name;
   std::string state;
-  std::int64_t revision = 0;                 // 0: no bundle yet
-  std::int64_t issued_at = 0;                // coordinator clock, unix seconds
-  std::optional<std::int64_t> last_contact;  // unix seconds of the last coordinator answer
+  std::int64_t revision = 0;   // 0: no bundle yet
+  std::int64_t issued_at = 0;  // coordinator clock, unix seconds
+  /// Unix seconds of the last time the coordinator confirmed the cache current (a bundle
+  /// applied, or "nothing newer"); nullopt before the first.
+  std::optional<std::int64_t> confirmed_at;
   shared::labels::LabelSet labels;
   std::vector<std::string> groups;
   std::map<std::string, CachedSecret, std::less<>> secrets;
@@ -96,11 +99,13 @@ class Cache {
   /// After a renewal: the new certificate and the key it certifies, atomically.
   Result<void> update_certificate(std::string_view certificate_pem, std::string_view key_pem);
 
-  /// Verifies `envelope` with the identity's bundle key, parses the bundle and stores it in one
-  /// transaction. bad_signature, bad_bundle, wrong_node or not_newer leave the cache unchanged.
-  /// Also records `now` as the last contact.
+  /// Verifies `envelope` with the identity's bundle key, parses the bundle, opens every sealed
+  /// secret with the node's sealing key and stores it in one transaction. bad_signature,
+  /// bad_bundle, wrong_node, not_newer or secret_unopened (a secret this node could not serve)
+  /// leave the cache unchanged. Also records `now` as the time the cache was confirmed current.
   Result<shared::protocol::Bundle> apply(shared::crypto::ByteView envelope, std::int64_t now);
-  /// Records a coordinator answer without a new bundle.
+  /// Records that the coordinator confirmed at `now` that the cache is current (an
+  /// authenticated answer "nothing newer"); never for a refusal.
   Result<void> touch(std::int64_t now);
 
   [[nodiscard]] Result<std::int64_t> revision();

@@ -51,6 +51,10 @@ Result<LocalAnswer> ask_cache(const Settings& s, std::string_view path) {
 
 }  // namespace
 
+bool daemon_answers(const Settings& s) {
+  return static_cast<bool>(ask_daemon(s, "/v1/status"));
+}
+
 Result<LocalAnswer> local_get(const Settings& s, std::string_view path) {
   auto r = ask_daemon(s, path);
   if (r)
@@ -88,7 +92,13 @@ Result<std::string> status_json(const Settings& s) {
   }
   o["joined"] = true;
   o["coordinator_url"] = record->coordinator_url;
-  o["daemon"] = answer && answer->from_daemon ? "running" : "stopped";
+  const bool running = answer && answer->from_daemon;
+  o["daemon"] = running ? "running" : "stopped";
+  if (!running && !o.contains("error")) {
+    // Read from the cache in this process: nobody syncs, so there is no round to report.
+    o["sync"] = "stopped";
+    o["last_error"] = nullptr;
+  }
   if (!o.contains("key_protection"))
     o["key_protection"] = record->key_protection == "file" ? "degraded" : record->key_protection;
   return boost::json::serialize(o);

@@ -20,9 +20,13 @@ struct LocalAnswer {
 /// the cache opens here (with both reasons).
 Result<LocalAnswer> local_get(const Settings& settings, std::string_view path);
 
-/// The status document: the daemon's /v1/status plus "daemon": "running"/"stopped". A node
-/// that has not joined gives {"joined": false} and no node_id; one whose cache cannot be
-/// opened gives its node id from node.json and the reason as "error".
+/// True when a running labd answers on the local API socket.
+bool daemon_answers(const Settings& settings);
+
+/// The status document: the daemon's /v1/status plus "daemon": "running"/"stopped" ("sync":
+/// "stopped" when read from the cache because the daemon does not answer). A node that has not
+/// joined gives {"joined": false} and no node_id; one whose cache cannot be opened gives its
+/// node id from node.json and the reason as "error".
 Result<std::string> status_json(const Settings& settings);
 
 }  // namespace lab::agent::daemon

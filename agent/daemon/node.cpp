@@ -4,6 +4,8 @@
 #include "agent/files/atomic_file.hpp"
 #include "agent/keystore/tpm.hpp"
 #include "agent/sync/join.hpp"
+#include "agent/sync/proof.hpp"
+#include "shared/crypto/x509.hpp"
 #include "shared/json/json.hpp"
 #include "shared/protocol/protocol.hpp"
 #include "shared/version/version.hpp"
@@ -78,6 +80,11 @@ Result<void> remove_state(const Settings& s) {
   return {};
 }
 
+bool pins_ca(std::string_view ca_pem, std::string_view pin) {
+  auto ca = shared::crypto::Certificate::from_pem(ca_pem);
+  return ca && shared::crypto::spki_pin(ca->public_key_der()) == pin;
+}
+
 template <class T>
 T or_default(Result<T> r, T fallback = {}) {
   return r ? std::move(*r) : std::move(fallback);
@@ -145,7 +152,7 @@ Result<OpenNode> open_node(const Settings& s) {
   return n;
 }
 
-Result<NodeRecord> join(const Settings& s, const JoinOptions& o) {
+Result<Joined> join(const Settings& s, const JoinOptions& o) {
   auto js = shared::protocol::parse_join_string(o.join_string);
   if (!js)
     return Error(DaemonError::bad_join_string, js.error().message());
@@ -171,6 +178,7 @@ Result<NodeRecord> join(const Settings& s, const JoinOptions& o) {
     return opened.error();
   }
   std::unique_ptr<cache::Cache> cache;
+  std::optional<cache::Identity> previous;
   if (!fresh) {
     LAB_TRY_ASSIGN(cache, cache::Cache::open(s.cache_file(), key));
     LAB_TRY_ASSIGN(bool joined, cache->joined());
@@ -180,19 +188,40 @@ Result<NodeRecord> join(const Settings& s, const JoinOptions& o) {
     }
     if (joined) {
       // An identity that no longer decrypts is as lost as a key that no longer unseals.
-      if (auto id = cache->identity(); !id && fresh_key_helps(id.error())) {
+      auto id = cache->identity();
+      if (!id && fresh_key_helps(id.error())) {
         cache.reset();
         key.reset();
         fresh = true;
+      } else if (id) {
+        previous = std::move(*id);
       }
     }
   }
 
   sync::JoinParams p;
   p.join = *js;
+  Joined out;
+  if (record) {
+    out.previous_node_id = record->node_id;
+    out.previous_name = record->name;
+    out.proof = Joined::Proof::identity_unusable;
+  }
+  if (previous && !pins_ca(previous->ca_pem, js->ca_pin)) {
+    // The proof goes only to the coordinator that issued the certificate: another one could
+    // not use it and has no business seeing it.
+    out.proof = Joined::Proof::other_coordinator;
+  } else if (previous) {
+    if (auto signer = sync::proof_signer(previous->certificate_pem, previous->tls_key_pem)) {
+      p.prove = std::move(*signer);
+      out.proof = Joined::Proof::sent;
+    }
+  }
   p.hostname = o.hostname.empty() ? host_name() : o.hostname;
   p.agent_version = shared::kVersion;
-  p.facts = facts::to_json(facts::collect(o.facts_root));
+  // A fresh key is made after the join with these settings; until then it is described by them.
+  p.facts = node_facts(
+      o.facts_root, key ? key->protection_fact() : keystore::protection_fact(s.keystore_options()));
   p.timeout = o.timeout;
   LAB_TRY_ASSIGN(cache::Identity identity, sync::join(p));
 
@@ -210,7 +239,14 @@ Result<NodeRecord> join(const Settings& s, const JoinOptions& o) {
   r.key_protection = keystore::protection_name(s.key_protection);
   r.joined_at = unix_now();
   LAB_TRY(write_node_record(s, r));
-  return r;
+  out.record = std::move(r);
+  return out;
+}
+
+boost::json::object node_facts(const std::filesystem::path& root, std::string_view key_protection) {
+  boost::json::object o = facts::to_json(facts::collect(root));
+  o["key_protection"] = key_protection;
+  return o;
 }
 
 std::string hint(const Error& e) {
@@ -218,7 +254,8 @@ std::string hint(const Error& e) {
   if (cat == sync::sync_category())
     return sync::hint(static_cast<sync::SyncError>(e.code().value()));
   if (e == DaemonError::already_joined)
-    return "'labd rejoin <join-string>' replaces this node's identity";
+    return "'labd rejoin <join-string>' enrols it again with new keys, as the same node while "
+           "its key still works";
   if (e == DaemonError::not_joined)
     return "join first: 'labd join <join-string>' (from 'lab token create')";
   if (e == DaemonError::bad_join_string)
@@ -231,7 +268,8 @@ std::string hint(const Error& e) {
   if (e == keystore::KeystoreError::other_tpm || e == keystore::KeystoreError::pcr_policy_failed ||
       e == keystore::KeystoreError::mode_mismatch || e == cache::CacheError::bad_identity)
     return "the node's state cannot be opened on this machine as it is now; "
-           "'labd rejoin <join-string>' enrols it again (the cache is left untouched until then)";
+           "'labd rejoin <join-string>' enrols it again, as a new node since its key is lost "
+           "(the cache is left untouched until then)";
   return {};
 }
 

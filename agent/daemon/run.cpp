@@ -2,7 +2,6 @@
 
 #include "agent/daemon/node.hpp"
 #include "agent/daemon/notify.hpp"
-#include "agent/facts/facts.hpp"
 #include "agent/localapi/server.hpp"
 #include "agent/render/render.hpp"
 #include "agent/sync/syncer.hpp"
@@ -113,7 +112,7 @@ int run(const Settings& s) {
       render_view(logger, s.render, *first_view, *sealing);
     logger.info("serving from cache", {{"node", node.identity.node_id},
                                        {"revision", first_view->revision},
-                                       {"last_contact", first_view->last_contact.value_or(0)},
+                                       {"confirmed_at", first_view->confirmed_at.value_or(0)},
                                        {"key_protection", node.key->status()}});
   }
   node.cache->release_memory();
@@ -135,7 +134,7 @@ int run(const Settings& s) {
   options.wait = s.poll_wait;
   options.backoff = {std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff_initial),
                      std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff_cap)};
-  options.report_facts = facts::to_json(facts::collect("/"));
+  options.report_facts = node_facts("/", node.key->protection_fact());
   sync::SyncHooks hooks;
   hooks.applied = [&](const cache::View& v) {
     render_view(logger, s.render, v, *sealing);
@@ -150,11 +149,30 @@ int run(const Settings& s) {
       logger.info(reachable ? "coordinator reachable" : "coordinator unreachable");
     state->set_reachable(reachable, now);
   };
+  hooks.confirmed = [&](std::int64_t now) {
+    if (state->sync_status().sync != "ok")
+      logger.info("sync ok: the coordinator confirmed the cache current");
+    state->set_confirmed(now);
+  };
   hooks.failed = [&](const Error& e, std::chrono::milliseconds delay) {
     logger.warn("sync failed", {{"error", e.message()}, {"retry_in_ms", delay.count()}});
+    state->set_failed(sync::health_name(sync::health_of(e)), e.message());
   };
   hooks.renewed = [&](std::int64_t not_after) {
     logger.info("certificate renewed", {{"not_after", not_after}});
+  };
+  hooks.rejoin_needed = [&](const Error& e) {
+    logger.error(
+        "the node certificate expired longer ago than the coordinator's renewal grace: renewal "
+        "stopped, the cache is still served, and this node must join again to sync",
+        {{"error", e.message()}, {"hint", "labd rejoin <join-string> (from 'lab token create')"}});
+  };
+  hooks.report_failed = [&](const Error& e) {
+    // Only the coordinator's view of this node waits; bundles keep coming.
+    if (e == sync::SyncError::rate_limited)
+      logger.info("report rate-limited; sent again later", {{"error", e.message()}});
+    else
+      logger.warn("report failed; sent again later", {{"error", e.message()}});
   };
   sync::Syncer syncer(
       *node.cache,

@@ -30,21 +30,22 @@ Result<crypto::SecretBytes> new_key() {
 
 Result<DataKey> open_tpm(const Options& o, const std::filesystem::path& sealed_path, auto&& make) {
   if (path_exists(sealed_path)) {
-    auto bytes = files::read_file(sealed_path, 64 * 1024);
+    auto bytes = files::read_file(sealed_path, std::size_t{64} * 1024);
     if (!bytes)
       return Error(KeystoreError::io, bytes.error().message());
     LAB_TRY_ASSIGN(SealedBlob blob, parse_blob(crypto::as_bytes(*bytes)));
     LAB_TRY_ASSIGN(crypto::SecretBytes key, tpm_unseal(o.tcti, blob));
     if (key.size() != kDataKeySize)
       return Error(KeystoreError::bad_blob, "the unsealed data key has the wrong size");
-    return make(std::move(key));
+    // The blob says what the key was sealed under, whatever the configuration says now.
+    return make(std::move(key), !blob.pcrs.empty());
   }
   LAB_TRY_ASSIGN(crypto::SecretBytes key, new_key());
   LAB_TRY_ASSIGN(SealedBlob blob, tpm_seal(o.tcti, key, o.pcrs));
   const crypto::Bytes out = serialize(blob);
   if (auto r = files::write_atomic(sealed_path, crypto::as_chars(out), 0600); !r)
     return Error(KeystoreError::io, r.error().message());
-  return make(std::move(key));
+  return make(std::move(key), !o.pcrs.empty());
 }
 
 Result<DataKey> open_file(const std::filesystem::path& key_path, auto&& make) {
@@ -68,12 +69,12 @@ Result<DataKey> open_file(const std::filesystem::path& key_path, auto&& make) {
     }
     crypto::SecretBytes key(bytes->begin(), bytes->end());
     crypto::cleanse(bytes->data(), bytes->size());
-    return make(std::move(key));
+    return make(std::move(key), false);
   }
   LAB_TRY_ASSIGN(crypto::SecretBytes key, new_key());
   if (auto r = files::write_atomic(key_path, crypto::as_chars(key), 0600); !r)
     return Error(KeystoreError::io, r.error().message());
-  return make(std::move(key));
+  return make(std::move(key), false);
 }
 
 }  // namespace
@@ -85,8 +86,8 @@ const char* protection_name(Protection p) noexcept {
 Result<DataKey> DataKey::open(const Options& options) {
   const auto sealed_path = options.state_dir / kSealedKeyFile;
   const auto key_path = options.state_dir / kPlainKeyFile;
-  auto make = [&](crypto::SecretBytes key) -> Result<DataKey> {
-    return DataKey(std::move(key), options.protection);
+  auto make = [&](crypto::SecretBytes key, bool pcr_policy) -> Result<DataKey> {
+    return DataKey(std::move(key), options.protection, pcr_policy);
   };
   if (options.protection == Protection::tpm) {
     if (path_exists(key_path)) {
@@ -115,7 +116,7 @@ Result<DataKey> DataKey::open(const Options& options) {
 Result<DataKey> DataKey::from_bytes(crypto::ByteView key, Protection protection) {
   if (key.size() != kDataKeySize)
     return Error(KeystoreError::key_file, "a data key is 32 bytes");
-  return DataKey(crypto::SecretBytes(key.begin(), key.end()), protection);
+  return DataKey(crypto::SecretBytes(key.begin(), key.end()), protection, false);
 }
 
 Result<crypto::Bytes> DataKey::wrap(crypto::ByteView plaintext, std::string_view aad) const {
@@ -136,6 +137,18 @@ Result<crypto::SecretBytes> DataKey::unwrap(crypto::ByteView wrapped, std::strin
 
 std::string DataKey::status() const {
   return protection_ == Protection::tpm ? "tpm" : "degraded";
+}
+
+std::string DataKey::protection_fact() const {
+  if (protection_ == Protection::file)
+    return "file";
+  return pcr_policy_ ? "tpm+pcr" : "tpm";
+}
+
+std::string protection_fact(const Options& options) {
+  if (options.protection == Protection::file)
+    return "file";
+  return options.pcrs.empty() ? "tpm" : "tpm+pcr";
 }
 
 }  // namespace lab::agent::keystore

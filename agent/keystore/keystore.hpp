@@ -53,12 +53,21 @@ class DataKey {
   [[nodiscard]] Protection protection() const noexcept { return protection_; }
   /// "tpm" or "degraded" (file mode), as the status API reports it.
   [[nodiscard]] std::string status() const;
+  /// "tpm+pcr" (sealed under a PCR policy), "tpm" or "file": what the agent reports to the
+  /// coordinator as facts["key_protection"], which decides secrets that require a TPM.
+  [[nodiscard]] std::string protection_fact() const;
 
  private:
-  DataKey(shared::crypto::SecretBytes key, Protection p) : key_(std::move(key)), protection_(p) {}
+  DataKey(shared::crypto::SecretBytes key, Protection p, bool pcr_policy)
+      : key_(std::move(key)), protection_(p), pcr_policy_(pcr_policy) {}
   shared::crypto::SecretBytes key_;
   Protection protection_;
+  bool pcr_policy_;
 };
+
+/// The protection_fact() a data key created with `options` has (before it exists: a join that
+/// makes a fresh key reports it).
+std::string protection_fact(const Options& options);
 
 inline constexpr const char* kSealedKeyFile = "datakey.sealed";
 inline constexpr const char* kPlainKeyFile = "datakey.key";

@@ -133,10 +133,70 @@ int do_join(const Global& g, const std::string& arg, const std::string& file, bo
   auto r = daemon::join(*s, o);
   if (!r)
     return fail(r.error());
-  fmt::print("{} as {} ({}) at {}; key protection: {}\n", rejoin ? "rejoined" : "joined", r->name,
-             r->node_id, r->coordinator_url,
-             r->key_protection == "file" ? "file (degraded)" : "tpm");
+  const daemon::NodeRecord& n = r->record;
+  fmt::print("{} as {} ({}) at {}; key protection: {}\n", rejoin ? "rejoined" : "joined", n.name,
+             n.node_id, n.coordinator_url, n.key_protection == "file" ? "file (degraded)" : "tpm");
+  if (!rejoin || r->previous_node_id.empty())
+    return cli::kExitOk;
+  // A running agent still holds the old identity in memory, and the coordinator now refuses it.
+  if (daemon::daemon_answers(*s))
+    fmt::print("labd is running with the old identity: restart it ('systemctl restart labd')\n");
+  // Whether the coordinator kept the node decides what the operator must redo (labels, groups,
+  // secret entitlements by node): say it, so nobody finds out later.
+  if (r->kept_node()) {
+    fmt::print(
+        "same node, new keys: {} keeps its id, labels and entitlements; its old "
+        "certificates are revoked\n",
+        n.name);
+    return cli::kExitOk;
+  }
+  std::string why;
+  switch (r->proof) {
+    case daemon::Joined::Proof::sent:
+      why =
+          "the coordinator did not take this machine's key as proof (the node is revoked, or "
+          "its certificate expired longer ago than the renewal grace)";
+      break;
+    case daemon::Joined::Proof::other_coordinator:
+      why = "the join string is for another coordinator than the one that enrolled it";
+      break;
+    default:
+      why = "its identity no longer opens on this machine, so nothing proved this is that node";
+      break;
+  }
+  fmt::print(
+      "a new node, not {} ({}): {}; the old node's labels and entitlements do not carry "
+      "over\n",
+      r->previous_name, r->previous_node_id, why);
   return cli::kExitOk;
+}
+
+// `labd status` exit codes, for health checks (documented in its --help).
+constexpr int kStatusRefused = 3;     // the coordinator refuses this node (revoked, expired)
+constexpr int kStatusNotCurrent = 4;  // unreachable, failing, not synced yet, or not running
+constexpr int kStatusNotJoined = 5;
+constexpr const char* kStatusExitCodes =
+    "Exit status:\n"
+    "  0  ok: the last sync round confirmed the cache current\n"
+    "  1  the status cannot be read (the node's state does not open here)\n"
+    "  3  refused: the coordinator refuses this node (revoked, or its certificate expired\n"
+    "     longer ago than the renewal grace: 'labd rejoin')\n"
+    "  4  not current: coordinator unreachable, sync failing, no round finished yet since\n"
+    "     labd started, or labd not running (the cache is served, but nobody updates it)\n"
+    "  5  not joined";
+
+int status_exit_code(const boost::json::object& o) {
+  if (const auto* joined = o.if_contains("joined");
+      joined && joined->is_bool() && !joined->as_bool())
+    return kStatusNotJoined;
+  if (o.contains("error"))
+    return cli::kExitFailure;
+  const auto* sync = o.if_contains("sync");
+  if (sync == nullptr || !sync->is_string())
+    return kStatusNotCurrent;
+  if (sync->as_string() == "ok")
+    return cli::kExitOk;
+  return sync->as_string() == "refused" ? kStatusRefused : kStatusNotCurrent;
 }
 
 int do_status(const Global& g, const std::string& output) {
@@ -146,18 +206,18 @@ int do_status(const Global& g, const std::string& output) {
   auto doc = daemon::status_json(*s);
   if (!doc)
     return fail(doc.error());
-  if (output == "json") {
-    fmt::print("{}\n", *doc);
-    return cli::kExitOk;
-  }
   auto o = lab::shared::json::parse_object(*doc);
   if (!o)
     return fail(o.error());
+  if (output == "json") {
+    fmt::print("{}\n", *doc);
+    return status_exit_code(*o);
+  }
   for (const auto& [k, v] : *o) {
     fmt::print("{:<22} {}\n", std::string_view(k.data(), k.size()),
                v.is_string() ? std::string(v.as_string()) : lab::shared::json::to_string(v));
   }
-  return cli::kExitOk;
+  return status_exit_code(*o);
 }
 
 int do_labels(const Global& g, const std::string& output) {
@@ -181,8 +241,8 @@ int do_labels(const Global& g, const std::string& output) {
   const std::int64_t rev = rev_r ? *rev_r : 0;
   const auto stale = lab::shared::json::optional_int(*o, "staleness_seconds");
   fmt::print("# revision {}, {}{}\n", rev,
-             stale && *stale ? fmt::format("last coordinator contact {}s ago", **stale)
-                             : std::string("no coordinator contact yet"),
+             stale && *stale ? fmt::format("confirmed current by the coordinator {}s ago", **stale)
+                             : std::string("never confirmed current by the coordinator"),
              a->from_daemon ? "" : " (read from the cache; labd is not running)");
   if (auto labels = lab::shared::json::get_object(*o, "labels"); labels) {
     for (const auto& [k, v] : **labels) {
@@ -252,8 +312,10 @@ int main(int argc, char** argv) {
 
   auto* rejoin = app.add_subcommand(
       "rejoin",
-      "Enrol again with a new join string, replacing this node's identity (and its "
-      "data key and cache when they no longer open)");
+      "Enrol again with a new join string and new keys. While the node's key still works it "
+      "proves who the node is and the coordinator keeps it (same id, name, labels); a revoked "
+      "node, one whose certificate expired past the renewal grace, or one whose data key no "
+      "longer opens (its key and cache are then replaced) becomes a new node");
   rejoin->fallthrough();
   auto* rejoin_arg = rejoin->add_option("join-string", js, kJoinStringHelp);
   rejoin->add_option("--join-file", join_file, kJoinFileHelp)->excludes(rejoin_arg);
@@ -295,7 +357,9 @@ int main(int argc, char** argv) {
   });
 
   std::string output = "text";
-  auto* status = app.add_subcommand("status", "Node id, revision, staleness, key protection");
+  auto* status =
+      app.add_subcommand("status", "Node id, revision, sync outcome, staleness, key protection");
+  status->footer(kStatusExitCodes);
   status->fallthrough();
   status->add_option("--output", output, "text or json")->check(CLI::IsMember({"text", "json"}));
   status->callback([&] { action = [&] { return do_status(g, output); }; });

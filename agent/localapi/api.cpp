@@ -39,7 +39,7 @@ std::shared_ptr<const Served> make_served(const cache::View& view) {
   s->view.state = view.state;
   s->view.revision = view.revision;
   s->view.issued_at = view.issued_at;
-  s->view.last_contact = view.last_contact;
+  s->view.confirmed_at = view.confirmed_at;
   s->view.groups = view.groups;
   s->view.secrets = view.secrets;
   s->label_count = view.labels.size();
@@ -64,9 +64,23 @@ std::shared_ptr<const Served> make_served(const cache::View& view) {
 State::State(const cache::View& view, shared::crypto::X25519PrivateKey key,
              std::string key_protection)
     : served_(make_served(view)), key_(std::move(key)), key_protection_(std::move(key_protection)) {
-  if (view.last_contact)
-    last_contact_ = *view.last_contact;
+  if (view.confirmed_at) {
+    // A confirmation was an answer too: the best known lower bound of the last one.
+    last_contact_ = *view.confirmed_at;
+    last_confirmed_ = *view.confirmed_at;
+  }
 }
+
+namespace {
+
+// Moves `t` forward to `now`, never back: rounds may report out of order across threads.
+void advance(std::atomic<std::int64_t>& t, std::int64_t now) {
+  std::int64_t seen = t.load();
+  while (seen < now && !t.compare_exchange_weak(seen, now)) {
+  }
+}
+
+}  // namespace
 
 std::shared_ptr<const Served> State::served() const {
   const std::lock_guard lock(mutex_);
@@ -75,8 +89,10 @@ std::shared_ptr<const Served> State::served() const {
 
 void State::set_view(const cache::View& view) {
   auto fresh = make_served(view);  // outside the lock: readers keep the old one meanwhile
-  if (view.last_contact)
-    set_last_contact(*view.last_contact);
+  if (view.confirmed_at) {
+    set_last_contact(*view.confirmed_at);
+    advance(last_confirmed_, *view.confirmed_at);
+  }
   const std::lock_guard lock(mutex_);
   served_ = std::move(fresh);
 }
@@ -88,9 +104,19 @@ void State::set_reachable(bool reachable, std::int64_t now) {
 }
 
 void State::set_last_contact(std::int64_t now) {
-  std::int64_t seen = last_contact_.load();
-  while (seen < now && !last_contact_.compare_exchange_weak(seen, now)) {
-  }
+  advance(last_contact_, now);
+}
+
+void State::set_confirmed(std::int64_t now) {
+  set_last_contact(now);
+  advance(last_confirmed_, now);
+  const std::lock_guard lock(mutex_);
+  sync_ = SyncStatus{"ok", std::nullopt};
+}
+
+void State::set_failed(std::string sync, std::string error) {
+  const std::lock_guard lock(mutex_);
+  sync_ = SyncStatus{std::move(sync), std::move(error)};
 }
 
 std::optional<std::int64_t> State::last_contact() const noexcept {
@@ -98,10 +124,21 @@ std::optional<std::int64_t> State::last_contact() const noexcept {
   return t == kNever ? std::nullopt : std::optional<std::int64_t>(t);
 }
 
-std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_contact, std::int64_t now) {
-  if (!last_contact)
+std::optional<std::int64_t> State::last_confirmed() const noexcept {
+  const std::int64_t t = last_confirmed_.load();
+  return t == kNever ? std::nullopt : std::optional<std::int64_t>(t);
+}
+
+SyncStatus State::sync_status() const {
+  const std::lock_guard lock(mutex_);
+  return sync_;
+}
+
+std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_confirmed,
+                                      std::int64_t now) {
+  if (!last_confirmed)
     return std::nullopt;
-  return std::max<std::int64_t>(0, now - *last_contact);
+  return std::max<std::int64_t>(0, now - *last_confirmed);
 }
 
 Api::Api(std::shared_ptr<State> state, std::vector<SecretAccess> rules,
@@ -123,7 +160,7 @@ http::Response Api::handle(const http::Request& request) const {
 
 http::Response Api::labels() const {
   const auto served = state_->served();
-  const auto stale = staleness(state_->last_contact(), now_());
+  const auto stale = staleness(state_->last_confirmed(), now_());
   // Spliced as text: the labels are kept serialized (see Served).
   std::string body = R"({"revision":)";
   body += std::to_string(served->view.revision);
@@ -139,15 +176,19 @@ http::Response Api::labels() const {
 http::Response Api::status() const {
   const auto served = state_->served();
   const cache::View& view = served->view;
-  const auto last = state_->last_contact();
+  const auto confirmed = state_->last_confirmed();
+  const SyncStatus sync = state_->sync_status();
   boost::json::object o;
   o["node_id"] = view.node_id;
   o["name"] = view.name;
   o["state"] = view.state;
   o["revision"] = view.revision;
   o["issued_at"] = view.issued_at;
-  o["last_contact"] = optional_int(last);
-  o["staleness_seconds"] = optional_int(staleness(last, now_()));
+  o["sync"] = sync.sync;
+  o["last_error"] = sync.last_error ? boost::json::value(*sync.last_error) : nullptr;
+  o["last_contact"] = optional_int(state_->last_contact());
+  o["last_confirmed"] = optional_int(confirmed);
+  o["staleness_seconds"] = optional_int(staleness(confirmed, now_()));
   o["key_protection"] = state_->key_protection();
   o["coordinator_reachable"] = state_->reachable();
   o["labels"] = served->label_count;

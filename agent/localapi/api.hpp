@@ -4,7 +4,12 @@
 //
 //   GET /v1/labels          → {"revision","staleness_seconds","labels":{…}}   (anyone)
 //   GET /v1/secrets/NAME    → the raw value (root, or a uid/gid granted for NAME)
-//   GET /v1/status          → node id, revision, staleness, key protection, reachability
+//   GET /v1/status          → node id, revision, staleness, key protection, reachability, and
+//                             what the last sync round got ("sync", "last_error")
+//
+// Staleness counts from the last time the coordinator confirmed the cache current (a bundle
+// applied, or an authenticated "nothing newer"), not from the last time it answered at all: a
+// coordinator that refuses the node answers, but the cache is not current for that.
 
 #include "agent/cache/cache.hpp"
 #include "shared/crypto/keys.hpp"
@@ -48,8 +53,16 @@ struct Served {
 /// Builds what the API serves from `view`.
 std::shared_ptr<const Served> make_served(const cache::View& view);
 
+/// The outcome of the last sync round.
+struct SyncStatus {
+  /// "pending" (no round finished since the agent started), "ok", "refused", "unreachable",
+  /// "failing" (agent/sync Health).
+  std::string sync = "pending";
+  std::optional<std::string> last_error;  // the failure's message; nullopt when ok
+};
+
 /// What the API serves; replaced whole after each applied bundle, read lock-free by handlers.
-/// The last contact lives beside it, so a coordinator answer never copies the view.
+/// The times and the sync outcome live beside it, so a coordinator answer never copies the view.
 class State {
  public:
   State(const cache::View& view, shared::crypto::X25519PrivateKey key, std::string key_protection);
@@ -58,13 +71,21 @@ class State {
       : State(*view, std::move(key), std::move(key_protection)) {}
 
   [[nodiscard]] std::shared_ptr<const Served> served() const;
+  /// Also takes the view's confirmation time.
   void set_view(const cache::View& view);
   void set_view(const std::shared_ptr<const cache::View>& view) { set_view(*view); }
-  /// Records a coordinator answer (any status) or a failure to reach it.
+  /// Records a coordinator answer (any status, a refusal included) or a failure to reach it.
   void set_reachable(bool reachable, std::int64_t now);
   void set_last_contact(std::int64_t now);
+  /// The coordinator confirmed the cache current at `now`; the round's outcome is "ok".
+  void set_confirmed(std::int64_t now);
+  /// A failed round: its health ("refused", "unreachable", "failing") and message.
+  void set_failed(std::string sync, std::string error);
   /// Unix seconds of the last coordinator answer; nullopt when there has been none.
   [[nodiscard]] std::optional<std::int64_t> last_contact() const noexcept;
+  /// Unix seconds of the last confirmation that the cache is current; nullopt when never.
+  [[nodiscard]] std::optional<std::int64_t> last_confirmed() const noexcept;
+  [[nodiscard]] SyncStatus sync_status() const;
 
   [[nodiscard]] bool reachable() const noexcept { return reachable_.load(); }
   [[nodiscard]] const shared::crypto::X25519PrivateKey& sealing_key() const noexcept {
@@ -81,10 +102,12 @@ class State {
   std::string key_protection_;
   std::atomic<bool> reachable_{false};
   std::atomic<std::int64_t> last_contact_{kNever};
+  std::atomic<std::int64_t> last_confirmed_{kNever};
+  SyncStatus sync_;  // under mutex_
 };
 
-/// Seconds since `last_contact`; nullopt when there has been none.
-std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_contact, std::int64_t now);
+/// Seconds since `last_confirmed`; nullopt when the cache was never confirmed current.
+std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_confirmed, std::int64_t now);
 
 /// Answers one local request. `now` gives unix seconds (injected for tests).
 class Api {

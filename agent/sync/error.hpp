@@ -15,6 +15,9 @@ enum class SyncError {
   keygen,              // making the node's keys or CSR failed
   forbidden,           // 401/403 on an agent route: certificate revoked or unknown
   not_modified,        // the long-poll ended without a newer bundle (not a failure)
+  rate_limited,        // 429: the coordinator asks this node to come back later
+  renew_grace_passed,  // the certificate expired longer ago than the renewal grace: rejoin
+  proof_refused,       // the coordinator refused the key proof (signature or certificate)
 };
 const boost::system::error_category& sync_category() noexcept;
 inline boost::system::error_code make_error_code(SyncError e) noexcept {

@@ -34,6 +34,15 @@ std::string error_reason(const http::BeastResponse& r) {
   return r.body.substr(0, 200);
 }
 
+std::string error_code(const http::BeastResponse& r) {
+  auto o = shared::json::parse_object(r.body);
+  if (o) {
+    if (auto c = shared::json::get_string(*o, "code"))
+      return *c;
+  }
+  return {};
+}
+
 }  // namespace
 
 const boost::system::error_category& sync_category() noexcept {
@@ -60,6 +69,12 @@ const boost::system::error_category& sync_category() noexcept {
             return "node certificate refused";
           case SyncError::not_modified:
             return "no newer bundle";
+          case SyncError::rate_limited:
+            return "rate-limited by the coordinator";
+          case SyncError::renew_grace_passed:
+            return "certificate expired past the renewal grace";
+          case SyncError::proof_refused:
+            return "key proof refused";
         }
         return "sync error";
       });
@@ -69,7 +84,8 @@ const boost::system::error_category& sync_category() noexcept {
 const char* hint(SyncError e) noexcept {
   switch (e) {
     case SyncError::already_joined:
-      return "this node is enrolled; 'labd rejoin <join-string>' replaces its identity";
+      return "this node is enrolled; 'labd rejoin <join-string>' enrols it again, as the same "
+             "node while its key still works";
     case SyncError::unreachable:
       return "check the coordinator URL in the join string and the network path to it";
     case SyncError::wrong_pin:
@@ -82,6 +98,13 @@ const char* hint(SyncError e) noexcept {
              "'lab token create'";
     case SyncError::forbidden:
       return "this node's certificate was revoked or is unknown; rejoin with a new token";
+    case SyncError::renew_grace_passed:
+      return "the node must join again: 'labd rejoin <join-string>' with a token from "
+             "'lab token create'";
+    case SyncError::rate_limited:
+      return "too many refused requests from this address; wait a minute and try again";
+    case SyncError::proof_refused:
+      return "the node's key or certificate did not prove who it is; rejoin with a new token";
     default:
       return "";
   }
@@ -143,13 +166,27 @@ Result<cache::Identity> join(const JoinParams& p) {
   req.hostname = p.hostname;
   req.agent_version = p.agent_version;
   req.facts = p.facts;
+  if (p.prove) {
+    // Over the new CSR: a captured proof is worth nothing without the new key.
+    LAB_TRY_ASSIGN(req.proof,
+                   p.prove(shared::protocol::key_proof_message("join", p.join.token.id, *csr)));
+  }
 
   // 3. Sent only once the server proved to be the pinned coordinator.
   auto r = client.post_json("/v1/join", boost::json::serialize(shared::protocol::to_json(req)));
   if (!r)
     return transport_error(r.error(), url);
+  if (r->status == 403 && error_code(*r) == "invalid_proof") {
+    return Error(
+        SyncError::proof_refused,
+        fmt::format("the coordinator refused this node's key proof: {}", error_reason(*r)));
+  }
   if (r->status == 403)
     return Error(SyncError::invalid_token, "the coordinator refused the token");
+  if (r->status == 429) {
+    return Error(SyncError::rate_limited,
+                 fmt::format("the coordinator asks to come back later: {}", error_reason(*r)));
+  }
   if (r->status != 200) {
     return Error(SyncError::rejected,
                  fmt::format("join refused with HTTP {}: {}", r->status, error_reason(*r)));

@@ -7,6 +7,8 @@
 #include "agent/cache/cache.hpp"
 #include "agent/sync/backoff.hpp"
 #include "agent/sync/error.hpp"
+#include "shared/crypto/x509.hpp"
+#include "shared/protocol/protocol.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -21,7 +23,8 @@
 
 namespace lab::agent::sync {
 
-/// The coordinator's agent routes, over mTLS with the node certificate.
+/// The coordinator's agent routes, over mTLS with the node certificate, and the renewal of an
+/// expired certificate, over TLS without one.
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -31,14 +34,36 @@ class Transport {
                                                                     std::chrono::seconds wait) = 0;
   /// POST /v1/agent/renew: the new certificate PEM for `csr_pem`.
   virtual Result<std::string> renew(std::string_view csr_pem) = 0;
+  /// POST /v1/renew, presenting no client certificate (it may have expired) and verifying the
+  /// server against the node's CA: the new certificate PEM for a CSR and a key proof (purpose
+  /// "renew"). renew_grace_passed when the certificate expired longer ago than the
+  /// coordinator's renewal grace (the node must rejoin), proof_refused for a proof that does
+  /// not verify, forbidden on other 401/403 (revoked, unknown), rate_limited on 429.
+  virtual Result<std::string> renew_with_proof(const shared::protocol::RenewRequest& request) = 0;
   /// POST /v1/agent/report: the node's state and facts (updates its last-seen time).
+  /// rate_limited on 429.
   virtual Result<void> report(std::string_view state, const boost::json::object& facts) = 0;
+  /// After a report answered 429: the wait its Retry-After named (delta-seconds), if any.
+  [[nodiscard]] virtual std::optional<std::chrono::seconds> retry_after() const {
+    return std::nullopt;
+  }
 };
 
 /// HTTPS transport (shared/http/beast_client) for `identity` (its URL, CA, certificate and key).
 /// Blocking.
 std::unique_ptr<Transport> make_http_transport(const cache::Identity& identity,
                                                std::chrono::seconds wait);
+
+/// What the last sync round says about the cache, as `labd status` reports it.
+enum class Health {
+  ok,           // the coordinator confirmed the cache current (bundle applied, or 204)
+  refused,      // the coordinator refuses this node (revoked, unknown, expired past the grace)
+  unreachable,  // no answer (network, TLS)
+  failing,      // an answer the agent could not use (bad bundle, server error, cache error)
+};
+Health health_of(const Error& error);
+/// "ok", "refused", "unreachable", "failing".
+const char* health_name(Health health) noexcept;
 
 struct SyncOptions {
   std::chrono::seconds wait{55};  // long-poll wait asked of the coordinator
@@ -51,17 +76,30 @@ struct SyncOptions {
   /// Reported once per run after the first successful poll (then again after a failure).
   std::string report_state = "ready";
   boost::json::object report_facts;
+  /// After a report answered 429 the next one waits for the answer's Retry-After (bounded to
+  /// 1 s..1 h) or, when it names none, this long (the coordinator allows a few reports at once,
+  /// then one per coordinator.report_interval, 10 s by default); sync goes on meanwhile.
+  std::chrono::seconds report_retry{30};
 };
 
 struct SyncHooks {
   /// A newer bundle was applied; the view is the cache after it (render files, serve it).
   std::function<void(const cache::View&)> applied;
-  /// The coordinator answered (true) or could not be reached (false).
+  /// The coordinator answered (true, whatever it said) or could not be reached (false).
   std::function<void(bool reachable, std::int64_t now)> contact;
   /// A failed round and the pause before the next one.
   std::function<void(const Error&, std::chrono::milliseconds delay)> failed;
   /// The certificate was renewed (new not-after, unix seconds).
   std::function<void(std::int64_t not_after)> renewed;
+  /// The coordinator confirmed at `now` that the cache is current: a bundle was applied, or an
+  /// authenticated long-poll answered "nothing newer". A refusal is no confirmation.
+  std::function<void(std::int64_t now)> confirmed;
+  /// The coordinator refused for good to renew this certificate (it expired longer ago than
+  /// the renewal grace): renewal stops, the cache is still served, the node must rejoin.
+  /// Called once per certificate.
+  std::function<void(const Error&)> rejoin_needed;
+  /// A report was not taken (it is sent again later; sync goes on).
+  std::function<void(const Error&)> report_failed;
 };
 
 using TransportFactory = std::function<std::unique_ptr<Transport>(const cache::Identity&)>;
@@ -75,8 +113,20 @@ class Syncer {
   /// A bundle the cache refuses (signature, node, revision) is an error of this round.
   Result<std::optional<std::int64_t>> poll_once();
 
-  /// Renews the certificate when it is due (or `force`); true when renewed.
+  /// Renews the certificate when it is due (or `force`); true when renewed. One that has
+  /// expired by the local clock is renewed by key proof (POST /v1/renew), unless the
+  /// coordinator already refused that for this certificate (then false).
   Result<bool> renew_if_due(bool force = false);
+
+  /// Renews by key proof: for a certificate the coordinator refuses (it may count it expired
+  /// by its own clock). Once the coordinator refused this for the current certificate, false
+  /// without asking again.
+  Result<bool> renew_by_proof();
+
+  /// Why the coordinator refused to renew the current certificate, if it did.
+  [[nodiscard]] const std::optional<Error>& renewal_refusal() const noexcept {
+    return renewal_refusal_;
+  }
 
   /// Called after SyncHooks::applied, once the round's buffers (envelope, bundle, view) are
   /// freed: the moment to hand memory back. Set before run().
@@ -94,6 +144,10 @@ class Syncer {
 
  private:
   Result<void> ensure_transport();
+  Result<bool> renew_with_proof(const cache::Identity& id);
+  Result<void> install_certificate(const cache::Identity& id, const std::string& pem,
+                                   const shared::crypto::EcPrivateKey& key);
+  void report_if_due(std::int64_t now);
   void pause(std::chrono::milliseconds d);
 
   cache::Cache& cache_;
@@ -104,6 +158,13 @@ class Syncer {
   std::function<std::int64_t()> now_;
   std::unique_ptr<Transport> transport_;
   bool reported_ = false;
+  std::int64_t report_after_ = 0;  // unix seconds; after a 429 to a report
+  // The next poll asks the coordinator not to hold it: after start and after a failure the
+  // agent learns at once whether its cache is current, instead of after a whole long-poll.
+  bool quick_poll_ = true;
+  // The coordinator refused a renewal by proof of this certificate (PEM): not asked again.
+  std::string refused_certificate_;
+  std::optional<Error> renewal_refusal_;
   std::atomic<bool> stopping_{false};
   std::mutex wait_mutex_;
   std::condition_variable wake_;

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -20,7 +22,9 @@ namespace lab::tests {
 
 class LabServe {
  public:
-  LabServe() : dir_("lab-serve"), port_(free_port()) {
+  /// `sets`: more `--set KEY=VALUE` of `lab serve` (coordinator.certificate_ttl=6s).
+  explicit LabServe(std::vector<std::string> sets = {})
+      : dir_("lab-serve"), port_(free_port()), sets_(std::move(sets)) {
     dir_.write("lab.toml", "");
     start();
   }
@@ -29,6 +33,10 @@ class LabServe {
     ChildProcess::Options o;
     o.argv = {lab_binary().string(), "serve",    "--config", (dir_ / "lab.toml").string(),
               "--data-dir",          data_dir(), "--set",    "coordinator.listen=" + address()};
+    for (const auto& set : sets_) {
+      o.argv.emplace_back("--set");
+      o.argv.push_back(set);
+    }
     process_.reset();
     process_.emplace(ChildProcess::start(std::move(o)));
     const bool ready = wait_until(
@@ -45,6 +53,14 @@ class LabServe {
   [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   [[nodiscard]] std::string url() const { return "https://" + address(); }
   [[nodiscard]] std::string output() const { return process_ ? process_->output() : ""; }
+
+  /// curl arguments that authenticate as the first-start operator against the API.
+  [[nodiscard]] std::vector<std::string> operator_auth() const {
+    std::string token;
+    std::ifstream(std::filesystem::path(data_dir()) / "operator.token") >> token;
+    return {"--cacert", (std::filesystem::path(data_dir()) / "ca.pem").string(), "-H",
+            "Authorization: Bearer " + token};
+  }
 
   /// `lab ARGS…` with the appliance's data dir and URL.
   [[nodiscard]] CommandResult lab(std::vector<std::string> args) const {
@@ -82,14 +98,17 @@ class LabServe {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), len);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0 &&
+                       ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
     ::close(fd);
+    if (!bound)
+      throw std::runtime_error("no free port on 127.0.0.1");
     return ntohs(a.sin_port);
   }
 
   TempDir dir_;
   std::uint16_t port_;
+  std::vector<std::string> sets_;
   std::optional<ChildProcess> process_;
 };
 

@@ -84,7 +84,7 @@ class LabdTest : public ::testing::Test {
 TEST_F(LabdTest, JoinThenPicksUpLabelsAndSecrets) {
   LabdNode node;
   auto before = node.labd({"status", "--output", "json"});
-  ASSERT_EQ(before.exit_code, 0) << before.output;
+  ASSERT_EQ(before.exit_code, 5) << before.output;  // not joined: documented in --help
   EXPECT_FALSE(json_of(before.output).contains("node_id"));
 
   auto joined = node.labd({"join", coord_.join_string()});
@@ -314,7 +314,16 @@ TEST_F(LabdTest, OfflineReadsComeFromTheCacheAcrossRestartsThenCatchUp) {
   EXPECT_EQ(labels["labels"].as_object()["role"], "db");
   EXPECT_EQ(node.labd({"secret", "get", "pw"}).output, "first-value");
   auto text = node.labd({"labels"});
-  EXPECT_TRUE(contains(text.output, "# revision 1, last coordinator contact")) << text.output;
+  EXPECT_TRUE(contains(text.output, "# revision 1, confirmed current by the coordinator"))
+      << text.output;
+  // Served, but not kept current: `labd status` says so in "sync" and its exit status.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return json_of(node.labd({"status", "--output", "json"}).output)["sync"] == "unreachable";
+      },
+      20s))
+      << agent.output();
+  EXPECT_EQ(node.labd({"status"}).exit_code, 4);
 
   // Also with the agent stopped: root reads straight from the cache.
   EXPECT_EQ(agent.stop(), 0);

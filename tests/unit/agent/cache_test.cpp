@@ -86,7 +86,7 @@ TEST_F(CacheTest, AppliesNewerBundlesAndServesLabelsAndSecrets) {
   auto v = c->view().value();
   EXPECT_EQ(v.revision, 3);
   EXPECT_EQ(v.labels.at("role"), "web");
-  EXPECT_EQ(v.last_contact, 1000);
+  EXPECT_EQ(v.confirmed_at, 1000);
   auto secret = open_secret(v, maker_.sealing_key(), "db-password");
   ASSERT_TRUE(secret) << secret.error().message();
   EXPECT_EQ(crypto::as_chars(*secret), "hunter2");
@@ -131,8 +131,43 @@ TEST_F(CacheTest, RefusesOlderEqualForeignAndForgedBundlesWithoutChange) {
   auto v = c->view().value();
   EXPECT_EQ(v.revision, 7);
   EXPECT_EQ(v.labels.at("role"), "db");
-  EXPECT_EQ(v.last_contact, 1);
+  EXPECT_EQ(v.confirmed_at, 1);
   EXPECT_EQ(c->envelope().value().value(), good);
+}
+
+// A bundle with one secret this node cannot open (sealed to another key, as after a rejoin
+// with new keys, or damaged) is refused whole: the cache keeps what it can serve.
+TEST_F(CacheTest, RefusesABundleWithASecretThatDoesNotOpenWithoutChange) {
+  auto c = joined_cache();
+  const auto good = maker_.envelope(3, {{"role", "db"}}, {{"pw", "first"}});
+  ASSERT_TRUE(c->apply(good, 10));
+
+  const BundleMaker other;  // another node's keys: its sealing key is not ours
+  auto foreign_box = maker_.bundle(4, {{"role", "x"}}, {{"pw", "second"}, {"api", "k"}});
+  const auto aad = lab::shared::protocol::sealed_secret_aad(maker_.node_id(), "pw", 4);
+  foreign_box.secrets[1].sealed =
+      crypto::base64url_encode(crypto::seal(other.sealing_key().public_key(),
+                                            crypto::as_bytes("second"), crypto::as_bytes(aad))
+                                   .value());
+  ASSERT_EQ(foreign_box.secrets[1].name, "pw");
+  auto refused = c->apply(maker_.sign(foreign_box), 11);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), CacheError::secret_unopened);
+  EXPECT_NE(refused.error().message().find("'pw'"), std::string::npos) << refused.error().message();
+
+  // Bound to another version than the one it claims: the AAD differs, it does not open either.
+  auto replayed = maker_.bundle(5, {{"role", "y"}}, {{"pw", "third"}});
+  replayed.secrets[0].version = 3;
+  EXPECT_EQ(c->apply(maker_.sign(replayed), 12).error(), CacheError::secret_unopened);
+
+  auto v = c->view().value();
+  EXPECT_EQ(v.revision, 3);
+  EXPECT_EQ(v.labels.at("role"), "db");
+  EXPECT_EQ(v.secrets.size(), 1U);
+  EXPECT_EQ(crypto::as_chars(open_secret(v, maker_.sealing_key(), "pw").value()), "first");
+  EXPECT_EQ(v.confirmed_at, 10);
+  EXPECT_EQ(c->envelope().value().value(), good);
+  EXPECT_TRUE(c->verify());
 }
 
 TEST_F(CacheTest, ApplyBeforeJoinIsRefused) {

@@ -39,6 +39,7 @@ struct FakeCoordinator::Impl {
   std::map<std::int64_t, crypto::Bytes> envelopes;
   std::int64_t revision = 0;
   std::int64_t acknowledged = 0;  // the highest `since` an agent asked with
+  std::string last_join_proof = "none";
   std::vector<std::thread> waiters;
 
   void start_server(std::uint16_t port) {
@@ -94,6 +95,8 @@ struct FakeCoordinator::Impl {
   void handle(const http::Request& req, const http::Reply& reply) {
     if (req.method == "POST" && req.path == "/v1/join")
       return reply(join(req));
+    if (req.method == "POST" && req.path == "/v1/renew")
+      return reply(renew_with_proof(req));
     if (req.path.starts_with("/v1/agent/")) {
       if (!req.peer.client_cert || !req.peer.client_cert->verified)
         return reply(http::Response::error(401, "client certificate required"));
@@ -105,6 +108,13 @@ struct FakeCoordinator::Impl {
         return bundle(req, reply);
       if (req.method == "POST" && req.path == "/v1/agent/report") {
         ++owner.reports_;
+        if (owner.limit_reports_) {
+          auto r = http::Response::json(
+              429, R"({"error":"node reports too often","code":"rate_limited"})");
+          if (const int after = owner.report_retry_after_.load(); after > 0)
+            r.headers.set("Retry-After", std::to_string(after));
+          return reply(std::move(r));
+        }
         return reply(http::Response{204, {}, {}, {}, false});
       }
     }
@@ -121,6 +131,14 @@ struct FakeCoordinator::Impl {
     const std::lock_guard lock(mutex);
     if (tokens.erase(jr->token) == 0)
       return http::Response::json(403, R"({"error":"invalid token","code":"invalid_token"})");
+    last_join_proof = "none";
+    if (jr->proof) {
+      const auto token = protocol::parse_token(jr->token).value();
+      last_join_proof =
+          proof_verifies(*jr->proof, protocol::key_proof_message("join", token.id, jr->csr_pem))
+              ? "valid"
+              : "invalid";
+    }
     auto raw = crypto::base64url_decode(jr->sealing_key).value();
     sealing_key = crypto::X25519PublicKey::from_raw(raw).value();
     node_id = fmt::format("n-{:04}", ++owner.joins_);
@@ -146,6 +164,45 @@ struct FakeCoordinator::Impl {
     ++owner.renewals_;
     boost::json::object out;
     out["certificate"] = issue(*csr).pem();
+    return http::Response::json(200, boost::json::serialize(out));
+  }
+
+  // The proof's signature verifies with its certificate's key, and the certificate is ours
+  // (at a moment it was valid: it may have expired since).
+  bool proof_verifies(const protocol::KeyProof& proof, std::string_view message) const {
+    auto cert = crypto::Certificate::from_pem(proof.certificate_pem);
+    auto sig = crypto::base64url_decode(proof.signature);
+    return cert && sig &&
+           crypto::verify_ecdsa(cert->public_key_der(), crypto::as_bytes(message), *sig) &&
+           crypto::verify_certificate(*cert, owner.pki_.ca,
+                                      std::min(std::chrono::system_clock::now(),
+                                               cert->not_after() - std::chrono::seconds(1)));
+  }
+
+  // POST /v1/renew: no client certificate needed, a key proof over the new CSR instead.
+  http::Response renew_with_proof(const http::Request& req) {
+    ++owner.proof_renewals_;
+    if (req.peer.client_cert)
+      ++owner.proof_renewals_with_client_cert_;
+    auto o = shared::json::parse_object(req.body);
+    if (!o)
+      return http::Response::error(400, "bad json");
+    auto rr = protocol::renew_request_from_json(*o);
+    if (!rr || !rr->proof || !crypto::verify_csr(rr->csr_pem))
+      return http::Response::error(400, "bad renew request");
+    if (!proof_verifies(*rr->proof, protocol::key_proof_message("renew", "", rr->csr_pem)))
+      return http::Response::json(403,
+                                  R"({"error":"proof does not verify","code":"invalid_proof"})");
+    if (owner.revoked_)
+      return http::Response::json(403, R"({"error":"forbidden","code":"forbidden"})");
+    const auto cert = crypto::Certificate::from_pem(rr->proof->certificate_pem).value();
+    if (std::chrono::system_clock::now() > cert.not_after() + owner.grace_.load()) {
+      return http::Response::json(
+          403, R"json({"error":"certificate expired longer ago than the renewal grace: join )json"
+               R"json(again with a new token ('labd rejoin')","code":"renew_grace_passed"})json");
+    }
+    boost::json::object out;
+    out["certificate"] = issue(rr->csr_pem).pem();
     return http::Response::json(200, boost::json::serialize(out));
   }
 
@@ -303,6 +360,11 @@ std::vector<std::uint8_t> FakeCoordinator::envelope(std::int64_t revision) const
 std::int64_t FakeCoordinator::revision() const {
   const std::lock_guard lock(impl_->mutex);
   return impl_->revision;
+}
+
+std::string FakeCoordinator::last_join_proof() const {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->last_join_proof;
 }
 
 std::string FakeCoordinator::node_id() const {

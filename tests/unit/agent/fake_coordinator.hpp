@@ -56,13 +56,30 @@ class FakeCoordinator {
   /// The highest revision an agent asked for bundles `since`: what it has acknowledged.
   [[nodiscard]] std::int64_t acknowledged() const;
 
-  /// Answer every agent route with 403, as for a revoked node.
+  /// Answer every agent route with 403, as for a revoked node (and refuse its key proofs).
   void revoke() { revoked_ = true; }
+  /// How long after expiry POST /v1/renew still renews a certificate by key proof (past it:
+  /// 403 renew_grace_passed).
+  void set_renew_grace(std::chrono::seconds s) { grace_ = s; }
+  /// Answer reports with 429, as the coordinator does for a node that reports too often, with
+  /// `Retry-After: retry_after` when it is positive.
+  void limit_reports(bool on, int retry_after = 0) {
+    report_retry_after_ = retry_after;
+    limit_reports_ = on;
+  }
+  /// The key proof of the last join: "none", "valid" (verifies with the certificate's key over
+  /// the join's token id and CSR, certificate from this CA) or "invalid".
+  [[nodiscard]] std::string last_join_proof() const;
 
   [[nodiscard]] int joins() const noexcept { return joins_.load(); }
   [[nodiscard]] int renewals() const noexcept { return renewals_.load(); }
   [[nodiscard]] int bundle_requests() const noexcept { return bundle_requests_.load(); }
   [[nodiscard]] int reports() const noexcept { return reports_.load(); }
+  /// POST /v1/renew requests, and those of them that presented a client certificate.
+  [[nodiscard]] int proof_renewals() const noexcept { return proof_renewals_.load(); }
+  [[nodiscard]] int proof_renewals_with_client_cert() const noexcept {
+    return proof_renewals_with_client_cert_.load();
+  }
   [[nodiscard]] std::string node_id() const;
   [[nodiscard]] const TestPki& pki() const noexcept { return pki_; }
   [[nodiscard]] const shared::crypto::Ed25519PrivateKey& bundle_key() const { return bundle_key_; }
@@ -76,6 +93,11 @@ class FakeCoordinator {
   std::atomic<std::chrono::seconds> lifetime_{std::chrono::hours(24)};
   std::atomic<std::chrono::seconds> max_wait_{std::chrono::seconds(55)};
   std::atomic<bool> revoked_{false};
+  std::atomic<std::chrono::seconds> grace_{std::chrono::hours(24 * 30)};
+  std::atomic<bool> limit_reports_{false};
+  std::atomic<int> report_retry_after_{0};
+  std::atomic<int> proof_renewals_{0};
+  std::atomic<int> proof_renewals_with_client_cert_{0};
   std::atomic<int> joins_{0};
   std::atomic<int> renewals_{0};
   std::atomic<int> bundle_requests_{0};

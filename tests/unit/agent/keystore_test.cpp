@@ -112,6 +112,8 @@ TEST_F(KeystoreTest, SealsThenUnsealsTheSameKeyAcrossRestarts) {
   auto first = DataKey::open(tpm_options(tpm));
   ASSERT_TRUE(first) << first.error().message();
   EXPECT_EQ(first->status(), "tpm");
+  EXPECT_EQ(first->protection_fact(), "tpm");
+  EXPECT_EQ(protection_fact(tpm_options(tpm)), "tpm");
   auto wrapped = first->wrap(crypto::as_bytes("secret"), "row:1").value();
   ASSERT_TRUE(std::filesystem::exists(dir_ / kSealedKeyFile));
   struct stat st {};
@@ -165,7 +167,12 @@ TEST_F(KeystoreTest, PcrExtendedAfterSealingBlocksUnseal) {
   LAB_REQUIRE_PROGRAM("tpm2_pcrextend");
   Swtpm tpm;
   ASSERT_TRUE(DataKey::open(tpm_options(tpm, {7, 16})));
-  ASSERT_TRUE(DataKey::open(tpm_options(tpm, {7, 16}))) << "unchanged PCRs must unseal";
+  auto unchanged = DataKey::open(tpm_options(tpm, {7, 16}));
+  ASSERT_TRUE(unchanged) << "unchanged PCRs must unseal";
+  EXPECT_EQ(unchanged->protection_fact(), "tpm+pcr");
+  EXPECT_EQ(protection_fact(tpm_options(tpm, {7, 16})), "tpm+pcr");
+  // What the key was sealed under counts, not what the configuration says now.
+  EXPECT_EQ(DataKey::open(tpm_options(tpm))->protection_fact(), "tpm+pcr");
   const std::string before = lab::tests::read_file(dir_ / kSealedKeyFile);
 
   ASSERT_TRUE(tpm.extend_pcr(16));
@@ -185,6 +192,8 @@ TEST_F(KeystoreTest, FileModeKeepsTheKeyIn0600AndReportsDegraded) {
   auto first = DataKey::open(o);
   ASSERT_TRUE(first) << first.error().message();
   EXPECT_EQ(first->status(), "degraded");
+  EXPECT_EQ(first->protection_fact(), "file");
+  EXPECT_EQ(protection_fact(o), "file");
   struct stat st {};
   ASSERT_EQ(::stat((dir_ / kPlainKeyFile).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600U);

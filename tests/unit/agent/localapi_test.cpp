@@ -52,7 +52,7 @@ std::shared_ptr<const cache::View> view_of(const BundleMaker& maker) {
   v->state = b.state;
   v->revision = b.revision;
   v->labels = b.labels;
-  v->last_contact = 1000;
+  v->confirmed_at = 1000;
   for (const auto& s : b.secrets) {
     v->secrets.emplace(
         s.name,
@@ -134,7 +134,7 @@ TEST_F(LocalApiTest, LabelsAnswerIsTheSerializedDocumentAndFollowsNewViews) {
   cache::View v;
   v.node_id = "n-0001";
   v.revision = 43;
-  v.last_contact = 1000;
+  v.confirmed_at = 1000;
   v.labels = {{"a.example.com/quote", "say \"hi\"\\now"},
               {"ctl", std::string("\x01\t\n", 3)},
               {"utf8", "gr\xc3\xbc\xc3\x9f"},
@@ -160,12 +160,19 @@ TEST_F(LocalApiTest, LabelsAnswerIsTheSerializedDocumentAndFollowsNewViews) {
   EXPECT_EQ(state_->last_contact(), 1010);
   v.labels.clear();
   state_->set_view(v);
+  // An answer is not a confirmation that the cache is current.
+  EXPECT_EQ(api.handle(req).body, R"({"revision":43,"staleness_seconds":10,"labels":{}})"
+                                  "\n");
+  state_->set_confirmed(1010);
+  state_->set_confirmed(950);  // nor does a confirmation go back in time
+  EXPECT_EQ(state_->last_confirmed(), 1010);
   EXPECT_EQ(api.handle(req).body, R"({"revision":43,"staleness_seconds":0,"labels":{}})"
                                   "\n");
 }
 
 TEST_F(LocalApiTest, StatusReportsProtectionAndReachability) {
   state_->set_reachable(true, 1030);
+  state_->set_confirmed(1030);
   auto r = curl("/v1/status");
   ASSERT_EQ(r.status, 200);
   auto j = boost::json::parse(r.body).as_object();
@@ -174,6 +181,47 @@ TEST_F(LocalApiTest, StatusReportsProtectionAndReachability) {
   EXPECT_EQ(j.at("staleness_seconds").as_int64(), 0);
   EXPECT_EQ(j.at("key_protection").as_string(), "tpm");
   EXPECT_TRUE(j.at("coordinator_reachable").as_bool());
+  EXPECT_EQ(j.at("sync").as_string(), "ok");
+  EXPECT_TRUE(j.at("last_error").is_null());
+}
+
+// A coordinator that answers but refuses the node is reachable, and the cache is no more
+// current for it: staleness counts from the last confirmation, the status says why.
+TEST_F(LocalApiTest, StatusTellsARefusalFromAConfirmation) {
+  const Api api(state_, {}, [this] { return now_.load(); });
+  lab::shared::http::Request req;
+  req.method = "GET";
+  req.path = "/v1/status";
+  auto status = [&] { return boost::json::parse(api.handle(req).body).as_object(); };
+  auto fresh = status();
+  EXPECT_EQ(fresh.at("sync").as_string(), "pending");  // no round yet since the start
+  EXPECT_EQ(fresh.at("last_confirmed").as_int64(), 1000);
+
+  state_->set_confirmed(1020);
+  state_->set_reachable(true, 1025);  // answered: 403
+  state_->set_failed("refused",
+                     "bundle: HTTP 403: the coordinator refuses this node's certificate");
+  now_ = 1100;
+  auto refused = status();
+  EXPECT_EQ(refused.at("sync").as_string(), "refused");
+  EXPECT_NE(refused.at("last_error").as_string().find("HTTP 403"), std::string::npos);
+  EXPECT_TRUE(refused.at("coordinator_reachable").as_bool());
+  EXPECT_EQ(refused.at("last_contact").as_int64(), 1025);
+  EXPECT_EQ(refused.at("last_confirmed").as_int64(), 1020);
+  EXPECT_EQ(refused.at("staleness_seconds").as_int64(), 80);
+  const auto labels = boost::json::parse(curl("/v1/labels").body).as_object();
+  EXPECT_EQ(labels.at("staleness_seconds").as_int64(), 80);
+
+  state_->set_reachable(false, 1101);
+  state_->set_failed("unreachable", "https://127.0.0.1:1: connect failed");
+  EXPECT_EQ(status().at("sync").as_string(), "unreachable");
+  EXPECT_FALSE(status().at("coordinator_reachable").as_bool());
+
+  state_->set_confirmed(1100);
+  auto back = status();
+  EXPECT_EQ(back.at("sync").as_string(), "ok");
+  EXPECT_TRUE(back.at("last_error").is_null());
+  EXPECT_EQ(back.at("staleness_seconds").as_int64(), 0);
 }
 
 TEST_F(LocalApiTest, RootReadsSecretsOthersOnlyWhenGranted) {
