@@ -167,10 +167,11 @@ int run(const Settings& s) {
         "stopped, the cache is still served, and this node must join again to sync",
         {{"error", e.message()}, {"hint", "labd rejoin <join-string> (from 'lab token create')"}});
   };
-  hooks.report_failed = [&](const Error& e) {
+  hooks.report_failed = [&](const Error& e, std::chrono::seconds retry_in) {
     // Only the coordinator's view of this node waits; bundles keep coming.
     if (e == sync::SyncError::rate_limited)
-      logger.info("report rate-limited; sent again later", {{"error", e.message()}});
+      logger.info("report rate-limited; sent again later",
+                  {{"error", e.message()}, {"retry_in_seconds", retry_in.count()}});
     else
       logger.warn("report failed; sent again later", {{"error", e.message()}});
   };

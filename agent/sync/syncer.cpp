@@ -231,15 +231,16 @@ void Syncer::report_if_due(std::int64_t now) {
   reported_ = static_cast<bool>(r);
   if (r)
     return;
+  std::chrono::seconds wait{0};
   if (r.error() == SyncError::rate_limited) {
     // The coordinator's delay when it names one, within bounds a hostile answer cannot push
     // past; else the configured one.
-    const auto wait = std::clamp(transport_->retry_after().value_or(options_.report_retry),
-                                 std::chrono::seconds(1), std::chrono::seconds(3600));
+    wait = std::clamp(transport_->retry_after().value_or(options_.report_retry),
+                      std::chrono::seconds(1), std::chrono::seconds(3600));
     report_after_ = now + wait.count();
   }
   if (hooks_.report_failed)
-    hooks_.report_failed(r.error());
+    hooks_.report_failed(r.error(), wait);
 }
 
 Result<std::optional<std::int64_t>> Syncer::poll_once() {

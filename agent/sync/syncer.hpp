@@ -98,8 +98,9 @@ struct SyncHooks {
   /// the renewal grace): renewal stops, the cache is still served, the node must rejoin.
   /// Called once per certificate.
   std::function<void(const Error&)> rejoin_needed;
-  /// A report was not taken (it is sent again later; sync goes on).
-  std::function<void(const Error&)> report_failed;
+  /// A report was not taken; it is sent again after `retry_in` (rate-limited) or after the
+  /// next successful poll (0). Sync goes on either way.
+  std::function<void(const Error&, std::chrono::seconds retry_in)> report_failed;
 };
 
 using TransportFactory = std::function<std::unique_ptr<Transport>(const cache::Identity&)>;

@@ -637,8 +637,14 @@ void Api::handle(Request req, Reply reply) {
             return error_response(400, "field 'facts': expected an object", "invalid_argument");
           facts = f->get_object();
         }
-        if (auto r = c.report(*agent, *state, facts); !r)
-          return from_error(r.error());
+        if (auto r = c.report(*agent, *state, facts); !r) {
+          Response refused = from_error(r.error());
+          if (r.error() == coordinator::CoordinatorError::rate_limited) {
+            refused.headers.set("Retry-After", std::to_string(std::max<std::int64_t>(
+                                                   1, st->options.report_retry_after.count())));
+          }
+          return refused;
+        }
         st->record_report(c, *agent, *state, req.peer.address);
         return no_content();
       });

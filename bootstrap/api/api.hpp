@@ -42,6 +42,9 @@ struct ApiOptions {
   /// What a caller may make the unauthenticated routes (/v1/join, /v1/renew) refuse before
   /// it is answered 429 with Retry-After.
   shared::ratelimit::LimiterOptions refusals;
+  /// Retry-After of a report answered 429 (the coordinator's report_interval: by then the
+  /// node has a report to spend again).
+  std::chrono::seconds report_retry_after{10};
   /// Figures of the HTTP server for /metrics; may be empty.
   std::function<shared::http::ServerStats()> server_stats;
 };

@@ -87,7 +87,11 @@ Result<CreatedOperator> CoordinatorImpl::add_operator(std::string_view name,
   std::string token = "lab-op-" + cr::base64url_encode(*secret);
   const cr::Digest d = cr::sha256(token);
   Lock lock(state_mutex_);
-  if (model_.operators.contains(name)) {
+  // A revoked name may be given again: the new credential replaces the revoked row (the
+  // audit trail keeps both).
+  const auto existing = model_.operators.find(name);
+  const bool replaces = existing != model_.operators.end();
+  if (replaces && !existing->second.revoked) {
     return Error(CoordinatorError::already_exists,
                  "operator '" + std::string(name) + "' exists; revoke it first to replace it");
   }
@@ -99,6 +103,8 @@ Result<CreatedOperator> CoordinatorImpl::add_operator(std::string_view name,
   rec.expires_at = ttl.count() == 0 ? 0 : t + ttl.count();
   rec.created_by = actor.name;
   LAB_TRY_ASSIGN(auto tx, store_->begin());
+  if (replaces)
+    LAB_TRY(store_->run("DELETE FROM operators WHERE name = ?", rec.name));
   LAB_TRY(store_->run(
       "INSERT INTO operators (name, token_sha256, created_at, expires_at, created_by) "
       "VALUES (?, ?, ?, ?, ?)",
@@ -106,13 +112,20 @@ Result<CreatedOperator> CoordinatorImpl::add_operator(std::string_view name,
       rec.expires_at == 0 ? std::optional<std::int64_t>() : std::optional(rec.expires_at),
       rec.created_by));
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
-  LAB_TRY(append_audit(*store_,
-                       {t, actor, "operator.add", rec.name, {{"expires_at", rec.expires_at}}}));
+  LAB_TRY(
+      append_audit(*store_, {t,
+                             actor,
+                             "operator.add",
+                             rec.name,
+                             {{"expires_at", rec.expires_at}, {"replaces_revoked", replaces}}}));
   CreatedOperator out{
       OperatorInfo{rec.name, rec.created_at, rec.expires_at, "active", rec.created_by},
       std::move(token)};
   LAB_TRY_ASSIGN(Deliveries d2, commit(tx, rev, Dirty{}, [&] {
                    const std::unique_lock w(operators_mutex_);
+                   if (replaces)
+                     std::erase_if(model_.operator_by_hash,
+                                   [&](const auto& kv) { return kv.second == rec.name; });
                    model_.operator_by_hash[cr::hex_encode(d)] = rec.name;
                    model_.operators[rec.name] = rec;
                  }));

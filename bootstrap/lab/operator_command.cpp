@@ -64,7 +64,7 @@ void add_operator(CLI::App& app, shared::cli::Action& action) {
   add->add_option("--ttl", a->ttl, "lifetime: 12h, 30d, 365d (default: does not expire)");
   add->footer(
       "The coordinator stores only the credential's SHA-256: a lost one cannot be shown again. "
-      "Revoke it and add the person under a new name: a revoked name stays taken.");
+      "Revoke it and add the name again: the new credential replaces the revoked one.");
 
   add_verb(*noun, "list", "List operator credentials and their state", action, flags,
            [](ApiClient& api, const ClientFlags& f) -> Result<void> {

@@ -93,6 +93,7 @@ struct ApiLimits {
   std::chrono::seconds max_wait{55};
   std::size_t max_parked = 50000;
   shared::ratelimit::LimiterOptions refusals;
+  std::chrono::seconds report_retry_after{10};
 };
 
 class CoordinatorComponent final : public Component {
@@ -108,6 +109,7 @@ class CoordinatorComponent final : public Component {
     options.max_wait = limits.max_wait;
     options.max_parked = limits.max_parked;
     options.refusals = limits.refusals;
+    options.report_retry_after = limits.report_retry_after;
     options.recorder = recorder;
     options.boot_events = boot_events;
     options.server_stats = [this] { return server_->stats(); };
@@ -256,6 +258,7 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   services.registry = c.get();
 
   ApiLimits limits;
+  limits.report_retry_after = cfg.duration("coordinator.report_interval");
   limits.http.header_bytes = static_cast<std::size_t>(cfg.integer("coordinator.max_header_bytes"));
   limits.http.body_bytes = static_cast<std::size_t>(cfg.integer("coordinator.max_body_bytes"));
   limits.http.read_timeout = cfg.duration("coordinator.request_timeout");

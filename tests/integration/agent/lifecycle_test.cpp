@@ -415,6 +415,8 @@ TEST_F(LabdLifecycle, ARateLimitedReportIsNoSyncFailure) {
   ASSERT_TRUE(node.wait_ready()) << agent.output();
   ASSERT_TRUE(wait_until([&] { return contains(agent.output(), "report rate-limited"); }, 20s))
       << agent.output() << serve.output();
+  // The coordinator names its delay (Retry-After: report_interval) and the agent keeps to it.
+  EXPECT_TRUE(contains(agent.output(), "retry_in_seconds=3600")) << agent.output();
   ASSERT_EQ(serve.lab({"node", "label", id, "still=syncing"}).exit_code, 0);
   EXPECT_TRUE(wait_until(
       [&] { return contains(read_file(node.run_dir() / "labels.json"), "\"still\":\"syncing\""); },

@@ -415,7 +415,8 @@ TEST_F(SyncTest, ARateLimitedReportIsRetriedLaterAndSyncGoesOn) {
                    .renewed = {},
                    .confirmed = {},
                    .rejoin_needed = {},
-                   .report_failed = [&](const lab::Error& e) { report_failures.push_back(e); }},
+                   .report_failed = [&](const lab::Error& e,
+                                        std::chrono::seconds) { report_failures.push_back(e); }},
                   1s, [&] { return wall_now() + skew.load(); });
   coord_.publish({{"r", "1"}});
   ASSERT_EQ(syncer.poll_once().value(), 1);

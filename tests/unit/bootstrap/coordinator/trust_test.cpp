@@ -376,9 +376,19 @@ TEST_F(TrustTest, OperatorsHaveTheirOwnCredentialsThatExpireAndAreRevoked) {
   EXPECT_EQ(list[0].name, "admin");
   EXPECT_EQ(list[1].state, "expired");
   EXPECT_EQ(list[2].state, "revoked");
+  // A revoked name can be given again: the new credential works, the revoked one stays refused,
+  // also after a restart.
+  auto bob2 = c().add_operator("bob", std::chrono::seconds(0), operator_);
+  ASSERT_TRUE(bob2) << bob2.error().message();
+  EXPECT_EQ(c().authenticate_operator(bob2->token).value(), "bob");
+  EXPECT_EQ(c().authenticate_operator(bob.token).error(), CoordinatorError::operator_unknown);
+  reopen();
+  EXPECT_EQ(c().authenticate_operator(bob2->token).value(), "bob");
+  EXPECT_FALSE(c().authenticate_operator(bob.token));
+  EXPECT_EQ(c().list_operators().value().size(), 3U);
   // The audit trail names who did it.
   auto adds = audit("operator.add");
-  ASSERT_EQ(adds.size(), 2U);
+  ASSERT_EQ(adds.size(), 3U);
   EXPECT_EQ(adds[0].actor, operator_.name);
 }
 
