@@ -8,6 +8,7 @@
 #include "tests/integration/pxe/httpboot/curl.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text.hpp"
 #include "tests/unit/agent/swtpm.hpp"
 
 #include <boost/json/array.hpp>
@@ -27,10 +28,6 @@ namespace {
 using namespace lab::tests;
 using lab::tests::httpboot::curl;
 namespace json = boost::json;
-
-bool contains(const std::string& haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // One network-booted machine: its data directory, a labd.toml pointing every path into it
 // and naming a TPM device that does not exist (an initramfs has none), and the command line.

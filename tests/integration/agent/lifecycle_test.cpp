@@ -12,6 +12,7 @@
 #include "tests/integration/agent/appliance.hpp"
 #include "tests/integration/agent/labd_fixture.hpp"
 #include "tests/integration/pxe/httpboot/curl.hpp"
+#include "tests/support/text.hpp"
 
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
@@ -34,10 +35,6 @@ boost::json::object json_of(const std::string& text) {
   return o ? *o : boost::json::object{};
 }
 
-bool contains(const std::string& haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 std::string text(const boost::json::value& v) {
   return v.is_string() ? std::string(v.as_string()) : std::string();
 }
@@ -51,6 +48,18 @@ struct Status {
 Status status_of(const LabdNode& n) {
   auto r = n.labd({"status", "--output", "json"});
   return {r.exit_code, json_of(r.output), r.output};
+}
+
+// The status once `sync` reads `state`, or the last one read when 20 s passed first.
+Status status_when(const LabdNode& n, const char* state) {
+  Status last;
+  wait_until(
+      [&] {
+        last = status_of(n);
+        return last.doc["sync"] == state;
+      },
+      20s);
+  return last;
 }
 
 // The coordinator's answer to a bundle request made with this certificate and key.
@@ -222,14 +231,8 @@ TEST_F(LabdLifecycle, StatusSaysRefusedAfterRevokeAndStalenessGrows) {
 
   ASSERT_EQ(serve.lab({"node", "revoke", id}).exit_code, 0);
   // A parked long-poll is answered 403 at once; otherwise the next poll (sync.wait = 2 s) is.
-  Status refused;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        refused = status_of(node);
-        return refused.doc["sync"] == "refused";
-      },
-      20s))
-      << refused.output << agent.output();
+  Status refused = status_when(node, "refused");
+  ASSERT_EQ(refused.doc["sync"], "refused") << refused.output << agent.output();
   EXPECT_EQ(refused.exit_code, 3) << refused.output;
   EXPECT_TRUE(contains(text(refused.doc["last_error"]), "403")) << refused.output;
   EXPECT_EQ(refused.doc["coordinator_reachable"], true) << refused.output;
@@ -309,14 +312,8 @@ TEST_F(LabdLifecycle, PastTheRenewalGraceStatusSaysRefusedAndRejoinMakesANewNode
 
   auto agent = node.start();
   ASSERT_TRUE(node.wait_ready()) << agent.output();
-  Status refused;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        refused = status_of(node);
-        return refused.doc["sync"] == "refused";
-      },
-      20s))
-      << refused.output << agent.output();
+  Status refused = status_when(node, "refused");
+  ASSERT_EQ(refused.doc["sync"], "refused") << refused.output << agent.output();
   EXPECT_EQ(refused.exit_code, 3) << refused.output;
   EXPECT_TRUE(contains(text(refused.doc["last_error"]), "coordinator.renew_grace"))
       << refused.output;

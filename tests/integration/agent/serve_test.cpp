@@ -7,6 +7,7 @@
 #include "shared/protocol/protocol.hpp"
 #include "tests/integration/agent/appliance.hpp"
 #include "tests/integration/agent/labd_fixture.hpp"
+#include "tests/support/text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,10 +20,6 @@ boost::json::object json_of(const std::string& text) {
   auto o = lab::shared::json::parse_object(text);
   EXPECT_TRUE(o) << text;
   return o ? *o : boost::json::object{};
-}
-
-bool contains(const std::string& haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 std::string node_id(const LabdNode& n) {

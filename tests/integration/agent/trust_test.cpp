@@ -5,6 +5,7 @@
 #include "agent/facts/facts.hpp"
 #include "tests/integration/agent/boot_appliance.hpp"
 #include "tests/integration/agent/labd_fixture.hpp"
+#include "tests/support/text.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -15,10 +16,6 @@ namespace {
 using namespace lab::tests;
 using lab::tests::httpboot::curl;
 namespace json = boost::json;
-
-bool contains(const std::string& haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // The join string an iPXE script puts on the kernel command line; empty when none.
 std::string join_string_in(const std::string& script) {

@@ -6,6 +6,7 @@
 #include "shared/protocol/protocol.hpp"
 #include "tests/integration/bootstrap/coordinator/appliance.hpp"
 #include "tests/support/pki.hpp"
+#include "tests/support/text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,9 +21,7 @@ namespace cr = shared::crypto;
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
-bool contains(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
+using lab::tests::contains;
 
 std::int64_t revision_of(const shared::http::ClientResponse& r) {
   const auto h = r.headers.get("Lab-Revision");

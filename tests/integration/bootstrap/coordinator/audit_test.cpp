@@ -4,6 +4,7 @@
 // put back from an older copy.
 #include "tests/integration/bootstrap/coordinator/appliance.hpp"
 #include "tests/support/audit_forgery.hpp"
+#include "tests/support/text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,9 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using lab::tests::contains;
 
 // Four audited changes: token.create ×3, token.revoke.
 void make_history(const Appliance& a) {

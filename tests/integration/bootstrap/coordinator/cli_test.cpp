@@ -4,6 +4,7 @@
 #include "shared/protocol/protocol.hpp"
 #include "tests/integration/bootstrap/coordinator/appliance.hpp"
 #include "tests/support/pki.hpp"
+#include "tests/support/text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,9 +15,7 @@ namespace {
 
 namespace json = boost::json;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using lab::tests::contains;
 
 TEST(CoordinatorCli, FirstStartWritesCaTokenAndUrl) {
   Appliance a;

@@ -2,6 +2,7 @@
 // slow senders, and a SIGKILL in the middle of a stream of acknowledged writes.
 #include "shared/json/json.hpp"
 #include "tests/integration/bootstrap/coordinator/appliance.hpp"
+#include "tests/support/text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,9 +21,7 @@ namespace {
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
-bool contains(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
+using lab::tests::contains;
 
 std::string code_of(const std::string& body) {
   auto o = shared::json::parse_object(body);

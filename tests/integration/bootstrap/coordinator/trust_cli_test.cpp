@@ -5,6 +5,7 @@
 #include "shared/json/json.hpp"
 #include "shared/protocol/protocol.hpp"
 #include "tests/integration/bootstrap/coordinator/appliance.hpp"
+#include "tests/support/text.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -21,9 +22,7 @@ namespace {
 
 namespace json = boost::json;
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using lab::tests::contains;
 
 // stdout and stderr apart: what a script captures with $(…) is stdout alone.
 struct SplitResult {

@@ -323,8 +323,12 @@ done
 
 // An agent that runs the real labd, except that `labd join` and `labd rejoin` first wait (up to
 // 10 s) for the Intruder to have read their command line: then whether it saw the join string
-// does not depend on how fast the join is.
-fs::path agent_that_waits_to_be_seen(const TempDir& dir) {
+// does not depend on how fast the join is. The real labd is copied into the host's own /usr/local:
+// the build may live under /tmp, which the host does not see.
+fs::path agent_that_waits_to_be_seen(const TempDir& dir, SshServer& host) {
+  const auto real = host.root() / "usr/local/lib/lab-test/labd";
+  fs::create_directories(real.parent_path());
+  fs::copy_file(agent_to_install(), real, fs::copy_options::overwrite_existing);
   auto path = dir.write("labd",
                         "#!/bin/sh\n"
                         "case \"$1\" in join|rejoin)\n"
@@ -335,8 +339,7 @@ fs::path agent_that_waits_to_be_seen(const TempDir& dir) {
                         "  done\n"
                         "  rm -f /tmp/loot/join.pid /tmp/loot/saw-join ;;\n"
                         "esac\n"
-                        "exec " +
-                            labd_binary().string() + " \"$@\"\n");
+                        "exec /usr/local/lib/lab-test/labd \"$@\"\n");
   fs::permissions(path, fs::perms::owner_all);
   return path;
 }
@@ -367,7 +370,7 @@ TEST(BootstrapSsh, AnotherUserOfTheHostSeesNeitherTheJoinStringNorTheUpload) {
   Coordinator coord;
   Fleet fleet(1);
   TempDir tools("lab-agent");
-  const auto agent = agent_that_waits_to_be_seen(tools);
+  const auto agent = agent_that_waits_to_be_seen(tools, fleet.host(0));
   {
     Intruder intruder(fleet.host(0));
     auto r = bootstrap(coord, fleet, fleet.targets(), {}, agent.string());
@@ -410,7 +413,7 @@ TEST(BootstrapSsh, PackageIsInstalledFromADirectoryOnlyRootCanEnter) {
   Coordinator coord;
   Fleet fleet(1);
   TempDir tools("lab-package");
-  const auto agent = agent_that_waits_to_be_seen(tools);
+  const auto agent = agent_that_waits_to_be_seen(tools, fleet.host(0));
   tools.write("deb/DEBIAN/control",
               "Package: labd\nVersion: 0.0.0\nArchitecture: all\nMaintainer: lab tests\n"
               "Description: labd for the installer's --package test\n");
