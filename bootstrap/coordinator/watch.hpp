@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -83,5 +84,6 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   [[nodiscard]] std::int64_t kept_revision_locked(const std::string& keeper) const;
   void nudge_locked(const std::string& keeper, std::int64_t revision,
                     std::vector<std::function<void()>>& calls);
+};
 
 }  // namespace lab::bootstrap::coordinator
