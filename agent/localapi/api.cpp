@@ -42,6 +42,10 @@ std::shared_ptr<const Served> make_served(const cache::View& view) {
   s->view.confirmed_at = view.confirmed_at;
   s->view.groups = view.groups;
   s->view.secrets = view.secrets;
+  s->view.keepers = view.keepers;
+  s->view.gossip = view.gossip;
+  s->view.revoked_serials = view.revoked_serials;
+  s->view.origin = view.origin;
   s->label_count = view.labels.size();
   std::string& out = s->labels_json;
   std::size_t size = 2;
