@@ -151,6 +151,10 @@ struct NodeInfo {
   std::int64_t cert_expires_at = 0;
   std::string key_protection;    // as the agent reports it: "tpm", "tpm+pcr", "file"; "" unknown
   bool reinstall_armed = false;  // `lab node reinstall`: the next network boot re-enrols it
+  /// The revision of the node's newest bundle, and the one its agent last polled with (it
+  /// may have got newer ones from peers since); nullopt before its first poll since start.
+  std::int64_t revision = 0;
+  std::optional<std::int64_t> agent_revision;
 };
 
 /// A machine an operator registered for network boot (`lab machine register`): boot tokens

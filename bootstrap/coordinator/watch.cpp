@@ -71,6 +71,7 @@ std::unique_ptr<Coordinator::Watch> WatchHub::watch(const std::string& node_id, 
   std::optional<SignedBundle> ready;
   {
     const std::lock_guard lock(mutex_);
+    held_[node_id] = since;  // a poll names the revision the agent's cache holds
     auto it = bundles_.find(node_id);
     if (revoked_.contains(node_id)) {
       ready = revoked_bundle();
@@ -264,6 +265,15 @@ void WatchHub::cancel(const std::string& node_id, const std::shared_ptr<Entry>& 
   std::erase(it->second, entry);
   if (it->second.empty())
     parked_.erase(it);
+}
+
+std::pair<std::int64_t, std::optional<std::int64_t>> WatchHub::revisions(
+    const std::string& node_id) const {
+  const std::lock_guard lock(mutex_);
+  const auto b = bundles_.find(node_id);
+  const auto h = held_.find(node_id);
+  return {b == bundles_.end() ? 0 : b->second.revision,
+          h == held_.end() ? std::nullopt : std::optional<std::int64_t>(h->second)};
 }
 
 }  // namespace lab::bootstrap::coordinator

@@ -60,6 +60,11 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
 
   [[nodiscard]] std::size_t parked() const;
 
+  /// The revision of the node's newest published bundle (0: none), and the one its agent
+  /// last said it holds (the `since` of its last poll; nullopt: no poll since this start).
+  [[nodiscard]] std::pair<std::int64_t, std::optional<std::int64_t>> revisions(
+      const std::string& node_id) const;
+
  private:
   struct Entry {
     std::recursive_mutex mutex;  // held while the callback runs
@@ -76,6 +81,7 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   std::unordered_map<std::string, SignedBundle> bundles_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Entry>>> parked_;
   std::unordered_set<std::string> revoked_;
+  std::unordered_map<std::string, std::int64_t> held_;  // node → the revision its agent holds
   // node → its keepers, and keeper → the nodes it keeps (the same relation, both ways).
   std::unordered_map<std::string, std::vector<std::string>> keepers_;
   std::unordered_map<std::string, std::vector<std::string>> kept_by_;

@@ -95,6 +95,18 @@ std::string random_hex(std::size_t n) {
   return out;
 }
 
+// `lab node list`'s revision lag of a node; -1 when absent or unknown.
+std::int64_t lag_of(PeerFleet& fleet, const std::string& name) {
+  auto nodes = lab::shared::json::parse(fleet.lab_out({"node", "list", "--output", "json"}));
+  if (!nodes || !nodes->is_array())
+    return -1;
+  for (const auto& n : nodes->as_array()) {
+    if (n.is_object() && text_of(n.as_object(), "name") == name)
+      return int_of(n.as_object(), "revision_lag");
+  }
+  return -1;
+}
+
 void wait_for_keepers(PeerFleet& fleet, std::int64_t keeps) {
   for (std::size_t i = 0; i < fleet.size(); ++i) {
     auto& a = fleet.agent(i);
@@ -159,6 +171,9 @@ TEST(PeerSync, ACutOffNodeCatchesUpThroughItsKeepersAndNoKeeperCanReadItsSecret)
   // and for TLS handshakes under the sanitizers.
   EXPECT_LE(took, 2 * 1.2 + 4.0);
 
+  // The coordinator sees E behind: its agent last polled with an older revision.
+  EXPECT_GT(lag_of(fleet, "e"), 0);
+
   const auto status = fleet.status(e);
   EXPECT_EQ(text_of(status, "source"), "peer") << boost::json::serialize(status);
   EXPECT_TRUE(contains(text_of(status, "source_peer"), ":8444")) << boost::json::serialize(status);
@@ -195,6 +210,7 @@ TEST(PeerSync, ACutOffNodeCatchesUpThroughItsKeepersAndNoKeeperCanReadItsSecret)
       30s))
       << boost::json::serialize(back);
   EXPECT_GT(int_of(back, "revision"), int_of(status, "revision"));
+  EXPECT_TRUE(wait_until([&] { return lag_of(fleet, "e") == 0; }, 30s));
   EXPECT_EQ(read_all(secret_out), secret);
 }
 
