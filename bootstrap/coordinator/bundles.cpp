@@ -7,6 +7,7 @@
 #include "shared/crypto/aead.hpp"
 #include "shared/crypto/encoding.hpp"
 #include "shared/envelope/envelope.hpp"
+#include "shared/protocol/ring.hpp"
 
 #include <sched.h>
 
@@ -211,24 +212,13 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
                 ring.begin(), ring.end(), n.id,
                 [](const std::string& id, const proto::Peer& p) { return id < p.node_id; }) -
             ring.begin());
-        const auto at = [&](std::size_t k) -> const proto::Peer& {
-          return ring[(first + k) % ring.size()];
-        };
-        for (std::size_t k = 0; k < ring.size() && b.peers.size() < options_.keepers; ++k) {
-          if (at(k).node_id != n.id)
-            b.peers.push_back(at(k));
-        }
-        // Fingers: 4, 8, 16, ... places after the node (the keepers cover 1 to 3).
-        for (std::size_t d = 4; d < ring.size() && b.gossip.size() < options_.gossip_partners;
-             d *= 2) {
-          const proto::Peer& p = at(d - 1);
-          const bool known = p.node_id == n.id ||
-                             std::any_of(b.peers.begin(), b.peers.end(), [&](const proto::Peer& k) {
-                               return k.node_id == p.node_id;
-                             });
-          if (!known)
-            b.gossip.push_back(p);
-        }
+        const auto picks = proto::ring_picks(
+            ring.size(), first, [&](std::size_t at) { return ring[at].node_id == n.id; },
+            options_.keepers, options_.gossip_partners);
+        for (const std::size_t at : picks.keepers)
+          b.peers.push_back(ring[at]);
+        for (const std::size_t at : picks.fingers)
+          b.gossip.push_back(ring[at]);
       }
     }
     if (state.published && same_view(state.view, b))
