@@ -192,7 +192,8 @@ TEST(Ring, KeepersAreTheNextNodesAndFingersDoubleWithoutRepeats) {
   picks = protocol::ring_picks(
       2, 1, [](std::size_t at) { return at == 0; }, 3, 16);
   EXPECT_EQ(picks.keepers, (std::vector<std::size_t>{1}));
-  EXPECT_TRUE(protocol::ring_picks(0, 0, [](std::size_t) { return false; }, 3, 16)
+  EXPECT_TRUE(protocol::ring_picks(
+                  0, 0, [](std::size_t) { return false; }, 3, 16)
                   .keepers.empty());
 }
 
