@@ -216,8 +216,11 @@ TOML
     pids+=($!)
   done
   pstatus() { ip netns exec "${pns[$1]}" "$labd" --config "$work/peer-$1/labd.toml" status --output json; }
+  pkeeps3() { [ "$(pstatus "$1" | jq .kept_nodes)" = 3 ]; }
+  punreachable() { pstatus "$1" | jq -e '.sync == "unreachable"'; }
+  pfleet_past() { pstatus "$1" | jq -e --argjson r "$2" '.fleet_revision > $r'; }
   say "keys in files (key_protection=file) to keep this part short; the loopback part above used swtpm"
-  for n in a b c d; do wait_for 60 sh -c "[ \"\$(ip netns exec ${pns[$n]} $labd --config $work/peer-$n/labd.toml status --output json | jq .kept_nodes)\" = 3 ]"; done
+  for n in a b c d; do wait_for 60 pkeeps3 "$n"; done
   say "every agent listens for peers (mTLS, fleet CA) and keeps the newest envelopes of 3 others:"
   for n in a b c d; do say "node-$n: $(pstatus "$n" | jq -c '{peer_listen, kept_nodes, revision}')"; done
 
@@ -228,7 +231,7 @@ table inet labcut {
   chain in { type filter hook input priority 0; ip saddr $pnet.1 drop; }
 }
 NFT
-  wait_for 60 sh -c "ip netns exec ${pns[d]} $labd --config $work/peer-d/labd.toml status --output json | jq -e '.sync == \"unreachable\"'"
+  wait_for 90 punreachable d
   say "node-d: $(pstatus d | jq -c '{sync, coordinator_reachable, revision}')"
   run plab node label node-d color=purple
   printf 'only-for-node-d' | plab secret set d-secret --entitlement color=purple -f - >/dev/null
@@ -254,13 +257,14 @@ table inet labcut {
 }
 NFT
   done
+  held=$(pstatus a | jq .fleet_revision)
   run plab node revoke node-c
-  wait_for 30 sh -c "ip netns exec ${pns[a]} $labd --config $work/peer-a/labd.toml status --output json | jq -e '.fleet_revision > 0'"
+  wait_for 30 pfleet_past a "$held"
   kill "$pserve_pid"; wait "$pserve_pid" 2>/dev/null || true
   say "coordinator stopped; node-a alone heard of the revocation: $(pstatus a | jq -c '{fleet_revision}')"
   t0=$SECONDS
   for n in b d; do
-    wait_for 60 sh -c "ip netns exec ${pns[$n]} $labd --config $work/peer-$n/labd.toml status --output json | jq -e '.fleet_revision > 0'"
+    wait_for 60 pfleet_past "$n" "$held"
   done
   say "gossip carried it to node-b and node-d within $((SECONDS - t0)) s:"
   for n in a b d; do say "node-$n: $(pstatus "$n" | jq -c '{fleet_revision, sync}')"; done

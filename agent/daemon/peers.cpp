@@ -291,7 +291,10 @@ Result<void> Peers::listen(boost::asio::io_context& io, const std::string& addre
   LAB_TRY_ASSIGN(cache::Identity id, impl_->cache.identity());
   Impl* raw = impl_.get();
   impl_->server = std::make_unique<http::Server>(
-      io, [raw](http::Request req, http::Reply reply) { reply(raw->service.handle(req)); },
+      io,
+      [raw](const http::Request& req, const http::Reply& reply) {
+        reply(raw->service.handle(req));
+      },
       peerlink::listener_limits());
   LAB_TRY_ASSIGN(auto port,
                  impl_->server->listen_tcp(where.host, where.port, peerlink::tls_config(id)));

@@ -27,10 +27,10 @@
 namespace lab::agent::peer {
 
 enum class GossipError {
-  no_partner = 1,    // no partner to talk to (none listed, or all revoked)
-  oversized,         // an envelope larger than GossipOptions::max_envelope
-  bad_envelope,      // signature, kind or payload refused (detail says which)
-  revision_mismatch, // the message claims another revision than the signed payload holds
+  no_partner = 1,     // no partner to talk to (none listed, or all revoked)
+  oversized,          // an envelope larger than GossipOptions::max_envelope
+  bad_envelope,       // signature, kind or payload refused (detail says which)
+  revision_mismatch,  // the message claims another revision than the signed payload holds
 };
 const boost::system::error_category& gossip_category() noexcept;
 inline boost::system::error_code make_error_code(GossipError e) noexcept {
@@ -62,8 +62,8 @@ struct GossipOptions {
 /// What one round did.
 struct RoundOutcome {
   shared::protocol::Peer partner;
-  bool learned = false;  // the partner's envelope was newer and adopted
-  bool pushed = false;   // ours was newer and was sent to it
+  bool learned = false;       // the partner's envelope was newer and adopted
+  bool pushed = false;        // ours was newer and was sent to it
   std::int64_t revision = 0;  // the revision held after the round
 };
 

@@ -112,7 +112,9 @@ struct Member {
 class LyingKeeper {
  public:
   LyingKeeper(const daemon::OpenNode& m, std::uint16_t port)
-      : server_(io_, [this](http::Request req, http::Reply reply) { reply(handle(req)); }) {
+      : server_(io_, [this](const http::Request& req, const http::Reply& reply) {
+          reply(handle(req));
+        }) {
     server_
         .listen_tcp(
             "127.0.0.1", port,
