@@ -125,6 +125,7 @@ Run simulate(const Options& o, std::uint64_t seed, const crypto::Ed25519PrivateK
 
   // Everyone holds revision 100 (a few revoked serials); the seed hears of revision 101.
   std::vector<std::string> serials;
+  serials.reserve(9);
   for (int s = 0; s < 8; ++s)
     serials.push_back(fmt::format("{:032x}", s + 1));
   const auto old_env = seal(100, serials);
@@ -204,7 +205,7 @@ int main(int argc, char** argv) {
     else if (flag == "--max-rounds")
       o.max_rounds = std::stoi(value);
     else {
-      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      (void)std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
