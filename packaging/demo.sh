@@ -15,11 +15,13 @@ done
 work=$(mktemp -d /tmp/lab-demo.XXXXXX)
 pids=()
 netns=
+peer_ns=()
 cleanup() {
   local rc=$?
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -z "$netns" ] || ip netns del "$netns" 2>/dev/null || true
+  for ns in "${peer_ns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$work"
   [ $rc -eq 0 ] && printf '\n== done: every process stopped, %s removed\n' "$work"
   exit $rc
@@ -146,6 +148,130 @@ for i in 1 2 3; do
   say "node$i has color=green $(( ($(date +%s%N) - t0) / 1000000 )) ms after the last change (backoff cap 4s): $(labd_of "$i" labels | head -1)"
 done
 run labd_of 1 labels
+
+# ---------------------------------------------------------------------------------------------
+# Peer sync: agents on a LAN of their own keep each other current with the coordinator cut off.
+peer_skip=
+if [ "$(id -u)" != 0 ]; then
+  peer_skip="needs root (network namespaces, nftables)"
+else
+  for p in nft jq; do
+    command -v "$p" >/dev/null || { peer_skip="$p is not installed (packaging/install-deps.sh)"; break; }
+  done
+fi
+if [ -n "$peer_skip" ]; then
+  step "Peer sync: skipped, $peer_skip"
+else
+  pnet=10.98.251
+  sw=labpsw$$ pc=labpco$$
+  step "Peer sync: a coordinator and four agents, each in a namespace of its own on bridge $pnet.0/24"
+  ip netns add "$sw"; peer_ns+=("$sw")
+  ip -n "$sw" link add br0 type bridge forward_delay 0
+  ip -n "$sw" link set br0 up
+  # plug NS IP: a veth from namespace NS (address IP) into the bridge.
+  plug() {
+    ip netns add "$1"; peer_ns+=("$1")
+    ip -n "$1" link set lo up
+    ip link add "v$2" netns "$1" type veth peer name "b$2" netns "$sw"
+    ip -n "$1" addr add "$pnet.$2/24" dev "v$2"
+    ip -n "$1" link set "v$2" up
+    ip -n "$sw" link set "b$2" master br0
+    ip -n "$sw" link set "b$2" up
+  }
+  plug "$pc" 1
+  export PLAB_DATA_DIR=$work/peer-coordinator
+  "$lab" serve --data-dir "$PLAB_DATA_DIR" --set "coordinator.listen=$pnet.1:8443" \
+    >"$work/peer-serve.log" 2>&1 &
+  pserve_pid=$!
+  pids+=("$pserve_pid")
+  # plab: the lab CLI against this coordinator, from inside its namespace.
+  plab() { LAB_DATA_DIR=$PLAB_DATA_DIR LAB_SERVER=https://$pnet.1:8443 ip netns exec "$pc" "$lab" "$@"; }
+  wait_for 30 grep -q 'msg=ready' "$work/peer-serve.log" || { cat "$work/peer-serve.log"; exit 1; }
+  declare -A pns
+  for n in a b c d; do
+    i=$(( $(printf '%d' "'$n") - 86 ))  # a → 11, b → 12, ...
+    pns[$n]=labp$n$$
+    plug "${pns[$n]}" "$i"
+    d=$work/peer-$n
+    mkdir -p "$d"
+    cat >"$d/labd.toml" <<TOML
+data_dir = "$d/data"
+socket = "$d/run/labd.sock"
+key_protection = "file"
+[render]
+labels_json = "$d/run/labels.json"
+env_file = "$d/run/labels.env"
+secrets_dir = "$d/run/secrets"
+facts_file = "$d/facts/lab.json"
+[sync]
+wait = "10s"
+backoff_cap = "4s"
+[peer]
+listen = "$pnet.$i:8444"
+gossip_interval = "2s"
+TOML
+    js=$(plab token create --label fleet=peers --ttl 15m 2>/dev/null)
+    ip netns exec "${pns[$n]}" "$labd" --config "$d/labd.toml" join "$js" --hostname "node-$n" >/dev/null
+    ip netns exec "${pns[$n]}" "$labd" --config "$d/labd.toml" run >>"$d/labd.log" 2>&1 &
+    pids+=($!)
+  done
+  pstatus() { ip netns exec "${pns[$1]}" "$labd" --config "$work/peer-$1/labd.toml" status --output json; }
+  pkeeps3() { [ "$(pstatus "$1" | jq .kept_nodes)" = 3 ]; }
+  punreachable() { pstatus "$1" | jq -e '.sync == "unreachable"'; }
+  pfleet_past() { pstatus "$1" | jq -e --argjson r "$2" '.fleet_revision > $r'; }
+  say "keys in files (key_protection=file) to keep this part short; the loopback part above used swtpm"
+  for n in a b c d; do wait_for 60 pkeeps3 "$n"; done
+  say "every agent listens for peers (mTLS, fleet CA) and keeps the newest envelopes of 3 others:"
+  for n in a b c d; do say "node-$n: $(pstatus "$n" | jq -c '{peer_listen, kept_nodes, revision}')"; done
+
+  step "Cut node-d off from the coordinator (nftables in its namespace), peers still reachable"
+  ip netns exec "${pns[d]}" nft -f - <<NFT
+table inet labcut {
+  chain out { type filter hook output priority 0; ip daddr $pnet.1 drop; }
+  chain in { type filter hook input priority 0; ip saddr $pnet.1 drop; }
+}
+NFT
+  wait_for 90 punreachable d
+  say "node-d: $(pstatus d | jq -c '{sync, coordinator_reachable, revision}')"
+  run plab node label node-d color=purple
+  printf 'only-for-node-d' | plab secret set d-secret --entitlement color=purple -f - >/dev/null
+  say "secret d-secret set for color=purple (only node-d)"
+  t0=$(date +%s%N)
+  wait_for 30 grep -q '"color":"purple"' "$work/peer-d/run/labels.json"
+  wait_for 30 test -f "$work/peer-d/run/secrets/d-secret"
+  say "node-d applied both $(( ($(date +%s%N) - t0) / 1000000 )) ms after the change, through a keeper (gossip interval 2 s):"
+  say "node-d: $(pstatus d | jq -c '{source, source_peer, sync, revision}')"
+  say "node-d: secret file → $(cat "$work/peer-d/run/secrets/d-secret")"
+  say "its keepers hold the envelope sealed to node-d's key; the plaintext is in none of their files:"
+  for n in a b c; do
+    if grep -rqa only-for-node-d "$work/peer-$n"; then say "node-$n: FOUND (bug)"; exit 1; else say "node-$n: not found"; fi
+  done
+  run plab node list
+
+  step "Revoke node-c, cut everyone but node-a off, then stop the coordinator"
+  for n in b c; do
+    ip netns exec "${pns[$n]}" nft -f - <<NFT
+table inet labcut {
+  chain out { type filter hook output priority 0; ip daddr $pnet.1 drop; }
+  chain in { type filter hook input priority 0; ip saddr $pnet.1 drop; }
+}
+NFT
+  done
+  held=$(pstatus a | jq .fleet_revision)
+  run plab node revoke node-c
+  wait_for 30 pfleet_past a "$held"
+  kill "$pserve_pid"; wait "$pserve_pid" 2>/dev/null || true
+  say "coordinator stopped; node-a alone heard of the revocation: $(pstatus a | jq -c '{fleet_revision}')"
+  t0=$SECONDS
+  for n in b d; do
+    wait_for 60 pfleet_past "$n" "$held"
+  done
+  say "gossip carried it to node-b and node-d within $((SECONDS - t0)) s:"
+  for n in a b d; do say "node-$n: $(pstatus "$n" | jq -c '{fleet_revision, sync}')"; done
+  wait_for 30 grep -q 'this certificate or node is revoked' "$work/peer-a/labd.log" "$work/peer-b/labd.log" "$work/peer-d/labd.log"
+  say "node-c's own gossip is now refused by its peers:"
+  grep -h 'this certificate or node is revoked' "$work"/peer-{a,b,d}/labd.log | head -3 | sed 's/^/     /'
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Network boot: a VM with no disk PXE-boots the agent OS from an appliance on a bridge.

@@ -94,9 +94,9 @@ void choose_protection(daemon::Settings& s, const Console& console) {
 class SharedTransport final : public sync::Transport {
  public:
   explicit SharedTransport(std::shared_ptr<sync::Transport> t) : t_(std::move(t)) {}
-  Result<std::optional<shared::crypto::Bytes>> fetch_bundle(std::int64_t since,
-                                                            std::chrono::seconds wait) override {
-    return t_->fetch_bundle(since, wait);
+  Result<sync::PollAnswer> fetch_bundle(std::int64_t since, std::chrono::seconds wait,
+                                        std::optional<std::int64_t> kept_since) override {
+    return t_->fetch_bundle(since, wait, kept_since);
   }
   Result<std::string> renew(std::string_view csr_pem) override { return t_->renew(csr_pem); }
   Result<std::string> renew_with_proof(const shared::protocol::RenewRequest& request) override {

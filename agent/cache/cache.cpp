@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 
 namespace lab::agent::cache {
@@ -34,6 +35,19 @@ constexpr std::array kMigrations{
                    "CREATE TABLE groups (name TEXT PRIMARY KEY) WITHOUT ROWID;"
                    "CREATE TABLE secrets (name TEXT PRIMARY KEY, version INTEGER NOT NULL,"
                    "  sealed BLOB NOT NULL) WITHOUT ROWID;"},
+    // Peer sync: the bundle's peer directory (keepers, gossip partners, revoked serials: the
+    // bundle without labels and secrets), where the view came from, the newest fleet
+    // envelope, and the envelopes this node keeps for others (wrapped like its own).
+    sql::Migration{2,
+                   "ALTER TABLE bundle ADD COLUMN directory TEXT NOT NULL DEFAULT '';"
+                   "CREATE TABLE origin ("
+                   "  id INTEGER PRIMARY KEY CHECK (id = 1), peer_node TEXT NOT NULL,"
+                   "  peer_address TEXT NOT NULL, applied_at INTEGER NOT NULL);"
+                   "CREATE TABLE fleet ("
+                   "  id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL,"
+                   "  envelope BLOB NOT NULL);"
+                   "CREATE TABLE kept (node_id TEXT PRIMARY KEY, revision INTEGER NOT NULL,"
+                   "  envelope BLOB NOT NULL) WITHOUT ROWID;"},
 };
 
 // Associated data of each wrapped row: a row moved to another place does not decrypt.
@@ -45,6 +59,9 @@ std::string aad_sealing_key(std::string_view node) {
 }
 std::string aad_envelope(std::string_view node) {
   return fmt::format("lab-cache|envelope|{}", node);
+}
+std::string aad_kept(std::string_view node, std::string_view kept) {
+  return fmt::format("lab-cache|kept|{}|{}", node, kept);
 }
 std::string aad_secret(std::string_view node, std::string_view name, std::int64_t version) {
   return fmt::format("lab-cache|secret|{}|{}|{}", node, name, version);
@@ -153,6 +170,14 @@ struct Cache::Impl {
     return id;
   }
 
+  Result<crypto::Ed25519PublicKey> bundle_key() {
+    LAB_TRY_ASSIGN(Identity id, load_identity());
+    auto raw = crypto::base64url_decode(id.bundle_key);
+    if (!raw)
+      return Error(CacheError::bad_identity, "the stored bundle key does not decode");
+    return crypto::Ed25519PublicKey::from_raw(*raw);
+  }
+
   Result<std::int64_t> current_revision() {
     LAB_TRY_ASSIGN(auto st, checked(db.prepare("SELECT revision FROM bundle")));
     LAB_TRY_ASSIGN(bool row, checked(st.step()));
@@ -221,7 +246,8 @@ Result<void> Cache::store_identity(const Identity& id, bool replace) {
     }
     LAB_TRY(
         checked(d.exec("DELETE FROM identity; DELETE FROM bundle; DELETE FROM contact;"
-                       "DELETE FROM labels; DELETE FROM groups; DELETE FROM secrets;")));
+                       "DELETE FROM labels; DELETE FROM groups; DELETE FROM secrets;"
+                       "DELETE FROM origin; DELETE FROM fleet; DELETE FROM kept;")));
   }
   LAB_TRY_ASSIGN(auto st,
                  checked(d.prepare("INSERT INTO identity(id, node_id, name, coordinator_url, "
@@ -254,13 +280,11 @@ Result<void> Cache::update_certificate(std::string_view certificate_pem, std::st
   return {};
 }
 
-Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t now) {
+Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t now,
+                                      const Origin* from_peer) {
   const std::lock_guard lock(impl_->mutex);
   LAB_TRY_ASSIGN(Identity id, impl_->load_identity());
-  auto bundle_key_raw = crypto::base64url_decode(id.bundle_key);
-  if (!bundle_key_raw)
-    return Error(CacheError::bad_identity, "the stored bundle key does not decode");
-  LAB_TRY_ASSIGN(auto bundle_key, crypto::Ed25519PublicKey::from_raw(*bundle_key_raw));
+  LAB_TRY_ASSIGN(auto bundle_key, impl_->bundle_key());
   auto env = shared::envelope::open(envelope, bundle_key, protocol::kBundleKind);
   if (!env) {
     return Error(CacheError::bad_signature, "bundle refused: " + env.error().message());
@@ -316,12 +340,22 @@ Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t no
   LAB_TRY(checked(d.exec("DELETE FROM labels; DELETE FROM groups; DELETE FROM secrets;")));
   LAB_TRY_ASSIGN(
       auto put_bundle,
-      checked(d.prepare("INSERT INTO bundle(id, revision, issued_at, state, name, envelope) "
-                        "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+      checked(d.prepare("INSERT INTO bundle(id, revision, issued_at, state, name, envelope, "
+                        "directory) VALUES (1, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                         "revision = excluded.revision, issued_at = excluded.issued_at, "
                         "state = excluded.state, name = excluded.name, "
-                        "envelope = excluded.envelope")));
-  LAB_TRY(checked(put_bundle.bind(b.revision, b.issued_at, b.state, b.name, wrapped_envelope)));
+                        "envelope = excluded.envelope, directory = excluded.directory")));
+  protocol::Bundle directory;
+  directory.node_id = b.node_id;
+  directory.name = b.name;
+  directory.revision = b.revision;
+  directory.issued_at = b.issued_at;
+  directory.state = b.state;
+  directory.revoked_serials = b.revoked_serials;
+  directory.peers = b.peers;
+  directory.gossip = b.gossip;
+  LAB_TRY(checked(put_bundle.bind(b.revision, b.issued_at, b.state, b.name, wrapped_envelope,
+                                  protocol::serialize(directory))));
   LAB_TRY(checked(put_bundle.run()));
   LAB_TRY_ASSIGN(auto put_label,
                  checked(d.prepare("INSERT INTO labels(key, value) VALUES (?, ?)")));
@@ -342,7 +376,19 @@ Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t no
     LAB_TRY(checked(put_secret.bind(b.secrets[i].name, b.secrets[i].version, wrapped_secrets[i])));
     LAB_TRY(checked(put_secret.run()));
   }
-  LAB_TRY(impl_->write_contact(now));
+  // From a peer the view is newer but the coordinator confirmed nothing.
+  if (from_peer == nullptr)
+    LAB_TRY(impl_->write_contact(now));
+  LAB_TRY_ASSIGN(auto put_origin,
+                 checked(d.prepare("INSERT INTO origin(id, peer_node, peer_address, applied_at) "
+                                   "VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                                   "peer_node = excluded.peer_node, "
+                                   "peer_address = excluded.peer_address, "
+                                   "applied_at = excluded.applied_at")));
+  LAB_TRY(checked(put_origin.bind(from_peer != nullptr ? from_peer->peer_node : std::string(),
+                                  from_peer != nullptr ? from_peer->peer_address : std::string(),
+                                  now)));
+  LAB_TRY(checked(put_origin.run()));
   LAB_TRY(checked(tx.commit()));
   return std::move(b);
 }
@@ -385,15 +431,32 @@ Result<View> Cache::view() {
   v.name = id.name;
   v.state = id.state;
   {
-    LAB_TRY_ASSIGN(auto st,
-                   checked(d.prepare("SELECT revision, issued_at, state, name FROM bundle")));
+    LAB_TRY_ASSIGN(
+        auto st,
+        checked(d.prepare("SELECT revision, issued_at, state, name, directory FROM bundle")));
     LAB_TRY_ASSIGN(bool row, checked(st.step()));
     if (row) {
       v.revision = st.int64(0);
       v.issued_at = st.int64(1);
       v.state = st.text(2);
       v.name = st.text(3);
+      // Empty in a bundle stored before peer sync: no peers known until the next one.
+      if (const std::string dir = st.text(4); !dir.empty()) {
+        auto parsed = protocol::parse_bundle(dir);
+        if (!parsed)
+          return Error(CacheError::bad_row, "the cached peer directory does not parse");
+        v.keepers = std::move(parsed->peers);
+        v.gossip = std::move(parsed->gossip);
+        v.revoked_serials = std::move(parsed->revoked_serials);
+      }
     }
+  }
+  {
+    LAB_TRY_ASSIGN(auto st,
+                   checked(d.prepare("SELECT peer_node, peer_address, applied_at FROM origin")));
+    LAB_TRY_ASSIGN(bool row, checked(st.step()));
+    if (row)
+      v.origin = Origin{st.text(0), st.text(1), st.int64(2)};
   }
   {
     LAB_TRY_ASSIGN(auto st, checked(d.prepare("SELECT last_contact FROM contact")));
@@ -434,6 +497,116 @@ Result<View> Cache::view() {
     }
   }
   return v;
+}
+
+Result<bool> Cache::store_fleet(crypto::ByteView envelope, std::int64_t revision) {
+  const std::lock_guard lock(impl_->mutex);
+  auto& d = impl_->db;
+  LAB_TRY_ASSIGN(sql::Transaction tx, checked(sql::Transaction::begin(d)));
+  LAB_TRY_ASSIGN(auto held, checked(d.prepare("SELECT revision FROM fleet")));
+  LAB_TRY_ASSIGN(bool row, checked(held.step()));
+  if (row && held.int64(0) >= revision)
+    return false;
+  LAB_TRY_ASSIGN(auto put,
+                 checked(d.prepare("INSERT INTO fleet(id, revision, envelope) VALUES (1, ?, ?) "
+                                   "ON CONFLICT(id) DO UPDATE SET revision = excluded.revision, "
+                                   "envelope = excluded.envelope")));
+  LAB_TRY(checked(put.bind(revision, crypto::Bytes(envelope.begin(), envelope.end()))));
+  LAB_TRY(checked(put.run()));
+  LAB_TRY(checked(tx.commit()));
+  return true;
+}
+
+Result<std::optional<crypto::Bytes>> Cache::fleet() {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(auto st, checked(impl_->db.prepare("SELECT envelope FROM fleet")));
+  LAB_TRY_ASSIGN(bool row, checked(st.step()));
+  if (!row)
+    return std::optional<crypto::Bytes>{};
+  return std::optional<crypto::Bytes>(st.blob(0));
+}
+
+Result<KeptEnvelope> Cache::keep(crypto::ByteView envelope) {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(Identity id, impl_->load_identity());
+  LAB_TRY_ASSIGN(auto bundle_key, impl_->bundle_key());
+  auto env = shared::envelope::open(envelope, bundle_key, protocol::kBundleKind);
+  if (!env)
+    return Error(CacheError::bad_signature, "kept envelope refused: " + env.error().message());
+  auto b = protocol::parse_bundle(crypto::as_chars(env->payload));
+  if (!b)
+    return Error(CacheError::bad_bundle, "kept envelope: " + b.error().message());
+  if (b->node_id == id.node_id)
+    return Error(CacheError::wrong_node, "a node does not keep its own envelope");
+  KeptEnvelope out{b->node_id, b->revision, false};
+  LAB_TRY_ASSIGN(auto wrapped, impl_->key->wrap(envelope, aad_kept(id.node_id, b->node_id)));
+  auto& d = impl_->db;
+  LAB_TRY_ASSIGN(sql::Transaction tx, checked(sql::Transaction::begin(d)));
+  LAB_TRY_ASSIGN(auto held, checked(d.prepare("SELECT revision FROM kept WHERE node_id = ?")));
+  LAB_TRY(checked(held.bind(b->node_id)));
+  LAB_TRY_ASSIGN(bool row, checked(held.step()));
+  if (row && held.int64(0) >= b->revision)
+    return out;
+  LAB_TRY_ASSIGN(auto put, checked(d.prepare("INSERT OR REPLACE INTO kept(node_id, revision, "
+                                             "envelope) VALUES (?, ?, ?)")));
+  LAB_TRY(checked(put.bind(b->node_id, b->revision, wrapped)));
+  LAB_TRY(checked(put.run()));
+  LAB_TRY(checked(tx.commit()));
+  out.stored = true;
+  return out;
+}
+
+Result<std::size_t> Cache::retain_kept(const std::vector<std::string>& node_ids) {
+  const std::lock_guard lock(impl_->mutex);
+  auto& d = impl_->db;
+  LAB_TRY_ASSIGN(sql::Transaction tx, checked(sql::Transaction::begin(d)));
+  LAB_TRY_ASSIGN(auto list, checked(d.prepare("SELECT node_id FROM kept")));
+  std::vector<std::string> drop;
+  for (;;) {
+    LAB_TRY_ASSIGN(bool row, checked(list.step()));
+    if (!row)
+      break;
+    std::string n = list.text(0);
+    if (std::find(node_ids.begin(), node_ids.end(), n) == node_ids.end())
+      drop.push_back(std::move(n));
+  }
+  LAB_TRY_ASSIGN(auto del, checked(d.prepare("DELETE FROM kept WHERE node_id = ?")));
+  for (const auto& n : drop) {
+    LAB_TRY(checked(del.bind(n)));
+    LAB_TRY(checked(del.run()));
+  }
+  LAB_TRY(checked(tx.commit()));
+  return drop.size();
+}
+
+Result<std::optional<Cache::KeptBytes>> Cache::kept_envelope(std::string_view node_id) {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(Identity id, impl_->load_identity());
+  LAB_TRY_ASSIGN(
+      auto st, checked(impl_->db.prepare("SELECT revision, envelope FROM kept WHERE node_id = ?")));
+  LAB_TRY(checked(st.bind(node_id)));
+  LAB_TRY_ASSIGN(bool row, checked(st.step()));
+  if (!row)
+    return std::optional<KeptBytes>{};
+  auto plain = impl_->key->unwrap(st.blob(1), aad_kept(id.node_id, node_id));
+  if (!plain)
+    return Error(CacheError::bad_row, "a kept envelope does not decrypt");
+  return std::optional<KeptBytes>(
+      KeptBytes{st.int64(0), crypto::Bytes(plain->begin(), plain->end())});
+}
+
+Result<KeptSummary> Cache::kept() {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(auto st, checked(impl_->db.prepare("SELECT node_id, revision FROM kept")));
+  KeptSummary out;
+  for (;;) {
+    LAB_TRY_ASSIGN(bool row, checked(st.step()));
+    if (!row)
+      break;
+    out.node_ids.push_back(st.text(0));
+    out.revision = std::max(out.revision, st.int64(1));
+  }
+  return out;
 }
 
 Result<void> Cache::verify() {

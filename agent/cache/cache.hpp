@@ -60,6 +60,25 @@ struct CachedSecret {
   shared::crypto::Bytes sealed;
 };
 
+/// Where the cached view came from: a peer that relayed the coordinator's envelope, or (an
+/// empty peer_node) the coordinator itself.
+struct Origin {
+  std::string peer_node;
+  std::string peer_address;
+  std::int64_t applied_at = 0;  // unix seconds
+};
+
+/// A kept envelope as stored: whose, which revision, and whether it replaced an older one.
+struct KeptEnvelope {
+  std::string node_id;
+  std::int64_t revision = 0;
+  bool stored = false;
+};
+struct KeptSummary {
+  std::int64_t revision = 0;  // the newest among them; 0 when none
+  std::vector<std::string> node_ids;
+};
+
 /// Everything local reads need, loaded at once (the local API serves from it in memory).
 struct View {
   std::string node_id;
@@ -73,6 +92,12 @@ struct View {
   shared::labels::LabelSet labels;
   std::vector<std::string> groups;
   std::map<std::string, CachedSecret, std::less<>> secrets;
+  /// From the bundle: the peers keeping this node's envelope, further gossip partners, and the
+  /// certificate serials the coordinator revoked.
+  std::vector<shared::protocol::Peer> keepers;
+  std::vector<shared::protocol::Peer> gossip;
+  std::vector<std::string> revoked_serials;
+  std::optional<Origin> origin;  // nullopt before the first bundle
 };
 
 /// Opens a secret of `view` with the node's X25519 key (AAD: node id, name, version).
@@ -102,8 +127,10 @@ class Cache {
   /// Verifies `envelope` with the identity's bundle key, parses the bundle, opens every sealed
   /// secret with the node's sealing key and stores it in one transaction. bad_signature,
   /// bad_bundle, wrong_node, not_newer or secret_unopened (a secret this node could not serve)
-  /// leave the cache unchanged. Also records `now` as the time the cache was confirmed current.
-  Result<shared::protocol::Bundle> apply(shared::crypto::ByteView envelope, std::int64_t now);
+  /// leave the cache unchanged. Records where it came from; from the coordinator (no
+  /// `from_peer`) also `now` as the time the cache was confirmed current.
+  Result<shared::protocol::Bundle> apply(shared::crypto::ByteView envelope, std::int64_t now,
+                                         const Origin* from_peer = nullptr);
   /// Records that the coordinator confirmed at `now` that the cache is current (an
   /// authenticated answer "nothing newer"); never for a refusal.
   Result<void> touch(std::int64_t now);
@@ -112,6 +139,23 @@ class Cache {
   /// The cached envelope, verbatim (for relaying); nullopt before the first bundle.
   Result<std::optional<shared::crypto::Bytes>> envelope();
   Result<View> view();
+
+  /// The fleet envelope (verified by the caller), stored only when newer than the held one.
+  Result<bool> store_fleet(shared::crypto::ByteView envelope, std::int64_t revision);
+  Result<std::optional<shared::crypto::Bytes>> fleet();
+
+  /// Keeps another node's envelope verbatim after checking the coordinator's signature; an
+  /// older or equal revision than the kept one is not stored (stored=false).
+  Result<KeptEnvelope> keep(shared::crypto::ByteView envelope);
+  /// Forgets the envelopes of every node not in `node_ids` (no longer kept, or revoked);
+  /// returns how many went.
+  Result<std::size_t> retain_kept(const std::vector<std::string>& node_ids);
+  struct KeptBytes {
+    std::int64_t revision = 0;
+    shared::crypto::Bytes envelope;
+  };
+  Result<std::optional<KeptBytes>> kept_envelope(std::string_view node_id);
+  Result<KeptSummary> kept();
 
   /// Re-verifies the stored envelope against the bundle key and checks the rows derived from
   /// it (revision, labels, secrets) agree with it: the cache is self-consistent.

@@ -2,12 +2,14 @@
 
 #include "agent/daemon/node.hpp"
 #include "agent/daemon/notify.hpp"
+#include "agent/daemon/peers.hpp"
 #include "agent/localapi/server.hpp"
 #include "agent/render/render.hpp"
 #include "agent/sync/syncer.hpp"
 #include "shared/log/log.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -135,6 +137,30 @@ int run(const Settings& s) {
   options.backoff = {std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff_initial),
                      std::chrono::duration_cast<std::chrono::milliseconds>(s.backoff_cap)};
   options.report_facts = node_facts("/", node.key->protection_fact());
+
+  // Peers: the listener when the node has an address peers can use, the gossip thread always
+  // (a node without a listener still pulls from its partners and asks its keepers).
+  std::unique_ptr<Peers> peers;
+  if (s.peer_listen != "off") {
+    auto made = Peers::create(s, *node.cache, node.identity, state);
+    if (!made) {
+      logger.error("peer sync cannot start", {{"error", made.error().message()}});
+      return 1;
+    }
+    peers = std::move(*made);
+    if (const auto address = advertised_peer_address(s, node.identity.coordinator_url)) {
+      if (auto l = peers->listen(io, *address); !l) {
+        logger.error("cannot listen for peers",
+                     {{"listen", s.peer_listen}, {"error", l.error().message()}});
+        return 1;
+      }
+      options.report_facts["peer_address"] = *address;
+    } else {
+      logger.info("no peer listener: no routable address for this node",
+                  {{"listen", s.peer_listen},
+                   {"hint", "set peer.advertise to the ADDRESS:PORT peers should use"}});
+    }
+  }
   sync::SyncHooks hooks;
   hooks.applied = [&](const cache::View& v) {
     render_view(logger, s.render, v, *sealing);
@@ -160,6 +186,15 @@ int run(const Settings& s) {
   };
   hooks.renewed = [&](std::int64_t not_after) {
     logger.info("certificate renewed", {{"not_after", not_after}});
+    if (peers)
+      boost::asio::post(io, [&] { peers->reload_certificate(); });
+  };
+  hooks.relayed = [&](const cache::Origin& from, std::int64_t revision) {
+    logger.info("applied bundle relayed by a keeper (the coordinator is out of reach)",
+                {{"revision", revision}, {"peer", from.peer_node}, {"address", from.peer_address}});
+  };
+  hooks.kept = [&](std::size_t nodes, std::int64_t revision) {
+    logger.debug("keeping envelopes for peers", {{"nodes", nodes}, {"revision", revision}});
   };
   hooks.rejoin_needed = [&](const Error& e) {
     logger.error(
@@ -181,6 +216,8 @@ int run(const Settings& s) {
         return sync::make_http_transport(id, wait);
       },
       options, hooks, unix_now);
+  if (peers)
+    syncer.set_peer_sync(&peers->peer_sync());
   syncer.on_settled([&] {
     // Parsing, verifying, storing and rendering a large bundle leaves freed heap and SQLite
     // pages behind; give them back so an idle agent holds only what the local API serves.
@@ -197,6 +234,8 @@ int run(const Settings& s) {
     done = true;
     done_cv.notify_all();
   });
+  if (peers)
+    peers->start(syncer);
 
   Watchdog watchdog(io);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -206,7 +245,11 @@ int run(const Settings& s) {
     notify("STOPPING=1");
     syncer.stop();
     watchdog.cancel();
-    server.stop([&] { io.stop(); });
+    auto stop_local = [&] { server.stop([&] { io.stop(); }); };
+    if (peers)
+      peers->stop(stop_local);
+    else
+      stop_local();
   });
   notify("READY=1");
   logger.info("ready", {{"socket", s.socket.string()}});
@@ -217,8 +260,11 @@ int run(const Settings& s) {
   // A long-poll in flight can hold the sync thread for up to `sync.wait`; do not wait for it.
   // Once no bundle is being applied (the apply mutex) the cache is consistent, and committed
   // transactions are durable (WAL, synchronous=FULL), so leaving at once is safe.
+  // A gossip round or a keeper request in flight holds the peer thread like a long-poll holds
+  // the sync thread: the same rule applies to both.
+  const bool peers_done = !peers || peers->join_for(500ms);
   std::unique_lock l(done_mutex);
-  if (done_cv.wait_for(l, 500ms, [&] { return done; })) {
+  if (peers_done && done_cv.wait_for(l, 500ms, [&] { return done; })) {
     l.unlock();
     sync_thread.join();
     return 0;

@@ -1,5 +1,7 @@
 #include "agent/daemon/settings.hpp"
 
+#include "shared/config/listen.hpp"
+
 #include <cstring>
 #include <system_error>
 
@@ -34,6 +36,16 @@ config::Schema make_schema() {
       .duration("sync.wait", 55s, "long-poll hold asked of the coordinator (1s..55s)")
       .duration("sync.backoff_initial", 1s, "first pause after a failed sync round")
       .duration("sync.backoff_cap", 60s, "longest pause between sync attempts while unreachable")
+      .string("peer.listen", "0.0.0.0:8444",
+              "where peers reach this node (mTLS, fleet CA): ADDRESS:PORT, or \"off\"; on a "
+              "wildcard address only when the node has a routable address (see peer.advertise)")
+      .string("peer.advertise", "",
+              "ADDRESS:PORT reported to the coordinator for peers; empty: the listen address, "
+              "or for a wildcard one the address this node reaches the coordinator from (none "
+              "when that is loopback)")
+      .duration("peer.gossip_interval", 10s,
+                "pause between gossip rounds with one random peer (1s..1h); cut off from the "
+                "coordinator, the keepers are asked each round")
       .choice("log_level", "info", {"trace", "debug", "info", "warn", "error", "off"}, "log level")
       .tables("secret_access", access,
               "[[secret_access]] name, uids, gids: who besides root "
@@ -133,6 +145,21 @@ Result<Settings> load_settings(const SettingSources& in) {
   s.backoff_initial = std::max<std::chrono::seconds>(1s, c.duration("sync.backoff_initial"));
   s.backoff_cap = std::max(s.backoff_initial, c.duration("sync.backoff_cap"));
   s.log_level = c.string("log_level");
+  s.peer_listen = c.string("peer.listen");
+  if (s.peer_listen != "off")
+    LAB_TRY(config::parse_listen("peer.listen", s.peer_listen));
+  s.peer_advertise = c.string("peer.advertise");
+  if (!s.peer_advertise.empty()) {
+    LAB_TRY_ASSIGN(auto a, config::parse_listen("peer.advertise", s.peer_advertise));
+    if (a.port == 0 || a.host == "0.0.0.0" || a.host == "::") {
+      return Error(config::ConfigError::invalid_value,
+                   "peer.advertise = \"" + s.peer_advertise +
+                       "\": name the address and port peers connect to, not a wildcard");
+    }
+  }
+  s.gossip_interval = c.duration("peer.gossip_interval");
+  if (s.gossip_interval < 1s || s.gossip_interval > 3600s)
+    return Error(config::ConfigError::invalid_value, "peer.gossip_interval: between 1s and 1h");
   for (const auto& t : c.tables("secret_access")) {
     localapi::SecretAccess a;
     a.name = t.string("name");

@@ -32,6 +32,9 @@ struct Settings {
   std::chrono::seconds backoff_initial{1};
   std::chrono::seconds backoff_cap{60};
   std::string log_level = "info";
+  std::string peer_listen = "0.0.0.0:8444";  // "off": no peer listener
+  std::string peer_advertise;                // empty: derived (see schema)
+  std::chrono::seconds gossip_interval{10};
   std::vector<localapi::SecretAccess> secret_access;
 
   [[nodiscard]] std::filesystem::path cache_file() const { return data_dir / "cache.db"; }

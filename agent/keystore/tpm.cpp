@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <mutex>
@@ -16,7 +17,8 @@
 namespace lab::agent::keystore {
 namespace {
 
-constexpr std::uint8_t kBlobVersion = 1;
+constexpr std::uint8_t kBlobVersion = 2;
+constexpr std::size_t kPcrValueSize = 32;  // SHA-256
 constexpr std::uint32_t kMaxPcr = 23;
 
 // The TPM is one device with a handful of slots: one caller at a time in this process.
@@ -348,6 +350,14 @@ shared::crypto::Bytes serialize(const SealedBlob& blob) {
                             'K', kBlobVersion, static_cast<std::uint8_t>(blob.pcrs.size())};
   for (std::uint32_t pcr : blob.pcrs)
     out.push_back(static_cast<std::uint8_t>(pcr));
+  const bool values = blob.pcr_values.size() == blob.pcrs.size() &&
+                      std::all_of(blob.pcr_values.begin(), blob.pcr_values.end(),
+                                  [](const auto& v) { return v.size() == kPcrValueSize; });
+  out.push_back(values ? static_cast<std::uint8_t>(blob.pcrs.size()) : 0);
+  if (values) {
+    for (const auto& v : blob.pcr_values)
+      out.insert(out.end(), v.begin(), v.end());
+  }
   for (const auto* part : {&blob.public_area, &blob.private_area}) {
     out.push_back(static_cast<std::uint8_t>(part->size() >> 8));
     out.push_back(static_cast<std::uint8_t>(part->size() & 0xFF));
@@ -362,8 +372,9 @@ Result<SealedBlob> parse_blob(shared::crypto::ByteView in) {
   };
   if (in.size() < 6 || std::memcmp(in.data(), "LABK", 4) != 0)
     return bad("not a sealed key file");
-  if (in[4] != kBlobVersion)
-    return bad(fmt::format("unsupported version {}", in[4]));
+  const std::uint8_t version = in[4];
+  if (version != 1 && version != kBlobVersion)
+    return bad(fmt::format("unsupported version {}", version));
   SealedBlob blob;
   std::size_t pos = 6;
   const std::size_t count = in[5];
@@ -373,6 +384,20 @@ Result<SealedBlob> parse_blob(shared::crypto::ByteView in) {
     if (in[pos] > kMaxPcr)
       return bad("PCR index out of range");
     blob.pcrs.push_back(in[pos++]);
+  }
+  if (version >= 2) {
+    if (in.size() < pos + 1)
+      return bad("truncated");
+    const std::size_t values = in[pos++];
+    if (values != 0 && values != count)
+      return bad("PCR value count does not match the PCRs");
+    if (in.size() < pos + values * kPcrValueSize)
+      return bad("truncated");
+    for (std::size_t i = 0; i < values; ++i) {
+      const auto* at = in.data() + pos;
+      blob.pcr_values.emplace_back(at, at + kPcrValueSize);
+      pos += kPcrValueSize;
+    }
   }
   for (auto* part : {&blob.public_area, &blob.private_area}) {
     if (in.size() < pos + 2)
@@ -389,6 +414,63 @@ Result<SealedBlob> parse_blob(shared::crypto::ByteView in) {
     return bad("trailing bytes");
   return blob;
 }
+
+namespace {
+
+// The SHA-256 values of `pcrs`, in order, one PCR_Read each (a read returns at most 8).
+Result<std::vector<shared::crypto::Bytes>> read_pcrs(const Tss2Api& tss, ESYS_CONTEXT* esys,
+                                                     const std::vector<std::uint32_t>& pcrs) {
+  std::vector<shared::crypto::Bytes> out;
+  for (const std::uint32_t pcr : pcrs) {
+    const TPML_PCR_SELECTION sel = pcr_selection({pcr});
+    UINT32 counter = 0;
+    Freed<TPML_PCR_SELECTION> selected(tss);
+    Freed<TPML_DIGEST> values(tss);
+    const TSS2_RC rc = tss.esys_pcr_read(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel,
+                                         &counter, &selected.p, &values.p);
+    if (rc != TSS2_RC_SUCCESS)
+      return tpm_error(tss, KeystoreError::policy, fmt::format("PCR_Read of PCR {}", pcr), rc);
+    if (values.p == nullptr || values.p->count != 1 || values.p->digests[0].size != kPcrValueSize) {
+      return Error(
+          KeystoreError::policy,
+          fmt::format("PCR_Read of PCR {}: no SHA-256 value (is the bank allocated?)", pcr));
+    }
+    const auto& d = values.p->digests[0];
+    out.emplace_back(d.buffer, d.buffer + d.size);
+  }
+  return out;
+}
+
+std::string short_hex(const shared::crypto::Bytes& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size() && i < 8; ++i)
+    out += fmt::format("{:02x}", v[i]);
+  return out + "…";
+}
+
+// Which PCRs differ now from their values at seal time, as a sentence.
+std::string changed_pcrs(const Tss2Api& tss, ESYS_CONTEXT* esys, const SealedBlob& blob) {
+  if (blob.pcr_values.size() != blob.pcrs.size())
+    return "the PCR values at seal time are unknown (the key was sealed by an older labd)";
+  auto now = read_pcrs(tss, esys, blob.pcrs);
+  if (!now)
+    return "the PCRs could not be read to tell which changed: " + now.error().message();
+  std::vector<std::uint32_t> changed;
+  std::vector<std::string> detail;
+  for (std::size_t i = 0; i < blob.pcrs.size(); ++i) {
+    if ((*now)[i] != blob.pcr_values[i]) {
+      changed.push_back(blob.pcrs[i]);
+      detail.push_back(fmt::format("PCR {} was {} at sealing, is {} now", blob.pcrs[i],
+                                   short_hex(blob.pcr_values[i]), short_hex((*now)[i])));
+    }
+  }
+  if (changed.empty())
+    return "no PCR differs from its value at seal time (the sealed object or policy is damaged)";
+  return fmt::format("{} changed since the data key was sealed ({})", describe_pcrs(changed),
+                     fmt::join(detail, "; "));
+}
+
+}  // namespace
 
 Result<SealedBlob> tpm_seal(std::string_view tcti, shared::crypto::ByteView secret,
                             const std::vector<std::uint32_t>& pcrs) {
@@ -448,6 +530,8 @@ Result<SealedBlob> tpm_seal(std::string_view tcti, shared::crypto::ByteView secr
     return tpm_error(tss, KeystoreError::seal_failed, "create sealed object", rc);
   SealedBlob blob;
   blob.pcrs = pcrs;
+  // Recorded so that a later policy failure can say which PCR moved.
+  LAB_TRY_ASSIGN(blob.pcr_values, read_pcrs(tss, esys, pcrs));
   LAB_TRY_ASSIGN(blob.public_area, marshal(tss, *out_public.p, tss.mu_tpm2b_public_marshal));
   LAB_TRY_ASSIGN(blob.private_area, marshal(tss, *out_private.p, tss.mu_tpm2b_private_marshal));
   return blob;
@@ -512,9 +596,8 @@ Result<shared::crypto::SecretBytes> tpm_unseal(std::string_view tcti, const Seal
   if (rc != TSS2_RC_SUCCESS) {
     if (base_rc(rc) == TPM2_RC_POLICY_FAIL) {
       return Error(KeystoreError::pcr_policy_failed,
-                   fmt::format("PCR policy failed ({}): the measured boot state changed since "
-                               "the data key was sealed ({})",
-                               describe_pcrs(blob.pcrs), rc_text(tss, rc)));
+                   fmt::format("PCR policy failed ({}): {} ({})", describe_pcrs(blob.pcrs),
+                               changed_pcrs(tss, esys, blob), rc_text(tss, rc)));
     }
     if (base_rc(rc) == TPM2_RC_INTEGRITY) {
       return Error(KeystoreError::other_tpm,

@@ -20,10 +20,15 @@ struct SealedBlob {
   shared::crypto::Bytes public_area;
   shared::crypto::Bytes private_area;
   std::vector<std::uint32_t> pcrs;  // SHA-256 bank; empty: no policy
+  /// The SHA-256 value of each of `pcrs` when the key was sealed, in the same order; empty for
+  /// a blob of version 1 (sealed before they were recorded). Not trusted for anything: only
+  /// to say which PCR changed when the policy fails.
+  std::vector<shared::crypto::Bytes> pcr_values;
 };
 
-/// File form: "LABK" | version(1) | pcr count u8 | pcrs (u8 each) | u16 len | public
-/// | u16 len | private.
+/// File form: "LABK" | version u8 (2) | pcr count u8 | pcrs (u8 each) | value count u8 (0 or
+/// the pcr count) | 32-byte values | u16 len | public | u16 len | private. Version 1 (no value
+/// count, no values) is still read.
 shared::crypto::Bytes serialize(const SealedBlob& blob);
 /// bad_blob when the bytes are not a complete blob of this format.
 Result<SealedBlob> parse_blob(shared::crypto::ByteView bytes);
@@ -39,7 +44,8 @@ Result<SealedBlob> tpm_seal(std::string_view tcti, shared::crypto::ByteView secr
                             const std::vector<std::uint32_t>& pcrs);
 
 /// Unseals over a salted session (the secret never crosses the bus in clear). other_tpm when
-/// the blob belongs to another TPM, pcr_policy_failed (naming the PCRs) when a PCR changed.
+/// the blob belongs to another TPM, pcr_policy_failed when a PCR changed: the message names
+/// the PCRs that differ from their values at seal time, with both values.
 Result<shared::crypto::SecretBytes> tpm_unseal(std::string_view tcti, const SealedBlob& blob);
 
 /// True when the TCTI opens and the TPM answers Startup.

@@ -60,6 +60,7 @@ Result<Tss2Library> Tss2Library::load(const Tss2Sonames& sonames) {
   LAB_TRY(resolve(esys, sonames.esys, "Esys_Create", a.esys_create));
   LAB_TRY(resolve(esys, sonames.esys, "Esys_Load", a.esys_load));
   LAB_TRY(resolve(esys, sonames.esys, "Esys_Unseal", a.esys_unseal));
+  LAB_TRY(resolve(esys, sonames.esys, "Esys_PCR_Read", a.esys_pcr_read));
   LAB_TRY(resolve(tctildr, sonames.tctildr, "Tss2_TctiLdr_Initialize", a.tctildr_initialize));
   LAB_TRY(resolve(tctildr, sonames.tctildr, "Tss2_TctiLdr_Finalize", a.tctildr_finalize));
   LAB_TRY(resolve(mu, sonames.mu, "Tss2_MU_TPM2B_PUBLIC_Marshal", a.mu_tpm2b_public_marshal));

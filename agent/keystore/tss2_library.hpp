@@ -44,6 +44,7 @@ struct Tss2Api {
   decltype(&::Esys_Create) esys_create = nullptr;
   decltype(&::Esys_Load) esys_load = nullptr;
   decltype(&::Esys_Unseal) esys_unseal = nullptr;
+  decltype(&::Esys_PCR_Read) esys_pcr_read = nullptr;
   decltype(&::Tss2_TctiLdr_Initialize) tctildr_initialize = nullptr;
   decltype(&::Tss2_TctiLdr_Finalize) tctildr_finalize = nullptr;
   decltype(&::Tss2_MU_TPM2B_PUBLIC_Marshal) mu_tpm2b_public_marshal = nullptr;

@@ -42,6 +42,10 @@ std::shared_ptr<const Served> make_served(const cache::View& view) {
   s->view.confirmed_at = view.confirmed_at;
   s->view.groups = view.groups;
   s->view.secrets = view.secrets;
+  s->view.keepers = view.keepers;
+  s->view.gossip = view.gossip;
+  s->view.revoked_serials = view.revoked_serials;
+  s->view.origin = view.origin;
   s->label_count = view.labels.size();
   std::string& out = s->labels_json;
   std::size_t size = 2;
@@ -134,6 +138,16 @@ SyncStatus State::sync_status() const {
   return sync_;
 }
 
+void State::set_peer_status(PeerStatus peer) {
+  const std::lock_guard lock(mutex_);
+  peer_ = std::move(peer);
+}
+
+std::optional<PeerStatus> State::peer_status() const {
+  const std::lock_guard lock(mutex_);
+  return peer_;
+}
+
 std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_confirmed,
                                       std::int64_t now) {
   if (!last_confirmed)
@@ -189,6 +203,25 @@ http::Response Api::status() const {
   o["last_contact"] = optional_int(state_->last_contact());
   o["last_confirmed"] = optional_int(confirmed);
   o["staleness_seconds"] = optional_int(staleness(confirmed, now_()));
+  // Where the view came from: the coordinator, or a peer relaying the coordinator's envelope
+  // (then staleness counts from the last coordinator answer, and view_age from its signing).
+  if (view.origin) {
+    o["source"] = view.origin->peer_node.empty() ? "coordinator" : "peer";
+    if (!view.origin->peer_node.empty())
+      o["source_peer"] = view.origin->peer_node + "@" + view.origin->peer_address;
+    o["applied_at"] = view.origin->applied_at;
+  } else {
+    o["source"] = nullptr;
+  }
+  o["view_age_seconds"] =
+      view.revision > 0 ? boost::json::value(std::max<std::int64_t>(0, now_() - view.issued_at))
+                        : boost::json::value(nullptr);
+  if (const auto peer = state_->peer_status()) {
+    o["peer_listen"] =
+        peer->listen.empty() ? boost::json::value(nullptr) : boost::json::value(peer->listen);
+    o["fleet_revision"] = peer->fleet_revision;
+    o["kept_nodes"] = peer->kept_nodes;
+  }
   o["key_protection"] = state_->key_protection();
   o["coordinator_reachable"] = state_->reachable();
   o["labels"] = served->label_count;

@@ -61,6 +61,13 @@ struct SyncStatus {
   std::optional<std::string> last_error;  // the failure's message; nullopt when ok
 };
 
+/// The peer side of the agent, as status reports it.
+struct PeerStatus {
+  std::string listen;  // "10.0.0.7:8444" as advertised; empty when the listener is off
+  std::int64_t fleet_revision = 0;
+  std::size_t kept_nodes = 0;
+};
+
 /// What the API serves; replaced whole after each applied bundle, read lock-free by handlers.
 /// The times and the sync outcome live beside it, so a coordinator answer never copies the view.
 class State {
@@ -86,6 +93,8 @@ class State {
   /// Unix seconds of the last confirmation that the cache is current; nullopt when never.
   [[nodiscard]] std::optional<std::int64_t> last_confirmed() const noexcept;
   [[nodiscard]] SyncStatus sync_status() const;
+  void set_peer_status(PeerStatus peer);
+  [[nodiscard]] std::optional<PeerStatus> peer_status() const;
 
   [[nodiscard]] bool reachable() const noexcept { return reachable_.load(); }
   [[nodiscard]] const shared::crypto::X25519PrivateKey& sealing_key() const noexcept {
@@ -103,7 +112,8 @@ class State {
   std::atomic<bool> reachable_{false};
   std::atomic<std::int64_t> last_contact_{kNever};
   std::atomic<std::int64_t> last_confirmed_{kNever};
-  SyncStatus sync_;  // under mutex_
+  SyncStatus sync_;                 // under mutex_
+  std::optional<PeerStatus> peer_;  // under mutex_
 };
 
 /// Seconds since `last_confirmed`; nullopt when the cache was never confirmed current.

@@ -55,6 +55,20 @@ Result<std::string> certificate_of(const http::BeastResponse& r, std::string_vie
   return *cert;
 }
 
+// A revision header of a poll answer; 0 when absent or not a number.
+std::int64_t revision_header(const http::BeastResponse& r, std::string_view name) {
+  const auto v = r.headers.get(name);
+  if (!v || v->empty() || v->size() > 18)
+    return 0;
+  std::int64_t n = 0;
+  for (const char c : *v) {
+    if (c < '0' || c > '9')
+      return 0;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
 class HttpTransport final : public Transport {
  public:
   HttpTransport(const cache::Identity& id, std::chrono::seconds wait)
@@ -71,16 +85,48 @@ class HttpTransport final : public Transport {
     client_ = std::make_unique<http::BeastClient>(std::move(o));
   }
 
-  Result<std::optional<crypto::Bytes>> fetch_bundle(std::int64_t since,
-                                                    std::chrono::seconds wait) override {
-    auto r = client_->get(fmt::format("/v1/agent/bundle?since={}&wait={}", since, wait.count()));
+  Result<PollAnswer> fetch_bundle(std::int64_t since, std::chrono::seconds wait,
+                                  std::optional<std::int64_t> kept_since) override {
+    std::string target = fmt::format("/v1/agent/bundle?since={}&wait={}", since, wait.count());
+    if (kept_since)
+      target += fmt::format("&kept={}", *kept_since);
+    auto r = client_->get(target);
+    if (!r)
+      return transport_error(r.error());
+    if (r->status != 204 && r->status != 200)
+      return status_error(*r, "bundle");
+    PollAnswer a;
+    a.fleet_revision = revision_header(*r, "Lab-Fleet-Revision");
+    a.kept_revision = revision_header(*r, "Lab-Kept-Revision");
+    if (r->status == 200)
+      a.envelope = crypto::to_bytes(r->body);
+    return a;
+  }
+
+  Result<shared::protocol::Kept> fetch_kept(std::int64_t since) override {
+    auto r = client_->get(fmt::format("/v1/agent/kept?since={}", since));
+    if (!r)
+      return transport_error(r.error());
+    if (r->status != 200)
+      return status_error(*r, "kept envelopes");
+    auto o = shared::json::parse_object(r->body, {.max_size = r->body.size() + 1, .max_depth = 8});
+    if (!o)
+      return Error(SyncError::bad_response, "kept envelopes: " + o.error().message());
+    auto k = shared::protocol::kept_from_json(*o);
+    if (!k)
+      return Error(SyncError::bad_response, "kept envelopes: " + k.error().message());
+    return std::move(*k);
+  }
+
+  Result<std::optional<crypto::Bytes>> fetch_fleet(std::int64_t since) override {
+    auto r = client_->get(fmt::format("/v1/agent/fleet?since={}", since));
     if (!r)
       return transport_error(r.error());
     if (r->status == 204)
       return std::optional<crypto::Bytes>{};
-    if (r->status == 200)
-      return std::optional<crypto::Bytes>(crypto::to_bytes(r->body));
-    return status_error(*r, "bundle");
+    if (r->status != 200)
+      return status_error(*r, "fleet envelope");
+    return std::optional<crypto::Bytes>(crypto::to_bytes(r->body));
   }
 
   Result<void> report(std::string_view state, const boost::json::object& facts) override {
@@ -169,6 +215,14 @@ std::chrono::system_clock::time_point at(std::int64_t unix_seconds) {
 
 }  // namespace
 
+Result<shared::protocol::Kept> Transport::fetch_kept(std::int64_t /*since*/) {
+  return Error(SyncError::rejected, "this transport does not relay kept envelopes");
+}
+
+Result<std::optional<crypto::Bytes>> Transport::fetch_fleet(std::int64_t /*since*/) {
+  return Error(SyncError::rejected, "this transport does not carry the fleet envelope");
+}
+
 std::unique_ptr<Transport> make_http_transport(const cache::Identity& identity,
                                                std::chrono::seconds wait) {
   return std::make_unique<HttpTransport>(identity, wait);
@@ -246,8 +300,13 @@ void Syncer::report_if_due(std::int64_t now) {
 Result<std::optional<std::int64_t>> Syncer::poll_once() {
   LAB_TRY(ensure_transport());
   LAB_TRY_ASSIGN(std::int64_t since, cache_.revision());
-  auto fetched =
-      transport_->fetch_bundle(since, quick_poll_ ? std::chrono::seconds(0) : options_.wait);
+  std::optional<std::int64_t> kept_since;
+  if (peers_ != nullptr) {
+    LAB_TRY_ASSIGN(cache::KeptSummary held, cache_.kept());
+    kept_since = held.revision;
+  }
+  auto fetched = transport_->fetch_bundle(
+      since, quick_poll_ ? std::chrono::seconds(0) : options_.wait, kept_since);
   if (!fetched) {
     if (hooks_.contact)
       hooks_.contact(fetched.error() != SyncError::unreachable, now_());
@@ -260,7 +319,13 @@ Result<std::optional<std::int64_t>> Syncer::poll_once() {
   if (hooks_.contact)
     hooks_.contact(true, now);
   report_if_due(now);
-  if (!*fetched) {
+  if (peers_ != nullptr) {
+    // Keeping others' envelopes is a service to peers: a failure is this round's error only
+    // after the node's own bundle was handled.
+    if (auto followed = follow_peers(*fetched); !followed && hooks_.failed)
+      hooks_.failed(followed.error(), std::chrono::milliseconds(0));
+  }
+  if (!fetched->envelope) {
     LAB_TRY(cache_.touch(now));
     if (hooks_.confirmed)
       hooks_.confirmed(now);
@@ -271,8 +336,8 @@ Result<std::optional<std::int64_t>> Syncer::poll_once() {
     const std::lock_guard lock(apply_mutex_);
     {
       // Scoped so the envelope and the parsed bundle are freed before the view is built.
-      auto applied = cache_.apply(**fetched, now);
-      fetched->reset();
+      auto applied = cache_.apply(*fetched->envelope, now);
+      fetched->envelope.reset();
       if (!applied) {
         if (applied.error() == cache::CacheError::not_newer) {
           LAB_TRY(cache_.touch(now));
@@ -295,6 +360,64 @@ Result<std::optional<std::int64_t>> Syncer::poll_once() {
   if (settled_)
     settled_();
   return std::optional<std::int64_t>(revision);
+}
+
+Result<void> Syncer::follow_peers(const PollAnswer& answer) {
+  if (answer.fleet_revision > peers_->fleet_revision()) {
+    LAB_TRY_ASSIGN(auto fleet, transport_->fetch_fleet(peers_->fleet_revision()));
+    if (fleet)
+      peers_->offer_fleet(*fleet);
+  }
+  LAB_TRY_ASSIGN(cache::KeptSummary held, cache_.kept());
+  const bool dropped_all = answer.kept_revision == 0 && !held.node_ids.empty();
+  if (answer.kept_revision <= held.revision && !dropped_all)
+    return {};
+  // Newer envelopes for the nodes this one keeps, or (revision 0) it keeps none any more.
+  LAB_TRY_ASSIGN(shared::protocol::Kept kept, transport_->fetch_kept(held.revision));
+  for (const auto& envelope : kept.envelopes) {
+    // Each is checked on its own (signature, bundle): one bad envelope does not stop the rest.
+    if (auto k = cache_.keep(envelope); !k && hooks_.failed)
+      hooks_.failed(k.error(), std::chrono::milliseconds(0));
+  }
+  LAB_TRY(cache_.retain_kept(kept.node_ids));
+  if (hooks_.kept) {
+    LAB_TRY_ASSIGN(cache::KeptSummary now_held, cache_.kept());
+    hooks_.kept(now_held.node_ids.size(), now_held.revision);
+  }
+  return {};
+}
+
+Result<bool> Syncer::sync_from_keepers() {
+  if (peers_ == nullptr)
+    return false;
+  LAB_TRY_ASSIGN(cache::View view, cache_.view());
+  if (view.keepers.empty())
+    return false;
+  auto relayed = peers_->ask_keepers(view.revision, view.keepers);
+  if (!relayed)
+    return false;
+  const std::int64_t now = now_();
+  std::int64_t revision = 0;
+  {
+    const std::lock_guard lock(apply_mutex_);
+    {
+      // The cache decides: the coordinator's signature, this node, newer than the cached one.
+      auto applied = cache_.apply(relayed->envelope, now, &relayed->origin);
+      relayed->envelope.clear();
+      if (!applied)
+        return applied.error();
+      revision = applied->revision;
+    }
+    if (hooks_.applied) {
+      LAB_TRY_ASSIGN(cache::View fresh, cache_.view());
+      hooks_.applied(fresh);
+    }
+  }
+  if (hooks_.relayed)
+    hooks_.relayed(relayed->origin, revision);
+  if (settled_)
+    settled_();
+  return true;
 }
 
 Result<bool> Syncer::renew_if_due(bool force) {

@@ -23,15 +23,28 @@
 
 namespace lab::agent::sync {
 
+/// A poll's answer: the node's newer envelope, if any, and how new the fleet envelope and the
+/// envelopes this node keeps are at the coordinator (0 when it does not say).
+struct PollAnswer {
+  std::optional<shared::crypto::Bytes> envelope;
+  std::int64_t fleet_revision = 0;
+  std::int64_t kept_revision = 0;
+};
+
 /// The coordinator's agent routes, over mTLS with the node certificate, and the renewal of an
 /// expired certificate, over TLS without one.
 class Transport {
  public:
   virtual ~Transport() = default;
-  /// GET /v1/agent/bundle?since=REV&wait=S: the envelope bytes on 200, nullopt on 204.
+  /// GET /v1/agent/bundle?since=REV&wait=S[&kept=K]: the envelope bytes on 200, none on 204.
+  /// With `kept_since` the poll also ends when an envelope this node keeps moves past it.
   /// unreachable on transport failure, forbidden on 401/403, rejected on other statuses.
-  virtual Result<std::optional<shared::crypto::Bytes>> fetch_bundle(std::int64_t since,
-                                                                    std::chrono::seconds wait) = 0;
+  virtual Result<PollAnswer> fetch_bundle(std::int64_t since, std::chrono::seconds wait,
+                                          std::optional<std::int64_t> kept_since) = 0;
+  /// GET /v1/agent/kept?since=REV: the envelopes this node keeps for its peers.
+  virtual Result<shared::protocol::Kept> fetch_kept(std::int64_t since);
+  /// GET /v1/agent/fleet?since=REV: the fleet envelope when newer than `since`.
+  virtual Result<std::optional<shared::crypto::Bytes>> fetch_fleet(std::int64_t since);
   /// POST /v1/agent/renew: the new certificate PEM for `csr_pem`.
   virtual Result<std::string> renew(std::string_view csr_pem) = 0;
   /// POST /v1/renew, presenting no client certificate (it may have expired) and verifying the
@@ -98,9 +111,33 @@ struct SyncHooks {
   /// the renewal grace): renewal stops, the cache is still served, the node must rejoin.
   /// Called once per certificate.
   std::function<void(const Error&)> rejoin_needed;
+  /// An envelope relayed by a keeper was applied (the coordinator being out of reach).
+  std::function<void(const cache::Origin&, std::int64_t revision)> relayed;
+  /// Kept envelopes changed: how many nodes this node keeps now, the newest revision.
+  std::function<void(std::size_t nodes, std::int64_t revision)> kept;
   /// A report was not taken; it is sent again after `retry_in` (rate-limited) or after the
   /// next successful poll (0). Sync goes on either way.
   std::function<void(const Error&, std::chrono::seconds retry_in)> report_failed;
+};
+
+/// An envelope of this node that a keeper relayed, and who relayed it.
+struct Relayed {
+  shared::crypto::Bytes envelope;
+  cache::Origin origin;
+};
+
+/// What peer sync adds to the rounds (agent/peer implements it): the fleet envelope the
+/// coordinator hands out goes to the gossip engine, and while the coordinator is out of reach
+/// the node's keepers are asked for its newest envelope.
+class PeerSync {
+ public:
+  virtual ~PeerSync() = default;
+  [[nodiscard]] virtual std::int64_t fleet_revision() const = 0;
+  virtual void offer_fleet(const shared::crypto::Bytes& envelope) = 0;
+  /// This node's envelope newer than `since` from the first of `keepers` that has one;
+  /// nullopt when none has. Each refusal is logged by the implementation.
+  virtual std::optional<Relayed> ask_keepers(
+      std::int64_t since, const std::vector<shared::protocol::Peer>& keepers) = 0;
 };
 
 using TransportFactory = std::function<std::unique_ptr<Transport>(const cache::Identity&)>;
@@ -129,6 +166,16 @@ class Syncer {
     return renewal_refusal_;
   }
 
+  /// Peer sync: keep envelopes for peers (the coordinator names this node a keeper only when it
+  /// reported a peer address), hand fleet envelopes on, ask keepers when cut off. Set before
+  /// run(); without it the node syncs with the coordinator only.
+  void set_peer_sync(PeerSync* peers) { peers_ = peers; }
+
+  /// While the coordinator is unreachable (the peer loop calls it each gossip round): asks the
+  /// keepers of the cached view for a newer envelope of this node and applies it. True when
+  /// one was applied. Safe beside run() on another thread (the cache and apply_mutex order it).
+  Result<bool> sync_from_keepers();
+
   /// Called after SyncHooks::applied, once the round's buffers (envelope, bundle, view) are
   /// freed: the moment to hand memory back. Set before run().
   void on_settled(std::function<void()> settled) { settled_ = std::move(settled); }
@@ -149,6 +196,7 @@ class Syncer {
   Result<void> install_certificate(const cache::Identity& id, const std::string& pem,
                                    const shared::crypto::EcPrivateKey& key);
   void report_if_due(std::int64_t now);
+  Result<void> follow_peers(const PollAnswer& answer);
   void pause(std::chrono::milliseconds d);
 
   cache::Cache& cache_;
@@ -158,6 +206,7 @@ class Syncer {
   std::function<void()> settled_;
   std::function<std::int64_t()> now_;
   std::unique_ptr<Transport> transport_;
+  PeerSync* peers_ = nullptr;
   bool reported_ = false;
   std::int64_t report_after_ = 0;  // unix seconds; after a 429 to a report
   // The next poll asks the coordinator not to hold it: after start and after a failure the

@@ -305,6 +305,14 @@ Response bundle_response(const Coordinator::SignedBundle& b) {
   return r;
 }
 
+// Every answer to a poll says how new the fleet envelope and this node's kept envelopes are,
+// so the agent fetches them only when they moved.
+Response with_peer_revisions(Response r, Coordinator& c, const std::string& node_id) {
+  r.headers.set("Lab-Fleet-Revision", std::to_string(c.fleet().revision));
+  r.headers.set("Lab-Kept-Revision", std::to_string(c.kept_revision(node_id)));
+  return r;
+}
+
 }  // namespace
 
 void Api::State::bundle(Request req, Reply reply) {
@@ -318,10 +326,20 @@ void Api::State::bundle(Request req, Reply reply) {
     reply(bad_param("wait"));
     return;
   }
+  // kept=REV: the agent keeps envelopes of other nodes and holds them up to REV; the poll
+  // also ends when one of them has a newer one.
+  std::optional<std::int64_t> kept_since;
+  if (req.query_param("kept")) {
+    kept_since = int_param(req, "kept", 0);
+    if (!kept_since) {
+      reply(bad_param("kept"));
+      return;
+    }
+  }
   const auto wait_for =
       std::chrono::seconds(std::min<std::int64_t>(*wait, options.max_wait.count()));
   asio::post(blocking, [self = shared_from_this(), req = std::move(req), reply = std::move(reply),
-                        since = *since, wait_for]() mutable {
+                        since = *since, kept_since, wait_for]() mutable {
     Response refusal;
     auto agent = self->identify(req, refusal);
     if (!agent) {
@@ -352,21 +370,22 @@ void Api::State::bundle(Request req, Reply reply) {
         }
       });
     }
-    auto w = self->coordinator.watch(agent->node_id, since,
-                                     [self, weak](const Coordinator::SignedBundle& b) {
-                                       auto poll = weak.lock();
-                                       if (!poll)
-                                         return;
-                                       if (b.revoked) {
-                                         // Revoked while parked: refused now, as every later
-                                         // request will be.
-                                         self->long_polls_revoked.fetch_add(1);
-                                         self->finish(poll, forbidden());
-                                         return;
-                                       }
-                                       self->long_polls_answered.fetch_add(1);
-                                       self->finish(poll, bundle_response(b));
-                                     });
+    auto w = self->coordinator.watch(
+        agent->node_id, since, kept_since,
+        [self, weak, node_id = agent->node_id](const Coordinator::SignedBundle& b) {
+          auto poll = weak.lock();
+          if (!poll)
+            return;
+          if (b.revoked) {
+            // Revoked while parked: refused now, as every later request will be.
+            self->long_polls_revoked.fetch_add(1);
+            self->finish(poll, forbidden());
+            return;
+          }
+          self->long_polls_answered.fetch_add(1);
+          self->finish(poll, with_peer_revisions(b.kept_changed ? no_content() : bundle_response(b),
+                                                 self->coordinator, node_id));
+        });
     {
       std::lock_guard lock(p->mu);
       if (!p->done)
@@ -374,18 +393,18 @@ void Api::State::bundle(Request req, Reply reply) {
     }
     w.reset();  // answered during watch(): release it here, outside its callback
     // The timer belongs to the poll's strand; armed there.
-    asio::post(p->strand, [self, p, wait_for] {
+    asio::post(p->strand, [self, p, wait_for, node_id = agent->node_id] {
       {
         std::lock_guard lock(p->mu);
         if (p->done)
           return;
       }
       p->timer.expires_after(wait_for);
-      p->timer.async_wait([self, p](const boost::system::error_code& ec) {
+      p->timer.async_wait([self, p, node_id](const boost::system::error_code& ec) {
         if (ec)
           return;
         self->long_polls_timed_out.fetch_add(1);
-        self->finish(p, no_content());
+        self->finish(p, with_peer_revisions(no_content(), self->coordinator, node_id));
       });
     });
   });
@@ -602,6 +621,28 @@ void Api::handle(Request req, Reply reply) {
     case RouteId::agent_bundle:
       st->bundle(std::move(req), std::move(counted));
       return;
+    case RouteId::agent_kept:
+    case RouteId::agent_fleet: {
+      const auto since = int_param(req, "since", 0);
+      if (!since) {
+        counted(bad_param("since"));
+        return;
+      }
+      st->blocking_call(
+          std::move(counted), [st, id, since = *since, req = std::move(req)](Coordinator& c) {
+            Response denied;
+            auto agent = st->identify(req, denied);
+            if (!agent)
+              return denied;
+            if (id == RouteId::agent_kept)
+              return json_response(200, shared::protocol::to_json(c.kept(*agent, since)));
+            auto fleet = c.fleet();
+            if (!fleet.envelope || fleet.revision <= since)
+              return no_content();
+            return bundle_response(fleet);
+          });
+      return;
+    }
     case RouteId::agent_renew:
     case RouteId::agent_report: {
       Response refusal;

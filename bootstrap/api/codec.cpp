@@ -64,7 +64,14 @@ json::object to_json(const coordinator::NodeInfo& n) {
           {"cert_serial", n.cert_serial},
           {"cert_expires_at", n.cert_expires_at},
           {"key_protection", n.key_protection},
-          {"reinstall_armed", n.reinstall_armed}};
+          {"reinstall_armed", n.reinstall_armed},
+          {"revision", n.revision},
+          {"agent_revision", n.agent_revision ? json::value(*n.agent_revision) : json::value()},
+          // How far the agent's cache is behind its newest bundle, in revisions; null when
+          // its agent has not polled since the coordinator started.
+          {"revision_lag",
+           n.agent_revision ? json::value(std::max<std::int64_t>(0, n.revision - *n.agent_revision))
+                            : json::value()}};
 }
 
 json::object to_json(const coordinator::MachineInfo& m) {

@@ -40,6 +40,8 @@ const std::vector<Route>& routes() {
   static const std::vector<Route> kTable = {
       {"POST", "/v1/join", RouteId::join},
       {"GET", "/v1/agent/bundle", RouteId::agent_bundle},
+      {"GET", "/v1/agent/kept", RouteId::agent_kept},
+      {"GET", "/v1/agent/fleet", RouteId::agent_fleet},
       {"POST", "/v1/agent/renew", RouteId::agent_renew},
       {"POST", "/v1/agent/report", RouteId::agent_report},
       {"POST", "/v1/renew", RouteId::renew_with_proof},

@@ -9,6 +9,8 @@ namespace lab::bootstrap::api {
 enum class RouteId {
   join,
   agent_bundle,
+  agent_kept,
+  agent_fleet,
   agent_renew,
   agent_report,
   renew_with_proof,

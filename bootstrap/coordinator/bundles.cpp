@@ -7,6 +7,7 @@
 #include "shared/crypto/aead.hpp"
 #include "shared/crypto/encoding.hpp"
 #include "shared/envelope/envelope.hpp"
+#include "shared/protocol/ring.hpp"
 
 #include <sched.h>
 
@@ -95,6 +96,8 @@ bool same_view(const proto::Bundle& a, const proto::Bundle& b) {
   auto same_peer = [](const proto::Peer& x, const proto::Peer& y) {
     return x.node_id == y.node_id && x.address == y.address;
   };
+  if (!std::equal(a.gossip.begin(), a.gossip.end(), b.gossip.begin(), b.gossip.end(), same_peer))
+    return false;
   return a.node_id == b.node_id && a.name == b.name && a.state == b.state && a.labels == b.labels &&
          a.groups == b.groups && a.revoked_serials == b.revoked_serials &&
          std::equal(a.secrets.begin(), a.secrets.end(), b.secrets.begin(), b.secrets.end(),
@@ -131,12 +134,26 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
         consider(it->second);
     }
   }
+  // The fleet envelope: what revocation every node must learn, even through peers.
+  const std::vector<std::string> revoked = model_.revoked_serials(t);
+  {
+    std::vector<std::string> revoked_nodes;
+    for (const auto& [id, n] : model_.nodes) {
+      if (n.state == "revoked")
+        revoked_nodes.push_back(id);
+    }
+    std::sort(revoked_nodes.begin(), revoked_nodes.end());
+    if (!fleet_view_ || fleet_view_->revoked_serials != revoked ||
+        fleet_view_->revoked_nodes != revoked_nodes) {
+      fleet_view_ = proto::Fleet{revision, t, revoked, std::move(revoked_nodes)};
+      out.fleet = fleet_view_;
+    }
+  }
   if (targets.empty())
     return out;
 
-  // Shared by every view: revoked serials, and the ring of reachable active nodes (sorted by
-  // id) from which each node gets its next max_peers neighbours.
-  const std::vector<std::string> revoked = model_.revoked_serials(t);
+  // The ring of reachable active nodes (sorted by id): each node's keepers are the next
+  // `keepers` after it, its further gossip partners the nodes 4, 8, 16, ... places on.
   std::vector<proto::Peer> ring;
   for (const auto& [id, n] : model_.nodes) {
     if (is_active_state(n.state) && !n.peer_address.empty())
@@ -189,17 +206,19 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
         }
         b.secrets.push_back({name, box.version, box.sealed});
       }
-      if (!ring.empty() && options_.max_peers > 0) {
-        auto pos = std::upper_bound(
-            ring.begin(), ring.end(), n.id,
-            [](const std::string& id, const proto::Peer& p) { return id < p.node_id; });
-        for (std::size_t k = 0; k < ring.size() && b.peers.size() < options_.max_peers; ++k) {
-          if (pos == ring.end())
-            pos = ring.begin();
-          if (pos->node_id != n.id)
-            b.peers.push_back(*pos);
-          ++pos;
-        }
+      if (!ring.empty()) {
+        const auto first = static_cast<std::size_t>(
+            std::upper_bound(
+                ring.begin(), ring.end(), n.id,
+                [](const std::string& id, const proto::Peer& p) { return id < p.node_id; }) -
+            ring.begin());
+        const auto picks = proto::ring_picks(
+            ring.size(), first, [&](std::size_t at) { return ring[at].node_id == n.id; },
+            options_.keepers, options_.gossip_partners);
+        for (const std::size_t at : picks.keepers)
+          b.peers.push_back(ring[at]);
+        for (const std::size_t at : picks.fingers)
+          b.gossip.push_back(ring[at]);
       }
     }
     if (state.published && same_view(state.view, b))
@@ -221,9 +240,26 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
 void CoordinatorImpl::deliver(Deliveries deliveries) {
   for (auto& call : deliveries.calls)
     call();
+  if (deliveries.fleet) {
+    const std::string payload = proto::serialize(*deliveries.fleet);
+    if (auto env = shared::envelope::seal(identity_.bundle_key, proto::kFleetKind,
+                                          cr::as_bytes(payload))) {
+      hub_->publish_fleet({deliveries.fleet->revision,
+                           std::make_shared<const std::string>(env->begin(), env->end()), false,
+                           false});
+    }
+  }
   auto& views = deliveries.views;
   if (views.empty())
     return;
+  // Keepers first, so that publishing a view nudges the keepers it has now.
+  for (const auto& v : views) {
+    std::vector<std::string> keepers;
+    keepers.reserve(v.view.peers.size());
+    for (const auto& p : v.view.peers)
+      keepers.push_back(p.node_id);
+    hub_->set_keepers(v.node_id, std::move(keepers));
+  }
   const std::string key_id = identity_.bundle_key.public_key().key_id();
   parallel_chunks(views.size(), kDeliveryChunk, [&](std::size_t begin, std::size_t end) {
     std::vector<std::pair<std::string, SignedBundle>> chunk;
@@ -248,8 +284,21 @@ Result<Coordinator::SignedBundle> CoordinatorImpl::bundle(const AgentIdentity& a
 }
 
 std::unique_ptr<Coordinator::Watch> CoordinatorImpl::watch(
-    std::string_view node_id, std::int64_t since, std::function<void(SignedBundle)> changed) {
-  return hub_->watch(std::string(node_id), since, std::move(changed));
+    std::string_view node_id, std::int64_t since, std::optional<std::int64_t> kept_since,
+    std::function<void(SignedBundle)> changed) {
+  return hub_->watch(std::string(node_id), since, kept_since, std::move(changed));
+}
+
+std::int64_t CoordinatorImpl::kept_revision(std::string_view node_id) {
+  return hub_->kept_revision(std::string(node_id));
+}
+
+proto::Kept CoordinatorImpl::kept(const AgentIdentity& agent, std::int64_t since) {
+  return hub_->kept(agent.node_id, since);
+}
+
+Coordinator::SignedBundle CoordinatorImpl::fleet() {
+  return hub_->fleet();
 }
 
 }  // namespace lab::bootstrap::coordinator

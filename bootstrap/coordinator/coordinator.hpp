@@ -67,9 +67,13 @@ struct Options {
   /// Selector of machines that join with a boot token and are enrolled without an operator's
   /// `lab node accept`; empty accepts none (they stay "discovered").
   std::string auto_accept;
-  /// How many peer addresses each bundle carries at most (neighbours on the ring of node ids),
-  /// so a bundle stays small in a large fleet.
-  std::size_t max_peers = 8;
+  /// A node's keepers: the next nodes after it on the ring of node ids (those with a peer
+  /// address) hold its newest envelope and hand it back to it when the coordinator is out of
+  /// reach. Its bundle lists them.
+  std::size_t keepers = 3;
+  /// Gossip partners beyond the keepers: ring fingers at distances 4, 8, 16, ..., so that the
+  /// fleet envelope spreads in about log2(N) rounds while a bundle stays small.
+  std::size_t gossip_partners = 16;
   /// The boot flight recorder. A join with a boot token bound to a MAC (and a refused one whose
   /// caller held the real token) is recorded there as agent_join for that MAC; null: not
   /// recorded. Must outlive the coordinator; called on the blocking pool.
@@ -147,6 +151,10 @@ struct NodeInfo {
   std::int64_t cert_expires_at = 0;
   std::string key_protection;    // as the agent reports it: "tpm", "tpm+pcr", "file"; "" unknown
   bool reinstall_armed = false;  // `lab node reinstall`: the next network boot re-enrols it
+  /// The revision of the node's newest bundle, and the one its agent last polled with (it
+  /// may have got newer ones from peers since); nullopt before its first poll since start.
+  std::int64_t revision = 0;
+  std::optional<std::int64_t> agent_revision;
 };
 
 /// A machine an operator registered for network boot (`lab machine register`): boot tokens
@@ -354,6 +362,9 @@ class Coordinator : public pxe::registry::Registry {
     std::shared_ptr<const std::string> envelope;  // shared::envelope bytes
     /// Set (with no envelope) when a watch ends because the node was revoked.
     bool revoked = false;
+    /// Set (with no envelope) when a watch that asked for kept envelopes ends because a node
+    /// this one keeps has a newer envelope: fetch them with kept().
+    bool kept_changed = false;
   };
   virtual Result<SignedBundle> bundle(const AgentIdentity& agent) = 0;
 
@@ -365,8 +376,19 @@ class Coordinator : public pxe::registry::Registry {
    public:
     virtual ~Watch() = default;
   };
+  /// With `kept_since`, the watch also ends (SignedBundle::kept_changed) when a node this one
+  /// keeps gets an envelope newer than it.
   virtual std::unique_ptr<Watch> watch(std::string_view node_id, std::int64_t since,
+                                       std::optional<std::int64_t> kept_since,
                                        std::function<void(SignedBundle)> changed) = 0;
+
+  // Peer sync.
+  /// The newest revision among the envelopes of the nodes `node_id` keeps (0: it keeps none).
+  virtual std::int64_t kept_revision(std::string_view node_id) = 0;
+  /// The nodes this agent keeps, and the envelopes among theirs newer than `since`, verbatim.
+  virtual shared::protocol::Kept kept(const AgentIdentity& agent, std::int64_t since) = 0;
+  /// The newest signed fleet envelope (revision 0 and no envelope before the first).
+  virtual SignedBundle fleet() = 0;
 };
 
 }  // namespace lab::bootstrap::coordinator

@@ -42,6 +42,7 @@ struct PendingView {
 struct Deliveries {
   std::vector<std::function<void()>> calls;
   std::vector<PendingView> views;
+  std::optional<shared::protocol::Fleet> fleet;  // to sign and publish when it changed
 };
 
 class CoordinatorImpl final : public Coordinator {
@@ -139,7 +140,11 @@ class CoordinatorImpl final : public Coordinator {
   // Bundles (bundles.cpp).
   Result<SignedBundle> bundle(const AgentIdentity& agent) override;
   std::unique_ptr<Watch> watch(std::string_view node_id, std::int64_t since,
+                               std::optional<std::int64_t> kept_since,
                                std::function<void(SignedBundle)> changed) override;
+  std::int64_t kept_revision(std::string_view node_id) override;
+  shared::protocol::Kept kept(const AgentIdentity& agent, std::int64_t since) override;
+  SignedBundle fleet() override;
 
  private:
   using Lock = std::unique_lock<std::mutex>;
@@ -214,7 +219,8 @@ class CoordinatorImpl final : public Coordinator {
     bool published = false;
     std::map<std::string, SealedBox, std::less<>> boxes;
   };
-  std::unordered_map<std::string, ViewState> views_;  // guarded by state_mutex_
+  std::unordered_map<std::string, ViewState> views_;   // guarded by state_mutex_
+  std::optional<shared::protocol::Fleet> fleet_view_;  // the last fleet built; state_mutex_
 
   mutable std::shared_mutex machines_mutex_;
   std::unordered_map<std::string, pxe::registry::Machine> machines_;  // by MAC

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
 
 namespace lab::bootstrap::coordinator {
 namespace {
@@ -38,6 +39,7 @@ NodeInfo CoordinatorImpl::node_info(const NodeRecord& n) const {
   info.cert_expires_at = n.cert_expires_at;
   info.key_protection = n.key_protection;
   info.reinstall_armed = n.reinstall_armed;
+  std::tie(info.revision, info.agent_revision) = hub_->revisions(n.id);
   return info;
 }
 

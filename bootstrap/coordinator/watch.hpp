@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -26,8 +27,21 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   /// node is revoked, otherwise parks it until publish() moves past `since` or revoke().
   /// Destroying the handle cancels; it waits for a call already running on another thread,
   /// so `cb` never runs afterwards.
+  /// With `kept_since`, also ends (SignedBundle::kept_changed) once a node this one keeps
+  /// gets an envelope newer than it.
   std::unique_ptr<Coordinator::Watch> watch(const std::string& node_id, std::int64_t since,
-                                            Callback cb);
+                                            std::optional<std::int64_t> kept_since, Callback cb);
+
+  /// Who keeps `node_id`'s envelope from now on (its bundle's peers), replacing the last set.
+  void set_keepers(const std::string& node_id, std::vector<std::string> keepers);
+  /// The newest revision among the envelopes `keeper` keeps; 0 when it keeps none.
+  [[nodiscard]] std::int64_t kept_revision(const std::string& keeper) const;
+  /// The nodes `keeper` keeps, and their envelopes newer than `since`.
+  [[nodiscard]] shared::protocol::Kept kept(const std::string& keeper, std::int64_t since) const;
+
+  /// The fleet envelope, replaced only by a newer one.
+  void publish_fleet(SignedBundle fleet);
+  [[nodiscard]] SignedBundle fleet() const;
 
   /// Replaces the published bundles of these nodes, unless the one published is already
   /// newer (views are signed outside the coordinator's lock, so two changes may publish out
@@ -46,12 +60,18 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
 
   [[nodiscard]] std::size_t parked() const;
 
+  /// The revision of the node's newest published bundle (0: none), and the one its agent
+  /// last said it holds (the `since` of its last poll; nullopt: no poll since this start).
+  [[nodiscard]] std::pair<std::int64_t, std::optional<std::int64_t>> revisions(
+      const std::string& node_id) const;
+
  private:
   struct Entry {
     std::recursive_mutex mutex;  // held while the callback runs
     bool done = false;
     Callback cb;
     std::int64_t since = 0;
+    std::optional<std::int64_t> kept_since;
   };
   class Handle;
   static void fire(const std::shared_ptr<Entry>& entry, const SignedBundle& bundle);
@@ -61,6 +81,15 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   std::unordered_map<std::string, SignedBundle> bundles_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Entry>>> parked_;
   std::unordered_set<std::string> revoked_;
+  std::unordered_map<std::string, std::int64_t> held_;  // node → the revision its agent holds
+  // node → its keepers, and keeper → the nodes it keeps (the same relation, both ways).
+  std::unordered_map<std::string, std::vector<std::string>> keepers_;
+  std::unordered_map<std::string, std::vector<std::string>> kept_by_;
+  SignedBundle fleet_;
+  void drop_keepers(const std::string& node_id);
+  [[nodiscard]] std::int64_t kept_revision_locked(const std::string& keeper) const;
+  void nudge_locked(const std::string& keeper, std::int64_t revision,
+                    std::vector<std::function<void()>>& calls);
 };
 
 }  // namespace lab::bootstrap::coordinator

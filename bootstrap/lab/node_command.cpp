@@ -18,11 +18,19 @@ std::string key_text(const json::value& n) {
   return k.empty() ? "unknown" : k;
 }
 
+// Revisions the agent's cache is behind its newest bundle ("0" when current, "-" before its
+// first poll since the coordinator started).
+std::string lag_text(const json::value& n) {
+  const auto* o = n.if_object();
+  const auto* v = o == nullptr ? nullptr : o->if_contains("revision_lag");
+  return v != nullptr && v->is_int64() ? std::to_string(v->get_int64()) : std::string("-");
+}
+
 void node_table(const json::value& nodes) {
-  Table t({"ID", "NAME", "STATE", "KEY", "LABELS", "GROUPS", "LAST SEEN"});
+  Table t({"ID", "NAME", "STATE", "KEY", "LAG", "LABELS", "GROUPS", "LAST SEEN"});
   if (nodes.is_array()) {
     for (const auto& n : nodes.get_array()) {
-      t.add({text(n, "id"), text(n, "name"), text(n, "state"), key_text(n),
+      t.add({text(n, "id"), text(n, "name"), text(n, "state"), key_text(n), lag_text(n),
              labels_text(n, "labels"), list_text(n, "groups"),
              format_time(integer(n, "last_seen"))});
     }
@@ -67,6 +75,10 @@ void node_details(const json::value& n) {
       {"agent", text(n, "agent_version")},
       {"created", format_time(integer(n, "created_at"))},
       {"last seen", format_time(integer(n, "last_seen"))},
+      {"revision", fmt::format("{} (agent holds {}, lag {})", integer(n, "revision"),
+                               lag_text(n) == "-" ? std::string("?")
+                                                  : std::to_string(integer(n, "agent_revision")),
+                               lag_text(n))},
       {"certificate", text(n, "cert_serial")},
       {"cert expires", format_time(integer(n, "cert_expires_at"))},
       {"key protection", key_text(n)},

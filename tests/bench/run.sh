@@ -6,5 +6,6 @@ build=${1:-build/release}
 "$build/tests/bench/coordinator/bench_coordinator"
 "$(dirname "$0")/tftp/run.sh" "$build"
 tests/bench/agent/agent_bench.sh "$build"
+tests/bench/gossip/run.sh "$build"
 tests/bench/dhcp/run.sh "$build"
 tests/bench/http/bench.sh --build "$build"

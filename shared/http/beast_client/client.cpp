@@ -128,9 +128,14 @@ X509Ptr from_pem(std::string_view pem) {
   return cert;
 }
 
-// Host name or IP address checks of `param` for `url`, as the TLS layer does them.
-void expect_host(X509_VERIFY_PARAM* param, const Url& url) {
-  if (url.ip) {
+// Host name or IP address checks of `param` for `url`, as the TLS layer does them; a
+// `server_name` replaces the URL's host (a name, checked against the CN when the certificate
+// has no DNS names).
+void expect_host(X509_VERIFY_PARAM* param, const Url& url, const std::string& server_name) {
+  if (!server_name.empty()) {
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), server_name.size());
+  } else if (url.ip) {
     X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str());
   } else {
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -355,7 +360,7 @@ struct BeastClient::Impl {
     if (!u.ip)
       SSL_ctrl(ssl_handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                const_cast<char*>(u.host.c_str()));  // NOLINT: SSL_set_tlsext_host_name, uncast
-    expect_host(SSL_get0_param(ssl_handle), u);
+    expect_host(SSL_get0_param(ssl_handle), u, options.server_name);
     bool done = false;
     error_code ec;
     tls->async_handshake(ssl::stream_base::client, [&](error_code e) {
@@ -405,7 +410,7 @@ struct BeastClient::Impl {
     if (store != nullptr && check != nullptr && X509_STORE_add_cert(store, ca.get()) == 1 &&
         X509_STORE_CTX_init(check, store, sk_X509_value(chain, 0), chain) == 1) {
       X509_STORE_CTX_set_default(check, "ssl_server");
-      expect_host(X509_STORE_CTX_get0_param(check), u);
+      expect_host(X509_STORE_CTX_get0_param(check), u, options.server_name);
       ok = X509_verify_cert(check);
       if (ok != 1)
         why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(check));

@@ -54,6 +54,9 @@ struct BeastClientOptions {
   /// and the server is then verified against it (chain and host name) as if it were ca_pem;
   /// the CA is kept for later connections (trusted_ca_pem()).
   ChooseCa choose_ca;
+  /// Check the server's certificate against this name instead of the URL's host (peers are
+  /// known by node id, not by address; a certificate without DNS names is checked by its CN).
+  std::string server_name;
   std::string client_cert_pem;  // client certificate, from memory (never a file)
   std::string client_key_pem;   // its private key, from memory
   std::string bearer_token;     // "Authorization: Bearer <token>"

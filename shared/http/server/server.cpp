@@ -120,7 +120,21 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     return stopping_;
   }
 
-  void accept_tcp(Tcp::acceptor& acceptor, const std::shared_ptr<ssl::context>& tls);
+  // The TLS context of a listener; reload_tls() replaces it for connections accepted later.
+  struct TlsSlot {
+    std::mutex mu;
+    std::shared_ptr<ssl::context> ctx;
+    // Contexts replaced by reload_tls(): connections made with them may still use them (asio
+    // keeps callbacks in the context), so they stay until the server goes. One per reload.
+    std::vector<std::shared_ptr<ssl::context>> retired;
+    std::shared_ptr<ssl::context> current() {
+      const std::lock_guard lock(mu);
+      return ctx;
+    }
+  };
+  std::vector<std::shared_ptr<TlsSlot>> tls_slots_;  // under mu_
+
+  void accept_tcp(Tcp::acceptor& acceptor, const std::shared_ptr<TlsSlot>& tls);
   void accept_unix(UnixProtocol::acceptor& acceptor, const std::filesystem::path& path);
 };
 
@@ -626,7 +640,7 @@ void start_connection(const std::shared_ptr<Server::Impl>& server, Stream stream
 
 // ---- Listeners ------------------------------------------------------------------------------
 
-void Server::Impl::accept_tcp(Tcp::acceptor& acceptor, const std::shared_ptr<ssl::context>& tls) {
+void Server::Impl::accept_tcp(Tcp::acceptor& acceptor, const std::shared_ptr<TlsSlot>& tls) {
   acceptor.async_accept(
       asio::make_strand(io_), [self = shared_from_this(), &acceptor, tls](
                                   const boost::system::error_code& ec, Tcp::socket socket) {
@@ -640,7 +654,8 @@ void Server::Impl::accept_tcp(Tcp::acceptor& acceptor, const std::shared_ptr<ssl
           peer.port = remote.port();
           socket.set_option(Tcp::no_delay(true), ignored);
           if (tls) {
-            start_connection(self, TlsStream(TcpStream(std::move(socket)), *tls), std::move(peer));
+            start_connection(self, TlsStream(TcpStream(std::move(socket)), *tls->current()),
+                             std::move(peer));
           } else {
             start_connection(self, TcpStream(std::move(socket)), std::move(peer));
           }
@@ -730,9 +745,10 @@ Result<std::uint16_t> Server::listen_tcp(std::string_view address, std::uint16_t
   const auto addr = asio::ip::make_address(std::string(address), ec);
   if (ec)
     return server_error(ec, "listen address '" + std::string(address) + "'");
-  std::shared_ptr<ssl::context> ctx;
+  std::shared_ptr<Impl::TlsSlot> slot;
   if (tls) {
-    LAB_TRY_ASSIGN(ctx, make_tls_context(*tls));
+    slot = std::make_shared<Impl::TlsSlot>();
+    LAB_TRY_ASSIGN(slot->ctx, make_tls_context(*tls));
   }
   auto acceptor = std::make_unique<Tcp::acceptor>(impl_->io_);
   const Tcp::endpoint ep(addr, port);
@@ -749,9 +765,22 @@ Result<std::uint16_t> Server::listen_tcp(std::string_view address, std::uint16_t
     return server_error(ec, "cannot listen on " + where);
   const std::uint16_t bound = acceptor->local_endpoint().port();
   std::lock_guard lock(impl_->mu_);
-  impl_->accept_tcp(*acceptor, ctx);
+  impl_->accept_tcp(*acceptor, slot);
   impl_->tcp_acceptors_.push_back(std::move(acceptor));
+  if (slot)
+    impl_->tls_slots_.push_back(std::move(slot));
   return bound;
+}
+
+Result<void> Server::reload_tls(const TlsConfig& tls) {
+  std::lock_guard lock(impl_->mu_);
+  for (const auto& slot : impl_->tls_slots_) {
+    LAB_TRY_ASSIGN(auto ctx, make_tls_context(tls));
+    const std::lock_guard slot_lock(slot->mu);
+    slot->retired.push_back(std::move(slot->ctx));
+    slot->ctx = std::move(ctx);
+  }
+  return {};
 }
 
 Result<void> Server::listen_unix(const std::filesystem::path& path, unsigned mode) {

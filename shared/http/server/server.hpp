@@ -67,6 +67,9 @@ class Server {
   /// Binds and listens; port 0 picks a free port. Returns the bound port.
   Result<std::uint16_t> listen_tcp(std::string_view address, std::uint16_t port,
                                    std::optional<TlsConfig> tls = std::nullopt);
+  /// Replaces the certificate, key and client CA of every TLS listener for connections
+  /// accepted from now on (a renewed certificate); connections already open keep theirs.
+  Result<void> reload_tls(const TlsConfig& tls);
   /// Listens on a unix socket (a stale socket file is replaced); Peer::credentials is set.
   Result<void> listen_unix(const std::filesystem::path& path, unsigned mode = 0666);
 

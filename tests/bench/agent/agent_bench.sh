@@ -120,3 +120,39 @@ ref_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$ref/status" 2>/dev/null || echo 0)
 printf 'ref      idle openssl s_client on the same server: VmRSS %d KiB = %.2f MiB\n' "$ref_kib" \
   "$(echo "$ref_kib / 1024" | bc -l)"
 echo "(no peer agent is installed on this machine to run side by side; peers document 30-300 MB RSS)"
+
+# The peer side: RSS the peer listener adds and CPU per gossip round. The same node (10,000
+# labels cached) runs once with peer.listen=off and once listening on loopback with one-second
+# gossip rounds against a second agent that also listens; both keep each other's envelope.
+kill "$agent"; wait "$agent" 2>/dev/null || true
+pport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+p1=$(pport); p2=$(pport)
+d2=$work/join2
+taskset -c 1 "$labd" --config "$d2/labd.toml" --set "peer.listen=127.0.0.1:$p2" \
+  --set peer.gossip_interval=1s run >"$d2/labd.log" 2>&1 &
+pids+=($!)
+cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
+measure() {  # measure NAME SETS...: prints "rss_kib cpu_ns_per_20s"
+  local name=$1; shift
+  taskset -c 1 "$labd" --config "$d/labd.toml" "$@" run >"$d/labd-$name.log" 2>&1 &
+  local pid=$!
+  pids+=($pid)
+  wait_for 30 test -S "$d/run/labd.sock"
+  if [ "$name" = on ]; then
+    wait_for 60 sh -c "\"$labd\" --config \"$d/labd.toml\" status --output json | jq -e '.kept_nodes == 1'"
+  fi
+  sleep 5
+  local rss c0 c1
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  c0=$(cpu_ns "$pid"); sleep 20; c1=$(cpu_ns "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  echo "$rss $((c1 - c0))"
+}
+read -r off_rss off_cpu < <(measure off --set peer.listen=off)
+read -r on_rss on_cpu < <(measure on --set "peer.listen=127.0.0.1:$p1" --set peer.gossip_interval=1s)
+rounds=20
+printf 'peer     listener on (1 s gossip rounds with one partner): VmRSS %d KiB, off: %d KiB; added %d KiB (target < 1 MiB)\n' \
+  "$on_rss" "$off_rss" "$((on_rss - off_rss))"
+printf '         CPU over 20 s: %.1f ms on, %.1f ms off; %.2f ms per gossip round (about %d rounds, each an mTLS exchange)\n' \
+  "$(echo "$on_cpu / 1000000" | bc -l)" "$(echo "$off_cpu / 1000000" | bc -l)" \
+  "$(echo "($on_cpu - $off_cpu) / $rounds / 1000000" | bc -l)" "$rounds"

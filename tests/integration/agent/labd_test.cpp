@@ -434,9 +434,10 @@ TEST_F(LabdTest, AChangedPcrBlocksUnsealNamingThePcrsAndRejoinRecovers) {
 
   auto run = node.labd({"run"}, 30s);
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_TRUE(contains(run.output, "PCR 16")) << run.output;
+  EXPECT_TRUE(contains(run.output, "PCR 16 changed since the data key was sealed")) << run.output;
   auto status = node.labd({"status", "--output", "json"});
-  EXPECT_TRUE(contains(status.output, "PCR 16")) << status.output;
+  EXPECT_TRUE(contains(status.output, "PCR 16 changed since the data key was sealed"))
+      << status.output;
   EXPECT_EQ(read_file(node.data_dir() / "cache.db"), cache_before);
   EXPECT_EQ(read_file(node.data_dir() / "datakey.sealed"), key_before);
 

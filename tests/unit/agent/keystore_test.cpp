@@ -53,13 +53,21 @@ class KeystoreTest : public ::testing::Test {
 };
 
 TEST(TpmBlob, SerializeParseRoundTripAndRejectsDamage) {
-  SealedBlob blob{{1, 2, 3}, {4, 5}, {7, 16}};
+  SealedBlob blob{{1, 2, 3}, {4, 5}, {7, 16}, {crypto::Bytes(32, 0xA7), crypto::Bytes(32, 0x16)}};
   auto bytes = serialize(blob);
   auto back = parse_blob(bytes);
   ASSERT_TRUE(back);
   EXPECT_EQ(back->public_area, blob.public_area);
   EXPECT_EQ(back->private_area, blob.private_area);
   EXPECT_EQ(back->pcrs, blob.pcrs);
+  EXPECT_EQ(back->pcr_values, blob.pcr_values);
+  // Version 1 (no recorded values) still reads.
+  crypto::Bytes v1{'L', 'A', 'B', 'K', 1, 2, 7, 16, 0, 3, 1, 2, 3, 0, 2, 4, 5};
+  auto old = parse_blob(v1);
+  ASSERT_TRUE(old) << old.error().message();
+  EXPECT_EQ(old->pcrs, blob.pcrs);
+  EXPECT_TRUE(old->pcr_values.empty());
+  EXPECT_EQ(old->private_area, blob.private_area);
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     EXPECT_FALSE(parse_blob(crypto::ByteView(bytes.data(), n))) << n;
   }
@@ -181,10 +189,40 @@ TEST_F(KeystoreTest, PcrExtendedAfterSealingBlocksUnseal) {
   EXPECT_EQ(r.error(), KeystoreError::pcr_policy_failed);
   EXPECT_NE(r.error().message().find("PCR policy failed (PCRs 7, 16)"), std::string::npos)
       << r.error().message();
+  // It names the PCR that moved, not the one that did not.
+  EXPECT_NE(r.error().message().find("PCR 16 changed since the data key was sealed"),
+            std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(r.error().message().find("PCR 7 was"), std::string::npos) << r.error().message();
   EXPECT_EQ(lab::tests::read_file(dir_ / kSealedKeyFile), before);
 
-  tpm.restart();  // PCR 16 back to zero: the same blob unseals again
+  ASSERT_TRUE(tpm.extend_pcr(7));
+  r = DataKey::open(tpm_options(tpm, {7, 16}));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("PCRs 7, 16 changed since the data key was sealed"),
+            std::string::npos)
+      << r.error().message();
+
+  tpm.restart();  // PCRs back to their reset values: the same blob unseals again
   EXPECT_TRUE(DataKey::open(tpm_options(tpm, {7, 16})));
+
+  // A blob without the record (sealed before it existed): the failure says so.
+  auto blob = parse_blob(crypto::as_bytes(lab::tests::read_file(dir_ / kSealedKeyFile))).value();
+  ASSERT_EQ(blob.pcr_values.size(), 2U);
+  blob.pcr_values.clear();
+  ASSERT_TRUE(tpm.extend_pcr(16));
+  auto unknown = tpm_unseal(tpm.tcti(), blob);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error(), KeystoreError::pcr_policy_failed);
+  EXPECT_NE(unknown.error().message().find("values at seal time are unknown"), std::string::npos)
+      << unknown.error().message();
+  // A damaged record misleads nobody into a crash: still the policy error.
+  blob = parse_blob(crypto::as_bytes(lab::tests::read_file(dir_ / kSealedKeyFile))).value();
+  blob.pcr_values[0][0] ^= 0xFF;
+  blob.pcr_values[1][0] ^= 0xFF;
+  auto damaged = tpm_unseal(tpm.tcti(), blob);
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error(), KeystoreError::pcr_policy_failed) << damaged.error().message();
 }
 
 TEST_F(KeystoreTest, FileModeKeepsTheKeyIn0600AndReportsDegraded) {

@@ -200,6 +200,8 @@ TEST_F(SyncTest, PollAppliesNewerBundlesAndTouchesOnNoChange) {
                    .renewed = {},
                    .confirmed = {},
                    .rejoin_needed = {},
+                   .relayed = {},
+                   .kept = {},
                    .report_failed = {}},
                   1s);
   std::vector<std::int64_t> settled;  // after each applied bundle, once its buffers are freed
@@ -243,6 +245,8 @@ TEST_F(SyncTest, RunLoopFollowsPublishesAndStopsPromptly) {
                              .renewed = {},
                              .confirmed = {},
                              .rejoin_needed = {},
+                             .relayed = {},
+                             .kept = {},
                              .report_failed = {}},
                             1s);
   std::thread t([&] { syncer.run(); });
@@ -269,6 +273,8 @@ TEST_F(SyncTest, RevokedNodeFailsWithForbiddenAndBacksOff) {
                              .renewed = {},
                              .confirmed = {},
                              .rejoin_needed = {},
+                             .relayed = {},
+                             .kept = {},
                              .report_failed = {}});
   auto r = syncer.poll_once();
   ASSERT_FALSE(r);
@@ -300,6 +306,8 @@ TEST_F(SyncTest, AnExpiredCertificateIsRenewedByKeyProof) {
                              .renewed = {},
                              .confirmed = [&](std::int64_t t) { confirmed.push_back(t); },
                              .rejoin_needed = {},
+                             .relayed = {},
+                             .kept = {},
                              .report_failed = {}});
   auto refused = syncer.poll_once();
   ASSERT_FALSE(refused);
@@ -342,6 +350,8 @@ TEST_F(SyncTest, ACertificateExpiredByTheCoordinatorsClockIsRenewedByTheRunLoop)
                              .renewed = [&](std::int64_t t) { renewed.push_back(t); },
                              .confirmed = {},
                              .rejoin_needed = {},
+                             .relayed = {},
+                             .kept = {},
                              .report_failed = {}},
                             1s, [] { return wall_now() - 60; });
   EXPECT_FALSE(syncer.renew_if_due().value());
@@ -383,6 +393,8 @@ TEST_F(SyncTest, PastTheRenewalGraceRenewalStopsAndTheNodeMustRejoin) {
                                    const std::lock_guard l(m);
                                    rejoin.push_back(e);
                                  },
+                             .relayed = {},
+                             .kept = {},
                              .report_failed = {}});
   std::thread t([&] { syncer.run(); });
   std::this_thread::sleep_for(800ms);
@@ -415,6 +427,8 @@ TEST_F(SyncTest, ARateLimitedReportIsRetriedLaterAndSyncGoesOn) {
                    .renewed = {},
                    .confirmed = {},
                    .rejoin_needed = {},
+                   .relayed = {},
+                   .kept = {},
                    .report_failed = [&](const lab::Error& e,
                                         std::chrono::seconds) { report_failures.push_back(e); }},
                   1s, [&] { return wall_now() + skew.load(); });

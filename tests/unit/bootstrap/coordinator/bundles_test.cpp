@@ -83,7 +83,7 @@ TEST_F(CoordinatorTest, WatchFiresOnTheNodesChangeOnlyAndOnce) {
   const std::int64_t since = c().bundle(a.identity()).value().revision;
 
   Recorder rec;
-  auto w = c().watch(a.joined.node_id, since, rec.fn());
+  auto w = c().watch(a.joined.node_id, since, std::nullopt, rec.fn());
   EXPECT_EQ(rec.count(), 0U);
   // Another node's labels: not this node's view.
   ASSERT_TRUE(c().label_node("b1", {{"x", "1"}}, {}, operator_));
@@ -104,12 +104,12 @@ TEST_F(CoordinatorTest, WatchFiresOnTheNodesChangeOnlyAndOnce) {
 TEST_F(CoordinatorTest, WatchAnswersAtOnceWhenAlreadyNewerAndCancelsOnDestruction) {
   Agent a = join("a1");
   Recorder now;
-  auto w1 = c().watch(a.joined.node_id, 0, now.fn());
+  auto w1 = c().watch(a.joined.node_id, 0, std::nullopt, now.fn());
   ASSERT_EQ(now.count(), 1U);
   EXPECT_EQ(now.calls[0].revision, c().bundle(a.identity()).value().revision);
 
   Recorder cancelled;
-  auto w2 = c().watch(a.joined.node_id, c().revision(), cancelled.fn());
+  auto w2 = c().watch(a.joined.node_id, c().revision(), std::nullopt, cancelled.fn());
   w2.reset();
   ASSERT_TRUE(c().label_node("a1", {{"x", "1"}}, {}, operator_));
   EXPECT_EQ(cancelled.count(), 0U);
@@ -119,7 +119,7 @@ TEST_F(CoordinatorTest, WatchAnswersAtOnceWhenAlreadyNewerAndCancelsOnDestructio
   Agent b;
   const std::string t = token();
   auto request = b.request(t, "b1");
-  auto w3 = c().watch("not-yet-known", 0, later.fn());
+  auto w3 = c().watch("not-yet-known", 0, std::nullopt, later.fn());
   EXPECT_EQ(later.count(), 0U);
   EXPECT_TRUE(c().join(request, {"agent", "10.0.0.5"}));
 }
@@ -146,9 +146,10 @@ TEST_F(CoordinatorTest, RevokingANodeAnswersItsWatchesAtOnce) {
   Agent b = join("b1");
   const std::int64_t since = c().bundle(a.identity()).value().revision;
   Recorder parked;
-  auto w = c().watch(a.joined.node_id, since, parked.fn());
+  auto w = c().watch(a.joined.node_id, since, std::nullopt, parked.fn());
   Recorder other;
-  auto w_other = c().watch(b.joined.node_id, c().bundle(b.identity()).value().revision, other.fn());
+  auto w_other = c().watch(b.joined.node_id, c().bundle(b.identity()).value().revision,
+                           std::nullopt, other.fn());
   ASSERT_TRUE(c().revoke_node("a1", operator_));
   ASSERT_EQ(parked.count(), 1U);
   EXPECT_TRUE(parked.calls[0].revoked);
@@ -160,7 +161,7 @@ TEST_F(CoordinatorTest, RevokingANodeAnswersItsWatchesAtOnce) {
 
   // A watch set after the revocation is answered at once, whatever it asks for.
   Recorder later;
-  auto w_later = c().watch(a.joined.node_id, 0, later.fn());
+  auto w_later = c().watch(a.joined.node_id, 0, std::nullopt, later.fn());
   ASSERT_EQ(later.count(), 1U);
   EXPECT_TRUE(later.calls[0].revoked);
 }
@@ -174,7 +175,7 @@ TEST(WatchHub, AnOlderBundlePublishedLateNeitherReplacesNorWakes) {
   for (auto& call : hub->publish({{"n1", bundle(5)}}))
     call();
   Recorder rec;
-  auto w = hub->watch("n1", 5, rec.fn());
+  auto w = hub->watch("n1", 5, std::nullopt, rec.fn());
   for (auto& call : hub->publish({{"n1", bundle(4)}}))
     call();
   EXPECT_EQ(rec.count(), 0U);
@@ -194,7 +195,8 @@ TEST_F(CoordinatorTest, DiscoveredNodeGetsNoSecretsUntilAccepted) {
       c().join(a.request(boot.token, "pxe9", {"52:54:00:00:00:09"}), {"agent", "10.0.0.9"}).value();
   ASSERT_TRUE(c().set_secret("s", "v", std::string("!nothing"), operator_));
   Recorder rec;
-  auto w = c().watch(a.joined.node_id, c().bundle(a.identity()).value().revision, rec.fn());
+  auto w = c().watch(a.joined.node_id, c().bundle(a.identity()).value().revision, std::nullopt,
+                     rec.fn());
   auto b = payload(c(), c().bundle(a.identity()).value());
   EXPECT_EQ(b.state, "discovered");
   EXPECT_TRUE(b.secrets.empty());
