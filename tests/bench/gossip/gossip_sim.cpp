@@ -7,7 +7,7 @@
 // 50/90/99/100 % of live nodes hold it and the bytes each node sent meanwhile.
 //
 // Usage: bench_gossip_sim [--nodes N] [--seeds K] [--down PERCENT] [--interval SECONDS]
-//                         [--max-rounds R]
+//                         [--max-rounds R] [--revoked SERIALS]
 // Exits 1 when a run does not converge within --max-rounds (20) or a node sent 64 KiB or more.
 #include "agent/peer/gossip.hpp"
 #include "shared/crypto/keys.hpp"
@@ -29,6 +29,8 @@
 
 namespace {
 
+std::size_t envelope_bytes = 0;  // of the new fleet envelope, for the report
+
 namespace peer = lab::agent::peer;
 namespace crypto = lab::shared::crypto;
 namespace protocol = lab::shared::protocol;
@@ -46,6 +48,7 @@ struct Options {
   int down_percent = 0;
   double interval = 10;
   int max_rounds = 20;
+  int revoked = 8;  // serials the fleet envelope already holds (it grows by one)
 };
 
 struct Run {
@@ -125,12 +128,13 @@ Run simulate(const Options& o, std::uint64_t seed, const crypto::Ed25519PrivateK
 
   // Everyone holds revision 100 (a few revoked serials); the seed hears of revision 101.
   std::vector<std::string> serials;
-  serials.reserve(9);
-  for (int s = 0; s < 8; ++s)
+  serials.reserve(static_cast<std::size_t>(o.revoked) + 1);
+  for (int s = 0; s < o.revoked; ++s)
     serials.push_back(fmt::format("{:032x}", s + 1));
   const auto old_env = seal(100, serials);
   serials.push_back(fmt::format("{:032x}", 999));
   const auto new_env = seal(101, serials);
+  envelope_bytes = new_env.size();
   for (std::size_t i = 0; i < o.nodes; ++i) {
     (void)sim.nodes[i]->offer(old_env);
     const auto picks = protocol::ring_picks(
@@ -204,6 +208,8 @@ int main(int argc, char** argv) {
       o.interval = std::stod(value);
     else if (flag == "--max-rounds")
       o.max_rounds = std::stoi(value);
+    else if (flag == "--revoked")
+      o.revoked = std::stoi(value);
     else {
       (void)std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -227,6 +233,8 @@ int main(int argc, char** argv) {
     rounds.push_back(r.rounds);
   }
   std::sort(rounds.begin(), rounds.end());
+  fmt::print("         fleet envelope: {} revoked serials, {} bytes\n", o.revoked + 1,
+             envelope_bytes);
   fmt::print(
       "         rounds min {} median {} max {} (target: every node within {}, under 64 KiB per "
       "node; bytes: gossip messages with an estimated {}+{} bytes of HTTP framing per "
