@@ -180,8 +180,8 @@ else
   }
   plug "$pc" 1
   export PLAB_DATA_DIR=$work/peer-coordinator
-  "$lab" serve --data-dir "$PLAB_DATA_DIR" --set "coordinator.listen=$pnet.1:8443" \
-    >"$work/peer-serve.log" 2>&1 &
+  ip netns exec "$pc" "$lab" serve --data-dir "$PLAB_DATA_DIR" \
+    --set "coordinator.listen=$pnet.1:8443" >"$work/peer-serve.log" 2>&1 &
   pserve_pid=$!
   pids+=("$pserve_pid")
   # plab: the lab CLI against this coordinator, from inside its namespace.

@@ -44,7 +44,7 @@ plug() {
 }
 co=lbco$tag
 plug "$co" 1
-"$lab" serve --data-dir "$work/coordinator" --set "coordinator.listen=$net.1:8443" \
+ip netns exec "$co" "$lab" serve --data-dir "$work/coordinator" --set "coordinator.listen=$net.1:8443" \
   >"$work/serve.log" 2>&1 &
 pids+=($!)
 wait_for 30 grep -q 'msg=ready' "$work/serve.log"
