@@ -215,7 +215,8 @@ TOML
     ip netns exec "${pns[$n]}" "$labd" --config "$d/labd.toml" run >>"$d/labd.log" 2>&1 &
     pids+=($!)
   done
-  pstatus() { ip netns exec "${pns[$1]}" "$labd" --config "$work/peer-$1/labd.toml" status --output json; }
+  # labd status exits non-zero when the node is not current; the JSON is what is wanted here.
+  pstatus() { ip netns exec "${pns[$1]}" "$labd" --config "$work/peer-$1/labd.toml" status --output json || true; }
   pkeeps3() { [ "$(pstatus "$1" | jq .kept_nodes)" = 3 ]; }
   punreachable() { pstatus "$1" | jq -e '.sync == "unreachable"'; }
   pfleet_past() { pstatus "$1" | jq -e --argjson r "$2" '.fleet_revision > $r'; }
