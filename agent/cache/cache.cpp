@@ -416,6 +416,23 @@ Result<std::optional<crypto::Bytes>> Cache::envelope() {
   return std::optional<crypto::Bytes>(crypto::Bytes(plain->begin(), plain->end()));
 }
 
+Result<Cache::Keepers> Cache::keepers() {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(auto st, checked(impl_->db.prepare("SELECT revision, directory FROM bundle")));
+  LAB_TRY_ASSIGN(bool row, checked(st.step()));
+  Keepers k;
+  if (!row)
+    return k;
+  k.revision = st.int64(0);
+  if (const std::string dir = st.text(1); !dir.empty()) {
+    auto parsed = protocol::parse_bundle(dir);
+    if (!parsed)
+      return Error(CacheError::bad_row, "the cached peer directory does not parse");
+    k.keepers = std::move(parsed->peers);
+  }
+  return k;
+}
+
 Result<View> Cache::view() {
   const std::lock_guard lock(impl_->mutex);
   LAB_TRY_ASSIGN(Identity id, impl_->load_identity());

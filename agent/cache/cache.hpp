@@ -139,6 +139,13 @@ class Cache {
   /// The cached envelope, verbatim (for relaying); nullopt before the first bundle.
   Result<std::optional<shared::crypto::Bytes>> envelope();
   Result<View> view();
+  /// The cached revision and its keepers, without reading the labels (view() reads them all):
+  /// what a node cut off from the coordinator asks its keepers with, every gossip round.
+  struct Keepers {
+    std::int64_t revision = 0;
+    std::vector<shared::protocol::Peer> keepers;
+  };
+  Result<Keepers> keepers();
 
   /// The fleet envelope (verified by the caller), stored only when newer than the held one.
   Result<bool> store_fleet(shared::crypto::ByteView envelope, std::int64_t revision);

@@ -298,6 +298,15 @@ void Syncer::report_if_due(std::int64_t now) {
 }
 
 Result<std::optional<std::int64_t>> Syncer::poll_once() {
+  auto r = poll_answer();
+  // Every answered poll, not only one that applied a bundle: confirming the cache current and
+  // following the kept envelopes free memory too, and an idle agent should not hold it.
+  if (r && settled_)
+    settled_();
+  return r;
+}
+
+Result<std::optional<std::int64_t>> Syncer::poll_answer() {
   LAB_TRY(ensure_transport());
   LAB_TRY_ASSIGN(std::int64_t since, cache_.revision());
   std::optional<std::int64_t> kept_since;
@@ -357,8 +366,6 @@ Result<std::optional<std::int64_t>> Syncer::poll_once() {
   }
   if (hooks_.confirmed)
     hooks_.confirmed(now);
-  if (settled_)
-    settled_();
   return std::optional<std::int64_t>(revision);
 }
 
@@ -390,10 +397,10 @@ Result<void> Syncer::follow_peers(const PollAnswer& answer) {
 Result<bool> Syncer::sync_from_keepers() {
   if (peers_ == nullptr)
     return false;
-  LAB_TRY_ASSIGN(cache::View view, cache_.view());
-  if (view.keepers.empty())
+  LAB_TRY_ASSIGN(cache::Cache::Keepers held, cache_.keepers());
+  if (held.keepers.empty())
     return false;
-  auto relayed = peers_->ask_keepers(view.revision, view.keepers);
+  auto relayed = peers_->ask_keepers(held.revision, held.keepers);
   if (!relayed)
     return false;
   const std::int64_t now = now_();

@@ -176,8 +176,9 @@ class Syncer {
   /// one was applied. Safe beside run() on another thread (the cache and apply_mutex order it).
   Result<bool> sync_from_keepers();
 
-  /// Called after SyncHooks::applied, once the round's buffers (envelope, bundle, view) are
-  /// freed: the moment to hand memory back. Set before run().
+  /// Called after every answered poll and after a bundle applied from a keeper, once the
+  /// round's buffers (envelope, bundle, view) are freed: the moment to hand memory back. Set
+  /// before run().
   void on_settled(std::function<void()> settled) { settled_ = std::move(settled); }
 
   /// Polls until stop(); pauses with backoff after failures. Blocking: run it on its own
@@ -191,6 +192,7 @@ class Syncer {
   std::mutex& apply_mutex() noexcept { return apply_mutex_; }
 
  private:
+  Result<std::optional<std::int64_t>> poll_answer();  // poll_once() without settling
   Result<void> ensure_transport();
   Result<bool> renew_with_proof(const cache::Identity& id);
   Result<void> install_certificate(const cache::Identity& id, const std::string& pem,

@@ -132,7 +132,11 @@ taskset -c 1 "$labd" --config "$d2/labd.toml" --set "peer.listen=127.0.0.1:$p2" 
   --set peer.gossip_interval=1s run >"$d2/labd.log" 2>&1 &
 pids+=($!)
 cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
-measure() {  # measure NAME SETS...: prints "rss_kib cpu_ns_per_20s"
+mappings() {  # mappings PID: "name rss_kib" for each mapped file, [heap], [anon], [stack]
+  awk '/^[0-9a-f]+-[0-9a-f]+ / { n = $6; sub(/.*\//, "", n); if (n == "") n = "[anon]" }
+    /^Rss:/ { rss[n] += $2 } END { for (n in rss) print n, rss[n] }' "/proc/$1/smaps" | sort
+}
+measure() {  # measure NAME SETS...: prints "rss_kib anon_kib file_kib cpu_ns_per_20s"
   local name=$1; shift
   taskset -c 1 "$labd" --config "$d/labd.toml" "$@" run >"$d/labd-$name.log" 2>&1 &
   local pid=$!
@@ -140,25 +144,38 @@ measure() {  # measure NAME SETS...: prints "rss_kib cpu_ns_per_20s"
   wait_for 30 test -S "$d/run/labd.sock"
   if [ "$name" = on ]; then
     # Peer address changes reach other bundles at most every 30 s (coordinator peer_debounce).
-    wait_for 120 sh -c "\"$labd\" --config \"$d/labd.toml\" status --output json | jq -e '.kept_nodes == 1'" ||
+    # The two listening nodes are the whole ring, so this node keeps every other node's
+    # envelope (the ones that never run have keepers too).
+    wait_for 120 sh -c "\"$labd\" --config \"$d/labd.toml\" status --output json | jq -e '.kept_nodes == $((joins - 1))'" ||
       echo "the node never kept its partner's envelope: $(tail -5 "$d/labd-$name.log")" >&2
   fi
+  # The local API's code is paged in by a status query; query both ways so neither run counts
+  # it against the other.
+  "$labd" --config "$d/labd.toml" status --output json >/dev/null || true
   sleep 5
-  local rss c0 c1
+  local rss anon file c0 c1
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  mappings "$pid" >"$work/mappings-$name"
+  anon=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
+  file=$(awk '/^RssFile/ {print $2}' "/proc/$pid/status")
   c0=$(cpu_ns "$pid"); sleep 20; c1=$(cpu_ns "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  echo "$rss $((c1 - c0))"
+  echo "$rss $anon $file $((c1 - c0))"
 }
 # A first run with the listener lets the ring settle: its address reaches the coordinator and
 # the node's bundle (10,000 labels) changes once to name its keeper. Measured after that, both
 # ways, so neither run pays for applying a large bundle.
-read -r _ _ < <(measure on --set "peer.listen=127.0.0.1:$p1" --set peer.gossip_interval=1s)
-read -r off_rss off_cpu < <(measure off --set peer.listen=off)
-read -r on_rss on_cpu < <(measure on --set "peer.listen=127.0.0.1:$p1" --set peer.gossip_interval=1s)
+read -r _ _ _ _ < <(measure on --set "peer.listen=127.0.0.1:$p1" --set peer.gossip_interval=1s)
+read -r off_rss off_anon off_file off_cpu < <(measure off --set peer.listen=off)
+read -r on_rss on_anon on_file on_cpu < <(measure on --set "peer.listen=127.0.0.1:$p1" --set peer.gossip_interval=1s)
 rounds=20
 printf 'peer     listener on (1 s gossip rounds with one partner): VmRSS %d KiB, off: %d KiB; added %d KiB (target < 1 MiB)\n' \
   "$on_rss" "$off_rss" "$((on_rss - off_rss))"
+printf '         of which heap (RssAnon) %+d KiB, code and libraries (RssFile) %+d KiB\n' \
+  "$((on_anon - off_anon))" "$((on_file - off_file))"
+echo "         by mapping, KiB added: $(join -a1 -a2 -e0 -o 0,1.2,2.2 "$work/mappings-on" "$work/mappings-off" |
+  awk '$2 != $3 {printf "%d %s\n", $2 - $3, $1}' | sort -rn | head -8 |
+  awk '{printf "%s%s %+d", sep, $2, $1; sep = ", "}')"
 printf '         CPU over 20 s: %.1f ms on, %.1f ms off; %.2f ms per gossip round (about %d rounds, each an mTLS exchange)\n' \
   "$(echo "$on_cpu / 1000000" | bc -l)" "$(echo "$off_cpu / 1000000" | bc -l)" \
   "$(echo "($on_cpu - $off_cpu) / $rounds / 1000000" | bc -l)" "$rounds"

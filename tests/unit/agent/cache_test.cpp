@@ -105,6 +105,22 @@ TEST_F(CacheTest, AppliesNewerBundlesAndServesLabelsAndSecrets) {
   EXPECT_EQ(c->envelope().value().value(), env5);
 }
 
+TEST_F(CacheTest, KeepersAreReadWithoutTheLabels) {
+  auto c = joined_cache();
+  EXPECT_EQ(c->keepers().value().revision, 0);  // before the first bundle: nothing to ask
+  EXPECT_TRUE(c->keepers().value().keepers.empty());
+  auto b = maker_.bundle(4, {{"role", "web"}});
+  b.peers = {{"k1", "10.0.0.1:8444"}, {"k2", "10.0.0.2:8444"}};
+  b.gossip = {{"g1", "10.0.0.3:8444"}};
+  ASSERT_TRUE(c->apply(maker_.sign(b), 1));
+  const auto k = c->keepers().value();
+  EXPECT_EQ(k.revision, 4);
+  ASSERT_EQ(k.keepers.size(), 2U);  // the keepers only, not the further gossip partners
+  EXPECT_EQ(k.keepers[0].node_id, "k1");
+  EXPECT_EQ(k.keepers[1].address, "10.0.0.2:8444");
+  EXPECT_EQ(c->view().value().keepers.size(), 2U);  // the same directory view() reads
+}
+
 TEST_F(CacheTest, RefusesOlderEqualForeignAndForgedBundlesWithoutChange) {
   auto c = joined_cache();
   const auto good = maker_.envelope(7, {{"role", "db"}});
