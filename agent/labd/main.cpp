@@ -6,6 +6,7 @@
 #include "agent/daemon/run.hpp"
 #include "agent/daemon/settings.hpp"
 #include "shared/cli/cli.hpp"
+#include "shared/config/template.hpp"
 #include "shared/json/json.hpp"
 
 #include <CLI/CLI.hpp>
@@ -25,6 +26,9 @@ namespace {
 namespace daemon = lab::agent::daemon;
 namespace cli = lab::shared::cli;
 constexpr const char* kProgram = "labd";
+constexpr const char* kConfigHeader =
+    "/etc/lab/labd.toml: the lab node agent's configuration (labd --help lists its commands).\n"
+    "Precedence: --set and other flags, then LABD_* variables, then this file, then defaults.";
 
 struct Global {
   std::string config;
@@ -291,6 +295,16 @@ int main(int argc, char** argv) {
   app.add_option("--socket", g.socket, "local API socket (default /run/lab/labd.sock)");
   app.add_option("--set", g.sets, "any config key: --set key_protection=file");
   cli::Action action;
+  app.add_flag_callback(
+      "--config-template",
+      [&] {
+        action = [] {
+          fmt::print("{}",
+                     lab::shared::config::commented_template(daemon::schema(), kConfigHeader));
+          return cli::kExitOk;
+        };
+      },
+      "print the default labd.toml (every key commented out with its default) and exit");
 
   std::string js;
   std::string join_file;

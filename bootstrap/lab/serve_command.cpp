@@ -3,6 +3,7 @@
 #include "bootstrap/lab/config_sources.hpp"
 #include "bootstrap/serve/serve.hpp"
 #include "shared/config/config.hpp"
+#include "shared/config/template.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -19,6 +20,7 @@ struct ServeOptions {
   std::string data_dir;
   std::string log_level;
   bool show_config = false;
+  bool config_template = false;
 };
 
 std::string origin_text(const shared::config::Origin& o) {
@@ -81,9 +83,19 @@ void add_serve(CLI::App& app, shared::cli::Action& action) {
   cmd->add_option("--log-level", opts->log_level, "trace, debug, info, warn or error");
   cmd->add_flag("--show-config", opts->show_config,
                 "print the effective configuration with where each value came from, and exit");
+  cmd->add_flag("--config-template", opts->config_template,
+                "print the default lab.toml (every key commented out with its default) and exit");
   cmd->callback([opts, &action] {
     action = [opts]() -> int {
       const shared::config::Schema schema = serve::schema();
+      if (opts->config_template) {
+        fmt::print("{}", shared::config::commented_template(
+                             schema,
+                             "/etc/lab/lab.toml: the lab appliance's configuration (lab serve).\n"
+                             "Every /etc/lab/*.toml but labd.toml is read, in name order; then "
+                             "LAB_* variables, then --set and other flags."));
+        return shared::cli::kExitOk;
+      }
       std::vector<shared::config::Flag> flags;
       if (!opts->data_dir.empty())
         flags.push_back({"data_dir", opts->data_dir, "--data-dir"});

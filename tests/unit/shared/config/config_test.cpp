@@ -1,8 +1,11 @@
 #include "shared/config/config.hpp"
 
+#include "shared/config/template.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 namespace {
 
@@ -284,3 +287,49 @@ TEST(Duration, FormatsTheShortestExactForm) {
 }
 
 }  // namespace
+
+namespace {
+
+// Uncomments the key lines of a template ("#key = value", "#[[table]]"), not the help lines.
+std::string uncommented(const std::string& tmpl) {
+  std::istringstream in(tmpl);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() > 1 && line[0] == '#' && line[1] != ' ')
+      line.erase(0, 1);
+    out += line + '\n';
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(ConfigTemplate, AsInstalledChangesNothingAndUncommentedGivesEveryDefault) {
+  Schema s = make_schema();
+  s.string("motd", "say \"hi\"\\n", "a string that needs escapes");
+  const std::string t = commented_template(s, "lab.toml: the appliance\nsecond line");
+  EXPECT_EQ(t.rfind("# lab.toml: the appliance\n# second line\n", 0), 0U) << t;
+  EXPECT_NE(t.find("# DHCP mode (one of: full, proxy, auto)\n#dhcp.mode = \"full\"\n"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("# HTTP port (0..65535)\n#http.port = 8080\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("#dhcp.lease_time = \"12h\"\n"), std::string::npos) << t;
+  // Tables come last: a key after [[dhcp.subnet]] would belong to the table.
+  EXPECT_GT(t.find("#[[dhcp.subnet]]"), t.find("#agent.tpm_pcrs"));
+
+  auto as_is = load(s, text(t));
+  ASSERT_TRUE(as_is) << as_is.error().message();
+  for (const auto& key : as_is->keys())
+    EXPECT_TRUE(as_is->is_default(key)) << key;
+
+  auto on = load(s, text(uncommented(t)));
+  ASSERT_TRUE(on) << on.error().message() << "\n" << uncommented(t);
+  EXPECT_EQ(on->string("motd"), "say \"hi\"\\n");
+  EXPECT_EQ(on->string("dhcp.mode"), "full");
+  EXPECT_EQ(on->duration("dhcp.lease_time"), 12h);
+  EXPECT_EQ(on->integer("http.port"), 8080);
+  EXPECT_TRUE(on->boolean("dhcp.enabled"));
+  EXPECT_FALSE(on->is_default("http.port"));  // it came from the file
+  ASSERT_EQ(on->tables("dhcp.subnet").size(), 1U);
+  EXPECT_EQ(on->tables("dhcp.subnet")[0].string("gateway"), "");
+}
