@@ -11,6 +11,7 @@ build_packages=(
   libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libssh-dev
   libtss2-dev libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  debhelper fakeroot  # make package: dpkg-buildpackage with dh
 )
 
 # Test: the real peers the integration, e2e and benchmark tests drive.
@@ -24,6 +25,7 @@ test_packages=(
   qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf
   busybox-static  # udhcpc in DHCP tests and the agent OS init: static, no libraries to copy
   zstd            # reading agent-OS initramfs images in tests
+  lintian mmdebstrap  # the package test: lintian, and apt installing the packages in a chroot
 )
 
 # The agent OS kernel: Debian's linux-image package, downloaded (never installed) for

@@ -17,8 +17,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 namespace lab::bootstrap::serve {
@@ -101,6 +104,19 @@ int run(const shared::config::Config& config) {
   std::vector<std::unique_ptr<Component>> running;
   asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::steady_timer grace(io);
+  // WATCHDOG=1 at half the unit's WatchdogSec=, from the io_context: a wedged event loop stops
+  // the pings and systemd restarts the service.
+  asio::steady_timer watchdog(io);
+  std::uint64_t watchdog_usec = 0;
+  std::function<void()> arm_watchdog = [&] {
+    watchdog.expires_after(std::chrono::microseconds(watchdog_usec / 2));
+    watchdog.async_wait([&](const boost::system::error_code& ec) {
+      if (ec)
+        return;
+      sd_notify(0, "WATCHDOG=1");
+      arm_watchdog();
+    });
+  };
   // Stops components in reverse start order; when the last one has drained, nothing is left
   // on the io_context and run() returns.
   auto stop_all = [&] {
@@ -111,6 +127,7 @@ int run(const shared::config::Config& config) {
         signals.cancel();
       }
     };
+    watchdog.cancel();
     if (running.empty()) {
       grace.cancel();
       signals.cancel();
@@ -166,6 +183,8 @@ int run(const shared::config::Config& config) {
 
   log.info("ready", {{"data_dir", data_dir.string()}, {"components", running.size()}});
   sd_notify(0, "READY=1");
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
+    arm_watchdog();
 
   std::vector<std::thread> threads;
   for (std::int64_t i = 1; i < config.integer("serve.io_threads"); ++i) {
