@@ -8,7 +8,7 @@ RELEASE_DIR := build/release
 FUZZ_DIR := build/fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps debug release test demo bench fuzz format format-check tidy clean
+.PHONY: all deps debug release package test demo bench fuzz format format-check tidy clean
 
 all: debug
 
@@ -27,14 +27,22 @@ debug: deps $(DEBUG_DIR)/build.ninja
 release: deps $(RELEASE_DIR)/build.ninja
 	@cmake --build $(RELEASE_DIR) -j $(JOBS)
 
+# The Debian packages lab and labd (build/packages/*.deb) from a Release build of the two
+# programs, checked by lintian.
+package: deps $(RELEASE_DIR)/build.ninja
+	@cmake --build $(RELEASE_DIR) -j $(JOBS) --target lab labd
+	@packaging/package.sh $(RELEASE_DIR) build/packages
+
 # Tests run under AddressSanitizer + UndefinedBehaviorSanitizer; any report fails the test.
-test: debug
+test: debug package
 	@cd $(DEBUG_DIR) && \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 900
 
-demo: release
+# Builds only the two programs the demonstration runs, not every test binary.
+demo: deps $(RELEASE_DIR)/build.ninja
+	@cmake --build $(RELEASE_DIR) -j $(JOBS) --target lab labd
 	@packaging/demo.sh $(RELEASE_DIR)
 
 # Benchmarks from the Release build; figures go to the README's performance section.

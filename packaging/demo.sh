@@ -9,7 +9,7 @@ build=${1:-build/release}
 lab=$(realpath "$build/bootstrap/lab/lab")
 labd=$(realpath "$build/agent/labd/labd")
 for p in "$lab" "$labd" swtpm swtpm_ioctl; do
-  command -v "$p" >/dev/null || { echo "demo: $p not found (make release; packaging/install-deps.sh)" >&2; exit 1; }
+  command -v "$p" >/dev/null || { echo "demo: $p not found (make demo builds it; packaging/install-deps.sh)" >&2; exit 1; }
 done
 
 work=$(mktemp -d /tmp/lab-demo.XXXXXX)
@@ -32,7 +32,26 @@ trap 'exit 130' INT TERM
 bold=$(tput bold 2>/dev/null || true); plain=$(tput sgr0 2>/dev/null || true)
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 say() { printf '   %s\n' "$*"; }
-run() { printf '   $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/     /'; }
+# Shows a command as an operator would type it (lab, labd: not the build path, nor the demo's
+# per-appliance wrappers plab and blab), then runs it.
+# `run labd_of N ...` shows as labd on nodeN.
+run() {
+  local shown=() a prompt='$'
+  if [ "$1" = labd_of ]; then
+    prompt="node$2 \$"
+    shown=(labd "${@:3}")
+  else
+    for a in "$@"; do
+      case $a in
+        "$lab" | plab | blab) a=lab ;;
+        "$labd") a=labd ;;
+      esac
+      shown+=("$a")
+    done
+  fi
+  printf '   %s %s\n' "$prompt" "${shown[*]}"
+  "$@" 2>&1 | sed 's/^/     /'
+}
 # Polls a command until it succeeds, at most $1 seconds.
 wait_for() {
   local t=$1; shift

@@ -351,8 +351,10 @@ Result<void> JournalLeaseStore::append(const std::string& records) {
   const off_t before = ::lseek(fd_, 0, SEEK_END);
   if (!write_all(fd_, records)) {
     // Cut off a torn record so that later records stay readable after it.
-    if (before >= 0)
-      (void)::ftruncate(fd_, before);
+    if (before >= 0 && ::ftruncate(fd_, before) != 0) {
+      return Error(StoreError::write_failed,
+                   "lease journal write failed, and cutting off the torn record failed too");
+    }
     return Error(StoreError::write_failed, "lease journal write failed");
   }
   if (durability_ == Durability::fdatasync && ::fdatasync(fd_) != 0)
