@@ -11,6 +11,8 @@ work=$(mktemp -d /tmp/lab-agent-bench.XXXXXX)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # And any agent started in a subshell (measure runs in one): each names this run's directory.
+  pkill -f -- "--config $work/" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
