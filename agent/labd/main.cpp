@@ -318,8 +318,9 @@ int main(int argc, char** argv) {
   join->fallthrough();
   auto* join_arg = join->add_option("join-string", js, kJoinStringHelp);
   join->add_option("--join-file", join_file, kJoinFileHelp)->excludes(join_arg);
-  join->add_option("--timeout", timeout, "seconds to wait for the coordinator")
-      ->capture_default_str();
+  join->add_option("--timeout", timeout, "seconds to wait for the coordinator (1..3600)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   join->add_option("--hostname", hostname, "name to enrol under (default: this host's name)");
   join->callback(
       [&] { action = [&] { return do_join(g, js, join_file, false, timeout, hostname); }; });
@@ -333,8 +334,9 @@ int main(int argc, char** argv) {
   rejoin->fallthrough();
   auto* rejoin_arg = rejoin->add_option("join-string", js, kJoinStringHelp);
   rejoin->add_option("--join-file", join_file, kJoinFileHelp)->excludes(rejoin_arg);
-  rejoin->add_option("--timeout", timeout, "seconds to wait for the coordinator")
-      ->capture_default_str();
+  rejoin->add_option("--timeout", timeout, "seconds to wait for the coordinator (1..3600)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   rejoin->add_option("--hostname", hostname, "name to enrol under (default: this host's name)");
   rejoin->callback(
       [&] { action = [&] { return do_join(g, js, join_file, true, timeout, hostname); }; });

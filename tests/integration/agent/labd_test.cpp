@@ -188,6 +188,9 @@ TEST_F(LabdTest, JoinStringComesFromStdinOrAFileToStayOutOfPs) {
       {"rejoin --join-file " + (node.dir() / "missing").string(), "cannot read --join-file"},
       {"join", "no join string"},
       {"join lab1:x --join-file /dev/null", "excludes"},
+      {"join lab1:x --timeout -1", "--timeout"},
+      {"rejoin lab1:x --timeout 0", "--timeout"},
+      {"join lab1:x --timeout soon", "--timeout"},
   };
   for (const auto& c : refused) {
     const auto r = labd(c.args);
