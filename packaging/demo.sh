@@ -113,7 +113,8 @@ step "Create one-time join tokens and join each machine (labd join <join-string>
 for i in 1 2 3; do
   js=$("$lab" token create --label fleet=demo --label rack=r$i --ttl 15m 2>/dev/null)
   say "node$i token: ${js:0:40}… (shown once; pins the coordinator CA)"
-  run labd_of "$i" join "$js" --hostname "node$i"
+  # On stdin, as an operator should: a command line is readable by every local user.
+  printf '%s\n' "$js" | run labd_of "$i" join - --hostname "node$i"
   "$labd" --config "$work/node$i/labd.toml" run >>"$work/node$i/labd.log" 2>&1 &
   agent_pid[$i]=$!
   pids+=($!)
