@@ -11,7 +11,7 @@ build_packages=(
   libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libssh-dev
   libtss2-dev libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  debhelper fakeroot help2man  # make package: dpkg-buildpackage with dh, manual pages
+  debhelper help2man  # make package: dpkg-buildpackage with dh, manual pages
 )
 
 # Test: the real peers the integration, e2e and benchmark tests drive.

@@ -83,6 +83,18 @@ Result<void> checked(const Result<void>& r) {
   return {};
 }
 
+// The bundle row's peer directory (keepers, gossip partners, revoked serials), stored as a
+// bundle holding only those. Empty in a bundle stored before peer sync: no peers known until the
+// next one.
+Result<protocol::Bundle> parse_directory(const std::string& text) {
+  if (text.empty())
+    return protocol::Bundle{};
+  auto parsed = protocol::parse_bundle(text);
+  if (!parsed)
+    return Error(CacheError::bad_row, "the cached peer directory does not parse");
+  return std::move(*parsed);
+}
+
 }  // namespace
 
 const boost::system::error_category& cache_category() noexcept {
@@ -424,12 +436,8 @@ Result<Cache::Keepers> Cache::keepers() {
   if (!row)
     return k;
   k.revision = st.int64(0);
-  if (const std::string dir = st.text(1); !dir.empty()) {
-    auto parsed = protocol::parse_bundle(dir);
-    if (!parsed)
-      return Error(CacheError::bad_row, "the cached peer directory does not parse");
-    k.keepers = std::move(parsed->peers);
-  }
+  LAB_TRY_ASSIGN(auto dir, parse_directory(st.text(1)));
+  k.keepers = std::move(dir.peers);
   return k;
 }
 
@@ -457,15 +465,10 @@ Result<View> Cache::view() {
       v.issued_at = st.int64(1);
       v.state = st.text(2);
       v.name = st.text(3);
-      // Empty in a bundle stored before peer sync: no peers known until the next one.
-      if (const std::string dir = st.text(4); !dir.empty()) {
-        auto parsed = protocol::parse_bundle(dir);
-        if (!parsed)
-          return Error(CacheError::bad_row, "the cached peer directory does not parse");
-        v.keepers = std::move(parsed->peers);
-        v.gossip = std::move(parsed->gossip);
-        v.revoked_serials = std::move(parsed->revoked_serials);
-      }
+      LAB_TRY_ASSIGN(auto dir, parse_directory(st.text(4)));
+      v.keepers = std::move(dir.peers);
+      v.gossip = std::move(dir.gossip);
+      v.revoked_serials = std::move(dir.revoked_serials);
     }
   }
   {

@@ -2,59 +2,47 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <toml++/toml.h>
 
 #include <limits>
+#include <sstream>
 
 namespace lab::shared::config {
 namespace {
 
-// A TOML basic string: quotes, backslashes and control characters escaped.
-std::string toml_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + '"';
+// A default as TOML writes it: toml++ quotes and escapes strings the way its parser reads them
+// (basic "..." strings on one line, as the rest of the project's TOML is written).
+template <class T>
+std::string toml_text(const T& value) {
+  std::ostringstream out;
+  out << toml::toml_formatter(value, toml::format_flags::none);
+  return out.str();
 }
 
 std::string value_text(const KeySpec& spec) {
   const Value& v = spec.default_value;
   switch (spec.type) {
     case Type::string:
-      return toml_string(std::get<std::string>(v));
+      return toml_text(toml::value<std::string>(std::get<std::string>(v)));
     case Type::integer:
       return std::to_string(std::get<std::int64_t>(v));
     case Type::boolean:
       return std::get<bool>(v) ? "true" : "false";
     case Type::duration:
-      return toml_string(format_duration(std::get<std::chrono::seconds>(v)));
+      return toml_text(
+          toml::value<std::string>(format_duration(std::get<std::chrono::seconds>(v))));
     case Type::string_list: {
-      std::string out = "[";
+      toml::array a;
       for (const auto& s : std::get<std::vector<std::string>>(v))
-        out += (out.size() > 1 ? ", " : "") + toml_string(s);
-      return out + "]";
+        a.push_back(s);
+      return toml_text(a);
     }
-    case Type::integer_list:
-      return fmt::format("[{}]", fmt::join(std::get<std::vector<std::int64_t>>(v), ", "));
+    case Type::integer_list: {
+      toml::array a;
+      for (const std::int64_t n : std::get<std::vector<std::int64_t>>(v))
+        a.push_back(n);
+      return toml_text(a);
+    }
     case Type::table_list:
       break;
   }

@@ -6,6 +6,7 @@
 #include "shared/crypto/x509.hpp"
 #include "shared/json/json.hpp"
 #include "tests/integration/agent/labd_fixture.hpp"
+#include "tests/support/notify.hpp"
 #include "tests/unit/agent/fake_coordinator.hpp"
 
 #include <gtest/gtest.h>
@@ -236,36 +237,15 @@ TEST_F(LabdTest, TellsTheServiceManagerReadyWatchdogAndStopping) {
   LabdNode node;
   ASSERT_EQ(node.labd({"join", coord_.join_string()}).exit_code, 0);
   const auto path = node.dir() / "notify.sock";
-  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  ASSERT_GT(std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str()), 0);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  timeval tv{.tv_sec = 10, .tv_usec = 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::vector<std::string> got;
-  const auto receive_until = [&](std::string_view wanted) {
-    for (int i = 0; i < 50; ++i) {
-      std::array<char, 512> buf{};
-      const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-      if (n <= 0)
-        return false;
-      got.emplace_back(buf.data(), static_cast<std::size_t>(n));
-      if (got.back() == wanted)
-        return true;
-    }
-    return false;
-  };
+  NotifySocket notify(path);
   ChildProcess::Options o;
   o.argv = {labd_binary().string(), "--config", node.config().string(), "run"};
   o.env = {{"TSS2_LOG", "all+none"}, {"NOTIFY_SOCKET", path.string()}, {"WATCHDOG_USEC", "400000"}};
   auto agent = ChildProcess::start(std::move(o));
-  EXPECT_TRUE(receive_until("READY=1")) << agent.output();
-  EXPECT_TRUE(receive_until("WATCHDOG=1")) << agent.output();
+  EXPECT_TRUE(notify.receive_until("READY=1")) << agent.output();
+  EXPECT_TRUE(notify.receive_until("WATCHDOG=1")) << agent.output();
   EXPECT_EQ(agent.stop(), 0);
-  EXPECT_TRUE(receive_until("STOPPING=1")) << agent.output();
-  ::close(fd);
+  EXPECT_TRUE(notify.receive_until("STOPPING=1")) << agent.output();
 }
 
 TEST_F(LabdTest, WithoutATpmJoinRefusesUnlessFileModeIsChosen) {

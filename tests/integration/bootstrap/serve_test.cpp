@@ -1,16 +1,12 @@
-// lab serve as a process: configuration errors, the data-directory lock, graceful shutdown.
+// lab serve as a process: configuration errors, the data-directory lock, graceful shutdown, what
+// it tells the service manager.
+#include "tests/support/notify.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <array>
 #include <csignal>
-#include <cstdio>
 
 namespace {
 
@@ -78,39 +74,20 @@ TEST(Serve, SigtermStopsPromptlyAndCleanly) {
 TEST(Serve, TellsTheServiceManagerReadyWatchdogAndStopping) {
   TempDir dir;
   const auto path = dir.path() / "notify.sock";
-  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  ASSERT_GT(std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str()), 0);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  timeval tv{.tv_sec = 10, .tv_usec = 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  const auto receive_until = [&](std::string_view wanted) {
-    for (int i = 0; i < 50; ++i) {
-      std::array<char, 512> buf{};
-      const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-      if (n <= 0)
-        return false;
-      if (std::string_view(buf.data(), static_cast<std::size_t>(n)) == wanted)
-        return true;
-    }
-    return false;
-  };
+  NotifySocket notify(path);
   auto serve =
       ChildProcess::start({.argv = {lab_binary(), "serve", "--data-dir", dir.path() / "data",
                                     "--set", "coordinator.enabled=false"},
                            .env = {{"NOTIFY_SOCKET", path.string()}, {"WATCHDOG_USEC", "400000"}},
                            .netns = {},
                            .log = {}});
-  EXPECT_TRUE(receive_until("READY=1")) << serve.output();
-  EXPECT_TRUE(receive_until("WATCHDOG=1")) << serve.output();
-  EXPECT_TRUE(receive_until("WATCHDOG=1")) << serve.output();  // again: it keeps pinging
+  EXPECT_TRUE(notify.receive_until("READY=1")) << serve.output();
+  EXPECT_TRUE(notify.receive_until("WATCHDOG=1")) << serve.output();
+  EXPECT_TRUE(notify.receive_until("WATCHDOG=1")) << serve.output();  // again: it keeps pinging
   serve.signal(SIGTERM);
-  EXPECT_TRUE(receive_until("STOPPING=1")) << serve.output();
+  EXPECT_TRUE(notify.receive_until("STOPPING=1")) << serve.output();
   // The watchdog timer does not hold the shutdown back.
   EXPECT_EQ(serve.wait(5s), 0) << serve.output();
-  ::close(fd);
 }
 
 }  // namespace
