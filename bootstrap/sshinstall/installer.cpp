@@ -2,6 +2,7 @@
 
 #include "shared/json/json.hpp"
 
+#include <algorithm>
 #include <regex>
 #include <sstream>
 
@@ -36,7 +37,8 @@ namespace {
 using rollout::Attempt;
 using rollout::Status;
 
-// Runs `labd run` again and again on hosts without systemd, backing off up to a minute.
+// Runs `labd run` again and again on hosts without systemd, backing off up to a minute. @LABD@
+// is the agent's path: kAgentPath, or kPackagedAgentPath when the package installed it.
 constexpr const char* kSupervisor = R"(#!/bin/sh
 # Keeps labd running on a host without systemd (installed by lab bootstrap ssh).
 mkdir -p /run/lab
@@ -45,7 +47,7 @@ child=
 trap '[ -n "$child" ] && kill "$child" 2>/dev/null; exit 0' TERM INT
 delay=1
 while :; do
-  /usr/local/bin/labd run >>/var/log/labd.log 2>&1 &
+  @LABD@ run >>/var/log/labd.log 2>&1 &
   child=$!
   wait "$child"
   # 78 (EX_CONFIG): the node has not joined; restarting cannot fix that.
@@ -73,12 +75,28 @@ RestartPreventExitStatus=78
 WantedBy=multi-user.target
 )";
 
-// Prints: arch, "os version", init system, hostname, then labd's status JSON (may be empty).
+// Prints: arch, "os version", init system, hostname, then the status JSON (may be empty) of the
+// labd installed before, by the package or by an earlier run of this installer.
 constexpr const char* kDetect =
     "uname -m; (. /etc/os-release 2>/dev/null; echo \"${ID:-unknown} ${VERSION_ID:-}\"); "
     "if [ -d /run/systemd/system ]; then echo systemd; else echo none; fi; hostname; "
-    "if [ -x /usr/local/bin/labd ]; then /usr/local/bin/labd status --output json 2>/dev/null "
-    "| tr -d '\\n'; fi; echo";
+    "for labd in /usr/bin/labd /usr/local/bin/labd; do if [ -x $labd ]; then "
+    "$labd status --output json 2>/dev/null | tr -d '\\n'; break; fi; done; echo";
+
+// Installs the uploaded package with apt, which takes its dependencies from what the host's
+// sources offer (dpkg -i would leave it half-configured when one is missing); dpkg where there is
+// no apt. An edited /etc/lab/labd.toml is kept; the installer writes its own settings next.
+constexpr const char* kInstallPackage =
+    "export DEBIAN_FRONTEND=noninteractive; if command -v apt-get >/dev/null; then "
+    "apt-get install -y -q -o Dpkg::Options::=--force-confdef "
+    "-o Dpkg::Options::=--force-confold @DEB@; else dpkg -i --force-confold @DEB@; fi";
+
+// The package's own maintainer scripts undo it: purge stops the service, removes the unit, the
+// configuration and the state.
+constexpr const char* kRemovePackage =
+    "if dpkg-query -W -f='${Status}' labd 2>/dev/null | grep -q ' installed'; then "
+    "[ -d /run/systemd/system ] && systemctl disable --now labd.service 2>/dev/null; "
+    "DEBIAN_FRONTEND=noninteractive dpkg --purge labd >/dev/null; fi; ";
 
 constexpr const char* kRemoveAgent =
     "if [ -d /run/systemd/system ]; then systemctl disable --now labd.service 2>/dev/null; "
@@ -117,6 +135,14 @@ Host parse_detect(const std::string& out) {
     }
   }
   return h;
+}
+
+std::string replace_all(std::string text, std::string_view marker, const std::string& with) {
+  for (auto at = text.find(marker); at != std::string::npos; at = text.find(marker, at)) {
+    text.replace(at, marker.size(), with);
+    at += with.size();
+  }
+  return text;
 }
 
 // A here-document writing `content` to `path` with `mode`; content never holds the marker.
@@ -160,12 +186,25 @@ Result<std::string> upload_dir_of(const std::string& out) {
   return dir;
 }
 
-std::string first_line(const ssh::CommandResult& r) {
-  std::string text = r.err.empty() ? r.out : r.err;
-  if (const auto nl = text.find('\n'); nl != std::string::npos) {
-    text.resize(nl);
+// The line of a failed command's output that says what went wrong: the first that mentions an
+// error or a failure (apt and systemctl print progress and notices before it), else the last.
+std::string error_line(const ssh::CommandResult& r) {
+  std::istringstream in(r.err.empty() ? r.out : r.err);
+  std::string line;
+  std::string last;
+  while (std::getline(in, line)) {
+    if (line.empty()) {
+      continue;
+    }
+    std::string lower = line;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower.find("error") != std::string::npos || lower.find("fail") != std::string::npos) {
+      return line;
+    }
+    last = line;
   }
-  return text.empty() ? "exit status " + std::to_string(r.exit_status) : text;
+  return last.empty() ? "exit status " + std::to_string(r.exit_status) : last;
 }
 
 class Install {
@@ -209,6 +248,7 @@ class Install {
         return a;
       }
     }
+    packaged_ = !options_.package.empty() && host_.os.starts_with("debian");
     auto config = agent_config_toml(options_.agent_config);
     if (!config) {
       return fail("configure", config.error());
@@ -231,14 +271,14 @@ class Install {
     token_id_ = minted->token_id;
     // On stdin: a command line is readable by every user of the host while it runs.
     const char* verb = host_.node_id.empty() ? "join" : "rejoin";
-    auto joined = remote("join", std::string(kAgentPath) + " " + verb + " -", options_.join_timeout,
+    auto joined = remote("join", agent_path() + " " + verb + " -", options_.join_timeout,
                          minted->join_string + "\n");
     if (!joined) {
       return rollback("join", joined.error());
     }
     if (joined->exit_status != 0) {
       return rollback("join",
-                      Error(InstallError::join_refused, "labd join: " + first_line(*joined)));
+                      Error(InstallError::join_refused, "labd join: " + error_line(*joined)));
     }
     if (auto r = start_service(); !r) {
       return rollback("start", r.error());
@@ -278,7 +318,7 @@ class Install {
       return r.error();
     }
     if (r->exit_status != 0) {
-      return Error(InstallError::remote_failed, first_line(*r));
+      return Error(InstallError::remote_failed, error_line(*r));
     }
     return {};
   }
@@ -292,13 +332,14 @@ class Install {
       return made.error();
     }
     if (made->exit_status != 0) {
-      return Error(InstallError::remote_failed, "mktemp -d: " + first_line(*made));
+      return Error(InstallError::remote_failed, "mktemp -d: " + error_line(*made));
     }
     LAB_TRY_ASSIGN(upload_dir_, upload_dir_of(made->out));
-    if (!options_.package.empty() && host_.os.starts_with("debian")) {
+    if (packaged_) {
       const std::string deb = upload_dir_ + "/labd.deb";
       LAB_TRY(session_->upload(options_.package, deb, 0600));
-      LAB_TRY(check(remote("upload", "dpkg -i " + deb)));
+      LAB_TRY(check(
+          remote("upload", replace_all(kInstallPackage, "@DEB@", deb), std::chrono::seconds(600))));
     } else {
       const std::string agent = upload_dir_ + "/labd";
       const std::string next = std::string(kAgentPath) + ".lab-new";
@@ -314,13 +355,19 @@ class Install {
     return {};
   }
 
+  // The package brings its own unit (hardened, with the watchdog); the binary alone gets kUnit.
   Result<void> install_service() {
     if (host_.systemd) {
-      return check(remote(
-          "service", write_file_command(kUnitPath, kUnit, "0644") + " && systemctl daemon-reload"));
+      return check(remote("service", packaged_ ? std::string("systemctl daemon-reload")
+                                               : write_file_command(kUnitPath, kUnit, "0644") +
+                                                     " && systemctl daemon-reload"));
     }
-    return check(remote("service", write_file_command(kSupervisorPath, kSupervisor, "0755")));
+    return check(remote(
+        "service", write_file_command(kSupervisorPath,
+                                      replace_all(kSupervisor, "@LABD@", agent_path()), "0755")));
   }
+
+  std::string agent_path() const { return packaged_ ? kPackagedAgentPath : kAgentPath; }
 
   Result<void> start_service() {
     if (host_.systemd) {
@@ -350,8 +397,8 @@ class Install {
         auto fresh = ssh::Session::open(target_, options);
         session_ = fresh ? std::move(*fresh) : nullptr;
       }
-      const std::string remove =
-          (upload_dir_.empty() ? "" : "rm -rf " + upload_dir_ + "; ") + kRemoveAgent;
+      const std::string remove = (upload_dir_.empty() ? "" : "rm -rf " + upload_dir_ + "; ") +
+                                 (packaged_ ? kRemovePackage : "") + kRemoveAgent;
       auto removed = session_ ? check(session_->run(remove, std::chrono::seconds(60)))
                               : Result<void>(Error(ssh::SshError::connect_failed));
       undone += removed ? "agent removed" : "agent NOT removed (host unreachable)";
@@ -381,6 +428,7 @@ class Install {
   std::unique_ptr<ssh::Session> session_;
   Host host_;
   bool touched_ = false;
+  bool packaged_ = false;   // labd comes from options_.package, installed with apt
   std::string upload_dir_;  // on the host, until removed
   std::string token_id_;
   std::string node_id_;

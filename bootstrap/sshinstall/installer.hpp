@@ -64,6 +64,8 @@ rollout::Attempt install(const std::string& target, const InstallOptions& option
 /// directory made by `mktemp -d` (mode 0700), $TMPDIR/lab-install.XXXXXXXXXX or
 /// /tmp/lab-install.XXXXXXXXXX, removed once its content is installed, and on rollback.
 inline constexpr const char* kAgentPath = "/usr/local/bin/labd";
+/// Where the labd package puts it (with its unit in /lib/systemd/system); a rollback purges it.
+inline constexpr const char* kPackagedAgentPath = "/usr/bin/labd";
 inline constexpr const char* kSupervisorPath = "/usr/local/lib/lab/labd-supervise";
 inline constexpr const char* kUnitPath = "/etc/systemd/system/labd.service";
 inline constexpr const char* kConfigPath = "/etc/lab/labd.toml";

@@ -5,9 +5,8 @@
 # `systemd-analyze verify` on both units; an upgrade from an older version keeps an edited
 # conffile and the state; remove keeps configuration and state; purge removes them.
 #
-# Not proved here: that the units run under systemd as PID 1 (services active, the watchdog
-# restarting a hung labd, labd joining). That needs a booted Debian system in QEMU, which comes
-# with the rootfs images of the bare-metal deploy.
+# Under systemd as PID 1 (services active, the watchdog restarting a hung labd, labd joining):
+# tests/package/vm_test.sh.
 #
 # Usage: tests/package/package_test.sh [PACKAGES_DIR]   (default build/packages; needs root)
 set -euo pipefail
@@ -105,6 +104,8 @@ if [ -n "$uid" ] && [ "$uid" -lt 1000 ] && [ "$(echo "$user" | cut -d: -f7)" = /
 else
   fail "no system user lab with a nologin shell: '$user'"
 fi
+# labd.service runs in the tss group (/dev/tpmrm0 is tss:tss 0660); labd's postinst makes it.
+in_root getent group tss >/dev/null && ok "group tss exists" || fail "no group tss for labd.service"
 conffiles=$(in_root dpkg-query -W -f='${Conffiles}\n' lab labd)
 for f in /etc/lab/lab.toml /etc/lab/labd.toml; do
   echo "$conffiles" | grep -q " $f " && ok "$f is a conffile" || fail "$f is not a conffile"
