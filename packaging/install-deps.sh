@@ -25,7 +25,8 @@ test_packages=(
   qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf
   busybox-static  # udhcpc in DHCP tests and the agent OS init: static, no libraries to copy
   zstd            # reading agent-OS initramfs images in tests
-  lintian mmdebstrap  # the package test: lintian, and apt installing the packages in a chroot
+  lintian mmdebstrap  # the package tests: lintian, apt in a chroot, a booted Debian image
+  e2fsprogs python3   # mke2fs -d for that image; JSON in the shell tests
 )
 
 # The agent OS kernel: Debian's linux-image package, downloaded (never installed) for
