@@ -1,11 +1,17 @@
 // lab secret set|list|grant|delete. A value comes from stdin or --from-file, never from the command
-// line (where `ps` and shell history would show it), and is never printed.
+// line (where `ps` and shell history would show it), and is never printed. At a terminal it is
+// typed at a prompt that does not echo it.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <termios.h>
+#include <unistd.h>
+
+#include <array>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -26,9 +32,54 @@ struct SetOptions {
   std::string require;  // empty: unchanged; "any" clears it
 };
 
-Result<std::string> read_value(const std::string& file) {
+// The terminal's settings while the prompt has echo off, put back by a signal that ends lab there
+// (Ctrl-C would otherwise leave the operator's shell without echo).
+termios g_terminal{};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): signal handler
+
+extern "C" void restore_terminal_and_reraise(int sig) {
+  // All three are async-signal-safe; a failure leaves nothing better to do.
+  static_cast<void>(::tcsetattr(STDIN_FILENO, TCSANOW, &g_terminal));
+  static_cast<void>(::signal(sig, SIG_DFL));
+  static_cast<void>(::raise(sig));
+}
+
+// One line typed at the terminal without echo (the Enter still moves to a new line: ECHONL);
+// the newline that ends it is not part of the value.
+Result<std::string> prompt_value(const std::string& name) {
+  if (::tcgetattr(STDIN_FILENO, &g_terminal) != 0)
+    return Error(LabError::local, "cannot read the terminal's settings for a hidden prompt");
+  termios hidden = g_terminal;
+  hidden.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  hidden.c_lflag |= ECHONL;
+  // Not SIGTSTP: the shell puts its own settings back on a stopped job, and a resumed prompt
+  // must stay hidden.
+  constexpr std::array kSignals = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
+  std::array<struct sigaction, kSignals.size()> previous{};
+  struct sigaction restore {};
+  restore.sa_handler = restore_terminal_and_reraise;
+  ::sigemptyset(&restore.sa_mask);
+  for (std::size_t i = 0; i < kSignals.size(); ++i)
+    ::sigaction(kSignals[i], &restore, &previous[i]);
+  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &hidden);  // before the prompt: nothing typed is echoed
+  fmt::print(stderr, "value of secret {} (typing is not shown): ", name);
+  static_cast<void>(std::fflush(stderr));
   std::string value;
-  if (file.empty() || file == "-") {
+  const bool got = static_cast<bool>(std::getline(std::cin, value));
+  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_terminal);
+  for (std::size_t i = 0; i < kSignals.size(); ++i)
+    ::sigaction(kSignals[i], &previous[i], nullptr);
+  if (!value.empty() && value.back() == '\r')
+    value.pop_back();
+  if (!got && value.empty())
+    return Error(LabError::usage, "no value typed for secret " + name);
+  return value;
+}
+
+Result<std::string> read_value(const std::string& name, const std::string& file) {
+  std::string value;
+  if ((file.empty() || file == "-") && ::isatty(STDIN_FILENO) != 0) {
+    LAB_TRY_ASSIGN(value, prompt_value(name));
+  } else if (file.empty() || file == "-") {
     std::array<char, 4096> buf{};
     std::size_t n = 0;
     while ((n = std::fread(buf.data(), 1, buf.size(), stdin)) > 0) {
@@ -60,9 +111,9 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
 
   auto s = std::make_shared<SetOptions>();
   CLI::App* set = add_verb(
-      *noun, "set", "Set a secret's value (from stdin, or --from-file)", action, flags,
-      [s](ApiClient& api, const ClientFlags& f) -> Result<void> {
-        LAB_TRY_ASSIGN(std::string value, read_value(s->file));
+      *noun, "set", "Set a secret's value (typed at a hidden prompt, from stdin, or --from-file)",
+      action, flags, [s](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        LAB_TRY_ASSIGN(std::string value, read_value(s->name, s->file));
         std::string path = "/v1/secrets/" + url_encode(s->name);
         std::string query;
         if (!s->entitlement.empty())
@@ -90,6 +141,9 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
                   "or any (default: unchanged; any when new)")
       ->check(CLI::IsMember({"tpm", "tpm+pcr", "any"}));
   set->footer(
+      "At a terminal the value is typed at a prompt that does not show it, and the Enter that "
+      "ends it is not stored. From a pipe or --from-file it is stored byte for byte (a trailing "
+      "newline too).\n"
       "With --require the coordinator seals the secret only into the bundles of entitled nodes "
       "whose agent reports that key protection (the KEY column of 'lab node list'); a node that "
       "reports none gets it only with 'any'.");

@@ -1,5 +1,7 @@
 #include "shared/config/config.hpp"
 
+#include "shared/text/suggest.hpp"
+
 #include <fmt/format.h>
 // toml++ is compiled into this file (shared/config/CMakeLists.txt). Its parser asserts on some
 // malformed keys that it otherwise reports as parse errors; the packaged libtomlplusplus it
@@ -279,32 +281,10 @@ std::string format_duration(std::chrono::seconds d) {
 namespace {
 
 std::string closest_key(const Schema& schema, std::string_view key) {
-  // Levenshtein distance; suggest only close matches.
-  auto distance = [](std::string_view a, std::string_view b) {
-    std::vector<std::size_t> prev(b.size() + 1);
-    std::vector<std::size_t> cur(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j)
-      prev[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-      cur[0] = i;
-      for (std::size_t j = 1; j <= b.size(); ++j) {
-        cur[j] =
-            std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      }
-      std::swap(prev, cur);
-    }
-    return prev[b.size()];
-  };
-  std::string best;
-  std::size_t best_d = 3;
-  for (const auto& k : schema.keys()) {
-    std::size_t d = distance(key, k.key);
-    if (d < best_d) {
-      best_d = d;
-      best = k.key;
-    }
-  }
-  return best;
+  std::vector<std::string> keys;
+  for (const auto& k : schema.keys())
+    keys.push_back(k.key);
+  return text::closest(key, keys);
 }
 
 std::string joined(const std::vector<std::string>& v) {

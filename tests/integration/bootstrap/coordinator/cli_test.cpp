@@ -8,7 +8,15 @@
 
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <pty.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <regex>
 
 namespace lab::tests::coordinator {
 namespace {
@@ -16,6 +24,143 @@ namespace {
 namespace json = boost::json;
 
 using lab::tests::contains;
+
+// A command run on a new pseudo-terminal, as an operator at a shell would run it: it waits for
+// `prompt` in what the terminal shows, records whether the terminal echoes at that moment, types
+// `typed`, and collects everything shown until the command exits.
+struct TerminalRun {
+  int exit_code = -1;
+  std::string shown;
+  bool prompted = false;
+  bool echo_at_prompt = true;
+};
+
+TerminalRun run_on_terminal(const Appliance& a, const std::vector<std::string>& argv,
+                            const std::string& prompt, const std::string& typed) {
+  std::vector<std::string> env = {"LAB_DATA_DIR=" + a.data_dir().string()};
+  for (char** e = environ; *e != nullptr; ++e)
+    env.emplace_back(*e);
+  std::vector<char*> args;
+  std::vector<char*> envp;
+  args.reserve(argv.size() + 1);
+  envp.reserve(env.size() + 1);
+  for (const auto& s : argv)
+    args.push_back(const_cast<char*>(s.c_str()));
+  args.push_back(nullptr);
+  for (const auto& s : env)
+    envp.push_back(const_cast<char*>(s.c_str()));
+  envp.push_back(nullptr);
+
+  TerminalRun r;
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid < 0)
+    return r;
+  if (pid == 0) {
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  // false at the end of the output (EIO once the command and everything on the terminal exited)
+  auto read_some = [&] {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0)
+      return std::chrono::steady_clock::now() < deadline;
+    std::array<char, 4096> buf{};
+    const ssize_t n = ::read(master, buf.data(), buf.size());
+    if (n <= 0)
+      return false;
+    r.shown.append(buf.data(), static_cast<std::size_t>(n));
+    return true;
+  };
+  while (r.shown.find(prompt) == std::string::npos && read_some()) {
+  }
+  r.prompted = r.shown.find(prompt) != std::string::npos;
+  termios t{};
+  ::tcgetattr(master, &t);  // a pty's master reports the terminal's settings
+  r.echo_at_prompt = (t.c_lflag & ECHO) != 0;
+  if (r.prompted && ::write(master, typed.data(), typed.size()) < 0)
+    r.prompted = false;
+  while (read_some()) {
+  }
+  ::close(master);
+  int status = 0;
+  ::kill(pid, SIGKILL);  // nothing if it exited; bounded if it did not
+  ::waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::int64_t secret_size(const Appliance& a, const std::string& name) {
+  const auto secrets = a.lab_json({"secret", "list"});
+  for (const auto& s : secrets.as_array())
+    if (s.at("name").as_string() == name)
+      return s.at("size").to_number<std::int64_t>();
+  return -1;
+}
+
+// At a terminal the value is typed at a prompt that does not echo it, and the Enter that ends it
+// is not stored; piped, it is stored byte for byte. Ctrl-C at the prompt gives the shell its echo
+// back.
+TEST(CoordinatorCli, SecretTypedAtATerminalIsNotEchoedAndKeepsNoNewline) {
+  Appliance a;
+  const std::string prompt = "(typing is not shown): ";
+  auto typed = run_on_terminal(a, {lab_binary().string(), "secret", "set", "typed"}, prompt,
+                               "hunter2-typed\n");
+  ASSERT_TRUE(typed.prompted) << typed.shown;
+  EXPECT_FALSE(typed.echo_at_prompt);
+  EXPECT_EQ(typed.exit_code, 0) << typed.shown;
+  EXPECT_TRUE(contains(typed.shown, "value of secret typed")) << typed.shown;
+  EXPECT_TRUE(contains(typed.shown, "secret typed set")) << typed.shown;
+  EXPECT_FALSE(contains(typed.shown, "hunter2")) << typed.shown;
+  EXPECT_EQ(secret_size(a, "typed"), 13);
+
+  auto piped = sh("printf 'abc\\n' | LAB_DATA_DIR='" + a.data_dir().string() + "' '" +
+                  lab_binary().string() + "' secret set piped");
+  EXPECT_EQ(piped.exit_code, 0) << piped.output;
+  EXPECT_EQ(secret_size(a, "piped"), 4);
+
+  auto nothing =
+      run_on_terminal(a, {lab_binary().string(), "secret", "set", "nothing"}, prompt, "\n");
+  EXPECT_EQ(nothing.exit_code, 2) << nothing.shown;
+  EXPECT_TRUE(contains(nothing.shown, "empty")) << nothing.shown;
+
+  // The shell traps SIGINT (a handler, which exec resets), so it outlives lab and shows the
+  // terminal's settings after Ctrl-C (the terminal's interrupt character, ^C).
+  auto interrupted = run_on_terminal(
+      a,
+      {"/bin/sh", "-c", "trap : INT; \"$0\" secret set cancelled; echo \"rc=$?\"; stty -a",
+       lab_binary().string()},
+      prompt, "\x03");
+  ASSERT_TRUE(interrupted.prompted) << interrupted.shown;
+  EXPECT_TRUE(contains(interrupted.shown, "rc=130")) << interrupted.shown;
+  EXPECT_TRUE(std::regex_search(interrupted.shown, std::regex("(^|\\s)echo(\\s|$)")))
+      << interrupted.shown;
+  EXPECT_EQ(secret_size(a, "cancelled"), -1);
+}
+
+// A mistyped or missing command is a usage error (2) that names the command it was given to, the
+// nearest known one, and that command's own --help; both programs.
+TEST(CoordinatorCli, AMistypedCommandIsNamedWithTheNearestOne) {
+  auto typo = run({lab_binary().string(), "node", "lsit"});
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_TRUE(contains(typo.output, "unknown command 'lsit' for 'lab node'; did you mean 'list'?"))
+      << typo.output;
+  EXPECT_TRUE(contains(typo.output, "hint: run 'lab node --help' for usage")) << typo.output;
+  auto with_flags = run({lab_binary().string(), "secret", "-o", "json", "lsit"});
+  EXPECT_EQ(with_flags.exit_code, 2);
+  EXPECT_TRUE(contains(with_flags.output, "did you mean 'list'?")) << with_flags.output;
+  auto missing = run({lab_binary().string(), "group"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_TRUE(contains(missing.output, "'lab group' needs a command: ")) << missing.output;
+  auto flag = run({lab_binary().string(), "token", "list", "--bogus"});
+  EXPECT_EQ(flag.exit_code, 2);
+  EXPECT_TRUE(contains(flag.output, "hint: run 'lab token list --help' for usage")) << flag.output;
+  auto agent = run({labd_binary().string(), "stauts"});
+  EXPECT_EQ(agent.exit_code, 2);
+  EXPECT_TRUE(contains(agent.output, "unknown command 'stauts' for 'labd'; did you mean 'status'?"))
+      << agent.output;
+}
 
 TEST(CoordinatorCli, FirstStartWritesCaTokenAndUrl) {
   Appliance a;

@@ -57,6 +57,42 @@ TEST(Cli, ActionResultIsTheExitCodeAndExceptionsAreFailures) {
   EXPECT_NE(testing::internal::GetCapturedStderr().find("t: error: boom"), std::string::npos);
 }
 
+// An unknown or missing command is named with the command it was given to, the nearest known
+// one, and that command's own --help.
+TEST(Cli, UnknownCommandSuggestsTheNearestAndItsHelp) {
+  auto make = [](CLI::App& app) {
+    CLI::App* node = app.add_subcommand("node", "nodes");
+    node->require_subcommand(1);
+    node->add_option("-o,--output", "format");
+    node->fallthrough();  // as lab's nouns do: an unknown word ends up with the top command
+    node->add_subcommand("list", "list them");
+    node->add_subcommand("show", "show one");
+  };
+  CLI::App app{"t", "t"};
+  make(app);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run_with({"t", "node", "-o", "json", "lsit"}, {}, app), kExitUsage);
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("t: error: unknown command 'lsit' for 't node'; did you mean 'list'?"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("hint: run 't node --help' for usage"), std::string::npos) << err;
+
+  CLI::App far{"t", "t"};
+  make(far);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run_with({"t", "node", "frobnicate"}, {}, far), kExitUsage);
+  err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("unknown command 'frobnicate' for 't node'\n"), std::string::npos) << err;
+
+  CLI::App none{"t", "t"};
+  make(none);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run_with({"t", "node"}, {}, none), kExitUsage);
+  err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("'t node' needs a command: list, show"), std::string::npos) << err;
+}
+
 TEST(Cli, MissingSubcommandPrintsHelpAndIsAUsageError) {
   CLI::App app{"t", "t"};
   app.add_subcommand("serve", "serve");
