@@ -8,14 +8,17 @@
 #include "shared/cli/cli.hpp"
 #include "shared/config/template.hpp"
 #include "shared/json/json.hpp"
+#include "shared/text/time.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/json/object.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -203,6 +206,24 @@ int status_exit_code(const boost::json::object& o) {
   return sync->as_string() == "refused" ? kStatusRefused : kStatusNotCurrent;
 }
 
+// One value of the status as text: times (seconds since the epoch in the JSON) as ISO 8601 with
+// their age, durations in seconds with a short form beside them.
+std::string status_text(std::string_view key, const boost::json::value& v, std::int64_t now) {
+  static constexpr std::array<std::string_view, 5> kTimes = {
+      "issued_at", "last_contact", "last_confirmed", "applied_at", "joined_at"};
+  if (v.is_string())
+    return std::string(v.as_string());
+  const bool time = std::find(kTimes.begin(), kTimes.end(), key) != kTimes.end();
+  if (v.is_null() && time)
+    return "never";
+  if (v.is_int64() && time && v.as_int64() > 0)
+    return fmt::format("{} ({} ago)", lab::shared::text::format_time(v.as_int64()),
+                       lab::shared::text::format_age(now - v.as_int64()));
+  if (v.is_int64() && key.ends_with("_seconds"))
+    return fmt::format("{} ({})", v.as_int64(), lab::shared::text::format_age(v.as_int64()));
+  return lab::shared::json::to_string(v);
+}
+
 int do_status(const Global& g, const std::string& output) {
   auto s = settings(g);
   if (!s)
@@ -217,9 +238,9 @@ int do_status(const Global& g, const std::string& output) {
     fmt::print("{}\n", *doc);
     return status_exit_code(*o);
   }
+  const std::int64_t now = std::time(nullptr);
   for (const auto& [k, v] : *o) {
-    fmt::print("{:<22} {}\n", std::string_view(k.data(), k.size()),
-               v.is_string() ? std::string(v.as_string()) : lab::shared::json::to_string(v));
+    fmt::print("{:<22} {}\n", std::string_view(k.data(), k.size()), status_text(k, v, now));
   }
   return status_exit_code(*o);
 }

@@ -38,18 +38,6 @@ void print_json(const boost::json::value& v) {
   fmt::print("{}\n", shared::json::pretty(v));
 }
 
-std::string format_time(std::int64_t unix_seconds) {
-  if (unix_seconds <= 0)
-    return "-";
-  const std::time_t t = unix_seconds;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::array<char, 32> buf{};
-  if (std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-    return "-";
-  return buf.data();
-}
-
 std::string text(const boost::json::value& object, std::string_view key) {
   const auto* o = object.if_object();
   if (o == nullptr)

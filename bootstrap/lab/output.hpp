@@ -1,4 +1,6 @@
 #pragma once
+
+#include "shared/text/time.hpp"
 // What operator commands print: aligned tables for people, JSON for scripts.
 
 #include "bootstrap/lab/api_client.hpp"
@@ -28,8 +30,7 @@ class Table {
 
 /// Indented JSON on stdout.
 void print_json(const boost::json::value& v);
-/// "2026-11-23T10:00:00Z", or "-" for 0.
-std::string format_time(std::int64_t unix_seconds);
+using shared::text::format_time;  // "2026-11-23T10:00:00Z", or "-" for 0
 /// A member of a JSON object as text ("" when absent): strings as is, numbers in decimal.
 std::string text(const boost::json::value& object, std::string_view key);
 /// A member as an integer (0 when absent or not an integer).

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <regex>
 #include <thread>
 #include <utility>
 
@@ -250,6 +251,14 @@ TEST_F(LabdLifecycle, StatusSaysRefusedAfterRevokeAndStalenessGrows) {
   auto human = node.labd({"status"});
   EXPECT_EQ(human.exit_code, 3) << human.output;
   EXPECT_TRUE(contains(human.output, "refused")) << human.output;
+  // Text shows times as ISO 8601 with their age, and durations in a short form too.
+  EXPECT_TRUE(std::regex_search(
+      human.output,
+      std::regex(R"(\nlast_confirmed +20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z \([0-9]+s ago\)\n)")))
+      << human.output;
+  EXPECT_TRUE(
+      std::regex_search(human.output, std::regex(R"(\nstaleness_seconds +[0-9]+ \([0-9]+s\)\n)")))
+      << human.output;
 
   // Stopped, nobody syncs: "stopped", exit 4.
   EXPECT_EQ(agent.stop(), 0);
