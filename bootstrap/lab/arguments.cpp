@@ -3,6 +3,7 @@
 #include "bootstrap/lab/api_client.hpp"
 #include "bootstrap/lab/commands.hpp"
 #include "pxe/recorder/mac.hpp"
+#include "shared/config/config.hpp"
 
 #include <arpa/inet.h>
 
@@ -44,6 +45,14 @@ Result<void> check_ip_arg(std::string_view text, std::string_view option) {
   }
   return Error(LabError::usage,
                named(option, text) + " is not an IP address like 10.0.0.5 or fd00::5");
+}
+
+Result<void> check_duration_arg(std::string_view text, std::string_view option) {
+  // The parser the coordinator and the configuration use.
+  if (auto d = shared::config::parse_duration(text); d && d->count() > 0)
+    return {};
+  return Error(LabError::usage,
+               named(option, text) + " is not a duration like 90s, 15m, 12h or 30d (above 0)");
 }
 
 }  // namespace lab::bootstrap::commands

@@ -38,4 +38,8 @@ Result<std::string> parse_mac_arg(std::string_view text, std::string_view option
 /// An IPv4 or IPv6 address literal; LabError::usage naming the option and the value otherwise.
 Result<void> check_ip_arg(std::string_view text, std::string_view option = {});
 
+/// A duration above zero ("90s", "15m", "12h", "30d"), as the coordinator takes it;
+/// LabError::usage naming the option and the value otherwise.
+Result<void> check_duration_arg(std::string_view text, std::string_view option);
+
 }  // namespace lab::bootstrap::commands

@@ -2,7 +2,6 @@
 // revocation, so the audit trail says which person did what.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
-#include "shared/config/config.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -38,10 +37,7 @@ void add_operator(CLI::App& app, shared::cli::Action& action) {
       *noun, "add", "Make a credential for an operator and print it (shown once)", action, flags,
       [a](ApiClient& api, const ClientFlags& f) -> Result<void> {
         if (!a->ttl.empty()) {
-          if (auto d = shared::config::parse_duration(a->ttl); !d) {
-            return Error(LabError::usage,
-                         "--ttl '" + a->ttl + "': expected a duration like 30d, 12h or 90m");
-          }
+          LAB_TRY(check_duration_arg(a->ttl, "--ttl"));
         }
         json::object body{{"name", a->name}};
         if (!a->ttl.empty())

@@ -63,7 +63,14 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
   CLI::App* create = add_verb(
       *noun, "create", "Create a one-time join token and print its join string", action, flags,
       [c](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        LAB_TRY(check_duration_arg(c->ttl, "--ttl"));
         LAB_TRY(apply_binds(*c));
+        if (!c->mac.empty()) {
+          LAB_TRY_ASSIGN(c->mac, parse_mac_arg(c->mac, "--bind-mac"));
+        }
+        if (!c->ip.empty()) {
+          LAB_TRY(check_ip_arg(c->ip, "--bind-ip"));
+        }
         LAB_TRY_ASSIGN(json::object labels, labels_object(c->labels));
         json::object body{{"labels", labels}, {"ttl", c->ttl}, {"description", c->description}};
         if (!c->mac.empty() || !c->ip.empty() || !c->host.empty())

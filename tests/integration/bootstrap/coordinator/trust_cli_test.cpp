@@ -119,6 +119,31 @@ TEST(TrustCli, AnOperatorsCredentialWorksAndTheAuditTrailNamesThem) {
   EXPECT_FALSE(find_operator(a.lab_json({"operator", "list"}), "carol"));
 }
 
+// A token no machine could use is refused before anything is sent: with the coordinator down
+// the operator still gets a usage error (2) naming the value, not a connection error.
+TEST(TrustCli, TokenArgumentsAreCheckedBeforeAnythingIsSent) {
+  Appliance a;
+  ASSERT_EQ(a.stop(), 0);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--ttl", "5x"}, "--ttl '5x' is not a duration"},
+      {{"--ttl", "0s"}, "--ttl '0s' is not a duration"},
+      {{"--bind-mac", "notamac"}, "--bind-mac 'notamac' is not a MAC address"},
+      {{"--bind", "mac=52:54:00:zz:00:01"}, "'52:54:00:zz:00:01' is not a MAC address"},
+      {{"--bind-ip", "999.1.1.1"}, "--bind-ip '999.1.1.1' is not an IP address"},
+  };
+  for (const auto& [flags, message] : cases) {
+    std::vector<std::string> args = {"token", "create"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    auto r = a.lab(args);
+    EXPECT_EQ(r.exit_code, 2) << flags[1] << ": " << r.output;
+    EXPECT_TRUE(contains(r.output, message)) << r.output;
+  }
+  auto operator_ttl = a.lab({"operator", "add", "dave", "--ttl", "soon"});
+  EXPECT_EQ(operator_ttl.exit_code, 2) << operator_ttl.output;
+  EXPECT_TRUE(contains(operator_ttl.output, "--ttl 'soon' is not a duration"))
+      << operator_ttl.output;
+}
+
 TEST(TrustCli, AnExpiredCredentialIsRefusedWithWhoseAndWhen) {
   Appliance a;
   const auto token = add_operator(a, "alice", {"--ttl", "2s"});
