@@ -33,6 +33,7 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-tctildr tss2-mu tss2-rc)
 pkg_check_modules(LIBSSH REQUIRED IMPORTED_TARGET libssh)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
 
 # Beast/Asio are header-only; one definition set for every target that uses them.
 add_library(lab_boost_asio INTERFACE)

@@ -161,7 +161,7 @@ run labd_of 3 labels
 
 step "Restart the coordinator and change a label: the agents catch up"
 start_coordinator
-for id in $members; do run "$lab" node label "$id" color=green; done | grep -E '^   \$|labels:'
+for id in $members; do run "$lab" node label "$id" color=green --overwrite; done | grep -E '^   \$|labels:'
 t0=$(date +%s%N)
 for i in 1 2 3; do
   wait_for 30 grep -q '"color":"green"' "$work/node$i/run/labels.json"
@@ -254,7 +254,7 @@ table inet labcut {
 NFT
   wait_for 90 punreachable d
   say "node-d: $(pstatus d | jq -c '{sync, coordinator_reachable, revision}')"
-  run plab node label node-d color=purple
+  run plab node label node-d color=purple --overwrite
   printf 'only-for-node-d' | plab secret set d-secret --entitlement color=purple -f - >/dev/null
   say "secret d-secret set for color=purple (only node-d)"
   t0=$(date +%s%N)

@@ -10,8 +10,9 @@ build_packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libssh-dev
   libtss2-dev libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libsystemd-dev
+  libyaml-dev  # --output yaml
   libgtest-dev libgmock-dev libbenchmark-dev
-  debhelper help2man  # make package: dpkg-buildpackage with dh, manual pages
+  debhelper  # make package: dpkg-buildpackage with dh
 )
 
 # Test: the real peers the integration, e2e and benchmark tests drive.
@@ -27,6 +28,7 @@ test_packages=(
   zstd            # reading agent-OS initramfs images in tests
   lintian mmdebstrap  # the package tests: lintian, apt in a chroot, a booted Debian image
   e2fsprogs python3   # mke2fs -d for that image; JSON in the shell tests
+  python3-yaml man-db zsh fish  # reading -o yaml back; rendering man pages; completion scripts
 )
 
 # The agent OS kernel: Debian's linux-image package, downloaded (never installed) for

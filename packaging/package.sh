@@ -31,11 +31,15 @@ cp "$build/bootstrap/lab/lab" "$build/agent/labd/labd" "$src/staged/"
 # The default configuration files, printed by the programs from their own schemas.
 "$src/staged/lab" serve --config-template >"$src/staged/lab.toml"
 "$src/staged/labd" --config-template >"$src/staged/labd.toml"
-# Manual pages from the programs' own --help and --version.
-help2man --no-info --section=1 --name="node agent of a lab fleet" \
-  --output="$src/staged/labd.1" "$src/staged/labd"
-help2man --no-info --section=1 --name="appliance and operator CLI of a lab fleet" \
-  --output="$src/staged/lab.1" "$src/staged/lab"
+# Manual pages (one per command) and shell completion, generated from each program's own
+# command tree, so that they cannot drift from what the programs accept.
+for bin in lab labd; do
+  "$src/staged/$bin" man --out "$src/staged/man-$bin"
+  mkdir -p "$src/staged/bash-$bin" "$src/staged/zsh-$bin" "$src/staged/fish-$bin"
+  "$src/staged/$bin" completion bash >"$src/staged/bash-$bin/$bin"
+  "$src/staged/$bin" completion zsh >"$src/staged/zsh-$bin/_$bin"
+  "$src/staged/$bin" completion fish >"$src/staged/fish-$bin/$bin.fish"
+done
 commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 maintainer=$(sed -n 's/^Maintainer: //p' "$here/debian/control")
 cat >"$src/debian/changelog" <<CHANGELOG

@@ -6,6 +6,7 @@
 #include "agent/daemon/run.hpp"
 #include "agent/daemon/settings.hpp"
 #include "shared/cli/cli.hpp"
+#include "shared/cli/docs.hpp"
 #include "shared/config/template.hpp"
 #include "shared/json/json.hpp"
 #include "shared/text/time.hpp"
@@ -40,6 +41,7 @@ struct Global {
   std::vector<std::string> sets;
 };
 
+// A configuration that does not load is a usage error (2), as it is for `lab serve`.
 std::optional<daemon::Settings> settings(const Global& g) {
   daemon::SettingSources src;
   if (!g.config.empty())
@@ -131,7 +133,7 @@ int do_join(const Global& g, const std::string& arg, const std::string& file, bo
     return cli::kExitUsage;
   auto s = settings(g);
   if (!s)
-    return cli::kExitFailure;
+    return cli::kExitUsage;
   daemon::JoinOptions o;
   o.join_string = *js;
   o.rejoin = rejoin;
@@ -175,6 +177,13 @@ int do_join(const Global& g, const std::string& arg, const std::string& file, bo
       "a new node, not {} ({}): {}; the old node's labels and entitlements do not carry "
       "over\n",
       r->previous_name, r->previous_node_id, why);
+  // The coordinator never gives a name twice: the revoked node keeps it until it is deleted.
+  if (n.name != r->previous_name && n.name.starts_with(r->previous_name + "-")) {
+    fmt::print(
+        "named {} because the revoked node still holds the name {}; 'lab node delete {}' "
+        "forgets it and frees the name\n",
+        n.name, r->previous_name, r->previous_node_id);
+  }
   return cli::kExitOk;
 }
 
@@ -224,18 +233,18 @@ std::string status_text(std::string_view key, const boost::json::value& v, std::
   return lab::shared::json::to_string(v);
 }
 
-int do_status(const Global& g, const std::string& output) {
+int do_status(const Global& g, cli::Output output) {
   auto s = settings(g);
   if (!s)
-    return cli::kExitFailure;
+    return cli::kExitUsage;
   auto doc = daemon::status_json(*s);
   if (!doc)
     return fail(doc.error());
   auto o = lab::shared::json::parse_object(*doc);
   if (!o)
     return fail(o.error());
-  if (output == "json") {
-    fmt::print("{}\n", *doc);
+  if (cli::is_document(output)) {
+    cli::print_document(*o, output);
     return status_exit_code(*o);
   }
   const std::int64_t now = std::time(nullptr);
@@ -245,23 +254,23 @@ int do_status(const Global& g, const std::string& output) {
   return status_exit_code(*o);
 }
 
-int do_labels(const Global& g, const std::string& output) {
+int do_labels(const Global& g, cli::Output output) {
   auto s = settings(g);
   if (!s)
-    return cli::kExitFailure;
+    return cli::kExitUsage;
   auto a = daemon::local_get(*s, "/v1/labels");
   if (!a)
     return fail(a.error());
   if (a->status != 200)
     return fail(
         lab::Error(daemon::DaemonError::local_api, fmt::format("HTTP {}: {}", a->status, a->body)));
-  if (output == "json") {
-    fmt::print("{}", a->body);
-    return cli::kExitOk;
-  }
   auto o = lab::shared::json::parse_object(a->body);
   if (!o)
     return fail(o.error());
+  if (cli::is_document(output)) {
+    cli::print_document(*o, output);
+    return cli::kExitOk;
+  }
   auto rev_r = lab::shared::json::get_int(*o, "revision");
   const std::int64_t rev = rev_r ? *rev_r : 0;
   const auto stale = lab::shared::json::optional_int(*o, "staleness_seconds");
@@ -281,7 +290,7 @@ int do_labels(const Global& g, const std::string& output) {
 int do_secret_get(const Global& g, const std::string& name) {
   auto s = settings(g);
   if (!s)
-    return cli::kExitFailure;
+    return cli::kExitUsage;
   auto a = daemon::local_get(*s, "/v1/secrets/" + name);
   if (!a)
     return fail(a.error());
@@ -315,6 +324,8 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", g.data_dir, "node state directory (default /var/lib/labd)");
   app.add_option("--socket", g.socket, "local API socket (default /run/lab/labd.sock)");
   app.add_option("--set", g.sets, "any config key: --set key_protection=file");
+  cli::Output output = cli::Output::text;
+  cli::add_output_option(app, output);
   cli::Action action;
   app.add_flag_callback(
       "--config-template",
@@ -367,7 +378,7 @@ int main(int argc, char** argv) {
   run->callback([&] {
     action = [&] {
       auto s = settings(g);
-      return s ? daemon::run(*s) : cli::kExitFailure;
+      return s ? daemon::run(*s) : cli::kExitUsage;
     };
   });
 
@@ -385,7 +396,7 @@ int main(int argc, char** argv) {
       if (!s) {
         fmt::print("{}failed: the agent's configuration does not load\n",
                    lab::agent::boot::kConsolePrefix);
-        return cli::kExitFailure;
+        return cli::kExitUsage;
       }
       lab::agent::boot::BootOptions o;
       o.cmdline = cmdline;
@@ -393,17 +404,14 @@ int main(int argc, char** argv) {
     };
   });
 
-  std::string output = "text";
   auto* status =
       app.add_subcommand("status", "Node id, revision, sync outcome, staleness, key protection");
   status->footer(kStatusExitCodes);
   status->fallthrough();
-  status->add_option("--output", output, "text or json")->check(CLI::IsMember({"text", "json"}));
   status->callback([&] { action = [&] { return do_status(g, output); }; });
 
   auto* labels = app.add_subcommand("labels", "This node's labels, from the cache");
   labels->fallthrough();
-  labels->add_option("--output", output, "text or json")->check(CLI::IsMember({"text", "json"}));
   labels->callback([&] { action = [&] { return do_labels(g, output); }; });
 
   std::string name;
@@ -415,5 +423,9 @@ int main(int argc, char** argv) {
   get->add_option("name", name)->required();
   get->callback([&] { action = [&] { return do_secret_get(g, name); }; });
 
+  cli::add_example(*status, "labd status -o json | jq .staleness_seconds");
+  cli::add_example(*labels, "labd labels -o yaml");
+  cli::add_docs_commands(app, action);
+  cli::describe_inherited_options(app);
   return cli::run(app, argc, argv, action);
 }

@@ -3,7 +3,6 @@
 #include "bootstrap/api/codec.hpp"
 #include "bootstrap/api/routes.hpp"
 #include "bootstrap/audit/export.hpp"
-#include "pxe/recorder/mac.hpp"
 #include "pxe/recorder/recorder.hpp"
 #include "pxe/recorder/render.hpp"
 #include "shared/config/config.hpp"
@@ -11,6 +10,7 @@
 #include "shared/http/server/delayed_reply.hpp"
 #include "shared/json/json.hpp"
 #include "shared/log/log.hpp"
+#include "shared/net/mac.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -725,7 +725,7 @@ void Api::handle(Request req, Reply reply) {
       counted(error_response(404, "this appliance runs no boot flight recorder", "not_found"));
       return;
     }
-    const auto mac = pxe::recorder::normalize_mac(params[0]);
+    const auto mac = shared::net::normalize_mac(params[0]);
     if (!mac) {
       counted(error_response(400, "path: not a MAC address", "invalid_argument"));
       return;
@@ -802,16 +802,24 @@ void Api::handle(Request req, Reply reply) {
         invalid(patch.error());
         return;
       }
-      st->blocking_call(std::move(counted),
-                        [nid = params[0], patch = std::move(*patch), op](Coordinator& c) {
-                          auto r = c.label_node(nid, patch.set, patch.remove, op);
-                          return r ? json_response(200, to_json(*r)) : from_error(r.error());
-                        });
+      st->blocking_call(
+          std::move(counted), [nid = params[0], patch = std::move(*patch), op](Coordinator& c) {
+            auto r = c.label_node(
+                nid, patch.set, patch.remove, op,
+                patch.overwrite ? Coordinator::Overwrite::yes : Coordinator::Overwrite::no);
+            return r ? json_response(200, to_json(*r)) : from_error(r.error());
+          });
       return;
     }
     case RouteId::node_revoke:
       st->blocking_call(std::move(counted), [nid = params[0], op](Coordinator& c) {
         auto r = c.revoke_node(nid, op);
+        return r ? no_content() : from_error(r.error());
+      });
+      return;
+    case RouteId::node_delete:
+      st->blocking_call(std::move(counted), [nid = params[0], op](Coordinator& c) {
+        auto r = c.delete_node(nid, op);
         return r ? no_content() : from_error(r.error());
       });
       return;

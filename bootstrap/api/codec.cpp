@@ -55,6 +55,8 @@ json::object to_json(const coordinator::NodeInfo& n) {
           {"name", n.name},
           {"macs", strings_json(n.macs)},
           {"state", n.state},
+          {"reported_state", n.reported_state},
+          {"polling", n.polling},
           {"labels", labels_json(n.labels)},
           {"groups", strings_json(n.groups)},
           {"facts", n.facts},
@@ -175,6 +177,13 @@ Result<LabelPatch> label_patch_from_json(const json::object& o) {
         return field_error("remove", v.error());
     }
   }
+  if (const auto* w = o.if_contains("overwrite"); w != nullptr && !w->is_null()) {
+    if (!w->is_bool()) {
+      return Error(shared::json::JsonError::wrong_type,
+                   "field 'overwrite': expected true or false");
+    }
+    p.overwrite = w->get_bool();
+  }
   if (p.set.empty() && p.remove.empty()) {
     return Error(shared::json::JsonError::missing_field,
                  "field 'set' or 'remove': nothing to change");
@@ -226,6 +235,10 @@ ErrorStatus status_for(const Error& e) {
         return {403, "renew_grace_passed", true};
       case CoordinatorError::mac_owned:
         return {409, "mac_owned", true};
+      case CoordinatorError::node_active:
+        return {409, "node_active", true};
+      case CoordinatorError::label_exists:
+        return {409, "label_exists", true};
       case CoordinatorError::no_lease:
         return {403, "no_lease", true};
       case CoordinatorError::rate_limited:

@@ -41,6 +41,7 @@ Result<coordinator::TokenSpec> token_spec_from_json(const boost::json::object& o
 struct LabelPatch {
   shared::labels::LabelSet set;
   std::vector<std::string> remove;
+  bool overwrite = true;  // "overwrite": false refuses to change an existing key's value
 };
 Result<LabelPatch> label_patch_from_json(const boost::json::object& o);
 

@@ -52,6 +52,7 @@ const std::vector<Route>& routes() {
       {"GET", "/v1/nodes/{id}", RouteId::node_get},
       {"PATCH", "/v1/nodes/{id}/labels", RouteId::node_labels},
       {"POST", "/v1/nodes/{id}/revoke", RouteId::node_revoke},
+      {"DELETE", "/v1/nodes/{id}", RouteId::node_delete},
       {"POST", "/v1/nodes/{id}/accept", RouteId::node_accept},
       {"POST", "/v1/nodes/{id}/reinstall", RouteId::node_reinstall},
       {"PATCH", "/v1/nodes/{id}/macs", RouteId::node_macs},

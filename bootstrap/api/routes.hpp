@@ -21,6 +21,7 @@ enum class RouteId {
   node_get,
   node_labels,
   node_revoke,
+  node_delete,
   node_accept,
   node_reinstall,
   node_macs,

@@ -55,6 +55,10 @@ const boost::system::error_category& coordinator_category() noexcept {
             return "operator credential expired";
           case CoordinatorError::operator_revoked:
             return "operator credential revoked";
+          case CoordinatorError::node_active:
+            return "node is not revoked";
+          case CoordinatorError::label_exists:
+            return "label already set";
         }
         return "coordinator error";
       });
@@ -113,6 +117,8 @@ CoordinatorImpl::CoordinatorImpl(Options options, std::unique_ptr<Store> store, 
 
 CoordinatorImpl::~CoordinatorImpl() {
   flush_refusals(true);
+  const Lock lock(state_mutex_);
+  save_seen();
 }
 
 Result<void> CoordinatorImpl::start() {

@@ -50,6 +50,8 @@ enum class CoordinatorError {
   operator_unknown,     // an operator credential that matches none
   operator_expired,     // detail names the operator and when
   operator_revoked,     // detail names the operator
+  node_active,          // a node that must be revoked first (delete_node)
+  label_exists,         // a label patch would change a value without overwrite
 };
 const boost::system::error_category& coordinator_category() noexcept;
 inline boost::system::error_code make_error_code(CoordinatorError e) noexcept {
@@ -91,6 +93,9 @@ struct Options {
   /// An agent's reports: at most `report_burst` at once, then one per `report_interval`.
   std::chrono::seconds report_interval{10};
   int report_burst = 6;
+  /// A node whose agent has no poll parked and has not polled for this long is shown
+  /// `offline`, whatever it last reported.
+  std::chrono::seconds offline_after{60};
 };
 
 /// Who did something, for the audit trail: an operator's name ("admin" for the credential
@@ -140,12 +145,16 @@ struct NodeInfo {
   std::string id;
   std::string name;
   std::vector<std::string> macs;
-  std::string state;  // discovered, enrolled, provisioning, ready, revoked
+  /// discovered, enrolled, provisioning, ready, revoked; `offline` in place of the last three
+  /// when the agent missed its polls for Options::offline_after.
+  std::string state;
+  std::string reported_state;  // what the agent last reported (or the enrolment made it)
+  bool polling = false;        // a poll of its agent is parked right now
   shared::labels::LabelSet labels;
   std::vector<std::string> groups;  // resolved memberships
   boost::json::object facts;
   std::int64_t created_at = 0;
-  std::int64_t last_seen = 0;
+  std::int64_t last_seen = 0;  // its agent's last poll, report or enrolment (unix seconds)
   std::string agent_version;
   std::string cert_serial;  // hex
   std::int64_t cert_expires_at = 0;
@@ -283,11 +292,22 @@ class Coordinator : public pxe::registry::Registry {
   // Nodes.
   virtual Result<std::vector<NodeInfo>> list_nodes(std::string_view selector) = 0;
   virtual Result<NodeInfo> get_node(std::string_view id_or_name) = 0;
+  /// Whether a label patch may give a key the node already has another value
+  /// (`lab node label --overwrite`); without it that is node_label_exists.
+  enum class Overwrite : bool { no, yes };
   virtual Result<NodeInfo> label_node(std::string_view id_or_name,
                                       const shared::labels::LabelSet& set,
-                                      const std::vector<std::string>& remove,
-                                      const Actor& actor) = 0;
+                                      const std::vector<std::string>& remove, const Actor& actor,
+                                      Overwrite overwrite) = 0;
+  Result<NodeInfo> label_node(std::string_view id_or_name, const shared::labels::LabelSet& set,
+                              const std::vector<std::string>& remove, const Actor& actor) {
+    return label_node(id_or_name, set, remove, actor, Overwrite::yes);
+  }
   virtual Result<void> revoke_node(std::string_view id_or_name, const Actor& actor) = 0;
+  /// Forgets a revoked node: its row, name and MACs go (the name can be taken again); its
+  /// certificates stay on record as revoked, so nothing it held is accepted again.
+  /// node_active when it is not revoked.
+  virtual Result<void> delete_node(std::string_view id_or_name, const Actor& actor) = 0;
   /// Moves a discovered node on to "enrolled" (`lab node accept`).
   virtual Result<NodeInfo> accept_node(std::string_view id_or_name, const Actor& actor) = 0;
   /// Arms one re-enrolment: the next join with a boot token for one of the node's MACs

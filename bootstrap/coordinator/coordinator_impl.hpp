@@ -88,9 +88,12 @@ class CoordinatorImpl final : public Coordinator {
                                                            const Actor& actor) override;
   Result<std::vector<NodeInfo>> list_nodes(std::string_view selector) override;
   Result<NodeInfo> get_node(std::string_view id_or_name) override;
+  using Coordinator::label_node;
   Result<NodeInfo> label_node(std::string_view id_or_name, const shared::labels::LabelSet& set,
-                              const std::vector<std::string>& remove, const Actor& actor) override;
+                              const std::vector<std::string>& remove, const Actor& actor,
+                              Overwrite overwrite) override;
   Result<void> revoke_node(std::string_view id_or_name, const Actor& actor) override;
+  Result<void> delete_node(std::string_view id_or_name, const Actor& actor) override;
   Result<NodeInfo> accept_node(std::string_view id_or_name, const Actor& actor) override;
   Result<NodeInfo> reinstall_node(std::string_view id_or_name, const Actor& actor) override;
   Result<NodeInfo> set_node_macs(std::string_view id_or_name, const std::vector<std::string>& add,
@@ -192,6 +195,8 @@ class CoordinatorImpl final : public Coordinator {
                                                         const shared::crypto::Bytes& spki);
   /// Updates the MAC → machine map used by find_by_mac after a node changed.
   void refresh_machine(const NodeRecord& n);
+  /// Writes the agents' last-seen times gathered since the last call (state mutex held).
+  void save_seen();
   /// A MAC that no longer belongs to any node.
   void forget_machine(const std::string& mac);
   /// `dirty`, or every view when a change of the ring of peers may be published now; else the
@@ -225,7 +230,7 @@ class CoordinatorImpl final : public Coordinator {
   mutable std::shared_mutex machines_mutex_;
   std::unordered_map<std::string, pxe::registry::Machine> machines_;  // by MAC
 
-  std::shared_ptr<WatchHub> hub_ = std::make_shared<WatchHub>();
+  std::shared_ptr<WatchHub> hub_ = std::make_shared<WatchHub>(options_.clock);
   shared::crypto::SecretBytes boot_token_key_;  // HKDF of the secrets key
 
   std::unordered_map<std::string, std::string> registered_;  // MAC → IP; machines_mutex_
@@ -247,6 +252,7 @@ class CoordinatorImpl final : public Coordinator {
   bool ring_pending_ = false;
   std::int64_t ring_published_at_ = 0;
   std::int64_t last_sweep_ = 0;
+  std::int64_t last_seen_saved_ = 0;
 
   // Writers hold state_mutex_ too; authenticate_operator reads under this alone, so an operator
   // request never waits for a commit.

@@ -12,16 +12,6 @@ namespace {
 
 namespace lb = shared::labels;
 
-Result<void> validate_group_name(std::string_view name) {
-  if (name.empty())
-    return Error(CoordinatorError::invalid_argument, "group name must not be empty");
-  if (auto r = lb::validate_value(name); !r) {
-    return Error(CoordinatorError::invalid_argument,
-                 "group name '" + std::string(name) + "': " + r.error().detail());
-  }
-  return {};
-}
-
 // The cycle through `start`, if adding its edges closes one: "a -> b -> a".
 std::optional<std::string> find_cycle(const std::map<std::string, GroupRecord, std::less<>>& groups,
                                       const GroupInfo& candidate) {
@@ -94,7 +84,7 @@ std::vector<std::string> CoordinatorImpl::groups_of(const lb::LabelSet& labels) 
 }
 
 Result<GroupInfo> CoordinatorImpl::set_group(const GroupInfo& group, const Actor& actor) {
-  LAB_TRY(validate_group_name(group.name));
+  LAB_TRY(check_name(shared::names::Kind::group, group.name));
   LAB_TRY_ASSIGN(auto selector, parse_optional_selector(group.selector, "group selector"));
   GroupInfo info = group;
   info.selector = selector ? selector->to_string() : std::string();

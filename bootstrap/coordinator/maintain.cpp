@@ -16,6 +16,9 @@ constexpr std::size_t kMaxSubjects = 8;
 // Join tokens stay listed as expired this long before they are deleted.
 constexpr std::int64_t kExpiredJoinTokenRetention = std::int64_t{24} * 3600;
 constexpr std::int64_t kSweepInterval = 60;
+// Agents' last-seen times are written this often, all in one transaction: a poll costs no
+// write, and a crash loses at most this much of a time shown only as "last seen".
+constexpr std::int64_t kSeenSaveInterval = 30;
 
 }  // namespace
 
@@ -82,6 +85,28 @@ void CoordinatorImpl::flush_refusals(bool everything) {
   (void)tx->commit();  // a failed write loses only refusal counts
 }
 
+void CoordinatorImpl::save_seen() {
+  auto seen = hub_->take_unsaved_seen();
+  if (seen.empty())
+    return;
+  auto tx = store_->begin();
+  if (!tx)
+    return;
+  for (const auto& [id, at] : seen) {
+    auto it = model_.nodes.find(id);
+    if (it == model_.nodes.end() || it->second.last_seen >= at)
+      continue;
+    if (!store_->run("UPDATE nodes SET last_seen = ? WHERE id = ?", at, id))
+      return;
+  }
+  if (!tx->commit())
+    return;
+  for (const auto& [id, at] : seen) {
+    if (auto it = model_.nodes.find(id); it != model_.nodes.end())
+      it->second.last_seen = std::max(it->second.last_seen, at);
+  }
+}
+
 void CoordinatorImpl::maintain() {
   flush_refusals(false);
   Lock lock(state_mutex_);
@@ -95,6 +120,10 @@ void CoordinatorImpl::maintain() {
         "DELETE FROM tokens WHERE (kind = 'boot' AND expires_at <= ?) OR "
         "(kind = 'join' AND used_at IS NULL AND expires_at <= ?)",
         t, t - kExpiredJoinTokenRetention);
+  }
+  if (t - last_seen_saved_ >= kSeenSaveInterval) {
+    last_seen_saved_ = t;
+    save_seen();
   }
   if (!ring_pending_ || t - ring_published_at_ < options_.peer_debounce.count())
     return;

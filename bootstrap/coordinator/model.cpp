@@ -177,6 +177,12 @@ Result<Model> load_model(Store& store) {
   return m;
 }
 
+Result<void> check_name(shared::names::Kind kind, std::string_view name) {
+  if (auto r = shared::names::check(kind, name); !r)
+    return Error(CoordinatorError::invalid_argument, r.error().detail());
+  return {};
+}
+
 bool is_active_state(std::string_view state) {
   return state == "enrolled" || state == "provisioning" || state == "ready";
 }

@@ -6,6 +6,7 @@
 #include "bootstrap/coordinator/store.hpp"
 #include "shared/crypto/bytes.hpp"
 #include "shared/labels/selector.hpp"
+#include "shared/names/names.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -91,6 +92,9 @@ struct Model {
 
 /// Reads every table the model mirrors.
 Result<Model> load_model(Store& store);
+
+/// The shared name rule (shared/names), as the coordinator's invalid_argument.
+Result<void> check_name(shared::names::Kind kind, std::string_view name);
 
 /// States in which a node takes part in the fleet: receives secrets and is offered as a peer.
 bool is_active_state(std::string_view state);

@@ -29,11 +29,17 @@ NodeInfo CoordinatorImpl::node_info(const NodeRecord& n) const {
   info.name = n.name;
   info.macs = n.macs;
   info.state = n.state;
+  info.reported_state = n.state;
+  const WatchHub::Presence seen = hub_->presence(n.id);
+  info.polling = seen.polling;
+  info.last_seen = std::max(n.last_seen, seen.polling ? now() : seen.last_seen);
+  if (is_active_state(n.state) && !seen.polling &&
+      now() - info.last_seen >= options_.offline_after.count())
+    info.state = "offline";
   info.labels = n.labels;
   info.groups = groups_of(n.labels);
   info.facts = n.facts;
   info.created_at = n.created_at;
-  info.last_seen = n.last_seen;
   info.agent_version = n.agent_version;
   info.cert_serial = n.cert_serial;
   info.cert_expires_at = n.cert_expires_at;
@@ -72,7 +78,7 @@ Result<NodeInfo> CoordinatorImpl::get_node(std::string_view id_or_name) {
 
 Result<NodeInfo> CoordinatorImpl::label_node(std::string_view id_or_name, const lb::LabelSet& set,
                                              const std::vector<std::string>& remove,
-                                             const Actor& actor) {
+                                             const Actor& actor, Overwrite overwrite) {
   LAB_TRY(validate_labels(set));
   for (const auto& key : remove) {
     if (auto r = lb::validate_key(key); !r) {
@@ -85,6 +91,16 @@ Result<NodeInfo> CoordinatorImpl::label_node(std::string_view id_or_name, const 
   if (found == nullptr)
     return no_node(id_or_name);
   const std::string id = found->id;
+  if (overwrite == Overwrite::no) {
+    for (const auto& [k, v] : set) {
+      auto it = found->labels.find(k);
+      if (it != found->labels.end() && it->second != v) {
+        return Error(CoordinatorError::label_exists, "node " + found->name + " already has " + k +
+                                                         "=" + it->second + "; changing it to " +
+                                                         k + "=" + v + " needs overwrite");
+      }
+    }
+  }
   lb::LabelSet labels = found->labels;
   for (const auto& key : remove)
     labels.erase(key);
@@ -138,6 +154,45 @@ Result<void> CoordinatorImpl::revoke_node(std::string_view id_or_name, const Act
     refresh_machine(n);
   };
   // Every bundle lists the revoked serials.
+  LAB_TRY_ASSIGN(Deliveries d, commit(tx, rev, Dirty::everything(), apply));
+  lock.unlock();
+  deliver(std::move(d));
+  return {};
+}
+
+Result<void> CoordinatorImpl::delete_node(std::string_view id_or_name, const Actor& actor) {
+  Lock lock(state_mutex_);
+  const NodeRecord* found = model_.find(id_or_name);
+  if (found == nullptr)
+    return no_node(id_or_name);
+  if (found->state != "revoked") {
+    return Error(CoordinatorError::node_active,
+                 "node " + found->name + " is " + found->state + "; only a revoked node can be " +
+                     "deleted (revoke it first: its certificates are refused from then on)");
+  }
+  const std::string id = found->id;
+  const std::string name = found->name;
+  const std::vector<std::string> macs = found->macs;
+  const std::int64_t t = now();
+  LAB_TRY_ASSIGN(auto tx, store_->begin());
+  LAB_TRY(store_->run("DELETE FROM node_macs WHERE node_id = ?", id));
+  LAB_TRY(store_->run("DELETE FROM nodes WHERE id = ?", id));
+  LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
+  boost::json::array mac_list;
+  for (const auto& mac : macs)
+    mac_list.emplace_back(mac);
+  LAB_TRY(
+      append_audit(*store_, {t, actor, "node.delete", id, {{"name", name}, {"macs", mac_list}}}));
+  auto apply = [&] {
+    model_.nodes.erase(id);
+    model_.id_by_name.erase(name);
+    for (const auto& mac : macs) {
+      model_.id_by_mac.erase(mac);
+      forget_machine(mac);
+    }
+    views_.erase(id);
+  };
+  // The fleet envelope lists revoked nodes; this one leaves it (its serials stay).
   LAB_TRY_ASSIGN(Deliveries d, commit(tx, rev, Dirty::everything(), apply));
   lock.unlock();
   deliver(std::move(d));

@@ -18,22 +18,6 @@ namespace sq = shared::sqlite;
 constexpr std::string_view kAdmin = "admin";
 constexpr auto kMaxOperatorTtl = std::chrono::hours(24 * 365 * 10);
 
-Result<void> validate_operator_name(std::string_view name) {
-  const bool ok =
-      !name.empty() && name.size() <= 63 &&
-      std::isalnum(static_cast<unsigned char>(name.front())) != 0 &&
-      std::isupper(static_cast<unsigned char>(name.front())) == 0 &&
-      std::all_of(name.begin(), name.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-      });
-  if (!ok) {
-    return Error(CoordinatorError::invalid_argument,
-                 "operator name '" + std::string(name) +
-                     "': 1-63 of a-z, 0-9, '-', '_', '.', starting with a letter or digit");
-  }
-  return {};
-}
-
 std::string format_utc(std::int64_t t) {
   const std::time_t tt = t;
   std::tm tm{};
@@ -72,7 +56,7 @@ Result<std::string> CoordinatorImpl::authenticate_operator(std::string_view toke
 Result<CreatedOperator> CoordinatorImpl::add_operator(std::string_view name,
                                                       std::chrono::seconds ttl,
                                                       const Actor& actor) {
-  LAB_TRY(validate_operator_name(name));
+  LAB_TRY(check_name(shared::names::Kind::operator_name, name));
   if (name == kAdmin) {
     return Error(CoordinatorError::already_exists,
                  "'admin' is the credential in operator.token; choose another name");

@@ -13,14 +13,6 @@ namespace sq = shared::sqlite;
 
 constexpr std::size_t kMaxSecretSize = std::size_t{64} * 1024;
 
-Result<void> validate_secret_name(std::string_view name) {
-  if (auto r = lb::validate_key(name); !r) {
-    return Error(CoordinatorError::invalid_argument,
-                 "secret name '" + std::string(name) + "': " + r.error().detail());
-  }
-  return {};
-}
-
 Error no_secret(std::string_view name) {
   return {CoordinatorError::not_found, "no secret '" + std::string(name) + "'"};
 }
@@ -31,7 +23,7 @@ Result<SecretInfo> CoordinatorImpl::set_secret(std::string_view name, std::strin
                                                std::optional<std::string> entitlement,
                                                const Actor& actor,
                                                std::optional<std::string> require) {
-  LAB_TRY(validate_secret_name(name));
+  LAB_TRY(check_name(shared::names::Kind::secret, name));
   if (require && !require->empty() && *require != "tpm" && *require != "tpm+pcr") {
     return Error(CoordinatorError::invalid_argument,
                  "require '" + *require + "': expected \"tpm\" or \"tpm+pcr\" (or empty: any)");

@@ -123,7 +123,26 @@ CREATE TABLE operators (
 );
 )sql";
 
-constexpr std::array kMigrations{sq::Migration{1, kSchemaV1}, sq::Migration{2, kSchemaV2}};
+// Version 3: certificates outlive their node. A deleted (revoked) node's serials stay on
+// record as revoked, so a certificate it held is still refused; SQLite cannot drop a foreign
+// key, so the table is rebuilt without it.
+constexpr std::string_view kSchemaV3 = R"sql(
+CREATE TABLE certs_v3 (
+  serial     TEXT PRIMARY KEY,
+  node_id    TEXT NOT NULL,
+  issued_at  INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+INSERT INTO certs_v3 (serial, node_id, issued_at, expires_at, revoked_at)
+  SELECT serial, node_id, issued_at, expires_at, revoked_at FROM certs;
+DROP TABLE certs;
+ALTER TABLE certs_v3 RENAME TO certs;
+CREATE INDEX certs_by_node ON certs(node_id);
+)sql";
+
+constexpr std::array kMigrations{sq::Migration{1, kSchemaV1}, sq::Migration{2, kSchemaV2},
+                                 sq::Migration{3, kSchemaV3}};
 
 }  // namespace
 

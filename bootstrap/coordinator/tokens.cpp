@@ -4,6 +4,8 @@
 #include "shared/crypto/encoding.hpp"
 #include "shared/crypto/hash.hpp"
 #include "shared/crypto/random.hpp"
+#include "shared/net/ip.hpp"
+#include "shared/net/mac.hpp"
 
 #include <fmt/format.h>
 
@@ -66,6 +68,20 @@ Result<CreatedToken> CoordinatorImpl::create_token_locked(
         "token ttl " + std::to_string(spec.ttl.count()) + "s: must be positive and at most a year");
   }
   LAB_TRY(validate_labels(spec.labels));
+  // A binding no machine can meet would make a token nobody can use; refused as the CLI does.
+  std::string bind_mac;
+  if (!spec.binding.mac.empty()) {
+    auto mac = shared::net::normalize_mac(spec.binding.mac);
+    if (!mac) {
+      return Error(CoordinatorError::invalid_argument,
+                   "bind.mac '" + spec.binding.mac + "' is not a MAC address");
+    }
+    bind_mac = std::move(*mac);
+  }
+  if (!spec.binding.ip.empty() && !shared::net::is_ip_literal(spec.binding.ip)) {
+    return Error(CoordinatorError::invalid_argument,
+                 "bind.ip '" + spec.binding.ip + "' is not an IP address");
+  }
   std::optional<proto::Token> token = preset;
   if (!token) {
     auto made = proto::make_token();
@@ -79,7 +95,7 @@ Result<CreatedToken> CoordinatorImpl::create_token_locked(
   info.id = token->id;
   info.kind = spec.kind;
   info.labels = spec.labels;
-  info.binding = {lower(spec.binding.mac), spec.binding.ip, spec.binding.host};
+  info.binding = {bind_mac, spec.binding.ip, spec.binding.host};
   info.description = spec.description;
   info.created_at = now();
   info.expires_at = info.created_at + spec.ttl.count();

@@ -1,6 +1,8 @@
 #include "bootstrap/coordinator/watch.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <utility>
 
 namespace lab::bootstrap::coordinator {
 namespace {
@@ -72,6 +74,7 @@ std::unique_ptr<Coordinator::Watch> WatchHub::watch(const std::string& node_id, 
   {
     const std::lock_guard lock(mutex_);
     held_[node_id] = since;  // a poll names the revision the agent's cache holds
+    seen_locked(node_id);
     auto it = bundles_.find(node_id);
     if (revoked_.contains(node_id)) {
       ready = revoked_bundle();
@@ -259,6 +262,7 @@ std::size_t WatchHub::parked() const {
 
 void WatchHub::cancel(const std::string& node_id, const std::shared_ptr<Entry>& entry) {
   const std::lock_guard lock(mutex_);
+  seen_locked(node_id);  // every poll ends here, however it ended
   auto it = parked_.find(node_id);
   if (it == parked_.end())
     return;
@@ -274,6 +278,24 @@ std::pair<std::int64_t, std::optional<std::int64_t>> WatchHub::revisions(
   const auto h = held_.find(node_id);
   return {b == bundles_.end() ? 0 : b->second.revision,
           h == held_.end() ? std::nullopt : std::optional<std::int64_t>(h->second)};
+}
+
+void WatchHub::seen_locked(const std::string& node_id) {
+  const std::int64_t t =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_().time_since_epoch()).count();
+  seen_[node_id] = t;
+  unsaved_[node_id] = t;
+}
+
+WatchHub::Presence WatchHub::presence(const std::string& node_id) const {
+  const std::lock_guard lock(mutex_);
+  const auto s = seen_.find(node_id);
+  return {s == seen_.end() ? 0 : s->second, parked_.contains(node_id)};
+}
+
+std::unordered_map<std::string, std::int64_t> WatchHub::take_unsaved_seen() {
+  const std::lock_guard lock(mutex_);
+  return std::exchange(unsaved_, {});
 }
 
 }  // namespace lab::bootstrap::coordinator

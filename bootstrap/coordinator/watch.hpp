@@ -20,6 +20,19 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   using SignedBundle = Coordinator::SignedBundle;
   using Callback = std::function<void(SignedBundle)>;
 
+  /// `clock` stamps when each node's agent was last seen polling.
+  explicit WatchHub(Clock clock) : clock_(std::move(clock)) {}
+
+  /// When a node's agent was last seen: a poll arriving, or ending (answered, timed out, hung
+  /// up); `polling` while one is parked, so an agent waiting on a long poll counts as seen now.
+  struct Presence {
+    std::int64_t last_seen = 0;  // unix seconds; 0: not since this start
+    bool polling = false;
+  };
+  [[nodiscard]] Presence presence(const std::string& node_id) const;
+  /// The last-seen times that changed since the last call, for writing in one batch.
+  [[nodiscard]] std::unordered_map<std::string, std::int64_t> take_unsaved_seen();
+
   /// The node's newest bundle, if one was published.
   [[nodiscard]] std::optional<SignedBundle> get(const std::string& node_id) const;
 
@@ -77,7 +90,12 @@ class WatchHub : public std::enable_shared_from_this<WatchHub> {
   static void fire(const std::shared_ptr<Entry>& entry, const SignedBundle& bundle);
   void cancel(const std::string& node_id, const std::shared_ptr<Entry>& entry);
 
+  void seen_locked(const std::string& node_id);
+
+  Clock clock_;
   mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::int64_t> seen_;     // node → last seen (unix seconds)
+  std::unordered_map<std::string, std::int64_t> unsaved_;  // the same, not yet taken
   std::unordered_map<std::string, SignedBundle> bundles_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Entry>>> parked_;
   std::unordered_set<std::string> revoked_;

@@ -1,6 +1,7 @@
 #include "bootstrap/lab/api_client.hpp"
 
 #include "shared/cli/cli.hpp"
+#include "shared/crypto/x509.hpp"
 #include "shared/http/client/client.hpp"
 #include "shared/json/json.hpp"
 
@@ -37,6 +38,10 @@ const char* message(LabError e) noexcept {
       return "verification failed";
     case LabError::forbidden:
       return "forbidden";
+    case LabError::untrusted:
+      return "coordinator not trusted";
+    case LabError::input:
+      return "input file";
   }
   return "unknown";
 }
@@ -79,14 +84,14 @@ void add_client_flags(CLI::App& noun, const std::shared_ptr<ClientFlags>& flags)
                   "default <data-dir>/operator.token)");
   noun.add_option("--data-dir", flags->data_dir,
                   "the appliance's data directory (env LAB_DATA_DIR; default /var/lib/lab)");
-  noun.add_option("-o,--output", flags->output, "table or json")
-      ->check(CLI::IsMember({"table", "json"}));
   noun.fallthrough();
 }
 
 struct ApiClient::Impl {
-  explicit Impl(shared::http::ClientOptions o) : client(std::move(o)) {}
+  explicit Impl(const shared::http::ClientOptions& o) : client(o) {}
   shared::http::Client client;
+  shared::http::ClientOptions options;  // to look at what a refused server presents
+  std::string ca_source;                // "--ca FILE", "LAB_CA=FILE" or the data dir's ca.pem
 };
 
 ApiClient::ApiClient(std::unique_ptr<Impl> impl, std::string server, std::string token_source)
@@ -102,19 +107,42 @@ Result<ApiClient> ApiClient::connect(const ClientFlags& flags) {
   if (data_dir.empty())
     data_dir = "/var/lib/lab";
 
-  std::string server = flags.server.empty() ? env("LAB_SERVER") : flags.server;
+  std::string server = flags.server;
+  std::string server_source = "--server";
   if (server.empty()) {
-    if (auto url = read_text(data_dir / "coordinator.url", "server URL"); url)
+    server = env("LAB_SERVER");
+    server_source = "LAB_SERVER";
+  }
+  if (server.empty()) {
+    if (auto url = read_text(data_dir / "coordinator.url", "server URL"); url) {
       server = trim(*url);
+      server_source = (data_dir / "coordinator.url").string();
+    }
   }
   if (server.empty())
     server = "https://127.0.0.1:8443";
   while (!server.empty() && server.back() == '/')
     server.pop_back();
+  if (server.starts_with("http://")) {
+    return Error(LabError::usage, "the coordinator speaks HTTPS only, and " + server + " (from " +
+                                      server_source + ") is plain HTTP: use https://" +
+                                      server.substr(7));
+  }
+  if (!server.starts_with("https://")) {
+    return Error(LabError::usage, "'" + server + "' (from " + server_source +
+                                      ") is not a coordinator URL like https://10.0.0.1:8443");
+  }
 
-  std::filesystem::path ca = flags.ca.empty() ? env("LAB_CA") : flags.ca;
-  if (ca.empty())
+  std::filesystem::path ca = flags.ca;
+  std::string ca_source = "--ca " + ca.string();
+  if (ca.empty()) {
+    ca = env("LAB_CA");
+    ca_source = "LAB_CA=" + ca.string();
+  }
+  if (ca.empty()) {
     ca = data_dir / "ca.pem";
+    ca_source = ca.string();
+  }
   LAB_TRY_ASSIGN(std::string ca_pem, read_text(ca, "CA certificate"));
 
   // The first of --token-file, LAB_TOKEN and <data-dir>/operator.token; a 401 names which.
@@ -141,7 +169,10 @@ Result<ApiClient> ApiClient::connect(const ClientFlags& flags) {
   o.ca_pem = std::move(ca_pem);
   o.bearer_token = std::move(token);
   o.timeout = std::chrono::seconds(30);
-  return ApiClient(std::make_unique<Impl>(std::move(o)), server, std::move(token_source));
+  auto impl = std::make_unique<Impl>(o);
+  impl->options = std::move(o);
+  impl->ca_source = std::move(ca_source);
+  return ApiClient(std::move(impl), server, std::move(token_source));
 }
 
 Result<boost::json::value> ApiClient::call(std::string_view method, std::string_view path,
@@ -149,8 +180,14 @@ Result<boost::json::value> ApiClient::call(std::string_view method, std::string_
   auto r =
       impl_->client.request(method, path, body, body.empty() ? std::string_view() : content_type);
   if (!r) {
-    return Error(LabError::unreachable,
-                 "cannot reach the coordinator at " + server_ + ": " + r.error().message());
+    std::string why = shared::cli::error_text(r.error());
+    if (why.starts_with(server_) && why.find(": ") != std::string::npos)
+      why = why.substr(why.find(": ") + 2);  // the URL is said once, below
+    if (r.error() == shared::http::ClientError::tls_failed &&
+        why.find("certificate") != std::string::npos) {
+      return tls_refused(r.error());
+    }
+    return Error(LabError::unreachable, "cannot reach the coordinator at " + server_ + ": " + why);
   }
   const long status = r->status;
   if (status >= 200 && status < 300) {
@@ -185,6 +222,31 @@ Result<boost::json::value> ApiClient::call(std::string_view method, std::string_
   return Error(code, text);
 }
 
+Error ApiClient::tls_refused(const Error& transport) const {
+  std::string pinned = impl_->ca_source;
+  if (auto ca = shared::crypto::Certificate::from_pem(impl_->options.ca_pem); ca)
+    pinned = "'" + ca->common_name() + "' (" + impl_->ca_source + ")";
+  shared::http::ClientOptions o = impl_->options;
+  o.verify_peer = false;
+  o.bearer_token.clear();
+  shared::http::Client probe(o);
+  auto chain = probe.peer_chain("/");
+  if (!chain || chain->empty()) {
+    return Error(LabError::unreachable, "TLS with the coordinator at " + server_ +
+                                            " failed checking its certificate against the CA " +
+                                            pinned + ": " + shared::cli::error_text(transport));
+  }
+  std::string presented;
+  if (auto leaf = shared::crypto::Certificate::from_pem(chain->front()); leaf) {
+    presented = "a certificate for '" + leaf->common_name() + "' issued by '" +
+                leaf->issuer_common_name() + "'";
+  } else {
+    presented = "a certificate that does not parse";
+  }
+  return Error(LabError::untrusted, "the server at " + server_ + " presented " + presented +
+                                        ", which the pinned CA " + pinned + " did not sign");
+}
+
 Result<boost::json::value> ApiClient::call_json(std::string_view method, std::string_view path,
                                                 const boost::json::value& body) {
   return call(method, path, shared::json::to_string(body), "application/json");
@@ -196,6 +258,11 @@ int fail(const Error& e) {
     switch (static_cast<LabError>(e.code().value())) {
       case LabError::unreachable:
         hint = "is 'lab serve' running? pass --server URL (or LAB_SERVER) and --ca FILE";
+        break;
+      case LabError::untrusted:
+        hint =
+            "pass --ca with that appliance's ca.pem (its data directory), or --server with the "
+            "URL of the appliance whose CA this is";
         break;
       case LabError::unauthorized:
         hint =
@@ -212,11 +279,14 @@ int fail(const Error& e) {
       case LabError::usage:
         hint = "run with --help for the syntax";
         break;
+      case LabError::input:
+        hint = "check the path and that this user may read it";
+        break;
       default:
         break;
     }
   }
-  const std::string text = e.detail().empty() ? e.message() : e.detail();
+  const std::string text = shared::cli::error_text(e);
   shared::cli::print_error("lab", text, hint);
   if (e == LabError::usage)
     return shared::cli::kExitUsage;

@@ -29,6 +29,8 @@ enum class LabError {
   usage,            // an argument that does not parse (label, selector, duration)
   verify_failed,    // the audit trail, or an export of it, does not verify; detail says where
   forbidden,        // 403: the operation itself is refused (a revoked node)
+  untrusted,        // the server's certificate is not from the pinned CA
+  input,            // a file named on the command line (--from-file) cannot be read
 };
 const boost::system::error_category& lab_category() noexcept;
 inline boost::system::error_code make_error_code(LabError e) noexcept {
@@ -42,8 +44,10 @@ struct ClientFlags {
   std::string
       token_file;        // --token-file / LAB_TOKEN (the token itself) / <data_dir>/operator.token
   std::string data_dir;  // --data-dir / LAB_DATA_DIR / /var/lib/lab
-  std::string output = "table";  // --output table|json
-  [[nodiscard]] bool json() const { return output == "json"; }
+  /// Whether -o/--output asked for a document (json or yaml) rather than a table.
+  [[nodiscard]] bool document() const;
+  /// Whether it asked for the wide table.
+  [[nodiscard]] bool wide() const;
 };
 
 /// Adds the flags to a noun's subcommand (they may come before or after the verb).
@@ -71,6 +75,8 @@ class ApiClient {
  private:
   struct Impl;
   ApiClient(std::unique_ptr<Impl> impl, std::string server, std::string token_source);
+  /// Why TLS refused the server, naming the pinned CA and what the server presented.
+  Error tls_refused(const Error& transport) const;
   std::unique_ptr<Impl> impl_;
   std::string server_;
   // Where the operator token came from: "--token-file FILE", "LAB_TOKEN" or the data

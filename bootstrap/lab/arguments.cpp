@@ -2,8 +2,11 @@
 // with the value named, before anything is sent.
 #include "bootstrap/lab/api_client.hpp"
 #include "bootstrap/lab/commands.hpp"
-#include "pxe/recorder/mac.hpp"
 #include "shared/config/config.hpp"
+#include "shared/labels/selector.hpp"
+#include "shared/net/mac.hpp"
+
+#include <CLI/CLI.hpp>
 
 #include <arpa/inet.h>
 
@@ -26,7 +29,7 @@ std::string named(std::string_view option, std::string_view value) {
 
 Result<std::string> parse_mac_arg(std::string_view text, std::string_view option) {
   // The same spellings `lab machine timeline` accepts; the coordinator takes only the first.
-  auto mac = pxe::recorder::normalize_mac(text);
+  auto mac = shared::net::normalize_mac(text);
   if (!mac) {
     return Error(LabError::usage,
                  named(option, text) +
@@ -53,6 +56,25 @@ Result<void> check_duration_arg(std::string_view text, std::string_view option) 
     return {};
   return Error(LabError::usage,
                named(option, text) + " is not a duration like 90s, 15m, 12h or 30d (above 0)");
+}
+
+CLI::Validator selector_arg() {
+  return {[](std::string& value) {
+            std::size_t at = 0;
+            auto parsed = shared::labels::Selector::parse(value, at);
+            if (parsed)
+              return std::string();
+            return parsed.error().detail() + "\n  " + value + "\n  " + std::string(at, ' ') + "^";
+          },
+          ""};
+}
+
+CLI::Validator name_arg(shared::names::Kind kind) {
+  return {[kind](std::string& value) {
+            std::string p = shared::names::problem(kind, value);
+            return p.empty() ? p : "'" + value + "' " + p;
+          },
+          ""};
 }
 
 }  // namespace lab::bootstrap::commands

@@ -3,15 +3,21 @@
 #include "bootstrap/audit/export.hpp"
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
+#include "shared/cli/docs.hpp"
+#include "shared/config/config.hpp"
 #include "shared/crypto/encoding.hpp"
 #include "shared/json/json.hpp"
+#include "shared/text/time.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <utility>
 
 namespace lab::bootstrap::commands {
 namespace {
@@ -19,10 +25,54 @@ namespace {
 namespace cr = shared::crypto;
 namespace json = boost::json;
 
+// The most rows GET /v1/audit returns at once.
+constexpr std::size_t kPage = 1000;
+
 struct ListOptions {
-  std::int64_t after = 0;
+  std::int64_t after = -1;  // set: oldest first from here, as scripts page through the trail
   std::int64_t limit = 100;
+  std::string since;  // a duration back from now ("1h") or a time ("2026-12-06T10:00:00Z")
 };
+
+// --since as unix seconds: a duration counts back from now.
+Result<std::int64_t> since_time(const std::string& since) {
+  if (auto t = shared::text::parse_time(since))
+    return *t;
+  if (auto d = shared::config::parse_duration(since); d && d->count() > 0) {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count() -
+           d->count();
+  }
+  return Error(LabError::usage, "--since '" + since +
+                                    "' is neither a duration like 1h or 7d nor a time like "
+                                    "2026-12-06T10:00:00Z");
+}
+
+// The newest `limit` events at or after `since`, newest first: the head names the last
+// sequence number, and the pages after head - limit hold them.
+Result<json::array> newest_events(ApiClient& api, std::int64_t limit, std::int64_t since) {
+  LAB_TRY_ASSIGN(json::value head, api.call("GET", "/v1/audit/head"));
+  std::int64_t after = std::max<std::int64_t>(0, integer(head, "seq") - limit);
+  std::vector<json::value> rows;
+  for (;;) {
+    LAB_TRY_ASSIGN(json::value page,
+                   api.call("GET", fmt::format("/v1/audit?after={}&limit={}", after, kPage)));
+    if (!page.is_array())
+      return Error(LabError::bad_response, "GET /v1/audit did not answer with an array");
+    if (page.as_array().empty())
+      break;
+    for (auto& e : page.as_array())
+      rows.push_back(std::move(e));
+    after = integer(rows.back(), "seq");
+  }
+  json::array out;
+  for (auto it = rows.rbegin(); it != rows.rend() && std::cmp_less(out.size(), limit); ++it) {
+    if (integer(*it, "at") >= since)
+      out.push_back(std::move(*it));
+  }
+  return out;
+}
 
 struct VerifyOptions {
   std::string against;  // an export to hold the live trail to
@@ -31,9 +81,6 @@ struct VerifyOptions {
 struct ExportOptions {
   std::string out;  // empty: stdout
 };
-
-// The most rows GET /v1/audit returns at once.
-constexpr std::size_t kPage = 1000;
 
 audit::FetchRows fetch_rows(ApiClient& api) {
   return [&api](std::int64_t after, std::size_t limit) -> Result<json::array> {
@@ -71,7 +118,7 @@ json::object check_json(const audit::Check& c) {
 Result<std::ifstream> open_export(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    return Error(LabError::local, "cannot read the audit export " + path);
+    return Error(LabError::input, "cannot read the audit export " + path);
   return in;
 }
 
@@ -119,10 +166,27 @@ void add_audit(CLI::App& app, shared::cli::Action& action) {
   CLI::App* list = add_verb(
       *noun, "list", "List audit events", action, flags,
       [l](ApiClient& api, const ClientFlags& f) -> Result<void> {
-        LAB_TRY_ASSIGN(json::value r, api.call("GET", fmt::format("/v1/audit?after={}&limit={}",
-                                                                  l->after, l->limit)));
-        if (f.json()) {
-          print_json(r);
+        std::int64_t since = 0;
+        if (!l->since.empty()) {
+          LAB_TRY_ASSIGN(since, since_time(l->since));
+        }
+        json::value r;
+        if (l->after >= 0) {
+          LAB_TRY_ASSIGN(
+              r, api.call("GET", fmt::format("/v1/audit?after={}&limit={}", l->after, l->limit)));
+          if (since > 0 && r.is_array()) {
+            json::array kept;
+            for (auto& e : r.as_array()) {
+              if (integer(e, "at") >= since)
+                kept.push_back(std::move(e));
+            }
+            r = std::move(kept);
+          }
+        } else {
+          LAB_TRY_ASSIGN(r, newest_events(api, l->limit, since));
+        }
+        if (f.document()) {
+          print_document(r);
           return {};
         }
         Table t({"SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT", "DETAIL"});
@@ -139,10 +203,22 @@ void add_audit(CLI::App& app, shared::cli::Action& action) {
         t.print();
         return {};
       });
-  list->add_option("--after", l->after, "only events after this sequence number")
+  list->add_option("--after", l->after,
+                   "events after this sequence number, oldest first (for paging)")
       ->check(CLI::NonNegativeNumber);
   list->add_option("--limit", l->limit, "at most this many events (1–1000, default 100)")
       ->check(CLI::Range(1, 1000));
+  list->add_option("--since", l->since,
+                   "only events since then: a duration back from now (1h, 7d) or a time "
+                   "(2026-12-06T10:00:00Z, 2026-12-06)")
+      ->check([](const std::string& s) {
+        auto t = since_time(s);
+        return t ? std::string() : t.error().detail();
+      });
+  list->footer(
+      "Newest first: the last --limit events (since --since). With --after, the events after "
+      "that sequence number, oldest first, as a script pages through the trail.");
+  shared::cli::add_example(*list, "lab audit list --since 1h --limit 20");
 
   auto v = std::make_shared<VerifyOptions>();
   CLI::App* verify = add_verb(
@@ -153,20 +229,20 @@ void add_audit(CLI::App& app, shared::cli::Action& action) {
         if (!v->against.empty()) {
           auto r = verify_export(api, v->against, out);
           if (!r) {
-            if (f.json())
-              print_json(out);
+            if (f.document())
+              print_document(out);
             return r;
           }
         }
         LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/audit/verify"));
         const bool ok = r.is_object() && r.as_object().contains("ok") && r.at("ok").is_bool() &&
                         r.at("ok").as_bool();
-        if (f.json()) {
+        if (f.document()) {
           if (v->against.empty()) {
-            print_json(r);
+            print_document(r);
           } else {
             out["live"] = r;
-            print_json(out);
+            print_document(out);
           }
         } else if (ok && v->against.empty()) {
           fmt::print("audit trail ok: {} events\n", text(r, "rows"));
@@ -207,21 +283,21 @@ void add_audit(CLI::App& app, shared::cli::Action& action) {
           const std::filesystem::path tmp = e->out + ".tmp";
           std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
           if (!file)
-            return Error(LabError::local, "cannot write " + tmp.string());
+            return Error(LabError::input, "cannot write " + tmp.string());
           auto written = audit::write_export(file, head, fetch_rows(api), kPage);
           file.close();
           std::error_code ec;
           if (!written || !file) {
             std::filesystem::remove(tmp, ec);
-            return written ? Error(LabError::local, "cannot write " + tmp.string())
+            return written ? Error(LabError::input, "cannot write " + tmp.string())
                            : written.error();
           }
           std::filesystem::rename(tmp, e->out, ec);
           if (ec)
-            return Error(LabError::local, "rename " + tmp.string() + ": " + ec.message());
+            return Error(LabError::input, "rename " + tmp.string() + ": " + ec.message());
           rows = *written;
-          if (f.json()) {
-            print_json(json::object{{"file", e->out}, {"rows", rows}, {"head", head}});
+          if (f.document()) {
+            print_document(json::object{{"file", e->out}, {"rows", rows}, {"head", head}});
           } else {
             fmt::print("exported {} events, up to the signed head at event {}, to {}\n", rows,
                        head_seq, e->out);

@@ -1,5 +1,6 @@
 // lab bootstrap ssh: installs and enrols labd on existing hosts over SSH.
 #include "bootstrap/lab/commands.hpp"
+#include "bootstrap/lab/output.hpp"
 #include "bootstrap/rollout/rollout.hpp"
 #include "bootstrap/sshinstall/installer.hpp"
 #include "bootstrap/sshinstall/operator_enroller.hpp"
@@ -147,7 +148,7 @@ int report(const std::vector<rollout::HostResult>& results, bool json,
                                       {"attempts", r.attempts},
                                       {"seconds", static_cast<double>(r.elapsed.count()) / 1000}});
     }
-    std::cout << boost::json::serialize(a) << "\n";
+    print_document(a);
   } else {
     fmt::print("{:<28} {:<11} {:<8} {:>8}  {}\n", "HOST", "STATUS", "STEP", "SECONDS", "DETAIL");
     for (const auto& r : results) {
@@ -288,7 +289,8 @@ void add_bootstrap(CLI::App& app, shared::cli::Action& action) {
   cmd->add_option("--max-failures", o->max_failures,
                   "stop starting hosts once more than this many failed (default: no limit)");
   cmd->add_option("--retries", o->retries, "retries after a connection error (default 2)");
-  cmd->add_flag("--json", o->json, "one JSON document with every host's result");
+  cmd->add_flag("--json", o->json,
+                "the same as -o json: one JSON document with every host's result");
   cmd->add_option("--agent", o->agent, "labd binary to install (default: beside lab)");
   cmd->add_option("--package", o->package, "labd .deb to install on Debian hosts instead");
   cmd->add_option("--agent-set", o->agent_sets, "labd setting for /etc/lab/labd.toml: key=value");
@@ -298,7 +300,13 @@ void add_bootstrap(CLI::App& app, shared::cli::Action& action) {
   cmd->add_option("--token-file", o->token_file,
                   "operator token file (default: LAB_TOKEN, <data-dir>/operator.token)");
   cmd->add_option("--data-dir", o->data_dir, "appliance data directory (default /var/lib/lab)");
-  cmd->callback([o, &action] { action = [o] { return run_bootstrap(*o); }; });
+  bootstrap->fallthrough();
+  cmd->fallthrough();
+  cmd->callback([o, &action] {
+    if (shared::cli::is_document(requested_output()))
+      o->json = true;
+    action = [o] { return run_bootstrap(*o); };
+  });
 }
 
 }  // namespace lab::bootstrap::commands

@@ -3,6 +3,7 @@
 
 #include "shared/cli/cli.hpp"
 #include "shared/errors/error.hpp"
+#include "shared/names/names.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -12,7 +13,8 @@
 
 namespace CLI {  // NOLINT(readability-identifier-naming): CLI11's namespace
 class App;
-}
+class Validator;
+}  // namespace CLI
 
 namespace lab::bootstrap::commands {
 
@@ -41,5 +43,13 @@ Result<void> check_ip_arg(std::string_view text, std::string_view option = {});
 /// A duration above zero ("90s", "15m", "12h", "30d"), as the coordinator takes it;
 /// LabError::usage naming the option and the value otherwise.
 Result<void> check_duration_arg(std::string_view text, std::string_view option);
+
+/// A CLI11 check that refuses a value that is not a good name of this kind (exit 2, before
+/// anything is sent), with the coordinator's own rule.
+CLI::Validator name_arg(shared::names::Kind kind);
+
+/// A CLI11 check that refuses a label selector that does not parse (exit 2), showing it with a
+/// caret under the offending character.
+CLI::Validator selector_arg();
 
 }  // namespace lab::bootstrap::commands

@@ -1,6 +1,7 @@
 // lab group set|list|members|delete: named selectors.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
+#include "shared/cli/docs.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -43,22 +44,27 @@ void add_group(CLI::App& app, shared::cli::Action& action) {
                                    {"excludes", strings(s->excludes)}};
                  LAB_TRY_ASSIGN(json::value r,
                                 api.call_json("PUT", "/v1/groups/" + url_encode(s->name), body));
-                 if (f.json())
-                   print_json(r);
+                 if (f.document())
+                   print_document(r);
                  else
                    fmt::print("group {} set\n", s->name);
                  return {};
                });
-  set->add_option("name", s->name, "group name")->required();
-  set->add_option("-s,--selector", s->selector, "label selector of the members");
-  set->add_option("--include", s->includes, "members of this group are members (repeatable)");
-  set->add_option("--exclude", s->excludes, "members of this group are not (repeatable)");
+  set->add_option("name", s->name, "group name")
+      ->check(name_arg(shared::names::Kind::group))
+      ->required();
+  set->add_option("-s,--selector", s->selector, "label selector of the members")
+      ->check(selector_arg());
+  set->add_option("--include", s->includes, "members of this group are members (repeatable)")
+      ->check(name_arg(shared::names::Kind::group));
+  set->add_option("--exclude", s->excludes, "members of this group are not (repeatable)")
+      ->check(name_arg(shared::names::Kind::group));
 
   add_verb(*noun, "list", "List groups", action, flags,
            [](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/groups"));
-             if (f.json()) {
-               print_json(r);
+             if (f.document()) {
+               print_document(r);
                return {};
              }
              Table t({"NAME", "SELECTOR", "INCLUDES", "EXCLUDES"});
@@ -77,8 +83,8 @@ void add_group(CLI::App& app, shared::cli::Action& action) {
       [members](ApiClient& api, const ClientFlags& f) -> Result<void> {
         LAB_TRY_ASSIGN(json::value r,
                        api.call("GET", "/v1/groups/" + url_encode(*members) + "/members"));
-        if (f.json()) {
-          print_json(r);
+        if (f.document()) {
+          print_document(r);
           return {};
         }
         Table t({"ID", "NAME", "STATE", "LABELS"});
@@ -90,18 +96,22 @@ void add_group(CLI::App& app, shared::cli::Action& action) {
         return {};
       })
       ->add_option("name", *members, "group name")
+      ->check(name_arg(shared::names::Kind::group))
       ->required();
 
   auto del = std::make_shared<std::string>();
   add_verb(*noun, "delete", "Delete a group", action, flags,
            [del](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY(api.call("DELETE", "/v1/groups/" + url_encode(*del)));
-             if (!f.json())
+             if (!f.document())
                fmt::print("group {} deleted\n", *del);
              return {};
            })
       ->add_option("name", *del, "group name")
+      ->check(name_arg(shared::names::Kind::group))
       ->required();
+  shared::cli::add_example(*noun->get_subcommand("set"),
+                           "lab group set web --selector role=web --include canary");
 }
 
 }  // namespace lab::bootstrap::commands

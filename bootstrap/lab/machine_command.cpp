@@ -64,8 +64,8 @@ void add_machine(CLI::App& app, shared::cli::Action& action) {
             json::value r,
             api.call_json("PUT", "/v1/machines/" + url_encode(mac),
                           json::object{{"ip", reg->ip}, {"description", reg->description}}));
-        if (f.json()) {
-          print_json(r);
+        if (f.document()) {
+          print_document(r);
           return {};
         }
         fmt::print("machine {} registered: its boot tokens are bound to {}\n", text(r, "mac"),
@@ -86,8 +86,8 @@ void add_machine(CLI::App& app, shared::cli::Action& action) {
   add_verb(*noun, "list", "List the machines registered for network boot", action, flags,
            [](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/machines"));
-             if (f.json())
-               print_json(r);
+             if (f.document())
+               print_document(r);
              else
                machine_table(r);
              return {};
@@ -100,7 +100,7 @@ void add_machine(CLI::App& app, shared::cli::Action& action) {
            [unregister_mac](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY_ASSIGN(std::string mac, parse_mac_arg(*unregister_mac));
              LAB_TRY(api.call("DELETE", "/v1/machines/" + url_encode(mac)));
-             if (!f.json())
+             if (!f.document())
                fmt::print("machine {} unregistered\n", mac);
              return {};
            })
@@ -113,8 +113,8 @@ void add_machine(CLI::App& app, shared::cli::Action& action) {
            [mac](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY_ASSIGN(json::value r,
                             api.call("GET", "/v1/machines/" + url_encode(*mac) + "/timeline"));
-             if (f.json()) {
-               print_json(r);
+             if (f.document()) {
+               print_document(r);
                return {};
              }
              const auto* o = r.if_object();

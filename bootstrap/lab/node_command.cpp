@@ -1,9 +1,12 @@
-// lab node list|show|label|unlabel|revoke|accept|reinstall|macs.
+// lab node list|show|label|unlabel|revoke|delete|accept|reinstall|macs.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
+#include "shared/cli/docs.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <chrono>
 
 namespace lab::bootstrap::commands {
 namespace {
@@ -26,13 +29,44 @@ std::string lag_text(const json::value& n) {
   return v != nullptr && v->is_int64() ? std::to_string(v->get_int64()) : std::string("-");
 }
 
-void node_table(const json::value& nodes) {
-  Table t({"ID", "NAME", "STATE", "KEY", "LAG", "LABELS", "GROUPS", "LAST SEEN"});
+bool polling(const json::value& n) {
+  const auto* o = n.if_object();
+  const auto* v = o == nullptr ? nullptr : o->if_contains("polling");
+  return v != nullptr && v->is_bool() && v->get_bool();
+}
+
+// "now" while its agent's poll is parked, else how long ago it was seen ("-": never).
+std::string seen_text(const json::value& n) {
+  if (polling(n))
+    return "now";
+  const std::int64_t at = integer(n, "last_seen");
+  if (at <= 0)
+    return "-";
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return shared::text::format_age(now - at) + " ago";
+}
+
+// -o wide adds the MACs, the agent's version, when its certificate expires and the state it
+// last reported (an offline node's STATE is "offline").
+void node_table(const json::value& nodes, bool wide) {
+  std::vector<std::string> headers{"ID",  "NAME",   "STATE",  "KEY",
+                                   "LAG", "LABELS", "GROUPS", "LAST SEEN"};
+  if (wide)
+    headers.insert(headers.end(), {"REPORTED", "MACS", "AGENT", "CERT EXPIRES"});
+  Table t(std::move(headers));
   if (nodes.is_array()) {
     for (const auto& n : nodes.get_array()) {
-      t.add({text(n, "id"), text(n, "name"), text(n, "state"), key_text(n), lag_text(n),
-             labels_text(n, "labels"), list_text(n, "groups"),
-             format_time(integer(n, "last_seen"))});
+      std::vector<std::string> row{
+          text(n, "id"), text(n, "name"),          text(n, "state"),       key_text(n),
+          lag_text(n),   labels_text(n, "labels"), list_text(n, "groups"), seen_text(n)};
+      if (wide) {
+        row.insert(row.end(),
+                   {text(n, "reported_state"), list_text(n, "macs"), text(n, "agent_version"),
+                    format_time(integer(n, "cert_expires_at"))});
+      }
+      t.add(std::move(row));
     }
   }
   t.print();
@@ -68,13 +102,15 @@ void node_details(const json::value& n) {
   const std::vector<std::pair<std::string, std::string>> rows = {
       {"id", text(n, "id")},
       {"name", text(n, "name")},
-      {"state", text(n, "state")},
+      {"state", text(n, "state") == "offline"
+                    ? fmt::format("offline (last reported {})", text(n, "reported_state"))
+                    : text(n, "state")},
       {"macs", list_text(n, "macs")},
       {"labels", labels_text(n, "labels")},
       {"groups", list_text(n, "groups")},
       {"agent", text(n, "agent_version")},
       {"created", format_time(integer(n, "created_at"))},
-      {"last seen", format_time(integer(n, "last_seen"))},
+      {"last seen", fmt::format("{} ({})", format_time(integer(n, "last_seen")), seen_text(n))},
       {"revision", fmt::format("{} (agent holds {}, lag {})", integer(n, "revision"),
                                lag_text(n) == "-" ? std::string("?")
                                                   : std::to_string(integer(n, "agent_revision")),
@@ -90,8 +126,8 @@ void node_details(const json::value& n) {
 
 // Prints a node answer (label/accept) the way the operator asked.
 Result<void> show(const json::value& n, const ClientFlags& f) {
-  if (f.json())
-    print_json(n);
+  if (f.document())
+    print_document(n);
   else
     node_details(n);
   return {};
@@ -101,8 +137,8 @@ Result<void> show(const json::value& n, const ClientFlags& f) {
 
 void add_node(CLI::App& app, shared::cli::Action& action) {
   auto flags = std::make_shared<ClientFlags>();
-  CLI::App* noun =
-      app.add_subcommand("node", "Nodes: list, show, label, revoke, accept, reinstall, macs");
+  CLI::App* noun = app.add_subcommand(
+      "node", "Nodes: list, show, label, revoke, delete, accept, reinstall, macs");
   noun->require_subcommand(1);
   add_client_flags(*noun, flags);
 
@@ -113,13 +149,14 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
              if (!selector->empty())
                path += "?selector=" + url_encode(*selector);
              LAB_TRY_ASSIGN(json::value r, api.call("GET", path));
-             if (f.json())
-               print_json(r);
+             if (f.document())
+               print_document(r);
              else
-               node_table(r);
+               node_table(r, f.wide());
              return {};
            })
-      ->add_option("-s,--selector", *selector, "label selector: role=web,env in (prod),!gpu");
+      ->add_option("-s,--selector", *selector, "label selector: role=web,env in (prod),!gpu")
+      ->check(selector_arg());
 
   auto id = std::make_shared<std::string>();
   add_verb(*noun, "show", "Show one node (by id or name)", action, flags,
@@ -128,20 +165,28 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
              return show(r, f);
            })
       ->add_option("node", *id, "node id or name")
+      ->check(name_arg(shared::names::Kind::node))
       ->required();
 
   auto label_id = std::make_shared<std::string>();
   auto labels = std::make_shared<std::vector<std::string>>();
+  auto overwrite = std::make_shared<bool>(false);
   CLI::App* label = add_verb(
       *noun, "label", "Set labels on a node", action, flags,
-      [label_id, labels](ApiClient& api, const ClientFlags& f) -> Result<void> {
+      [label_id, labels, overwrite](ApiClient& api, const ClientFlags& f) -> Result<void> {
         LAB_TRY_ASSIGN(json::object set, parse_labels_arg(*labels));
-        LAB_TRY_ASSIGN(json::value r,
-                       api.call_json("PATCH", "/v1/nodes/" + url_encode(*label_id) + "/labels",
-                                     json::object{{"set", set}}));
-        return show(r, f);
+        auto r = api.call_json("PATCH", "/v1/nodes/" + url_encode(*label_id) + "/labels",
+                               json::object{{"set", set}, {"overwrite", *overwrite}});
+        if (!r && r.error() == LabError::conflict)
+          return Error(LabError::conflict, r.error().detail() + ": pass --overwrite to change it");
+        if (!r)
+          return r.error();
+        return show(*r, f);
       });
-  label->add_option("node", *label_id, "node id or name")->required();
+  label->add_flag("--overwrite", *overwrite, "change the value of a key the node already has");
+  label->add_option("node", *label_id, "node id or name")
+      ->check(name_arg(shared::names::Kind::node))
+      ->required();
   label->add_option("labels", *labels, "k=v ...")->required();
 
   auto unlabel_id = std::make_shared<std::string>();
@@ -157,19 +202,39 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
                                      json::object{{"remove", remove}}));
         return show(r, f);
       });
-  unlabel->add_option("node", *unlabel_id, "node id or name")->required();
+  unlabel->add_option("node", *unlabel_id, "node id or name")
+      ->check(name_arg(shared::names::Kind::node))
+      ->required();
   unlabel->add_option("keys", *keys, "label keys")->required();
 
   auto revoke_id = std::make_shared<std::string>();
   add_verb(*noun, "revoke", "Revoke a node: its certificate is refused from now on", action, flags,
            [revoke_id](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY(api.call("POST", "/v1/nodes/" + url_encode(*revoke_id) + "/revoke"));
-             if (!f.json())
+             if (!f.document())
                fmt::print("node {} revoked\n", *revoke_id);
              return {};
            })
       ->add_option("node", *revoke_id, "node id or name")
+      ->check(name_arg(shared::names::Kind::node))
       ->required();
+
+  auto delete_id = std::make_shared<std::string>();
+  CLI::App* del =
+      add_verb(*noun, "delete", "Forget a revoked node, freeing its name and MACs", action, flags,
+               [delete_id](ApiClient& api, const ClientFlags& f) -> Result<void> {
+                 LAB_TRY(api.call("DELETE", "/v1/nodes/" + url_encode(*delete_id)));
+                 if (!f.document())
+                   fmt::print("node {} deleted\n", *delete_id);
+                 return {};
+               });
+  del->add_option("node", *delete_id, "node id or name")
+      ->check(name_arg(shared::names::Kind::node))
+      ->required();
+  del->footer(
+      "Only a revoked node can be deleted ('lab node revoke NODE' first). Its certificates stay on "
+      "record as revoked, so nothing it held is accepted again; its name can be given to a new "
+      "node, and a machine rejoining with a token takes it.");
 
   auto accept_id = std::make_shared<std::string>();
   add_verb(*noun, "accept", "Accept a discovered node", action, flags,
@@ -179,6 +244,7 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
              return show(r, f);
            })
       ->add_option("node", *accept_id, "node id or name")
+      ->check(name_arg(shared::names::Kind::node))
       ->required();
 
   auto reinstall_id = std::make_shared<std::string>();
@@ -187,8 +253,8 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
       flags, [reinstall_id](ApiClient& api, const ClientFlags& f) -> Result<void> {
         LAB_TRY_ASSIGN(json::value r,
                        api.call("POST", "/v1/nodes/" + url_encode(*reinstall_id) + "/reinstall"));
-        if (f.json()) {
-          print_json(r);
+        if (f.document()) {
+          print_document(r);
           return {};
         }
         const std::string name = text(r, "name");
@@ -202,7 +268,9 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
             name, or_list(r, "macs"));
         return {};
       });
-  reinstall->add_option("node", *reinstall_id, "node id or name")->required();
+  reinstall->add_option("node", *reinstall_id, "node id or name")
+      ->check(name_arg(shared::names::Kind::node))
+      ->required();
   reinstall->footer(
       "A join makes a new node unless it proves to be an existing one. This arms one "
       "exception: the next boot token minted for one of the node's MACs enrols this node again "
@@ -233,8 +301,8 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
           LAB_TRY_ASSIGN(
               r, api.call_json("PATCH", path + "/macs", json::object{{"add", a}, {"remove", d}}));
         }
-        if (f.json()) {
-          print_json(r);
+        if (f.document()) {
+          print_document(r);
           return {};
         }
         const std::string listed = list_text(r, "macs");
@@ -249,13 +317,20 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
         t.print();
         return {};
       });
-  macs->add_option("node", *macs_id, "node id or name")->required();
+  macs->add_option("node", *macs_id, "node id or name")
+      ->check(name_arg(shared::names::Kind::node))
+      ->required();
   macs->add_option("--add", *add, "give the node this MAC (repeatable)");
   macs->add_option("--remove", *remove, "take this MAC from the node (repeatable)");
   macs->footer(
       "A MAC belongs to a node through this appliance's DHCP or an operator, never through what "
       "the node reports: boot tokens minted for it, and 'lab node reinstall', follow it. A MAC "
       "another node holds is refused; remove it there first.");
+
+  shared::cli::add_example(*noun->get_subcommand("list"),
+                           "lab node list -s 'role=web,env in (prod)' -o wide");
+  shared::cli::add_example(*label, "lab node label web-1 env=prod tier=front --overwrite");
+  shared::cli::add_example(*del, "lab node revoke web-1 && lab node delete web-1");
 }
 
 }  // namespace lab::bootstrap::commands

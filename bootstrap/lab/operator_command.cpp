@@ -43,8 +43,8 @@ void add_operator(CLI::App& app, shared::cli::Action& action) {
         if (!a->ttl.empty())
           body["ttl"] = a->ttl;
         LAB_TRY_ASSIGN(json::value r, api.call_json("POST", "/v1/operators", body));
-        if (f.json()) {
-          print_json(r);
+        if (f.document()) {
+          print_document(r);
           return {};
         }
         // The token alone on stdout, so `TOKEN=$(lab operator add alice)` captures it.
@@ -56,6 +56,7 @@ void add_operator(CLI::App& app, shared::cli::Action& action) {
         return {};
       });
   add->add_option("name", a->name, "the operator's name, as the audit trail will show it")
+      ->check(name_arg(shared::names::Kind::operator_name))
       ->required();
   add->add_option("--ttl", a->ttl, "lifetime: 12h, 30d, 365d (default: does not expire)");
   add->footer(
@@ -65,8 +66,8 @@ void add_operator(CLI::App& app, shared::cli::Action& action) {
   add_verb(*noun, "list", "List operator credentials and their state", action, flags,
            [](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/operators"));
-             if (f.json()) {
-               print_json(r);
+             if (f.document()) {
+               print_document(r);
                return {};
              }
              Table t({"NAME", "STATE", "CREATED", "EXPIRES", "CREATED BY"});
@@ -84,11 +85,12 @@ void add_operator(CLI::App& app, shared::cli::Action& action) {
   add_verb(*noun, "revoke", "Revoke an operator's credential: refused from now on", action, flags,
            [revoke_name](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY(api.call("DELETE", "/v1/operators/" + url_encode(*revoke_name)));
-             if (!f.json())
+             if (!f.document())
                fmt::print("operator {} revoked\n", *revoke_name);
              return {};
            })
       ->add_option("name", *revoke_name, "operator name")
+      ->check(name_arg(shared::names::Kind::operator_name))
       ->required();
 }
 

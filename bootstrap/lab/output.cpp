@@ -34,8 +34,22 @@ void Table::print() const {
     line(row);
 }
 
-void print_json(const boost::json::value& v) {
-  fmt::print("{}\n", shared::json::pretty(v));
+shared::cli::Output& requested_output() {
+  static shared::cli::Output output = shared::cli::Output::text;
+  return output;
+}
+
+bool ClientFlags::document() const {
+  return shared::cli::is_document(requested_output());
+}
+
+bool ClientFlags::wide() const {
+  return requested_output() == shared::cli::Output::wide;
+}
+
+void print_document(const boost::json::value& v) {
+  const shared::cli::Output o = requested_output();
+  shared::cli::print_document(v, shared::cli::is_document(o) ? o : shared::cli::Output::json);
 }
 
 std::string text(const boost::json::value& object, std::string_view key) {

@@ -28,8 +28,10 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-/// Indented JSON on stdout.
-void print_json(const boost::json::value& v);
+/// What -o/--output asked for; the top-level command's option writes it (main.cpp).
+shared::cli::Output& requested_output();
+/// The document on stdout as JSON or YAML, as -o asked (JSON when it asked for a table).
+void print_document(const boost::json::value& v);
 using shared::text::format_time;  // "2026-11-23T10:00:00Z", or "-" for 0
 /// A member of a JSON object as text ("" when absent): strings as is, numbers in decimal.
 std::string text(const boost::json::value& object, std::string_view key);

@@ -3,6 +3,7 @@
 // typed at a prompt that does not echo it.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
+#include "shared/cli/docs.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -11,11 +12,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <system_error>
 
 namespace lab::bootstrap::commands {
 namespace {
@@ -90,7 +93,7 @@ Result<std::string> read_value(const std::string& name, const std::string& file)
   } else {
     std::ifstream in(file, std::ios::binary);
     if (!in)
-      return Error(LabError::local, "cannot read " + file);
+      return Error(LabError::input, "cannot read --from-file " + file);
     value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   if (value.empty())
@@ -123,8 +126,8 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
         if (!query.empty())
           path += "?" + query.substr(1);
         LAB_TRY_ASSIGN(json::value r, api.call("PUT", path, value, "application/octet-stream"));
-        if (f.json())
-          print_json(r);
+        if (f.document())
+          print_document(r);
         else if (const std::string require = text(r, "require"); !require.empty())
           fmt::print("secret {} set (version {}, require {})\n", s->name, text(r, "version"),
                      require);
@@ -132,10 +135,19 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
           fmt::print("secret {} set (version {})\n", s->name, text(r, "version"));
         return {};
       });
-  set->add_option("name", s->name, "secret name")->required();
-  set->add_option("-f,--from-file", s->file, "read the value from this file ('-' = stdin)");
+  set->add_option("name", s->name, "secret name")
+      ->check(name_arg(shared::names::Kind::secret))
+      ->required();
+  set->add_option("-f,--from-file", s->file, "read the value from this file ('-' = stdin)")
+      ->check([](const std::string& path) {
+        // Checked before connecting: a typo is the operator's to fix, not the appliance's.
+        if (path == "-" || ::access(path.c_str(), R_OK) == 0)
+          return std::string();
+        return "cannot read '" + path + "': " + std::generic_category().message(errno);
+      });
   set->add_option("-e,--entitlement", s->entitlement,
-                  "selector of the nodes that receive it (default: unchanged; nobody when new)");
+                  "selector of the nodes that receive it (default: unchanged; nobody when new)")
+      ->check(selector_arg());
   set->add_option("--require", s->require,
                   "key protection an entitled node must report: tpm (tpm or tpm+pcr), tpm+pcr, "
                   "or any (default: unchanged; any when new)")
@@ -151,8 +163,8 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
   add_verb(*noun, "list", "List secrets (never their values)", action, flags,
            [](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/secrets"));
-             if (f.json()) {
-               print_json(r);
+             if (f.document()) {
+               print_document(r);
                return {};
              }
              Table t({"NAME", "ENTITLEMENT", "REQUIRE", "VERSION", "SIZE", "UPDATED"});
@@ -176,25 +188,32 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
         LAB_TRY_ASSIGN(json::value r,
                        api.call_json("POST", "/v1/secrets/" + url_encode(*grant_name) + "/grant",
                                      json::object{{"entitlement", *grant_sel}}));
-        if (f.json())
-          print_json(r);
+        if (f.document())
+          print_document(r);
         else
           fmt::print("secret {} entitled to '{}'\n", *grant_name, *grant_sel);
         return {};
       });
-  grant->add_option("name", *grant_name, "secret name")->required();
-  grant->add_option("selector", *grant_sel, "selector of the entitled nodes")->required();
+  grant->add_option("name", *grant_name, "secret name")
+      ->check(name_arg(shared::names::Kind::secret))
+      ->required();
+  grant->add_option("selector", *grant_sel, "selector of the entitled nodes")
+      ->check(selector_arg())
+      ->required();
 
   auto del = std::make_shared<std::string>();
   add_verb(*noun, "delete", "Delete a secret", action, flags,
            [del](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY(api.call("DELETE", "/v1/secrets/" + url_encode(*del)));
-             if (!f.json())
+             if (!f.document())
                fmt::print("secret {} deleted\n", *del);
              return {};
            })
       ->add_option("name", *del, "secret name")
+      ->check(name_arg(shared::names::Kind::secret))
       ->required();
+  shared::cli::add_example(*noun->get_subcommand("set"),
+                           "lab secret set db-pass --entitlement role=db < value");
 }
 
 }  // namespace lab::bootstrap::commands

@@ -1,6 +1,7 @@
 // lab token create|list|revoke: one-time join tokens.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
+#include "shared/cli/docs.hpp"
 #include "shared/labels/label.hpp"
 
 #include <CLI/CLI.hpp>
@@ -76,8 +77,8 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
         if (!c->mac.empty() || !c->ip.empty() || !c->host.empty())
           body["bind"] = json::object{{"mac", c->mac}, {"ip", c->ip}, {"host", c->host}};
         LAB_TRY_ASSIGN(json::value r, api.call_json("POST", "/v1/tokens", body));
-        if (f.json()) {
-          print_json(r);
+        if (f.document()) {
+          print_document(r);
           return {};
         }
         const json::value info =
@@ -99,8 +100,8 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
   add_verb(*noun, "list", "List tokens and their state", action, flags,
            [](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY_ASSIGN(json::value r, api.call("GET", "/v1/tokens"));
-             if (f.json()) {
-               print_json(r);
+             if (f.document()) {
+               print_document(r);
                return {};
              }
              Table t({"ID", "KIND", "STATE", "EXPIRES", "LABELS", "USED BY", "DESCRIPTION"});
@@ -119,12 +120,14 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
   add_verb(*noun, "revoke", "Revoke a token so it can no longer be used", action, flags,
            [id](ApiClient& api, const ClientFlags& f) -> Result<void> {
              LAB_TRY(api.call("DELETE", "/v1/tokens/" + url_encode(*id)));
-             if (!f.json())
+             if (!f.document())
                fmt::print("token {} revoked\n", *id);
              return {};
            })
       ->add_option("id", *id, "token id")
       ->required();
+  shared::cli::add_example(*noun->get_subcommand("create"),
+                           "lab token create --labels role=web --ttl 1h > join.txt");
 }
 
 }  // namespace lab::bootstrap::commands

@@ -221,7 +221,9 @@ void declare(shared::config::Schema& s) {
       .duration("coordinator.peer_debounce", std::chrono::seconds(30),
                 "a changed peer address reaches every bundle at most this often")
       .duration("coordinator.report_interval", std::chrono::seconds(10),
-                "an agent may report once per this interval (after a burst of 6)");
+                "an agent may report once per this interval (after a burst of 6)")
+      .duration("coordinator.offline_after", std::chrono::seconds(60),
+                "a node whose agent has not polled for this long is shown offline");
 }
 
 Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) {
@@ -254,6 +256,7 @@ Result<std::unique_ptr<Component>> create(Runtime& runtime, Services& services) 
   options.refusal_window = cfg.duration("coordinator.refusal_audit_window");
   options.peer_debounce = cfg.duration("coordinator.peer_debounce");
   options.report_interval = cfg.duration("coordinator.report_interval");
+  options.offline_after = cfg.duration("coordinator.offline_after");
   LAB_TRY_ASSIGN(auto c, coordinator::Coordinator::open(std::move(options)));
   services.registry = c.get();
 

@@ -1,8 +1,8 @@
 #include "pxe/httpboot/progress.hpp"
 
 #include "pxe/httpboot/error.hpp"
-#include "pxe/recorder/mac.hpp"
 #include "shared/json/json.hpp"
+#include "shared/net/mac.hpp"
 
 #include <algorithm>
 #include <array>
@@ -32,7 +32,7 @@ Result<Progress> parse_progress(std::string_view body) {
   auto mac = shared::json::get_string(*o, "mac");
   if (!mac)
     return bad("field 'mac': missing or not a string");
-  auto canonical = recorder::normalize_mac(*mac);
+  auto canonical = shared::net::normalize_mac(*mac);
   if (!canonical)
     return bad("field 'mac': not a MAC address");
   auto stage = shared::json::get_string(*o, "stage");

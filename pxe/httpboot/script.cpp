@@ -1,7 +1,7 @@
 #include "pxe/httpboot/script.hpp"
 
 #include "pxe/httpboot/error.hpp"
-#include "pxe/recorder/mac.hpp"
+#include "shared/net/mac.hpp"
 
 #include <set>
 
@@ -193,7 +193,7 @@ Result<std::string> parse_script_path(std::string_view path) {
   }
   const std::string_view mac =
       path.substr(kScriptPrefix.size(), path.size() - kScriptPrefix.size() - kScriptSuffix.size());
-  auto canonical = recorder::normalize_mac(mac);
+  auto canonical = shared::net::normalize_mac(mac);
   if (!canonical)
     return Error(HttpBootError::bad_script_path, "not a MAC address");
   return std::move(*canonical);

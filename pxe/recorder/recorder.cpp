@@ -1,6 +1,6 @@
 #include "pxe/recorder/recorder.hpp"
 
-#include "pxe/recorder/mac.hpp"
+#include "shared/net/mac.hpp"
 
 #include <utility>
 
@@ -61,7 +61,7 @@ void Recorder::learn(const std::string& mac, const std::string& ip, Machine& mac
 
 void Recorder::record(events::Event event) {
   if (!event.mac.empty()) {
-    auto mac = normalize_mac(event.mac);
+    auto mac = shared::net::normalize_mac(event.mac);
     event.mac = mac ? std::move(*mac) : std::string();
   }
   std::lock_guard lock(mu_);
@@ -87,7 +87,7 @@ void Recorder::record(events::Event event) {
 }
 
 std::vector<events::Event> Recorder::timeline(std::string_view mac) const {
-  const auto key = normalize_mac(mac);
+  const auto key = shared::net::normalize_mac(mac);
   if (!key)
     return {};
   std::lock_guard lock(mu_);
@@ -106,7 +106,7 @@ std::optional<std::string> Recorder::mac_for_ip(std::string_view ip) const {
 }
 
 std::optional<std::string> Recorder::last_ip(std::string_view mac) const {
-  const auto key = normalize_mac(mac);
+  const auto key = shared::net::normalize_mac(mac);
   if (!key)
     return std::nullopt;
   std::lock_guard lock(mu_);

@@ -6,8 +6,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -24,8 +26,27 @@ void print_error(std::string_view program, std::string_view message, std::string
   }
 }
 
+namespace {
+
+bool& debug_output() {
+  static bool debug = false;
+  return debug;
+}
+
+}  // namespace
+
+std::string error_text(const Error& error) {
+  if (debug_output())
+    return error.message();
+  // The internal codes ("(lab.protocol: invalid join string)") a detail collected on its way
+  // up say where, not what: shown with --debug only.
+  static const std::regex kCode(R"( \(lab\.[a-z_.]+: [^()]*\))");
+  std::string text = error.detail().empty() ? error.code().message() : error.detail();
+  return std::regex_replace(text, kCode, "");
+}
+
 void print_error(std::string_view program, const Error& error, std::string_view hint) {
-  print_error(program, error.message(), hint);
+  print_error(program, error_text(error), hint);
 }
 
 namespace {
@@ -93,8 +114,17 @@ int usage_error(const CLI::App& app, const CLI::ParseError& e) {
 
 int run(CLI::App& app, int argc, char** argv, const Action& action) {
   app.set_version_flag("--version", version_line(app.get_name()));
+  app.add_flag("--debug", debug_output(), "show the internal error codes behind an error");
+  // `PROGRAM help node list` is `PROGRAM node list --help`.
+  app.add_subcommand("help", "Help for a command: " + app.get_name() + " help COMMAND...");
+  std::vector<std::string> args(argv + std::min(argc, 1), argv + argc);
+  if (!args.empty() && args.front() == "help") {
+    args.erase(args.begin());
+    args.emplace_back("--help");
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes the words last first
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

@@ -9,27 +9,6 @@ bool is_alnum(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0;
 }
 
-// Why a name part is invalid, or empty when it is valid.
-std::string name_problem(std::string_view name) {
-  if (name.empty())
-    return "must not be empty";
-  if (name.size() > kMaxNameLength) {
-    return "is " + std::to_string(name.size()) + " characters, at most 63 allowed";
-  }
-  if (!is_alnum(name.front()))
-    return "must start with a letter or digit";
-  if (!is_alnum(name.back()))
-    return "must end with a letter or digit";
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    if (!is_alnum(c) && c != '-' && c != '_' && c != '.') {
-      return "has '" + std::string(1, c) + "' at position " + std::to_string(i + 1) +
-             " (allowed: letters, digits, '-', '_', '.')";
-    }
-  }
-  return {};
-}
-
 // DNS-1123 subdomain: lower-case labels of [a-z0-9-] joined by '.', each alnum at both ends.
 std::string prefix_problem(std::string_view prefix) {
   if (prefix.empty())
@@ -59,6 +38,26 @@ std::string prefix_problem(std::string_view prefix) {
 }
 
 }  // namespace
+
+std::string name_problem(std::string_view name) {
+  if (name.empty())
+    return "must not be empty";
+  if (name.size() > kMaxNameLength) {
+    return "is " + std::to_string(name.size()) + " characters, at most 63 allowed";
+  }
+  if (!is_alnum(name.front()))
+    return "must start with a letter or digit";
+  if (!is_alnum(name.back()))
+    return "must end with a letter or digit";
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if (!is_alnum(c) && c != '-' && c != '_' && c != '.') {
+      return "has '" + std::string(1, c) + "' at position " + std::to_string(i + 1) +
+             " (allowed: letters, digits, '-', '_', '.')";
+    }
+  }
+  return {};
+}
 
 const boost::system::error_category& label_category() noexcept {
   static const ErrorCategory<LabelError> kCategory("lab.labels",

@@ -25,6 +25,10 @@ using LabelSet = std::map<std::string, std::string, std::less<>>;
 inline constexpr std::size_t kMaxNameLength = 63;
 inline constexpr std::size_t kMaxPrefixLength = 253;
 
+/// Why `name` is not a Kubernetes name (1–63 of [A-Za-z0-9_.-], starting and ending with a
+/// letter or digit), as words that follow it ("must not be empty"); empty when it is one.
+std::string name_problem(std::string_view name);
+
 /// Kubernetes label key: optional DNS-subdomain prefix (≤253, lower case) and '/', then a
 /// name of 1–63 characters [A-Za-z0-9_.-] that starts and ends alphanumeric.
 Result<void> validate_key(std::string_view key);

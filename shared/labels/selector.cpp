@@ -18,6 +18,7 @@ bool is_word_char(char c) {
 class Parser {
  public:
   explicit Parser(std::string_view text) : text_(text) {}
+  [[nodiscard]] std::size_t offset() const noexcept { return pos_; }
 
   Result<void> run(std::vector<Requirement>& terms) {
     skip_spaces();
@@ -191,13 +192,23 @@ bool Requirement::matches(const LabelSet& labels) const {
 }
 
 Result<Selector> Selector::parse(std::string_view text) {
+  std::size_t ignored = 0;
+  return parse(text, ignored);
+}
+
+Result<Selector> Selector::parse(std::string_view text, std::size_t& error_at) {
+  error_at = 0;
   if (text.size() > kMaxSelectorLength) {
     return Error(LabelError::selector_syntax, "selector is " + std::to_string(text.size()) +
                                                   " characters, at most " +
                                                   std::to_string(kMaxSelectorLength) + " allowed");
   }
   Selector s;
-  LAB_TRY(Parser(text).run(s.terms_));
+  Parser parser(text);
+  if (auto r = parser.run(s.terms_); !r) {
+    error_at = std::min(parser.offset(), text.size());
+    return r.error();
+  }
   return s;
 }
 

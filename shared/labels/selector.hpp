@@ -27,6 +27,9 @@ class Selector {
  public:
   /// Parses; on failure selector_syntax with "column N" pointing at the offending character.
   static Result<Selector> parse(std::string_view text);
+  /// The same, and on failure the 0-based offset of the offending character in `error_at`
+  /// (text.size() at the end), for a caret under it.
+  static Result<Selector> parse(std::string_view text, std::size_t& error_at);
 
   [[nodiscard]] bool matches(const LabelSet& labels) const;
   [[nodiscard]] const std::vector<Requirement>& requirements() const noexcept { return terms_; }

@@ -18,6 +18,17 @@ std::string format_time(std::int64_t unix_seconds) {
   return buf.data();
 }
 
+std::optional<std::int64_t> parse_time(std::string_view text) {
+  const std::string s(text);
+  for (const char* format : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"}) {
+    std::tm tm{};
+    const char* end = strptime(s.c_str(), format, &tm);
+    if (end != nullptr && *end == '\0')
+      return static_cast<std::int64_t>(timegm(&tm));
+  }
+  return std::nullopt;
+}
+
 std::string format_age(std::int64_t seconds) {
   if (seconds <= 0)
     return "0s";

@@ -94,9 +94,18 @@ expect_stat /lib/systemd/system/labd.service "644 root root"
 expect_stat /usr/lib/tmpfiles.d/labd.conf "644 root root"
 expect_stat /var/lib/lab "750 lab lab"
 expect_stat /var/lib/labd "700 root root"
-for page in lab labd; do
+for page in lab labd lab-node-list labd-status; do
   [ -f "$root/usr/share/man/man1/$page.1.gz" ] && ok "man page $page(1)" || fail "no man page $page(1)"
 done
+for f in /usr/share/bash-completion/completions/lab /usr/share/bash-completion/completions/labd \
+  /usr/share/zsh/vendor-completions/_lab /usr/share/fish/vendor_completions.d/labd.fish; do
+  [ -f "$root$f" ] && ok "completion $f" || fail "no completion $f"
+done
+# The installed bash completion completes the installed program's commands.
+words=$(in_root bash -c 'source /usr/share/bash-completion/completions/lab; COMP_WORDS=(lab node li);
+  COMP_CWORD=2; _lab_complete; echo "${COMPREPLY[*]}"')
+[ "$words" = list ] && ok "bash completion: 'lab node li' completes to list" ||
+  fail "bash completion of 'lab node li' gave '$words'"
 user=$(in_root getent passwd lab || true)
 uid=$(echo "$user" | cut -d: -f3)
 if [ -n "$uid" ] && [ "$uid" -lt 1000 ] && [ "$(echo "$user" | cut -d: -f7)" = /usr/sbin/nologin ]; then

@@ -88,7 +88,7 @@ noticed=$((SECONDS - t_cut))
 times=()
 for n in $(seq 1 "$changes"); do
   t0=$(date +%s%N)
-  blab node label agent14 "change=$n" >/dev/null
+  blab node label agent14 "change=$n" --overwrite >/dev/null
   wait_for 120 grep -q "\"change\":\"$n\"" "$work/agent14/run/labels.json"
   times+=($((($(date +%s%N) - t0) / 1000000)))
 done

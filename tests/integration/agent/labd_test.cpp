@@ -157,7 +157,10 @@ TEST_F(LabdTest, JoinFailuresAreOneLineWithAHint) {
     EXPECT_TRUE(contains(r.output, "hint: ")) << r.output;
     EXPECT_TRUE(contains(r.output, c.hint)) << c.hint << " in " << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
+    EXPECT_FALSE(contains(r.output, "(lab.")) << "internal codes only with --debug: " << r.output;
   }
+  auto debug = node.labd({"join", "not-a-join-string", "--debug"});
+  EXPECT_TRUE(contains(debug.output, "(lab.")) << debug.output;
   EXPECT_EQ(coord_.joins(), joins);  // the wrong pin never reached the token check
 
   ASSERT_EQ(node.labd({"join", coord_.join_string()}).exit_code, 0);
@@ -229,6 +232,27 @@ TEST_F(LabdTest, RunBeforeJoinExitsWithExConfigAndOneLineSayingWhy) {
   node.replace_tpm(std::make_unique<Swtpm>());  // another machine's TPM: the key does not unseal
   auto other = node.labd({"run"}, 20s);
   EXPECT_EQ(other.exit_code, 1) << other.output;
+}
+
+// A configuration that does not load is a usage error (2) for every command, as for `lab serve`,
+// naming the key and where the value came from; systemd does not restart on it.
+TEST_F(LabdTest, AConfigurationErrorExitsTwoNamingTheKey) {
+  LabdNode node;
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--set", "sync.wait=5x", "status"},
+        std::vector<std::string>{"--set", "sync.wait=5x", "run"},
+        std::vector<std::string>{"--set", "sync.wait=5x", "labels"},
+        std::vector<std::string>{"--set", "sync.wiat=5s", "status"},
+        std::vector<std::string>{"--set", "nonsense", "status"}}) {
+    auto r = node.labd(args, 20s);
+    EXPECT_EQ(r.exit_code, 2) << args[1] << " " << args[2] << ": " << r.output;
+    EXPECT_TRUE(r.output.starts_with("labd: error: ")) << r.output;
+  }
+  auto bad = node.labd({"--set", "sync.wait=5x", "status"});
+  EXPECT_TRUE(contains(bad.output, "sync.wait")) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "--set")) << bad.output;
+  auto typo = node.labd({"--set", "sync.wiat=5s", "status"});
+  EXPECT_TRUE(contains(typo.output, "sync.wait")) << typo.output;  // did you mean
 }
 
 // labd speaks systemd's notify protocol itself: READY=1, WATCHDOG=1 at half of WATCHDOG_USEC

@@ -17,6 +17,7 @@
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <regex>
 #include <thread>
@@ -134,7 +135,7 @@ TEST_F(LabdLifecycle, RejoinKeepsTheNodeAndRetiresTheOldCertificate) {
   {
     auto agent = node.start();
     ASSERT_TRUE(node.wait_ready()) << agent.output();
-    ASSERT_EQ(serve.lab({"node", "label", id, "color=green"}).exit_code, 0);
+    ASSERT_EQ(serve.lab({"node", "label", id, "color=green", "--overwrite"}).exit_code, 0);
     const auto value = node.dir().write("value", "kept-across-keys");
     ASSERT_EQ(serve
                   .lab({"secret", "set", "keeper-pw", "--from-file", value.string(),
@@ -178,7 +179,7 @@ TEST_F(LabdLifecycle, RejoinKeepsTheNodeAndRetiresTheOldCertificate) {
   auto agent = node.start();
   ASSERT_TRUE(node.wait_ready()) << agent.output();
   ASSERT_TRUE(wait_synced(node)) << status_of(node).output << agent.output();
-  ASSERT_EQ(serve.lab({"node", "label", id, "phase=after"}).exit_code, 0);
+  ASSERT_EQ(serve.lab({"node", "label", id, "phase=after", "--overwrite"}).exit_code, 0);
   ASSERT_TRUE(wait_until(
       [&] {
         const auto labels = read_file(node.run_dir() / "labels.json");
@@ -210,10 +211,52 @@ TEST_F(LabdLifecycle, ARevokedNodeRejoinsAsANewNodeAndIsToldSo) {
   EXPECT_TRUE(contains(rejoined.output, "a new node, not gone (" + old_id + ")"))
       << rejoined.output;
   EXPECT_FALSE(contains(rejoined.output, "same node")) << rejoined.output;
+  EXPECT_TRUE(contains(rejoined.output,
+                       "named gone-2 because the revoked node still holds the name gone; "
+                       "'lab node delete " +
+                           old_id + "' forgets it"))
+      << rejoined.output;
   auto shown = node_json(serve, new_id);
   EXPECT_EQ(shown["name"], "gone-2");
   EXPECT_FALSE(shown["labels"].as_object().contains("color")) << shown;
   EXPECT_EQ(node_json(serve, old_id)["state"], "revoked");
+}
+
+// `lab node delete` forgets a revoked node and frees its name; an enrolled node is refused,
+// and the deleted node's certificate stays refused.
+TEST_F(LabdLifecycle, ADeletedRevokedNodeFreesItsNameAndItsCertificateStaysRefused) {
+  LabServe serve;
+  LabdNode node;
+  ASSERT_EQ(node.labd({"join", serve.token(), "--hostname", "spare"}).exit_code, 0);
+  const auto old_identity = identity_of(node);
+  const std::string old_id = old_identity.node_id;
+
+  auto active = serve.lab({"node", "delete", "spare"});
+  EXPECT_EQ(active.exit_code, 1) << active.output;
+  EXPECT_TRUE(contains(active.output, "only a revoked node can be deleted")) << active.output;
+
+  ASSERT_EQ(serve.lab({"node", "revoke", "spare"}).exit_code, 0);
+  auto deleted = serve.lab({"node", "delete", "spare"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.output;
+  EXPECT_TRUE(contains(deleted.output, "node spare deleted")) << deleted.output;
+  auto gone = serve.lab({"node", "show", old_id});
+  EXPECT_EQ(gone.exit_code, 1) << gone.output;
+  EXPECT_TRUE(contains(gone.output, "no node")) << gone.output;
+  EXPECT_EQ(bundle_status(serve, old_identity), 403U);
+
+  // The name is free: the next machine that asks for it gets it.
+  LabdNode other;
+  auto joined = other.labd({"join", serve.token(), "--hostname", "spare"});
+  ASSERT_EQ(joined.exit_code, 0) << joined.output;
+  EXPECT_TRUE(contains(joined.output, "joined as spare (")) << joined.output;
+  EXPECT_NE(identity_of(other).node_id, old_id);
+
+  // The audit trail names the deletion; after a restart the old certificate is still refused.
+  auto audit = serve.lab({"audit", "list", "--output", "json"});
+  EXPECT_TRUE(contains(audit.output, "node.delete")) << audit.output;
+  ASSERT_EQ(serve.stop(), 0);
+  serve.start();
+  EXPECT_EQ(bundle_status(serve, old_identity), 403U);
 }
 
 // Revoked while running: `labd status` says "refused" with the coordinator's answer and exits 3,
@@ -265,6 +308,69 @@ TEST_F(LabdLifecycle, StatusSaysRefusedAfterRevokeAndStalenessGrows) {
   auto stopped = status_of(node);
   EXPECT_EQ(stopped.doc["sync"], "stopped") << stopped.output;
   EXPECT_EQ(stopped.exit_code, 4) << stopped.output;
+}
+
+// Liveness as `lab node list` tells it: a polling agent is seen now, a killed one is `offline`
+// once coordinator.offline_after (3 s here) passed, and comes back `ready` with its agent. The
+// last-seen time survives a restart of the appliance.
+TEST_F(LabdLifecycle, AKilledAgentIsShownOfflineWithinTheConfiguredTime) {
+  LabServe serve({"coordinator.offline_after=3s"});
+  LabdNode node;
+  ASSERT_EQ(node.labd({"join", serve.token()}).exit_code, 0);
+  const std::string id = text(status_of(node).doc["node_id"]);
+  auto agent = node.start();
+  ASSERT_TRUE(node.wait_ready()) << agent.output();
+  ASSERT_TRUE(wait_synced(node)) << status_of(node).output << agent.output();
+
+  const auto unix_now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  // -o anywhere on labd's line too, and YAML as well as JSON.
+  auto yaml = node.labd({"-o", "yaml", "status"});
+  EXPECT_EQ(yaml.exit_code, 0) << yaml.output;
+  EXPECT_TRUE(yaml.output.starts_with("---\nnode_id: " + id + "\n")) << yaml.output;
+  EXPECT_EQ(json_of(node.labd({"labels", "-o", "json"}).output)["revision"],
+            status_of(node).doc["revision"]);
+
+  // Seen on every poll, not only when it reports: well after its report, still seen now.
+  std::this_thread::sleep_for(5s);
+  auto live = node_json(serve, id);
+  EXPECT_EQ(live["state"], "ready") << live;
+  EXPECT_GE(live["last_seen"].as_int64(), unix_now() - 3) << live;
+  auto table = serve.lab({"node", "list"});
+  EXPECT_TRUE(std::regex_search(table.output, std::regex(R"(\bready\b)"))) << table.output;
+
+  agent.signal(SIGKILL);
+  (void)agent.wait(5s);
+  const auto killed_at = unix_now();
+  boost::json::object shown;
+  const bool offline = wait_until(
+      [&] {
+        shown = node_json(serve, id);
+        return shown["state"] == "offline";
+      },
+      10s);
+  ASSERT_TRUE(offline) << shown;
+  EXPECT_EQ(shown["reported_state"], "ready") << shown;
+  EXPECT_EQ(shown["polling"], false) << shown;
+  EXPECT_GE(shown["last_seen"].as_int64(), killed_at - 3) << shown;
+  EXPECT_LE(shown["last_seen"].as_int64(), killed_at + 1) << shown;
+  table = serve.lab({"node", "list"});
+  EXPECT_TRUE(contains(table.output, "offline")) << table.output;
+
+  // Stopped cleanly, the appliance keeps when the agent was last seen.
+  ASSERT_EQ(serve.stop(), 0);
+  serve.start();
+  auto after = node_json(serve, id);
+  EXPECT_EQ(after["state"], "offline") << after;
+  EXPECT_EQ(after["last_seen"], shown["last_seen"]) << after;
+
+  auto again = node.start();
+  ASSERT_TRUE(node.wait_ready()) << again.output();
+  const bool back = wait_until([&] { return node_json(serve, id)["state"] == "ready"; }, 20s);
+  EXPECT_TRUE(back) << node_json(serve, id) << again.output();
 }
 
 // A node off longer than its certificate's lifetime (but within the renewal grace) renews by

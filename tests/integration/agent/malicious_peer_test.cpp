@@ -195,7 +195,7 @@ TEST(MaliciousPeer, EveryBadEnvelopeIsRefusedAndTheCacheStaysAsItWas) {
 
   // The victim moves on (the keeper keeps the newer one), then stops; a last change is made
   // while it is down, and the coordinator goes away.
-  ASSERT_EQ(appliance.lab({"node", "label", "victim", "step=two"}).exit_code, 0);
+  ASSERT_EQ(appliance.lab({"node", "label", "victim", "step=two", "--overwrite"}).exit_code, 0);
   crypto::Bytes cached;
   ASSERT_TRUE(wait_until(
       [&] {
@@ -206,7 +206,7 @@ TEST(MaliciousPeer, EveryBadEnvelopeIsRefusedAndTheCacheStaysAsItWas) {
       30s));
   ASSERT_TRUE(wait_until([&] { return int_of(status_of(victim), "revision") > 0; }, 10s));
   running.stop();
-  ASSERT_EQ(appliance.lab({"node", "label", "victim", "step=three"}).exit_code, 0);
+  ASSERT_EQ(appliance.lab({"node", "label", "victim", "step=three", "--overwrite"}).exit_code, 0);
   crypto::Bytes newer;
   ASSERT_TRUE(wait_until(
       [&] {

@@ -200,7 +200,7 @@ TEST(PeerSync, ACutOffNodeCatchesUpThroughItsKeepersAndNoKeeperCanReadItsSecret)
       },
       60s))
       << boost::json::serialize(back);
-  fleet.lab_ok({"node", "label", "e", "color=green"});
+  fleet.lab_ok({"node", "label", "e", "color=green", "--overwrite"});
   ASSERT_TRUE(wait_until(
       [&] {
         back = fleet.status(e);

@@ -143,7 +143,7 @@ TEST_F(LabdServe, OfflineServingAcrossRestartsThenCatchUp) {
   EXPECT_EQ(status["coordinator_reachable"], false);
 
   serve_.start();
-  ASSERT_EQ(serve_.lab({"node", "label", node_id(node), "phase=two"}).exit_code, 0);
+  ASSERT_EQ(serve_.lab({"node", "label", node_id(node), "phase=two", "--overwrite"}).exit_code, 0);
   const auto changed = std::chrono::steady_clock::now();
   ASSERT_TRUE(wait_until(
       [&] { return contains(read_file(node.run_dir() / "labels.json"), "\"phase\":\"two\""); },

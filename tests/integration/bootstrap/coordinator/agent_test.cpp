@@ -363,11 +363,11 @@ TEST(CoordinatorAgent, ANonEntitledNodeNeverReceivesASecret) {
   EXPECT_FALSE(cr::open(web->sealing, *sealed, cr::as_bytes(aad)));
 
   // Relabelling the web node into the entitlement delivers it; out again removes it.
-  ASSERT_EQ(a.lab({"node", "label", web->id, "role=db"}).exit_code, 0);
+  ASSERT_EQ(a.lab({"node", "label", web->id, "role=db", "--overwrite"}).exit_code, 0);
   auto granted = open_bundle(*web, fetch(*web));
   ASSERT_TRUE(granted);
   ASSERT_EQ(granted->secrets.size(), 1U);
-  ASSERT_EQ(a.lab({"node", "label", web->id, "role=web"}).exit_code, 0);
+  ASSERT_EQ(a.lab({"node", "label", web->id, "role=web", "--overwrite"}).exit_code, 0);
   const auto removed_bytes = fetch(*web);
   auto removed = open_bundle(*web, removed_bytes);
   ASSERT_TRUE(removed);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <regex>
 
 namespace lab::tests::coordinator {
@@ -162,6 +163,158 @@ TEST(CoordinatorCli, AMistypedCommandIsNamedWithTheNearestOne) {
       << agent.output;
 }
 
+// `lab help CMD...` is `lab CMD... --help`; a command's help lists the options it takes from
+// the commands above it and an example; man pages and completion come from the same tree.
+TEST(CoordinatorCli, HelpManPagesAndCompletionComeFromTheCommandTree) {
+  auto help = run({lab_binary().string(), "help", "node", "list"});
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_EQ(help.output, run({lab_binary().string(), "node", "list", "--help"}).output);
+  EXPECT_TRUE(contains(help.output, "--selector")) << help.output;
+  EXPECT_TRUE(contains(help.output, "Options of the commands above, accepted here too:"))
+      << help.output;
+  EXPECT_TRUE(std::regex_search(help.output, std::regex(R"(\n  -o, --output FORMAT +text)")))
+      << help.output;
+  EXPECT_TRUE(contains(help.output, "--server")) << help.output;
+  EXPECT_TRUE(contains(help.output, "Example:\n  lab node list")) << help.output;
+  auto top = run({lab_binary().string(), "help"});
+  EXPECT_EQ(top.exit_code, 0) << top.output;
+  EXPECT_TRUE(contains(top.output, "completion")) << top.output;
+  const std::string labd_help = run({labd_binary().string(), "status", "--help"}).output;
+  EXPECT_TRUE(contains(labd_help, "Options of the commands above")) << labd_help;
+  EXPECT_TRUE(contains(labd_help, "--config")) << labd_help;
+
+  TempDir dir("lab-man");
+  auto man = run({lab_binary().string(), "man", "--out", dir.path().string()});
+  ASSERT_EQ(man.exit_code, 0) << man.output;
+  for (const char* page : {"lab.1", "lab-node.1", "lab-node-list.1", "lab-audit-list.1"})
+    EXPECT_TRUE(std::filesystem::exists(dir / page)) << page;
+  const std::string list_page = read_file(dir / "lab-node-list.1");
+  EXPECT_TRUE(contains(list_page, ".SH SYNOPSIS\n.B lab node list")) << list_page;
+  EXPECT_TRUE(contains(list_page, "\\-\\-selector")) << list_page;
+  EXPECT_TRUE(contains(list_page, ".SH EXAMPLES")) << list_page;
+  // man itself renders every page without a warning.
+  auto rendered = sh("cd '" + dir.path().string() +
+                     "' && for p in *.1; do MANWIDTH=80 man --warnings -l \"$p\" 2>&1 >/dev/null; "
+                     "done");
+  EXPECT_EQ(rendered.output, "") << rendered.output;
+
+  // bash: the generated script completes commands, options and -o values at each level.
+  const std::string script = run({lab_binary().string(), "completion", "bash"}).output;
+  TempDir sdir("lab-completion");
+  sdir.write("lab.bash", script);
+  auto complete = [&](const std::string& words) {
+    return run({"bash", "-c",
+                "source '" + (sdir / "lab.bash").string() + "'; COMP_WORDS=(" + words +
+                    "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _lab_complete; "
+                    "echo \"${COMPREPLY[*]}\""})
+        .output;
+  };
+  EXPECT_EQ(complete("lab no"), "node\n");
+  EXPECT_EQ(complete("lab node li"), "list\n");
+  EXPECT_TRUE(contains(complete("lab node list --s"), "--selector"))
+      << complete("lab node list --s");
+  EXPECT_TRUE(contains(complete("lab node list --se"), "--server")) << "inherited options too";
+  EXPECT_EQ(complete("lab -o json node l"), "list label\n");
+  EXPECT_EQ(complete("lab node list -o y"), "yaml\n");
+  for (const char* shell : {"zsh", "fish"}) {
+    auto r = run({lab_binary().string(), "completion", shell});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(contains(r.output, "node")) << r.output;
+  }
+  // fish asks its own completion machinery; zsh runs the function with compadd standing in
+  // for the completion system.
+  sdir.write("lab.fish", run({lab_binary().string(), "completion", "fish"}).output);
+  auto fish = run(
+      {"fish", "-c", "source '" + (sdir / "lab.fish").string() + "'; complete -C 'lab node li'"});
+  EXPECT_TRUE(contains(fish.output, "list\t")) << fish.output;
+  sdir.write("_lab", run({lab_binary().string(), "completion", "zsh"}).output);
+  auto zsh = run({"zsh", "-c",
+                  "compadd() { [[ $1 == -- ]] && shift; print -l -- \"$@\" }; "
+                  "words=(lab node li); CURRENT=3; source '" +
+                      (sdir / "_lab").string() + "'"});
+  EXPECT_TRUE(zsh.output.starts_with("list\nshow\n")) << zsh.output;  // `lab node`'s commands
+  EXPECT_FALSE(contains(zsh.output, "serve")) << zsh.output;
+  auto bad = run({lab_binary().string(), "completion", "tcsh"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+}
+
+// -o json|yaml|wide anywhere on the line, for lab and labd alike.
+TEST(CoordinatorCli, OutputFormatIsAcceptedAnywhereOnTheLine) {
+  Appliance a;
+  auto web = join(a, a.create_token("role=web"), "web-1");
+  ASSERT_TRUE(web);
+  const auto before = a.lab({"-o", "json", "node", "list"});
+  ASSERT_EQ(before.exit_code, 0) << before.output;
+  EXPECT_EQ(before.output, a.lab({"node", "-o", "json", "list"}).output);
+  EXPECT_EQ(before.output, a.lab({"node", "list", "--output", "json"}).output);
+  EXPECT_TRUE(shared::json::parse(before.output)) << before.output;
+  auto yaml = a.lab({"node", "show", "web-1", "-o", "yaml"});
+  ASSERT_EQ(yaml.exit_code, 0) << yaml.output;
+  EXPECT_TRUE(yaml.output.starts_with("---\nid: ")) << yaml.output;
+  EXPECT_TRUE(contains(yaml.output, "\nname: web-1\n")) << yaml.output;
+  EXPECT_TRUE(contains(yaml.output, "\nlabels:\n  role: web\n")) << yaml.output;
+  {
+    // What YAML reads back is what JSON says.
+    TempDir d("lab-yaml");
+    d.write("node.yaml", yaml.output);
+    d.write("node.json", a.lab({"node", "show", "web-1", "-o", "json"}).output);
+    auto same = run({"sh", "-c",
+                     "python3 -c 'import json,sys,yaml; a=yaml.safe_load(open(sys.argv[1])); "
+                     "b=json.load(open(sys.argv[2])); a.pop(\"last_seen\"); b.pop(\"last_seen\"); "
+                     "sys.exit(0 if a==b else 1)' '" +
+                         (d / "node.yaml").string() + "' '" + (d / "node.json").string() + "'"});
+    EXPECT_EQ(same.exit_code, 0) << same.output;
+  }
+  auto wide = a.lab({"node", "list", "-o", "wide"});
+  EXPECT_TRUE(contains(wide.output, "REPORTED")) << wide.output;
+  EXPECT_TRUE(contains(wide.output, "CERT EXPIRES")) << wide.output;
+  EXPECT_FALSE(contains(a.lab({"node", "list"}).output, "CERT EXPIRES"));
+  auto bad = a.lab({"node", "list", "-o", "xml"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "--output")) << bad.output;
+}
+
+// A label already set keeps its value unless --overwrite says otherwise; the audit trail lists
+// newest first, bounded by --limit and --since.
+TEST(CoordinatorCli, LabelOverwriteAndAuditNewestFirst) {
+  Appliance a;
+  auto web = join(a, a.create_token("role=web"), "web-1");
+  ASSERT_TRUE(web);
+  ASSERT_EQ(a.lab({"node", "label", "web-1", "tier=front"}).exit_code, 0);
+  auto same = a.lab({"node", "label", "web-1", "tier=front"});
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  auto change = a.lab({"node", "label", "web-1", "tier=back"});
+  EXPECT_EQ(change.exit_code, 1) << change.output;
+  EXPECT_TRUE(contains(change.output,
+                       "node web-1 already has tier=front; changing it to "
+                       "tier=back needs overwrite: pass --overwrite"))
+      << change.output;
+  EXPECT_EQ(a.lab_json({"node", "show", "web-1"}).at("labels").at("tier"), "front");
+  auto forced = a.lab({"node", "label", "web-1", "tier=back", "--overwrite"});
+  EXPECT_EQ(forced.exit_code, 0) << forced.output;
+  EXPECT_EQ(a.lab_json({"node", "show", "web-1"}).at("labels").at("tier"), "back");
+
+  const auto all = a.lab_json({"audit", "list"}).as_array();
+  ASSERT_GE(all.size(), 3U);
+  for (std::size_t i = 1; i < all.size(); ++i)
+    EXPECT_GT(all[i - 1].at("seq").as_int64(), all[i].at("seq").as_int64()) << "newest first";
+  EXPECT_EQ(all.front().at("action"), "node.label");
+  const auto two = a.lab_json({"audit", "list", "--limit", "2"}).as_array();
+  ASSERT_EQ(two.size(), 2U);
+  EXPECT_EQ(two[0].at("seq"), all[0].at("seq"));
+  EXPECT_EQ(two[1].at("seq"), all[1].at("seq"));
+  EXPECT_EQ(a.lab_json({"audit", "list", "--since", "1h"}).as_array().size(), all.size());
+  EXPECT_TRUE(a.lab_json({"audit", "list", "--since", "2099-01-01"}).as_array().empty());
+  const auto paged = a.lab_json({"audit", "list", "--after", "0", "--limit", "2"}).as_array();
+  ASSERT_EQ(paged.size(), 2U);
+  EXPECT_EQ(paged[0].at("seq"), 1);
+  auto bad = a.lab({"audit", "list", "--since", "yesterday"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "--since 'yesterday' is neither a duration")) << bad.output;
+  // Details are JSON objects, not JSON text inside a string.
+  EXPECT_TRUE(all.front().at("detail").is_object()) << shared::json::to_string(all.front());
+}
+
 TEST(CoordinatorCli, FirstStartWritesCaTokenAndUrl) {
   Appliance a;
   struct stat st {};
@@ -243,7 +396,7 @@ TEST(CoordinatorCli, TokenLifecycle) {
   // Usage errors exit 2.
   EXPECT_EQ(a.lab({"token", "create", "--label", "not a label"}).exit_code, 2);
   EXPECT_EQ(a.lab({"token"}).exit_code, 2);
-  EXPECT_EQ(a.lab({"token", "list", "--output", "yaml"}).exit_code, 2);
+  EXPECT_EQ(a.lab({"token", "list", "--output", "xml"}).exit_code, 2);
 
   // Every mutation is audited and the chain verifies; refusals within a second (one row per
   // caller and window).

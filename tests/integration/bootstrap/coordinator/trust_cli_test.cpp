@@ -5,6 +5,7 @@
 #include "shared/json/json.hpp"
 #include "shared/protocol/protocol.hpp"
 #include "tests/integration/bootstrap/coordinator/appliance.hpp"
+#include "tests/support/pki.hpp"
 #include "tests/support/text.hpp"
 
 #include <fmt/format.h>
@@ -111,7 +112,7 @@ TEST(TrustCli, AnOperatorsCredentialWorksAndTheAuditTrailNamesThem) {
   EXPECT_EQ(twice.exit_code, 1) << twice.output;
   EXPECT_TRUE(contains(twice.output, "operator 'alice' exists")) << twice.output;
   auto bad_name = a.lab({"operator", "add", "Alice Smith"});
-  EXPECT_EQ(bad_name.exit_code, 1) << bad_name.output;
+  EXPECT_EQ(bad_name.exit_code, 2) << bad_name.output;  // refused before anything is sent
   EXPECT_TRUE(contains(bad_name.output, "Alice Smith")) << bad_name.output;
   auto bad_ttl = a.lab({"operator", "add", "carol", "--ttl", "soon"});
   EXPECT_EQ(bad_ttl.exit_code, 2) << bad_ttl.output;
@@ -142,6 +143,117 @@ TEST(TrustCli, TokenArgumentsAreCheckedBeforeAnythingIsSent) {
   EXPECT_EQ(operator_ttl.exit_code, 2) << operator_ttl.output;
   EXPECT_TRUE(contains(operator_ttl.output, "--ttl 'soon' is not a duration"))
       << operator_ttl.output;
+}
+
+// Names are checked by the coordinator's own rule before anything is sent: "a/b", "." and ".."
+// cannot even be a path segment, and used to come back as "no such route".
+TEST(TrustCli, NamesAreCheckedBeforeAnythingIsSent) {
+  Appliance a;
+  ASSERT_EQ(a.stop(), 0);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"secret", "set", "a/b", "--from-file", "/dev/null"}, "name: 'a/b' has '/' at position 2"},
+      {{"group", "set", "..", "--selector", "role=web"}, "name: '..' must start with a letter"},
+      {{"group", "set", "web", "--include", "."}, "--include: '.' must start with a letter"},
+      {{"node", "show", "a/b"}, "node: 'a/b' has '/' at position 2"},
+      {{"node", "delete", ""}, "node: '' must not be empty"},
+      {{"operator", "add", "Alice"}, "name: 'Alice' has upper case letters"},
+      {{"secret", "delete", std::string(64, 'a')}, "is 64 characters, at most 63 allowed"},
+  };
+  for (const auto& [args, message] : cases) {
+    auto r = a.lab(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[1] << ": " << r.output;
+    EXPECT_TRUE(contains(r.output, message)) << r.output;
+    EXPECT_FALSE(contains(r.output, "cannot reach")) << r.output;
+  }
+}
+
+// Failures name their cause once: a plain-HTTP URL, a server the pinned CA did not sign (both
+// named), an unreachable coordinator (its URL once), a file the operator named; internal error
+// codes only with --debug.
+TEST(TrustCli, FailuresNameTheirCause) {
+  Appliance a;
+  const std::string plain = "http://127.0.0.1:" + std::to_string(a.port());
+  auto http = a.lab({"node", "list", "--server", plain});
+  EXPECT_EQ(http.exit_code, 2) << http.output;
+  EXPECT_TRUE(contains(http.output, "the coordinator speaks HTTPS only, and " + plain +
+                                        " (from --server) is plain HTTP: use https://"))
+      << http.output;
+
+  TestPki other("someone else's CA");
+  const auto other_ca = a.dir().write("other-ca.pem", other.ca.pem());
+  auto mismatch = a.lab({"node", "list", "--ca", other_ca.string()});
+  EXPECT_EQ(mismatch.exit_code, 1) << mismatch.output;
+  EXPECT_TRUE(
+      contains(mismatch.output, "the server at " + a.url() + " presented a certificate for"))
+      << mismatch.output;
+  EXPECT_TRUE(contains(mismatch.output, "which the pinned CA 'someone else's CA' (--ca " +
+                                            other_ca.string() + ") did not sign"))
+      << mismatch.output;
+  EXPECT_TRUE(contains(mismatch.output, "hint: pass --ca with that appliance's ca.pem"))
+      << mismatch.output;
+
+  auto missing = a.lab({"secret", "set", "db", "--from-file", "/nonexistent/value"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_TRUE(contains(missing.output, "cannot read '/nonexistent/value': No such file"))
+      << missing.output;
+  EXPECT_FALSE(contains(missing.output, "--data-dir")) << missing.output;
+
+  ASSERT_EQ(a.stop(), 0);
+  auto down = a.lab({"node", "list"});
+  EXPECT_EQ(down.exit_code, 1) << down.output;
+  std::size_t urls = 0;
+  for (auto at = down.output.find(a.url()); at != std::string::npos;
+       at = down.output.find(a.url(), at + 1))
+    ++urls;
+  EXPECT_EQ(urls, 1U) << down.output;
+  EXPECT_FALSE(contains(down.output, "(lab.")) << down.output;
+  auto debug = a.lab({"node", "list", "--debug"});
+  EXPECT_TRUE(contains(debug.output, "(lab.")) << debug.output;
+}
+
+// A selector that does not parse is a usage error (2) with a caret under the column.
+TEST(TrustCli, ASelectorErrorPointsAtItsColumn) {
+  Appliance a;
+  ASSERT_EQ(a.stop(), 0);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"node", "list", "--selector", "role=web,,env"},
+        std::vector<std::string>{"group", "set", "web", "--selector", "role=web,,env"},
+        std::vector<std::string>{"secret", "grant", "db", "role=web,,env"}}) {
+    auto r = a.lab(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.output;
+    EXPECT_TRUE(contains(r.output, "selector 'role=web,,env' at column 10: expected a label key"))
+        << r.output;
+    EXPECT_TRUE(contains(r.output, "\n  role=web,,env\n           ^\n")) << r.output;
+  }
+}
+
+// The coordinator holds the same rules for whoever calls its API directly.
+TEST(TrustCli, TheCoordinatorRefusesWhatTheCliWould) {
+  Appliance a;
+  const std::vector<std::pair<std::string, std::string>> bodies = {
+      {R"({"ttl":"1h","bind":{"mac":"notamac"}})", "bind.mac 'notamac' is not a MAC address"},
+      {R"({"ttl":"1h","bind":{"ip":"999.1.1.1"}})", "bind.ip '999.1.1.1' is not an IP address"},
+  };
+  for (const auto& [body, message] : bodies) {
+    auto r = a.curl({"-X", "POST", "-H", "Authorization: Bearer " + a.operator_token(), "-H",
+                     "Content-Type: application/json", "--data", body},
+                    "/v1/tokens");
+    EXPECT_EQ(r.status, 400) << body << ": " << r.body;
+    EXPECT_TRUE(contains(r.body, message)) << r.body;
+  }
+  auto secret =
+      a.curl({"-X", "PUT", "-H", "Authorization: Bearer " + a.operator_token(), "--data", "v"},
+             "/v1/secrets/-bad");
+  EXPECT_EQ(secret.status, 400) << secret.body;
+  EXPECT_TRUE(contains(secret.body, "secret name '-bad' must start with a letter or digit"))
+      << secret.body;
+  // A MAC binding is kept in its canonical form whatever the spelling.
+  auto ok = a.curl({"-X", "POST", "-H", "Authorization: Bearer " + a.operator_token(), "-H",
+                    "Content-Type: application/json", "--data",
+                    R"({"ttl":"1h","bind":{"mac":"52-54-00-AB-CD-EF"}})"},
+                   "/v1/tokens");
+  EXPECT_EQ(ok.status, 201) << ok.body;
+  EXPECT_TRUE(contains(ok.body, "52:54:00:ab:cd:ef")) << ok.body;
 }
 
 TEST(TrustCli, AnExpiredCredentialIsRefusedWithWhoseAndWhen) {

@@ -168,7 +168,7 @@ TEST_F(CoordinatorTest, RevokingANodeAnswersItsWatchesAtOnce) {
 
 TEST(WatchHub, AnOlderBundlePublishedLateNeitherReplacesNorWakes) {
   // Views are signed outside the coordinator's lock: two changes may publish out of order.
-  auto hub = std::make_shared<WatchHub>();
+  auto hub = std::make_shared<WatchHub>([] { return std::chrono::system_clock::now(); });
   auto bundle = [](std::int64_t rev) {
     return WatchHub::SignedBundle{rev, std::make_shared<const std::string>(std::to_string(rev))};
   };
@@ -185,6 +185,27 @@ TEST(WatchHub, AnOlderBundlePublishedLateNeitherReplacesNorWakes) {
   ASSERT_EQ(rec.count(), 1U);
   EXPECT_EQ(*rec.calls[0].envelope, "6");
   EXPECT_EQ(hub->parked(), 0U);
+}
+
+// An agent is seen when its poll arrives and when it ends, and counts as polling while parked;
+// the times wait to be written in one batch.
+TEST(WatchHub, PresenceFollowsPollsAndIsTakenForSavingOnce) {
+  auto t = std::chrono::system_clock::time_point(std::chrono::seconds(1000));
+  auto hub = std::make_shared<WatchHub>([&t] { return t; });
+  EXPECT_EQ(hub->presence("n1").last_seen, 0);
+  EXPECT_FALSE(hub->presence("n1").polling);
+  Recorder rec;
+  auto w = hub->watch("n1", 0, std::nullopt, rec.fn());
+  EXPECT_TRUE(hub->presence("n1").polling);
+  EXPECT_EQ(hub->presence("n1").last_seen, 1000);
+  t += std::chrono::seconds(40);
+  w.reset();  // the poll ended (answered, timed out or hung up)
+  EXPECT_FALSE(hub->presence("n1").polling);
+  EXPECT_EQ(hub->presence("n1").last_seen, 1040);
+  auto unsaved = hub->take_unsaved_seen();
+  ASSERT_EQ(unsaved.size(), 1U);
+  EXPECT_EQ(unsaved["n1"], 1040);
+  EXPECT_TRUE(hub->take_unsaved_seen().empty());
 }
 
 TEST_F(CoordinatorTest, DiscoveredNodeGetsNoSecretsUntilAccepted) {

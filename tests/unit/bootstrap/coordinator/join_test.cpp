@@ -189,3 +189,86 @@ TEST_F(CoordinatorTest, ReportUpdatesStateAndFactsButClaimsNoMac) {
 
 }  // namespace
 }  // namespace lab::bootstrap::coordinator::testing
+
+namespace lab::bootstrap::coordinator::testing {
+namespace {
+
+// A node is `offline` once its agent has neither polled nor had a poll parked for
+// offline_after (60 s); a parked poll counts as seen now; the state it reported stays.
+TEST_F(CoordinatorTest, ANodeWhoseAgentStoppedPollingIsOffline) {
+  Agent a = join("web1");
+  EXPECT_EQ(c().get_node("web1").value().state, "enrolled");
+  clock_.advance(std::chrono::seconds(61));
+  auto quiet = c().get_node("web1").value();
+  EXPECT_EQ(quiet.state, "offline");
+  EXPECT_EQ(quiet.reported_state, "enrolled");
+  {
+    auto w = c().watch(a.joined.node_id, 1'000'000, std::nullopt, [](auto) {});
+    clock_.advance(std::chrono::seconds(600));
+    auto parked = c().get_node("web1").value();
+    EXPECT_EQ(parked.state, "enrolled") << "a parked poll is an agent seen now";
+    EXPECT_TRUE(parked.polling);
+    EXPECT_EQ(
+        parked.last_seen,
+        std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count());
+  }
+  clock_.advance(std::chrono::seconds(59));
+  EXPECT_EQ(c().get_node("web1").value().state, "enrolled");
+  clock_.advance(std::chrono::seconds(1));
+  EXPECT_EQ(c().get_node("web1").value().state, "offline");
+  // A revoked node stays revoked, however long it has been quiet.
+  ASSERT_TRUE(c().revoke_node("web1", operator_));
+  EXPECT_EQ(c().get_node("web1").value().state, "revoked");
+}
+
+// The last-seen times reach the store in a batch and survive a reopen.
+TEST_F(CoordinatorTest, LastSeenIsSavedInBatchesAndSurvivesAReopen) {
+  Agent a = join("web1");
+  clock_.advance(std::chrono::seconds(100));
+  {
+    auto w = c().watch(a.joined.node_id, 1'000'000, std::nullopt, [](auto) {});
+  }
+  const auto seen = c().get_node("web1").value().last_seen;
+  clock_.advance(std::chrono::seconds(31));
+  c().maintain();
+  reopen();
+  EXPECT_EQ(c().get_node("web1").value().last_seen, seen);
+}
+
+// Only a revoked node can be deleted; its name is free afterwards and its certificate stays
+// refused.
+TEST_F(CoordinatorTest, DeleteForgetsARevokedNodeAndKeepsItsCertificateRefused) {
+  Agent a = join("web1");
+  ASSERT_TRUE(c().set_node_macs("web1", {"52:54:00:00:00:01"}, {}, operator_));
+  ASSERT_TRUE(c().find_by_mac("52:54:00:00:00:01"));
+  auto active = c().delete_node("web1", operator_);
+  ASSERT_FALSE(active);
+  EXPECT_EQ(active.error(), CoordinatorError::node_active);
+  ASSERT_TRUE(c().revoke_node("web1", operator_));
+  ASSERT_TRUE(c().delete_node("web1", operator_));
+  EXPECT_EQ(c().get_node("web1").error(), CoordinatorError::not_found);
+  EXPECT_FALSE(c().find_by_mac("52:54:00:00:00:01"));
+  EXPECT_EQ(c().identify_agent(a.cert_der()).error(), CoordinatorError::node_revoked);
+  Agent b = join("web1");
+  EXPECT_EQ(c().get_node(b.joined.node_id).value().name, "web1");
+  reopen();
+  EXPECT_EQ(c().identify_agent(a.cert_der()).error(), CoordinatorError::node_revoked);
+}
+
+// Without overwrite a label patch may add keys and repeat values, not change them.
+TEST_F(CoordinatorTest, ALabelValueChangesOnlyWithOverwrite) {
+  join("web1", {{"env", "prod"}});
+  auto refused =
+      c().label_node("web1", {{"env", "dev"}}, {}, operator_, Coordinator::Overwrite::no);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), CoordinatorError::label_exists);
+  EXPECT_EQ(refused.error().detail(),
+            "node web1 already has env=prod; changing it to env=dev needs overwrite");
+  EXPECT_TRUE(c().label_node("web1", {{"env", "prod"}, {"tier", "a"}}, {}, operator_,
+                             Coordinator::Overwrite::no));
+  EXPECT_TRUE(c().label_node("web1", {{"env", "dev"}}, {}, operator_, Coordinator::Overwrite::yes));
+  EXPECT_EQ(c().get_node("web1").value().labels.at("env"), "dev");
+}
+
+}  // namespace
+}  // namespace lab::bootstrap::coordinator::testing

@@ -169,7 +169,7 @@ TEST_F(PeersTest, TheFleetEnvelopeIsSignedAndCarriesEveryRevocation) {
 }
 
 TEST(WatchHubKeepers, ARevokedNodeIsNeitherKeptNorKeeper) {
-  auto hub = std::make_shared<WatchHub>();
+  auto hub = std::make_shared<WatchHub>([] { return std::chrono::system_clock::now(); });
   auto bundle = [](std::int64_t rev) {
     return WatchHub::SignedBundle{rev, std::make_shared<const std::string>(std::to_string(rev))};
   };

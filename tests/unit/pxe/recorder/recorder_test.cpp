@@ -1,7 +1,6 @@
 // The boot flight recorder: attribution of IP-only events, bounds, JSON and text timelines.
 #include "pxe/recorder/recorder.hpp"
 
-#include "pxe/recorder/mac.hpp"
 #include "pxe/recorder/render.hpp"
 #include "shared/json/json.hpp"
 
@@ -23,20 +22,6 @@ Event ev(Kind kind, std::string mac, std::string ip = {},
          std::chrono::milliseconds at = std::chrono::milliseconds(0),
          std::vector<std::pair<std::string, std::string>> detail = {}) {
   return Event{kT0 + at, kind, std::move(mac), std::move(ip), std::move(detail)};
-}
-
-TEST(RecorderMac, AcceptsColonHyphenAndBareFormsInAnyCase) {
-  EXPECT_EQ(recorder::normalize_mac("52:54:00:12:34:56"), "52:54:00:12:34:56");
-  EXPECT_EQ(recorder::normalize_mac("52-54-00-AB-cd-EF"), "52:54:00:ab:cd:ef");
-  EXPECT_EQ(recorder::normalize_mac("525400ABCDEF"), "52:54:00:ab:cd:ef");
-}
-
-TEST(RecorderMac, RefusesMalformedAddresses) {
-  for (const char* bad : {"", "52:54:00:12:34", "52:54:00:12:34:5g", "52:54-00:12:34:56",
-                          "52.54.00.12.34.56", "52:54:00:12:34:56:78", "5254001234",
-                          ":::::::::::::::::", "52:54:00:12:34:56 ", "52:54:00:12:3:456"}) {
-    EXPECT_FALSE(recorder::normalize_mac(bad)) << bad;
-  }
 }
 
 TEST(Recorder, AttributesTftpAndHttpEventsThroughTheDhcpAddress) {

@@ -1,6 +1,6 @@
-#include "pxe/recorder/mac.hpp"
+#include "shared/net/mac.hpp"
 
-namespace lab::pxe::recorder {
+namespace lab::shared::net {
 namespace {
 
 int hex_digit(char c) noexcept {
@@ -48,4 +48,4 @@ std::optional<std::string> normalize_mac(std::string_view text) {
   return out;
 }
 
-}  // namespace lab::pxe::recorder
+}  // namespace lab::shared::net
