@@ -68,8 +68,15 @@ std::optional<daemon::Settings> settings(const Global& g) {
   return *s;
 }
 
+// What failed, then why: "invalid token: the coordinator refused the token". The internal
+// codes a detail collected on its way up are left to --debug.
 int fail(const lab::Error& e) {
-  cli::print_error(kProgram, e, daemon::hint(e));
+  std::string text = cli::error_text(e);
+  if (const std::string what = e.code().message();
+      !e.detail().empty() && text.find(what) == std::string::npos) {
+    text = what + ": " + text;
+  }
+  cli::print_error(kProgram, text, daemon::hint(e));
   return cli::kExitFailure;
 }
 
