@@ -195,7 +195,9 @@ http::Response Api::status() const {
   boost::json::object o;
   o["node_id"] = view.node_id;
   o["name"] = view.name;
-  o["state"] = view.state;
+  // The state the coordinator last gave the node, until it refuses the node (revoked, or past
+  // the renewal grace): then the cached "ready" is no longer true.
+  o["state"] = sync.sync == "refused" ? std::string("refused") : view.state;
   o["revision"] = view.revision;
   o["issued_at"] = view.issued_at;
   o["sync"] = sync.sync;

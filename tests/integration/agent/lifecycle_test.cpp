@@ -277,6 +277,7 @@ TEST_F(LabdLifecycle, StatusSaysRefusedAfterRevokeAndStalenessGrows) {
   // A parked long-poll is answered 403 at once; otherwise the next poll (sync.wait = 2 s) is.
   Status refused = status_when(node, "refused");
   ASSERT_EQ(refused.doc["sync"], "refused") << refused.output << agent.output();
+  EXPECT_EQ(refused.doc["state"], "refused") << refused.output;
   EXPECT_EQ(refused.exit_code, 3) << refused.output;
   EXPECT_TRUE(contains(text(refused.doc["last_error"]), "403")) << refused.output;
   EXPECT_EQ(refused.doc["coordinator_reachable"], true) << refused.output;
