@@ -3,7 +3,6 @@
 #include "bootstrap/audit/export.hpp"
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
-#include "shared/cli/docs.hpp"
 #include "shared/config/config.hpp"
 #include "shared/crypto/encoding.hpp"
 #include "shared/json/json.hpp"
@@ -218,7 +217,6 @@ void add_audit(CLI::App& app, shared::cli::Action& action) {
   list->footer(
       "Newest first: the last --limit events (since --since). With --after, the events after "
       "that sequence number, oldest first, as a script pages through the trail.");
-  shared::cli::add_example(*list, "lab audit list --since 1h --limit 20");
 
   auto v = std::make_shared<VerifyOptions>();
   CLI::App* verify = add_verb(

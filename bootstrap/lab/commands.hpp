@@ -44,6 +44,9 @@ Result<void> check_ip_arg(std::string_view text, std::string_view option = {});
 /// LabError::usage naming the option and the value otherwise.
 Result<void> check_duration_arg(std::string_view text, std::string_view option);
 
+/// An example line for each command's --help and manual page (examples.cpp).
+void add_examples(CLI::App& app);
+
 /// A CLI11 check that refuses a value that is not a good name of this kind (exit 2, before
 /// anything is sent), with the coordinator's own rule.
 CLI::Validator name_arg(shared::names::Kind kind);

@@ -1,7 +1,6 @@
 // lab group set|list|members|delete: named selectors.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
-#include "shared/cli/docs.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -110,8 +109,6 @@ void add_group(CLI::App& app, shared::cli::Action& action) {
       ->add_option("name", *del, "group name")
       ->check(name_arg(shared::names::Kind::group))
       ->required();
-  shared::cli::add_example(*noun->get_subcommand("set"),
-                           "lab group set web --selector role=web --include canary");
 }
 
 }  // namespace lab::bootstrap::commands

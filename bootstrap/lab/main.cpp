@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   lab::bootstrap::commands::add_operator(app, action);
   lab::bootstrap::commands::add_bootstrap(app, action);
   lab::bootstrap::commands::add_image(app, action);
+  lab::bootstrap::commands::add_examples(app);
   lab::shared::cli::add_docs_commands(app, action);
   lab::shared::cli::describe_inherited_options(app);
   return lab::shared::cli::run(app, argc, argv, action);

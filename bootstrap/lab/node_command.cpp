@@ -1,7 +1,6 @@
 // lab node list|show|label|unlabel|revoke|delete|accept|reinstall|macs.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
-#include "shared/cli/docs.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -326,11 +325,6 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
       "A MAC belongs to a node through this appliance's DHCP or an operator, never through what "
       "the node reports: boot tokens minted for it, and 'lab node reinstall', follow it. A MAC "
       "another node holds is refused; remove it there first.");
-
-  shared::cli::add_example(*noun->get_subcommand("list"),
-                           "lab node list -s 'role=web,env in (prod)' -o wide");
-  shared::cli::add_example(*label, "lab node label web-1 env=prod tier=front --overwrite");
-  shared::cli::add_example(*del, "lab node revoke web-1 && lab node delete web-1");
 }
 
 }  // namespace lab::bootstrap::commands

@@ -3,7 +3,6 @@
 // typed at a prompt that does not echo it.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
-#include "shared/cli/docs.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -212,8 +211,6 @@ void add_secret(CLI::App& app, shared::cli::Action& action) {
       ->add_option("name", *del, "secret name")
       ->check(name_arg(shared::names::Kind::secret))
       ->required();
-  shared::cli::add_example(*noun->get_subcommand("set"),
-                           "lab secret set db-pass --entitlement role=db < value");
 }
 
 }  // namespace lab::bootstrap::commands

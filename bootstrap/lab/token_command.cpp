@@ -1,7 +1,6 @@
 // lab token create|list|revoke: one-time join tokens.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
-#include "shared/cli/docs.hpp"
 #include "shared/labels/label.hpp"
 
 #include <CLI/CLI.hpp>
@@ -126,8 +125,6 @@ void add_token(CLI::App& app, shared::cli::Action& action) {
            })
       ->add_option("id", *id, "token id")
       ->required();
-  shared::cli::add_example(*noun->get_subcommand("create"),
-                           "lab token create --labels role=web --ttl 1h > join.txt");
 }
 
 }  // namespace lab::bootstrap::commands
