@@ -95,9 +95,9 @@ Result<NodeInfo> CoordinatorImpl::label_node(std::string_view id_or_name, const 
     for (const auto& [k, v] : set) {
       auto it = found->labels.find(k);
       if (it != found->labels.end() && it->second != v) {
-        return Error(CoordinatorError::label_exists, "node " + found->name + " already has " + k +
-                                                         "=" + it->second + "; changing it to " +
-                                                         k + "=" + v + " needs overwrite");
+        return Error(CoordinatorError::label_exists,
+                     fmt::format("node {} already has {}={}; changing it to {}={} needs overwrite",
+                                 found->name, k, it->second, k, v));
       }
     }
   }

@@ -148,7 +148,12 @@ int report(const std::vector<rollout::HostResult>& results, bool json,
                                       {"attempts", r.attempts},
                                       {"seconds", static_cast<double>(r.elapsed.count()) / 1000}});
     }
-    print_document(a);
+    // JSON on one line: it shares the terminal with the progress on stderr, and scripts take
+    // the line that starts with '['.
+    if (requested_output() == shared::cli::Output::yaml)
+      print_document(a);
+    else
+      std::cout << boost::json::serialize(a) << "\n";
   } else {
     fmt::print("{:<28} {:<11} {:<8} {:>8}  {}\n", "HOST", "STATUS", "STEP", "SECONDS", "DETAIL");
     for (const auto& r : results) {

@@ -220,12 +220,12 @@ std::string zsh_script(const CLI::App& app) {
       "#compdef {0}\n"
       "# zsh completion for {0}, generated from its command tree by '{0} completion zsh'.\n"
       "_{1}() {{\n"
-      "  local -A commands options\n"
-      "  commands=(\n",
+      "  local -A cmds opts\n"
+      "  cmds=(\n",
       app.get_name(), id);
   for (const auto& l : levels(app))
     s += fmt::format("    '{}' '{}'\n", l.path, join(l.commands));
-  s += "  )\n  options=(\n";
+  s += "  )\n  opts=(\n";
   for (const auto& l : levels(app))
     s += fmt::format("    '{}' '{}'\n", l.path, join(l.options));
   s += fmt::format(
@@ -233,14 +233,14 @@ std::string zsh_script(const CLI::App& app) {
       "  local cmdpath={0} next i\n"
       "  for ((i = 2; i < CURRENT; i++)); do\n"
       "    next=\"$cmdpath ${{words[i]}}\"\n"
-      "    (( ${{+commands[$next]}} )) && cmdpath=$next\n"
+      "    (( ${{+cmds[$next]}} )) && cmdpath=$next\n"
       "  done\n"
       "  if [[ ${{words[CURRENT-1]}} == (-o|--output) ]]; then\n"
       "    compadd -- {1}\n"
       "  elif [[ ${{words[CURRENT]}} == -* ]]; then\n"
-      "    compadd -- ${{=options[$cmdpath]}}\n"
+      "    compadd -- ${{=opts[$cmdpath]}}\n"
       "  else\n"
-      "    compadd -- ${{=commands[$cmdpath]}}\n"
+      "    compadd -- ${{=cmds[$cmdpath]}}\n"
       "  fi\n"
       "}}\n"
       "_{2} \"$@\"\n",
@@ -259,7 +259,7 @@ std::string fish_quote(std::string_view text) {
 }
 
 std::string fish_script(const CLI::App& app) {
-  const std::string prog = app.get_name();
+  const std::string& prog = app.get_name();
   const std::string id = identifier(prog);
   std::string s = fmt::format(
       "# fish completion for {0}, generated from its command tree by '{0} completion fish'.\n"

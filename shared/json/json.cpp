@@ -4,6 +4,8 @@
 #include <boost/json/stream_parser.hpp>
 #include <fmt/format.h>
 
+#include <cmath>
+
 namespace lab::shared::json {
 namespace {
 
@@ -73,6 +75,8 @@ void pretty_into(std::string& out, const boost::json::value& v, int indent) {
       pretty_into(out, (*a)[i], indent + 1);
     }
     out += "\n" + pad + "]";
+  } else if (v.is_double() && std::isfinite(v.get_double())) {
+    out += fmt::format("{}", v.get_double());  // 29.991, where serialize() writes 2.9991E1
   } else {
     out += boost::json::serialize(v);
   }

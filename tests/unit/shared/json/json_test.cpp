@@ -59,6 +59,10 @@ TEST(Json, PrettyIsIndentedAndReparses) {
             "[]\n}\n");
   EXPECT_EQ(parse(p).value(), v);
   EXPECT_EQ(to_string(v), R"({"a":[1,{"b":"c"}],"e":{},"f":[]})");
+  // Numbers as people write them, and still the same numbers.
+  auto d = parse(R"({"seconds":29.991,"big":1e300,"n":-3})").value();
+  EXPECT_EQ(pretty(d), "{\n  \"seconds\": 29.991,\n  \"big\": 1e+300,\n  \"n\": -3\n}\n");
+  EXPECT_EQ(parse(pretty(d)).value(), d);
 }
 
 }  // namespace
