@@ -101,6 +101,18 @@ std::vector<const CLI::Option*> inherited_options(const CLI::App& app) {
   return out;
 }
 
+// The options a shell completes at `app`: its own named ones, then those it inherits.
+std::vector<const CLI::Option*> completable_options(const CLI::App& app) {
+  std::vector<const CLI::Option*> out;
+  for (const CLI::Option* o : own_options(app)) {
+    if (named(*o))
+      out.push_back(o);
+  }
+  for (const CLI::Option* o : inherited_options(app))
+    out.push_back(o);
+  return out;
+}
+
 // "-o, --output FORMAT".
 std::string option_names(const CLI::Option& o) {
   std::string out;
@@ -145,7 +157,6 @@ struct Level {
   std::string path;
   std::vector<std::string> commands;
   std::vector<std::string> options;
-  std::vector<std::pair<std::string, std::string>> described;  // fish: word, description
 };
 
 std::vector<Level> levels(const CLI::App& app) {
@@ -153,16 +164,9 @@ std::vector<Level> levels(const CLI::App& app) {
   walk(app, app.get_name(), [&](const CLI::App& a, const std::string& path) {
     Level l;
     l.path = path;
-    for (const CLI::App* sub : children(a)) {
+    for (const CLI::App* sub : children(a))
       l.commands.push_back(sub->get_name());
-      l.described.emplace_back(sub->get_name(), sub->get_description());
-    }
-    auto opts = own_options(a);
-    for (const CLI::Option* o : inherited_options(a))
-      opts.push_back(o);
-    for (const CLI::Option* o : opts) {
-      if (!named(*o))
-        continue;
+    for (const CLI::Option* o : completable_options(a)) {
       for (auto& w : option_words(*o))
         l.options.push_back(std::move(w));
     }
@@ -289,12 +293,7 @@ std::string fish_script(const CLI::App& app) {
       s += fmt::format("complete -c {} -n {} -a {} -d {}\n", prog, cond,
                        fish_quote(sub->get_name()), fish_quote(sub->get_description()));
     }
-    auto opts = own_options(a);
-    for (const CLI::Option* o : inherited_options(a))
-      opts.push_back(o);
-    for (const CLI::Option* o : opts) {
-      if (!named(*o))
-        continue;
+    for (const CLI::Option* o : completable_options(a)) {
       std::string line = fmt::format("complete -c {} -n {}", prog, cond);
       for (const auto& sn : o->get_snames())
         line += " -s " + sn;
