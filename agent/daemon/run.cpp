@@ -3,9 +3,11 @@
 #include "agent/daemon/node.hpp"
 #include "agent/daemon/notify.hpp"
 #include "agent/daemon/peers.hpp"
+#include "agent/files/atomic_file.hpp"
 #include "agent/localapi/server.hpp"
 #include "agent/render/render.hpp"
 #include "agent/sync/syncer.hpp"
+#include "shared/crypto/x509.hpp"
 #include "shared/log/log.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -70,6 +72,54 @@ class Watchdog {
   std::chrono::microseconds interval_{0};
 };
 
+// The metrics, rewritten to a node_exporter textfile every interval (write, fsync, rename: the
+// collector never reads half a file). A failed write is logged once until one succeeds.
+class MetricsTextfile {
+ public:
+  MetricsTextfile(boost::asio::io_context& io, const Settings& s,
+                  std::shared_ptr<const localapi::State> state, const shared::log::Logger& log)
+      : timer_(io),
+        path_(s.metrics_textfile),
+        interval_(s.metrics_textfile_interval),
+        state_(std::move(state)),
+        log_(log) {
+    if (!path_.empty())
+      write();
+  }
+  void cancel() { timer_.cancel(); }
+
+ private:
+  void write() {
+    auto written = files::write_atomic(path_, localapi::metrics_text(*state_, unix_now()), 0644);
+    if (!written && !failing_)
+      log_.warn("cannot write the metrics textfile",
+                {{"file", path_.string()}, {"error", written.error().message()}});
+    else if (written && failing_)
+      log_.info("metrics textfile written again", {{"file", path_.string()}});
+    failing_ = !written;
+    timer_.expires_after(interval_);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec)
+        write();
+    });
+  }
+  boost::asio::steady_timer timer_;
+  std::filesystem::path path_;
+  std::chrono::seconds interval_;
+  std::shared_ptr<const localapi::State> state_;
+  const shared::log::Logger& log_;
+  bool failing_ = false;
+};
+
+// When the node's certificate expires, for status and metrics; nullopt when it does not parse.
+std::optional<std::int64_t> certificate_not_after(const std::string& pem) {
+  auto cert = shared::crypto::Certificate::from_pem(pem);
+  if (!cert)
+    return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::seconds>(cert->not_after().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 int run(const Settings& s) {
@@ -110,6 +160,8 @@ int run(const Settings& s) {
       return 1;
     }
     state = std::make_shared<localapi::State>(*first_view, *sealing, node.key->status());
+    if (const auto not_after = certificate_not_after(node.identity.certificate_pem))
+      state->set_certificate_not_after(*not_after);
     if (first_view->revision > 0)
       render_view(logger, s.render, *first_view, *sealing);
     logger.info("serving from cache", {{"node", node.identity.node_id},
@@ -186,6 +238,7 @@ int run(const Settings& s) {
   };
   hooks.renewed = [&](std::int64_t not_after) {
     logger.info("certificate renewed", {{"not_after", not_after}});
+    state->set_certificate_not_after(not_after);
     if (peers)
       boost::asio::post(io, [&] { peers->reload_certificate(); });
   };
@@ -238,6 +291,7 @@ int run(const Settings& s) {
     peers->start(syncer);
 
   Watchdog watchdog(io);
+  MetricsTextfile textfile(io, s, state, logger);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec)
       return;
@@ -245,6 +299,7 @@ int run(const Settings& s) {
     notify("STOPPING=1");
     syncer.stop();
     watchdog.cancel();
+    textfile.cancel();
     auto stop_local = [&] { server.stop([&] { io.stop(); }); };
     if (peers)
       peers->stop(stop_local);

@@ -46,6 +46,11 @@ config::Schema make_schema() {
       .duration("peer.gossip_interval", 10s,
                 "pause between gossip rounds with one random peer (1s..1h); cut off from the "
                 "coordinator, the keepers are asked each round")
+      .string("metrics.textfile", "",
+              "node_exporter textfile the metrics are also written to, atomically (e.g. "
+              "/var/lib/prometheus/node-exporter/labd.prom); empty: off (GET /metrics on the "
+              "socket still answers)")
+      .duration("metrics.textfile_interval", 15s, "how often the textfile is rewritten (1s..1h)")
       .choice("log_level", "info", {"trace", "debug", "info", "warn", "error", "off"}, "log level")
       .tables("secret_access", access,
               "[[secret_access]] name, uids, gids: who besides root "
@@ -160,6 +165,15 @@ Result<Settings> load_settings(const SettingSources& in) {
   s.gossip_interval = c.duration("peer.gossip_interval");
   if (s.gossip_interval < 1s || s.gossip_interval > 3600s)
     return Error(config::ConfigError::invalid_value, "peer.gossip_interval: between 1s and 1h");
+  s.metrics_textfile = c.string("metrics.textfile");
+  s.metrics_textfile_interval = c.duration("metrics.textfile_interval");
+  if (s.metrics_textfile_interval < 1s || s.metrics_textfile_interval > 3600s)
+    return Error(config::ConfigError::invalid_value,
+                 "metrics.textfile_interval: between 1s and 1h");
+  if (!s.metrics_textfile.empty() && s.metrics_textfile.extension() != ".prom")
+    return Error(config::ConfigError::invalid_value,
+                 "metrics.textfile = \"" + s.metrics_textfile.string() +
+                     "\": node_exporter reads only files ending in .prom");
   for (const auto& t : c.tables("secret_access")) {
     localapi::SecretAccess a;
     a.name = t.string("name");

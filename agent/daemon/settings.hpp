@@ -36,6 +36,8 @@ struct Settings {
   std::string peer_advertise;                // empty: derived (see schema)
   std::chrono::seconds gossip_interval{10};
   std::vector<localapi::SecretAccess> secret_access;
+  std::filesystem::path metrics_textfile;  // empty: off
+  std::chrono::seconds metrics_textfile_interval{15};
 
   [[nodiscard]] std::filesystem::path cache_file() const { return data_dir / "cache.db"; }
   /// Who this node is, in clear (node id, name, coordinator): `labd status` reads it without

@@ -148,6 +148,15 @@ std::optional<PeerStatus> State::peer_status() const {
   return peer_;
 }
 
+void State::set_certificate_not_after(std::int64_t not_after) noexcept {
+  certificate_not_after_.store(not_after);
+}
+
+std::optional<std::int64_t> State::certificate_not_after() const noexcept {
+  const std::int64_t t = certificate_not_after_.load();
+  return t == kNever ? std::nullopt : std::optional<std::int64_t>(t);
+}
+
 std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_confirmed,
                                       std::int64_t now) {
   if (!last_confirmed)
@@ -166,6 +175,11 @@ http::Response Api::handle(const http::Request& request) const {
     return labels();
   if (request.path == "/v1/status")
     return status();
+  if (request.path == "/metrics") {
+    auto r = http::Response::text(200, metrics_text(*state_, now_()));
+    r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return r;
+  }
   constexpr std::string_view kSecrets = "/v1/secrets/";
   if (request.path.starts_with(kSecrets) && request.path.size() > kSecrets.size())
     return secret(request, std::string_view(request.path).substr(kSecrets.size()));

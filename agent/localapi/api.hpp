@@ -6,6 +6,7 @@
 //   GET /v1/secrets/NAME    → the raw value (root, or a uid/gid granted for NAME)
 //   GET /v1/status          → node id, revision, staleness, key protection, reachability, and
 //                             what the last sync round got ("sync", "last_error")
+//   GET /metrics            → the same figures in the Prometheus text format (anyone)
 //
 // Staleness counts from the last time the coordinator confirmed the cache current (a bundle
 // applied, or an authenticated "nothing newer"), not from the last time it answered at all: a
@@ -95,6 +96,9 @@ class State {
   [[nodiscard]] SyncStatus sync_status() const;
   void set_peer_status(PeerStatus peer);
   [[nodiscard]] std::optional<PeerStatus> peer_status() const;
+  /// Unix seconds when the node's certificate expires (at start, and after each renewal).
+  void set_certificate_not_after(std::int64_t not_after) noexcept;
+  [[nodiscard]] std::optional<std::int64_t> certificate_not_after() const noexcept;
 
   [[nodiscard]] bool reachable() const noexcept { return reachable_.load(); }
   [[nodiscard]] const shared::crypto::X25519PrivateKey& sealing_key() const noexcept {
@@ -112,12 +116,17 @@ class State {
   std::atomic<bool> reachable_{false};
   std::atomic<std::int64_t> last_contact_{kNever};
   std::atomic<std::int64_t> last_confirmed_{kNever};
+  std::atomic<std::int64_t> certificate_not_after_{kNever};
   SyncStatus sync_;                 // under mutex_
   std::optional<PeerStatus> peer_;  // under mutex_
 };
 
 /// Seconds since `last_confirmed`; nullopt when the cache was never confirmed current.
 std::optional<std::int64_t> staleness(std::optional<std::int64_t> last_confirmed, std::int64_t now);
+
+/// The node's figures in the Prometheus text format (labd_*): GET /metrics, and the
+/// node_exporter textfile when configured.
+std::string metrics_text(const State& state, std::int64_t now);
 
 /// Answers one local request. `now` gives unix seconds (injected for tests).
 class Api {

@@ -715,7 +715,7 @@ void Api::handle(Request req, Reply reply) {
   const Actor op{*who, req.peer.address};
 
   if (id == RouteId::metrics) {
-    Response r = Response::text(200, metrics_text());
+    Response r = Response::text(200, st->options.metrics ? st->options.metrics() : metrics_text());
     r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     counted(std::move(r));
     return;

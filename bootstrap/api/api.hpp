@@ -47,6 +47,9 @@ struct ApiOptions {
   std::chrono::seconds report_retry_after{10};
   /// Figures of the HTTP server for /metrics; may be empty.
   std::function<shared::http::ServerStats()> server_stats;
+  /// The text GET /metrics answers with (the whole appliance's figures, of which
+  /// metrics_text() is a part); empty: metrics_text() alone.
+  std::function<std::string()> metrics;
 };
 
 class Api {

@@ -14,16 +14,23 @@ class io_context;
 class thread_pool;
 }  // namespace boost::asio
 
+namespace lab::shared::metrics {
+class Registry;
+}
+
 namespace lab::bootstrap::serve {
 
 /// What every component of `lab serve` shares: the one io_context, a pool for blocking work
-/// (SQLite writes, libarchive, libcurl), the data directory and the loaded configuration.
+/// (SQLite writes, libarchive, libcurl), the data directory, the loaded configuration and the
+/// metrics registry every component reports its figures to (served by the "metrics" component
+/// and the API's /metrics; it outlives every component).
 /// Blocking work posts its result back to the strand that asked for it.
 struct Runtime {
   boost::asio::io_context& io;
   boost::asio::thread_pool& blocking;
   std::filesystem::path data_dir;
   const shared::config::Config& config;
+  shared::metrics::Registry& metrics;
 };
 
 /// A part of the appliance (coordinator API, DHCP, TFTP, HTTP boot). Started in order on the io

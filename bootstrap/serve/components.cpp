@@ -9,6 +9,7 @@ ComponentSpec coordinator_component();  // coordinator_component.cpp
 ComponentSpec dhcp_component();         // dhcp_component.cpp
 ComponentSpec tftp_component();         // tftp_component.cpp
 ComponentSpec httpboot_component();     // httpboot_component.cpp
+ComponentSpec metrics_component();      // metrics_component.cpp
 
 std::vector<ComponentSpec> all_components() {
   std::vector<ComponentSpec> out;
@@ -17,6 +18,7 @@ std::vector<ComponentSpec> all_components() {
   out.push_back(dhcp_component());
   out.push_back(tftp_component());
   out.push_back(httpboot_component());
+  out.push_back(metrics_component());  // last: serves what the others registered
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include "bootstrap/serve/services.hpp"
 #include "shared/http/server/server.hpp"
 #include "shared/log/log.hpp"
+#include "shared/metrics/metrics.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -113,7 +114,10 @@ class CoordinatorComponent final : public Component {
     options.recorder = recorder;
     options.boot_events = boot_events;
     options.server_stats = [this] { return server_->stats(); };
+    // GET /metrics on the API answers with every component's figures, not only its own.
+    options.metrics = [&registry = runtime_.metrics] { return registry.render(); };
     api_ = std::make_unique<api::Api>(runtime_.io, runtime_.blocking, *coordinator_, options);
+    runtime_.metrics.text([api = api_.get()] { return api->metrics_text(); });
     server_ = std::make_unique<shared::http::Server>(
         runtime_.io,
         [api = api_.get()](shared::http::Request req, shared::http::Reply reply) {

@@ -140,6 +140,7 @@ class DhcpComponent final : public Component {
     so.port = port;
     so.proxy_port = engine_->config().mode == dhcp::engine::Mode::proxy;
     so.proxy_port_number = static_cast<std::uint16_t>(c.integer("dhcp.proxy_port"));
+    so.metrics = &runtime_.metrics;
     LAB_TRY_ASSIGN(server_, dhcp::server::Server::start(runtime_.io, *engine_, *store_, so));
     log_.info("serving", {{"mode", so.proxy_port ? "proxy" : "full"},
                           {"interface", interface.empty() ? "*" : interface},

@@ -106,6 +106,7 @@ ComponentSpec httpboot_component() {
         // Boot clients send no bodies worth the name; a slow one must not hold a connection.
         options.limits.body_bytes = 4096;
         options.limits.read_timeout = std::chrono::seconds(15);
+        options.metrics = &runtime.metrics;
         return std::unique_ptr<Component>(std::make_unique<HttpBootComponent>(
             runtime, std::move(options), services.recorder, services.registry, services.leases));
       },

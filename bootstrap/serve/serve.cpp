@@ -4,6 +4,8 @@
 #include "bootstrap/serve/services.hpp"
 #include "shared/cli/cli.hpp"
 #include "shared/log/log.hpp"
+#include "shared/metrics/metrics.hpp"
+#include "shared/version/version.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -98,7 +100,18 @@ int run(const shared::config::Config& config) {
 
   asio::io_context io(static_cast<int>(config.integer("serve.io_threads")));
   asio::thread_pool blocking(static_cast<std::size_t>(config.integer("serve.blocking_threads")));
-  Runtime runtime{io, blocking, data_dir, config};
+  // Declared before the components: their figures are registered into it, and it goes last.
+  shared::metrics::Registry metrics;
+  metrics.gauge("lab_build_info", "Always 1; the version of lab serving.", {"version"})
+      .with({std::string(shared::kVersion)})
+      .set(1);
+  metrics
+      .gauge("lab_process_start_time_seconds",
+             "When lab serve started, in seconds since the Unix epoch.")
+      .get()
+      .set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+               .count());
+  Runtime runtime{io, blocking, data_dir, config, metrics};
   Services services;
 
   std::vector<std::unique_ptr<Component>> running;

@@ -68,6 +68,7 @@ ComponentSpec tftp_component() {
         config.port = listen.port;
         LAB_TRY_ASSIGN(config.root, served_root(runtime.data_dir, c.string("tftp.root"), "tftp"));
         config.max_transfers = static_cast<std::size_t>(c.integer("tftp.max_transfers"));
+        config.metrics = &runtime.metrics;
         config.max_transfers_per_client =
             static_cast<std::size_t>(c.integer("tftp.max_transfers_per_client"));
         config.transfer.max_transfer_time = c.duration("tftp.max_transfer_time");

@@ -44,4 +44,13 @@ std::string_view kind_name(Kind kind) noexcept {
   return "unknown";
 }
 
+std::optional<Kind> kind_from_name(std::string_view name) noexcept {
+  for (int k = static_cast<int>(Kind::dhcp_discover); k <= static_cast<int>(Kind::agent_join);
+       ++k) {
+    if (kind_name(static_cast<Kind>(k)) == name)
+      return static_cast<Kind>(k);
+  }
+  return std::nullopt;
+}
+
 }  // namespace lab::pxe::events

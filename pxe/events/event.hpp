@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +33,8 @@ enum class Kind {
 };
 
 std::string_view kind_name(Kind kind) noexcept;
+/// The Kind kind_name() gives this name; nullopt for any other text.
+std::optional<Kind> kind_from_name(std::string_view name) noexcept;
 
 /// What happened, to whom and when. DHCP knows the MAC; TFTP and HTTP know only the client
 /// IP, and the recorder maps it to a MAC through the DHCP exchanges it has seen.

@@ -78,12 +78,34 @@ void Recorder::record(events::Event event) {
     ++stats_.attributed_by_ip;
     event.mac = it->second;
   }
+  if (observer_)
+    observer_(event);
+  keep(std::move(event));
+}
+
+void Recorder::keep(events::Event event) {
   Machine& m = touch(event.mac);
   if (!event.ip.empty() && teaches_address(event.kind))
     learn(event.mac, event.ip, m);
   m.events.push_back(std::move(event));
   while (m.events.size() > limits_.events_per_machine)
     m.events.pop_front();
+}
+
+void Recorder::on_kept(std::function<void(const events::Event&)> observer) {
+  const std::lock_guard lock(mu_);
+  observer_ = std::move(observer);
+}
+
+void Recorder::restore(std::vector<events::Event> events) {
+  const std::lock_guard lock(mu_);
+  for (auto& e : events) {
+    auto mac = shared::net::normalize_mac(e.mac);
+    if (!mac)
+      continue;
+    e.mac = std::move(*mac);
+    keep(std::move(e));
+  }
 }
 
 std::vector<events::Event> Recorder::timeline(std::string_view mac) const {

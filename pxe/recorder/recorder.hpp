@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -57,6 +58,14 @@ class Recorder final : public events::Sink {
   [[nodiscard]] std::vector<std::string> machines() const;
   [[nodiscard]] Stats stats() const;
 
+  /// Called with every event kept on a machine's timeline, after attribution, in order (under
+  /// the recorder's lock): it must be quick and must not call back into the recorder. Set
+  /// before the servers start.
+  void on_kept(std::function<void(const events::Event&)> observer);
+  /// Puts events back on their machines' timelines (a TimelineStore's, at start), oldest first,
+  /// learning their addresses as record() does; the observer is not called.
+  void restore(std::vector<events::Event> events);
+
  private:
   struct Machine {
     std::deque<events::Event> events;
@@ -66,6 +75,8 @@ class Recorder final : public events::Sink {
 
   Machine& touch(const std::string& mac);
   void learn(const std::string& mac, const std::string& ip, Machine& machine);
+  // Appends an attributed event to its machine's timeline; mu_ held.
+  void keep(events::Event event);
 
   Limits limits_;
   mutable std::mutex mu_;
@@ -74,6 +85,7 @@ class Recorder final : public events::Sink {
   std::unordered_map<std::string, std::string> ip_to_mac_;
   std::deque<events::Event> unattributed_;
   Stats stats_;
+  std::function<void(const events::Event&)> observer_;
 };
 
 /// True for the events whose (MAC, IP) pair says "this machine has this address".

@@ -29,7 +29,8 @@ void check_names(const std::string& name, const std::vector<std::string>& labels
     throw std::invalid_argument("metric name '" + name + "' breaks Prometheus' naming rules");
   for (const auto& l : labels) {
     if (!valid_name(l, false) || l == "le" || l == "quantile")
-      throw std::invalid_argument("metric " + name + ": label name '" + l + "' is not allowed");
+      throw std::invalid_argument(
+          fmt::format("metric {}: label name '{}' is not allowed", name, l));
   }
 }
 
@@ -113,9 +114,10 @@ Histogram::Snapshot Histogram::snapshot() const {
 struct Registry::Entry {
   std::string name;
   std::string help;
-  std::string type;  // "counter", "gauge", "histogram"
+  std::string type;  // "counter", "gauge", "histogram"; empty for a part's own text
   std::variant<std::unique_ptr<Family<Counter>>, std::unique_ptr<Family<Gauge>>,
-               std::unique_ptr<Family<Histogram>>, std::function<double()>>
+               std::unique_ptr<Family<Histogram>>, std::function<double()>,
+               std::function<std::string()>>
       metric;
 };
 
@@ -125,7 +127,7 @@ Registry::~Registry() = default;
 void Registry::add(std::unique_ptr<Entry> entry) {
   const std::lock_guard lock(mutex_);
   for (const auto& e : entries_) {
-    if (e->name == entry->name)
+    if (!entry->name.empty() && e->name == entry->name)
       throw std::invalid_argument("metric " + entry->name + " registered twice");
   }
   entries_.push_back(std::move(entry));
@@ -172,10 +174,18 @@ void Registry::gauge_callback(const std::string& name, const std::string& help,
   add(std::make_unique<Entry>(Entry{name, help, "gauge", std::move(read)}));
 }
 
+void Registry::text(std::function<std::string()> render) {
+  add(std::make_unique<Entry>(Entry{"", "", "", std::move(render)}));
+}
+
 std::string Registry::render() const {
   const std::lock_guard lock(mutex_);
   std::string out;
   for (const auto& e : entries_) {
+    if (const auto* t = std::get_if<std::function<std::string()>>(&e->metric)) {
+      out += (*t)();
+      continue;
+    }
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", e->name, escape_help(e->help), e->name,
                        e->type);
     if (const auto* c = std::get_if<std::unique_ptr<Family<Counter>>>(&e->metric)) {

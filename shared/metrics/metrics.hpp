@@ -115,6 +115,11 @@ class Registry {
   void gauge_callback(const std::string& name, const std::string& help,
                       std::function<double()> read);
 
+  /// Families a part renders itself, in the text format (HELP, TYPE and samples), appended
+  /// in registration order: for parts that keep their figures in their own structures. Their
+  /// names are the part's to keep apart from the registry's.
+  void text(std::function<std::string()> render);
+
   /// The text exposition format: # HELP, # TYPE and the samples of every family.
   [[nodiscard]] std::string render() const;
 

@@ -140,6 +140,31 @@ std::size_t Engine::active_count() const {
       by_ip_.begin(), by_ip_.end(), [&](const auto& kv) { return kv.second.expires > now; }));
 }
 
+std::vector<std::size_t> Engine::active_by_subnet() const {
+  std::vector<std::size_t> out(config_.subnets.size());
+  const auto now = clock_->now();
+  for (const auto& [ip, binding] : by_ip_) {
+    if (binding.expires <= now)
+      continue;
+    for (std::size_t i = 0; i < config_.subnets.size(); ++i) {
+      if (config_.subnets[i].contains(Ipv4{ip})) {
+        ++out[i];
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::optional<std::size_t> Engine::subnet_index(const Inbound& in) const {
+  if (config_.mode == Mode::proxy)
+    return std::nullopt;
+  const Subnet* s = select_subnet(in);
+  if (s == nullptr)
+    return std::nullopt;
+  return static_cast<std::size_t>(s - config_.subnets.data());
+}
+
 void Engine::emit(events::Kind kind, const Message& m, Ipv4 ip,
                   std::vector<std::pair<std::string, std::string>> detail) const {
   events::Event e;

@@ -122,6 +122,12 @@ class Engine {
   [[nodiscard]] std::optional<wire::Ipv4> bound_address(const std::string& client_key) const;
   /// Active bindings (offered or bound, not expired).
   [[nodiscard]] std::size_t active_count() const;
+  /// Active bindings per configured subnet (index of EngineConfig::subnets); one pass over
+  /// the bindings, for the metrics' periodic refresh.
+  [[nodiscard]] std::vector<std::size_t> active_by_subnet() const;
+  /// The subnet of the segment a packet came from (its index in EngineConfig::subnets), as
+  /// handle() chooses it; nullopt in proxy mode or when none matches.
+  [[nodiscard]] std::optional<std::size_t> subnet_index(const Inbound& in) const;
 
  private:
   enum class State : std::uint8_t { offered, bound, declined };

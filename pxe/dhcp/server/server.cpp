@@ -1,10 +1,12 @@
 #include "pxe/dhcp/server/server.hpp"
 
+#include "pxe/dhcp/server/metrics.hpp"
 #include "shared/log/log.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <arpa/inet.h>
@@ -73,6 +75,7 @@ struct PendingReply {
   std::uint16_t source_port = 0;
   int ifindex = 0;                                  // arrival interface; 0: unknown
   std::size_t max_size = wire::kDefaultMaxMessage;  // the client's option 57
+  std::optional<std::size_t> subnet;                // for the metrics
 };
 
 // Enters ip → chaddr in the ARP table of `ifindex`, so that a unicast to an address the
@@ -139,24 +142,63 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       : strand(asio::make_strand(io)),
         dhcp(strand),
         proxy(strand),
+        refresh(strand),
         engine(e),
         store(s),
         options(std::move(o)),
-        log("dhcp") {}
+        log("dhcp") {
+    if (options.metrics != nullptr)
+      metrics.emplace(*options.metrics, engine.config());
+  }
 
   asio::strand<asio::io_context::executor_type> strand;
   udp::socket dhcp;
   udp::socket proxy;
+  asio::steady_timer refresh;  // the pool gauges
   engine::Engine& engine;
   engine::LeaseStore& store;
   ServerOptions options;
   shared::log::Logger log;
   ServerStats stats;
+  std::optional<Metrics> metrics;
   static constexpr std::size_t kMaxBatch = 256;
   std::array<Slot, kMaxBatch> slots{};
   std::size_t commits_in_flight = 0;
   bool stopping = false;
   std::function<void()> stopped;
+
+  // Addresses in use per subnet, every few seconds: one pass over the bindings, off the
+  // packet path.
+  void refresh_pool() {
+    if (!metrics)
+      return;
+    metrics->in_use(engine.active_by_subnet());
+    refresh.expires_after(options.pool_refresh);
+    refresh.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec && !self->stopping)
+        self->refresh_pool();
+    });
+  }
+
+  void count_received(const engine::Inbound& in, std::optional<std::size_t>& subnet) {
+    if (!metrics)
+      return;
+    subnet = engine.subnet_index(in);
+    if (auto type = wire::message_type(in.message); type && *type)
+      metrics->received(subnet, **type);
+  }
+
+  void count_sent(const PendingReply& p) {
+    if (!metrics)
+      return;
+    if (auto type = wire::message_type(p.out.message); type && *type)
+      metrics->sent(p.subnet, **type);
+  }
+
+  void drop(Drop reason, std::uint64_t n = 1) {
+    if (metrics)
+      metrics->dropped(reason, n);
+  }
 
   void arm(udp::socket& s, bool is_proxy) {
     s.async_wait(udp::socket::wait_read,
@@ -198,6 +240,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       auto msg = wire::parse(std::span<const std::uint8_t>(slot.data.data(), n));
       if (!msg) {
         ++stats.malformed;
+        drop(Drop::malformed);
         if (log.enabled(shared::log::Level::debug))
           log.debug("malformed packet",
                     {{"from", source.to_string()}, {"error", msg.error().message()}});
@@ -207,16 +250,23 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                          .source = source,
                          .source_port = ntohs(slot.from.sin_port),
                          .proxy_port = is_proxy};
+      std::optional<std::size_t> subnet;
+      count_received(in, subnet);
       engine::Outcome out = engine.handle(in);
       if (!out.reply) {
         ++stats.ignored;
+        drop(Drop::ignored);
         if (log.enabled(shared::log::Level::debug))
           log.debug("ignored", {{"mac", in.message.mac()}, {"reason", out.ignored}});
       }
       PendingReply p;
       if (out.reply)
-        p = PendingReply{std::move(*out.reply), is_proxy, in.source_port, arrival_ifindex(h),
-                         wire::max_message_size(in.message)};
+        p = PendingReply{std::move(*out.reply),
+                         is_proxy,
+                         in.source_port,
+                         arrival_ifindex(h),
+                         wire::max_message_size(in.message),
+                         subnet};
       if (out.durable.empty()) {
         if (out.reply)
           immediate.push_back(std::move(p));
@@ -231,20 +281,26 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     if (durable.empty())
       return;
     ++commits_in_flight;
-    store.commit(std::move(durable), [self = shared_from_this(),
+    const auto committing = std::chrono::steady_clock::now();
+    store.commit(std::move(durable), [self = shared_from_this(), committing,
                                       waiting = std::move(waiting)](Result<void> r) mutable {
-      asio::post(self->strand, [self, waiting = std::move(waiting), r = std::move(r)]() mutable {
-        --self->commits_in_flight;
-        if (!r) {
-          // Never acknowledge what is not durable: the clients retry.
-          self->stats.commit_failed += waiting.size();
-          self->log.error("lease journal commit failed; ACKs withheld",
-                          {{"error", r.error().message()}, {"acks", waiting.size()}});
-        } else if (!self->dhcp_closed()) {
-          self->send_all(waiting);
-        }
-        self->maybe_stopped();
-      });
+      const auto took = std::chrono::steady_clock::now() - committing;
+      asio::post(self->strand,
+                 [self, took, waiting = std::move(waiting), r = std::move(r)]() mutable {
+                   --self->commits_in_flight;
+                   if (self->metrics)
+                     self->metrics->commit_took(took);
+                   if (!r) {
+                     // Never acknowledge what is not durable: the clients retry.
+                     self->stats.commit_failed += waiting.size();
+                     self->drop(Drop::commit_failed, waiting.size());
+                     self->log.error("lease journal commit failed; ACKs withheld",
+                                     {{"error", r.error().message()}, {"acks", waiting.size()}});
+                   } else if (!self->dhcp_closed()) {
+                     self->send_all(waiting);
+                   }
+                   self->maybe_stopped();
+                 });
     });
   }
 
@@ -261,6 +317,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(in_pktinfo))> control{};
       bool proxy = false;
       bool has_control = false;
+      const PendingReply* reply = nullptr;
     };
     std::vector<Prepared> out(replies.size());
     std::size_t ready = 0;
@@ -268,6 +325,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       auto bytes = wire::serialize(p.out.message, p.max_size);
       if (!bytes) {
         ++stats.send_failed;
+        drop(Drop::send_failed);
         log.warn("reply not encodable", {{"error", bytes.error().message()}});
         continue;
       }
@@ -284,6 +342,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           break;
       }
       Prepared& o = out[ready++];
+      o.reply = &p;
       o.proxy = p.from_proxy_socket && proxy.is_open();
       udp::socket& s = o.proxy ? proxy : dhcp;
       wire::Ipv4 destination = p.out.destination;
@@ -316,7 +375,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     for (const bool on_proxy : {false, true}) {
       udp::socket& s = on_proxy ? proxy : dhcp;
       std::vector<mmsghdr> headers;
+      std::vector<const PendingReply*> sent_replies;  // beside headers, for the metrics
       headers.reserve(ready);
+      sent_replies.reserve(ready);
       for (std::size_t i = 0; i < ready; ++i) {
         Prepared& o = out[i];
         if (o.proxy != on_proxy)
@@ -331,18 +392,22 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           m.msg_hdr.msg_controllen = o.control.size();
         }
         headers.push_back(m);
+        sent_replies.push_back(o.reply);
       }
       std::size_t done = 0;
       while (done < headers.size()) {
         const int n = ::sendmmsg(s.native_handle(), headers.data() + done,
                                  static_cast<unsigned>(headers.size() - done), MSG_DONTWAIT);
         if (n > 0) {
+          for (std::size_t i = done; i < done + static_cast<std::size_t>(n); ++i)
+            count_sent(*sent_replies[i]);
           done += static_cast<std::size_t>(n);
           stats.sent += static_cast<std::uint64_t>(n);
           continue;
         }
         // The first message of the rest failed: count it and go on with the others.
         ++stats.send_failed;
+        drop(Drop::send_failed);
         if (log.enabled(shared::log::Level::debug)) {
           const auto* to = static_cast<const sockaddr_in*>(headers[done].msg_hdr.msg_name);
           log.debug("send failed", {{"to", wire::Ipv4{ntohl(to->sin_addr.s_addr)}.to_string()},
@@ -370,6 +435,7 @@ Server::~Server() {
     boost::system::error_code ec;
     impl_->dhcp.close(ec);
     impl_->proxy.close(ec);
+    impl_->refresh.cancel();
   }
 }
 
@@ -380,6 +446,7 @@ Result<std::unique_ptr<Server>> Server::start(asio::io_context& io, engine::Engi
   if (impl->options.proxy_port)
     LAB_TRY(open_socket(impl->proxy, impl->options.interface, impl->options.proxy_port_number));
   asio::post(impl->strand, [impl] {
+    impl->refresh_pool();
     impl->arm(impl->dhcp, false);
     if (impl->proxy.is_open())
       impl->arm(impl->proxy, true);
@@ -393,6 +460,7 @@ void Server::stop(std::function<void()> stopped) {
     boost::system::error_code ec;
     impl->dhcp.close(ec);
     impl->proxy.close(ec);
+    impl->refresh.cancel();
     impl->stopped = std::move(stopped);
     impl->maybe_stopped();
   });

@@ -16,6 +16,10 @@ namespace boost::asio {
 class io_context;
 }  // namespace boost::asio
 
+namespace lab::shared::metrics {
+class Registry;
+}
+
 namespace lab::pxe::dhcp::server {
 
 /// Where the socket layer failed; one value per failure site.
@@ -37,6 +41,10 @@ struct ServerOptions {
   bool proxy_port = false;  // also serve PXE boot server requests on 4011
   std::uint16_t proxy_port_number = 4011;
   std::size_t batch = 64;  // packets read per wake-up; their ACKs share one fsync
+  /// Where the server's figures go (metrics.hpp); null: none. Must outlive the server.
+  shared::metrics::Registry* metrics = nullptr;
+  /// How often the pool gauges (addresses in use per subnet) are refreshed.
+  std::chrono::milliseconds pool_refresh{5000};
 };
 
 /// Counters for status and tests; read on the server's strand.

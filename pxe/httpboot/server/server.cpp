@@ -6,6 +6,7 @@
 #include "shared/http/message/file_response.hpp"
 #include "shared/http/server/delayed_reply.hpp"
 #include "shared/log/log.hpp"
+#include "shared/metrics/metrics.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -77,6 +78,41 @@ unsigned status_for(const Error& e) {
 
 }  // namespace
 
+// The server's figures in a metrics registry; the families are null without one.
+struct Metrics {
+  shared::metrics::Family<shared::metrics::Counter>* requests = nullptr;
+  shared::metrics::Counter* bytes = nullptr;
+  shared::metrics::Counter* minted = nullptr;
+  shared::metrics::Counter* refused = nullptr;
+  shared::metrics::Counter* mint_failed = nullptr;
+
+  explicit Metrics(shared::metrics::Registry* r) {
+    if (r == nullptr)
+      return;
+    requests = &r->counter("lab_httpboot_requests_total",
+                           "HTTP boot requests answered, by kind (script: a machine's iPXE "
+                           "script; file: a boot file; progress: labd boot's steps; other) "
+                           "and status.",
+                           {"kind", "status"});
+    bytes = &r->counter("lab_httpboot_bytes_total",
+                        "Response body bytes sent (boot files and "
+                        "scripts).")
+                 .get();
+    auto& tokens = r->counter("lab_httpboot_boot_tokens_total",
+                              "Boot tokens by outcome: minted into a script; refused (a script "
+                              "request with no lease, from the wrong address, without a "
+                              "profile, or rate limited); failed (the registry could not mint).",
+                              {"outcome"});
+    minted = &tokens.with({"minted"});
+    refused = &tokens.with({"refused"});
+    mint_failed = &tokens.with({"failed"});
+  }
+  static void inc(shared::metrics::Counter* c) {
+    if (c != nullptr)
+      c->inc();
+  }
+};
+
 class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
  public:
   Impl(asio::io_context& io, asio::thread_pool& blocking, ServerOptions options,
@@ -88,6 +124,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         registry_(registry),
         leases_(leases),
         refusals_(options_.refusals),
+        metrics_(options_.metrics),
         tarpit_(io, kMaxTarpitted),
         http_(
             io,
@@ -121,7 +158,32 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   }
 
  private:
-  void handle(const http::Request& req, http::Reply reply) {
+  // The kind of request a path is, for the metrics.
+  static std::string_view kind_of(std::string_view path) {
+    if (path == kProgressPath)
+      return "progress";
+    if (path == kGenericScriptPath || parse_script_path(path))
+      return "script";
+    if (path.starts_with(kBootPrefix))
+      return "file";
+    return "other";
+  }
+
+  // Counts the answer (kind, status, body bytes) as it goes out.
+  http::Reply counted(const http::Request& req, http::Reply reply) {
+    if (metrics_.requests == nullptr)
+      return reply;
+    return [m = &metrics_, kind = std::string(kind_of(req.path)), head = req.method == "HEAD",
+            reply = std::move(reply)](http::Response r) {
+      m->requests->with({kind, std::to_string(r.status)}).inc();
+      if (!head)
+        m->bytes->inc(r.body.size() + (r.file ? r.file->length : 0));
+      reply(std::move(r));
+    };
+  }
+
+  void handle(const http::Request& req, http::Reply plain_reply) {
+    http::Reply reply = counted(req, std::move(plain_reply));
     if (req.method == "POST" && req.path == kProgressPath) {
       handle_progress(req, reply);
       return;
@@ -154,7 +216,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       reply(std::move(r));
       return;
     }
-    serve_script(req, std::move(*mac), std::move(reply));
+    serve_script(req, *mac, std::move(reply));
   }
 
   std::string server_base(const http::Request& req) const {
@@ -169,6 +231,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     if (const auto wait = refusals_.retry_after(client, now); wait > 0) {
       http::Response r = http::Response::error(429, "too many refused script requests");
       r.headers.set("Retry-After", std::to_string(wait));
+      Metrics::inc(metrics_.refused);
       // A second late: a flood from one address runs at one request per connection a second.
       tarpit_.reply_after(std::chrono::seconds(1), std::move(reply), std::move(r));
       return;
@@ -179,6 +242,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     const Profile* profile = options_.profiles.select(machine ? &machine->labels : nullptr);
     if (profile == nullptr) {
       refusals_.charge(client, now);
+      Metrics::inc(metrics_.refused);
       record({std::chrono::system_clock::now(),
               Kind::script_refused,
               mac,
@@ -237,6 +301,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       asio::post(self->io_, [self, profile, ctx = std::move(ctx), node = std::move(node),
                              client = std::move(client), token = std::move(token),
                              reply = std::move(reply)]() mutable {
+        Metrics::inc(token ? self->metrics_.minted : self->metrics_.mint_failed);
         if (!token) {
           self->log_.error("cannot mint boot token",
                            {{"mac", ctx.mac}, {"error", token.error().message()}});
@@ -256,6 +321,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
                      std::chrono::steady_clock::time_point now, std::string_view reason,
                      const std::string& expected_ip, std::string_view log_reason) {
     refusals_.charge(client, now);
+    Metrics::inc(metrics_.refused);
     log_.warn("script refused", {{"mac", mac},
                                  {"client", client},
                                  {"reason", log_reason.empty() ? reason : log_reason},
@@ -420,6 +486,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   registry::Registry* registry_;
   const registry::Leases* leases_;
   shared::ratelimit::Limiter refusals_;
+  Metrics metrics_;
   static constexpr std::size_t kMaxTarpitted = 4096;
   http::DelayedReplies tarpit_;
   shared::log::Logger log_{"httpboot"};

@@ -19,6 +19,10 @@ class io_context;
 class thread_pool;
 }  // namespace boost::asio
 
+namespace lab::shared::metrics {
+class Registry;
+}
+
 namespace lab::pxe::httpboot {
 
 struct ServerOptions {
@@ -37,6 +41,8 @@ struct ServerOptions {
   /// it is answered 429 with Retry-After.
   shared::ratelimit::LimiterOptions refusals;
   shared::http::Limits limits;
+  /// Where the server's figures go (lab_httpboot_*); null: none. Must outlive the server.
+  shared::metrics::Registry* metrics = nullptr;
 };
 
 /// The HTTP boot server (plain HTTP, as iPXE and UEFI HTTP boot speak it):

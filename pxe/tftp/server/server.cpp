@@ -4,6 +4,7 @@
 #include "pxe/tftp/server/file_cache.hpp"
 #include "pxe/tftp/server/root.hpp"
 #include "shared/log/log.hpp"
+#include "shared/metrics/metrics.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -59,6 +60,38 @@ wire::ErrorPacket answer_for(const Error& e) {
   return {static_cast<std::uint16_t>(ErrorCode::not_defined), "cannot read file"};
 }
 
+// The server's figures in a metrics registry, resolved once; every member is null without one.
+struct Metrics {
+  shared::metrics::Counter* done = nullptr;
+  shared::metrics::Counter* failed = nullptr;
+  shared::metrics::Counter* refused = nullptr;
+  shared::metrics::Counter* bytes = nullptr;
+  shared::metrics::Counter* retransmissions = nullptr;
+  shared::metrics::Gauge* active = nullptr;
+
+  explicit Metrics(shared::metrics::Registry* r) {
+    if (r == nullptr)
+      return;
+    auto& transfers = r->counter("lab_tftp_transfers_total",
+                                 "TFTP read requests by outcome: done (every block acknowledged), "
+                                 "failed (started, then timed out or aborted by the client), "
+                                 "refused (answered with an ERROR: no such file, access, limits).",
+                                 {"outcome"});
+    done = &transfers.with({"done"});
+    failed = &transfers.with({"failed"});
+    refused = &transfers.with({"refused"});
+    bytes = &r->counter("lab_tftp_bytes_total", "File bytes the clients acknowledged.").get();
+    retransmissions = &r->counter("lab_tftp_retransmissions_total",
+                                  "DATA packets sent again after a timeout or a duplicate ACK.")
+                           .get();
+    active = &r->gauge("lab_tftp_transfers_active", "Transfers running now.").get();
+  }
+  static void inc(shared::metrics::Counter* c, std::uint64_t n = 1) {
+    if (c != nullptr)
+      c->inc(n);
+  }
+};
+
 long long ms_since(engine::TimePoint start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(engine::Clock::now() - start)
       .count();
@@ -81,7 +114,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         cache(config.cache_max_file, config.cache_max_total),
         strand(asio::make_strand(io)),
         listener(strand),
-        admission(config.max_transfers, config.max_transfers_per_client) {}
+        admission(config.max_transfers, config.max_transfers_per_client),
+        metrics(config.metrics) {}
 
   void receive();
   void handle_request(std::size_t n, const udp::endpoint& client);
@@ -118,6 +152,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   engine::Admission admission;
   bool stopping = false;
   std::function<void()> stopped;
+  Metrics metrics;  // after the mutex's members: its pointers never change
 };
 
 // One transfer: its own socket (the server's TID), strand and timer.
@@ -247,6 +282,9 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.close(ignored);
     const auto& n = transfer_.negotiation();
     const auto ms = ms_since(started_);
+    Metrics::inc(owner_->metrics.bytes, transfer_.bytes_acked());
+    Metrics::inc(owner_->metrics.retransmissions, transfer_.retransmissions());
+    Metrics::inc(transfer_.succeeded() ? owner_->metrics.done : owner_->metrics.failed);
     if (transfer_.succeeded()) {
       owner_->record(events::Kind::tftp_done, client_,
                      {{"file", file_},
@@ -309,6 +347,7 @@ void Server::Impl::refuse(const udp::endpoint& client, const std::string& file,
                           const wire::ErrorPacket& answer, const std::string& why) {
   // Recorded before answering, so whoever sees the answer also finds the event.
   record(events::Kind::tftp_error, client, {{"file", file}, {"error", why}});
+  Metrics::inc(metrics.refused);
   log.info("request refused",
            {{"ip", client.address().to_string()}, {"file", file}, {"error", why}});
   boost::system::error_code ignored;
@@ -319,8 +358,11 @@ void Server::Impl::release(const std::string& key, const std::string& address) {
   std::function<void()> done;
   {
     const std::lock_guard lock(mutex);
-    if (clients.erase(key) != 0)
+    if (clients.erase(key) != 0) {
       admission.ended(address);
+      if (metrics.active != nullptr)
+        metrics.active->add(-1);
+    }
     if (stopping && clients.empty() && stopped)
       done = std::exchange(stopped, nullptr);
   }
@@ -385,6 +427,7 @@ void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
   }
   if (verdict == engine::Admission::Verdict::server_busy) {
     record(events::Kind::tftp_error, client, {{"file", file}, {"error", "too many transfers"}});
+    Metrics::inc(metrics.refused);
     boost::system::error_code ignored;
     listener.send_to(asio::buffer(wire::serialize(wire::ErrorPacket{code(ErrorCode::not_defined),
                                                                     "server busy, try again"})),
@@ -429,6 +472,8 @@ void Server::Impl::handle_request(std::size_t n, const udp::endpoint& client) {
     const std::lock_guard lock(mutex);
     clients.emplace(key, session);
     admission.started(address);
+    if (metrics.active != nullptr)
+      metrics.active->add(1);
   }
   session->run();
 }

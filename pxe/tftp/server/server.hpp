@@ -14,6 +14,10 @@ namespace boost::asio {
 class io_context;
 }  // namespace boost::asio
 
+namespace lab::shared::metrics {
+class Registry;
+}
+
 namespace lab::pxe::tftp::server {
 
 enum class ServerError {
@@ -38,6 +42,8 @@ struct ServerConfig {
   std::uint64_t cache_max_file = 4ULL << 20;
   std::uint64_t cache_max_total = 64ULL << 20;
   engine::Settings transfer;
+  /// Where the server's figures go (lab_tftp_*); null: none. Must outlive the server.
+  shared::metrics::Registry* metrics = nullptr;
 };
 
 /// Read-only TFTP server: one listening UDP socket, and one socket on an ephemeral port (the

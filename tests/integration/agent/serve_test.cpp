@@ -119,6 +119,46 @@ TEST_F(LabdServe, LabelsAndSecretsReachEntitledNodesOnly) {
   }
 }
 
+// The metrics as node_exporter's textfile collector reads them: rewritten atomically on the
+// configured interval, following the node's revision, and kept when the coordinator goes.
+TEST_F(LabdServe, MetricsTextfileFollowsTheNode) {
+  LabdNode a;
+  const auto textfile = a.dir() / "node-exporter" / "labd.prom";
+  a.write_config("[metrics]\ntextfile = \"" + textfile.string() +
+                 "\"\ntextfile_interval = \"1s\"\n");
+  ASSERT_EQ(a.labd({"join", serve_.token({"fleet=a"})}).exit_code, 0);
+  auto agent = a.start();
+  ASSERT_TRUE(a.wait_ready());
+  ASSERT_EQ(serve_.lab({"node", "label", node_id(a), "color=blue"}).exit_code, 0);
+  std::string text;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        text = read_file(textfile);
+        return contains(text, "\nlabd_sync_status{status=\"ok\"} 1\n") &&
+               contains(text, "\nlabd_labels 2\n");  // fleet and color
+      },
+      30s))
+      << text << agent.output();
+  EXPECT_TRUE(contains(text, "\nlabd_coordinator_reachable 1\n")) << text;
+  EXPECT_TRUE(contains(text, "labd_certificate_expiry_timestamp_seconds ")) << text;
+  // No temporary file is left beside it for the collector to trip over.
+  for (const auto& e : std::filesystem::directory_iterator(textfile.parent_path()))
+    EXPECT_EQ(e.path().filename(), "labd.prom");
+  // The local socket answers the same.
+  auto scraped = run({"curl", "-s", "--unix-socket", (a.run_dir() / "labd.sock").string(),
+                      "http://localhost/metrics"});
+  EXPECT_TRUE(contains(scraped.output, "labd_revision ")) << scraped.output;
+  EXPECT_EQ(agent.stop(), 0);
+}
+
+// A textfile node_exporter would skip is refused at start, naming the key.
+TEST(LabdMetricsSettings, ATextfileNotEndingInPromIsRefused) {
+  LabdNode a("[metrics]\ntextfile = \"/tmp/labd.txt\"\n", false);
+  auto r = a.labd({"status"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "metrics.textfile")) << r.output;
+}
+
 TEST_F(LabdServe, OfflineServingAcrossRestartsThenCatchUp) {
   LabdNode node;
   ASSERT_EQ(node.labd({"join", serve_.token({"fleet=x"})}).exit_code, 0);

@@ -224,6 +224,49 @@ TEST_F(LocalApiTest, StatusTellsARefusalFromAConfirmation) {
   EXPECT_EQ(back.at("staleness_seconds").as_int64(), 0);
 }
 
+// GET /metrics: the status figures in the Prometheus text format, for anyone, and text that
+// promtool accepts.
+TEST_F(LocalApiTest, MetricsCarryTheStatusFiguresForAnyone) {
+  state_->set_reachable(false, 1020);
+  state_->set_failed("unreachable", "connect: refused");
+  state_->set_certificate_not_after(90000);
+  auto r = curl("/metrics");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string& m = r.body;
+  auto has = [&](const std::string& line) {
+    return m.find("\n" + line + "\n") != std::string::npos;
+  };
+  EXPECT_TRUE(has("labd_revision 42")) << m;
+  EXPECT_TRUE(has("labd_staleness_seconds 30")) << m;
+  EXPECT_TRUE(has("labd_last_contact_timestamp_seconds 1000"))
+      << m;  // an unreachable round is no contact
+  EXPECT_TRUE(has("labd_coordinator_reachable 0")) << m;
+  EXPECT_TRUE(has("labd_sync_status{status=\"unreachable\"} 1")) << m;
+  EXPECT_TRUE(has("labd_sync_status{status=\"ok\"} 0")) << m;
+  EXPECT_TRUE(has("labd_key_protected 1")) << m;
+  EXPECT_TRUE(has("labd_certificate_expiry_timestamp_seconds 90000")) << m;
+  EXPECT_TRUE(has("labd_labels 2")) << m;
+  EXPECT_TRUE(has("labd_secrets 2")) << m;
+  EXPECT_NE(m.find("labd_info{node_id=\"n-0001\","), std::string::npos) << m;
+  if (lab::tests::is_root() && lab::tests::have_program("setpriv")) {
+    EXPECT_EQ(curl("/metrics", true).status, 200);
+  }
+  if (lab::tests::have_program("promtool")) {
+    const auto file = dir_.write("labd.prom", m);
+    auto check = lab::tests::sh("promtool check metrics < " + file.string() + " 2>&1");
+    EXPECT_EQ(check.exit_code, 0) << check.output;
+    EXPECT_EQ(check.output, "");
+  }
+  // Never confirmed: no staleness sample rather than a made-up number.
+  cache::View never;
+  never.node_id = "n-0002";
+  const auto fresh = std::make_shared<State>(never, maker_.sealing_key(), "degraded");
+  const auto text = metrics_text(*fresh, 1030);
+  EXPECT_EQ(text.find("\nlabd_staleness_seconds "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nlabd_key_protected 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nlabd_sync_status{status=\"pending\"} 1\n"), std::string::npos);
+}
+
 TEST_F(LocalApiTest, RootReadsSecretsOthersOnlyWhenGranted) {
   LAB_REQUIRE_ROOT();
   LAB_REQUIRE_PROGRAM("setpriv");

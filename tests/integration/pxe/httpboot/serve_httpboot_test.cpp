@@ -15,6 +15,7 @@
 #include <fstream>
 #include <optional>
 #include <regex>
+#include <thread>
 
 namespace {
 
@@ -28,7 +29,8 @@ constexpr std::uint64_t kSparseSize = 5ULL << 30;  // past 4 GiB: 32-bit offsets
 // ports; the coordinator (the machine registry) only when asked for.
 class LabServe {
  public:
-  explicit LabServe(const std::string& extra_config = "", bool coordinator = false) {
+  explicit LabServe(const std::string& extra_config = "", bool coordinator = false)
+      : coordinator_(coordinator) {
     std::filesystem::create_directories(root() / "agent");
     const std::string coordinator_config =
         coordinator ? "[coordinator]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
@@ -36,8 +38,42 @@ class LabServe {
     const auto cfg = dir_.write(
         "lab.toml", coordinator_config + "[httpboot]\nenabled = true\nlisten = \"127.0.0.1:0\"\n" +
                         "root = \"" + root().string() + "\"\n" + extra_config);
+    config_ = cfg;
+    launch();
+  }
+  /// Stops lab serve (SIGTERM, or SIGKILL when `kill`) and starts it again on the same data
+  /// directory; the ports are new.
+  void restart(bool kill = false) {
+    if (kill) {
+      serve_->signal(SIGKILL);
+      serve_->wait(5s);
+    } else {
+      EXPECT_EQ(serve_->stop(), 0) << serve_->output();
+    }
+    launch();
+  }
+  LabServe(const LabServe&) = delete;
+  LabServe& operator=(const LabServe&) = delete;
+  ~LabServe() { EXPECT_EQ(serve_->stop(), 0) << serve_->output(); }
+
+  [[nodiscard]] std::filesystem::path root() const { return dir_ / "root"; }
+  [[nodiscard]] std::filesystem::path data_dir() const { return dir_ / "data"; }
+  /// The coordinator's operator API, "https://127.0.0.1:<port>".
+  [[nodiscard]] const std::string& api_url() const { return api_url_; }
+  [[nodiscard]] std::string url(std::string_view path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
+  }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  [[nodiscard]] std::string output() const { return serve_->output(); }
+  [[nodiscard]] bool running() { return serve_->running(); }
+  [[nodiscard]] pid_t pid() const { return serve_->pid(); }
+
+ private:
+  void launch() {
+    const bool coordinator = coordinator_;
+    const auto& cfg = config_;
     serve_.emplace(ChildProcess::start(
-        {.argv = {lab_binary(), "serve", "--data-dir", data_dir(), "--config", cfg},
+        {.argv = {lab_binary(), "serve", "--data-dir", data_dir(), "--config", cfg.string()},
          .env = {},
          .netns = {},
          .log = {}}));
@@ -63,24 +99,10 @@ class LabServe {
     if (!up)
       ADD_FAILURE() << "lab serve did not start:\n" << serve_->output();
   }
-  LabServe(const LabServe&) = delete;
-  LabServe& operator=(const LabServe&) = delete;
-  ~LabServe() { EXPECT_EQ(serve_->stop(), 0) << serve_->output(); }
 
-  [[nodiscard]] std::filesystem::path root() const { return dir_ / "root"; }
-  [[nodiscard]] std::filesystem::path data_dir() const { return dir_ / "data"; }
-  /// The coordinator's operator API, "https://127.0.0.1:<port>".
-  [[nodiscard]] const std::string& api_url() const { return api_url_; }
-  [[nodiscard]] std::string url(std::string_view path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
-  }
-  [[nodiscard]] std::uint16_t port() const { return port_; }
-  [[nodiscard]] std::string output() const { return serve_->output(); }
-  [[nodiscard]] bool running() { return serve_->running(); }
-  [[nodiscard]] pid_t pid() const { return serve_->pid(); }
-
- private:
   TempDir dir_{"lab-httpboot"};
+  std::filesystem::path config_;
+  bool coordinator_ = false;
   std::optional<ChildProcess> serve_;
   std::uint16_t port_ = 0;
   std::string api_url_;
@@ -200,6 +222,44 @@ TEST_F(ServeHttpBoot, WithTheCoordinatorAScriptCarriesTheOneLiveTokenOfARegister
   EXPECT_NE(render, std::string::npos) << timeline.body;
   EXPECT_NE(timeline.body.find("\"http-fetch\"", render), std::string::npos) << timeline.body;
   EXPECT_NE(timeline.body.find("agent/vmlinuz"), std::string::npos) << timeline.body;
+}
+
+// The recorder keeps its timelines in the data directory: a machine's steps survive a graceful
+// restart and a kill -9 once written (within about a second), and the steps after a restart
+// join the same timeline.
+TEST_F(ServeHttpBoot, TimelinesSurviveRestartsAndKills) {
+  LabServe lab("", /*coordinator=*/true);
+  ASSERT_FALSE(lab.api_url().empty());
+  const std::string mac = "52:54:00:c0:ff:01";
+  std::string token = read_file(lab.data_dir() / "operator.token");
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+    token.pop_back();
+  const std::vector<std::string> auth = {"--cacert", (lab.data_dir() / "ca.pem").string(), "-H",
+                                         "Authorization: Bearer " + token};
+  auto timeline = [&] {
+    return curl(lab.api_url() + "/v1/machines/" + mac + "/timeline", auth).body;
+  };
+  auto count = [](const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+      ++n;
+    return n;
+  };
+  std::vector<std::string> put = auth;
+  put.insert(put.end(), {"-X", "PUT", "-H", "Content-Type: application/json", "--data",
+                         R"({"ip":"127.0.0.1"})"});
+  ASSERT_EQ(curl(lab.api_url() + "/v1/machines/" + mac, put).status, 200);
+  ASSERT_EQ(curl(lab.url("/boot/" + mac + ".ipxe")).status, 200);
+  EXPECT_EQ(count(timeline(), "\"script-render\""), 1U);
+
+  lab.restart();  // SIGTERM: whatever is pending is written before the exit
+  EXPECT_EQ(count(timeline(), "\"script-render\""), 1U) << lab.output();
+  EXPECT_NE(lab.output().find("restored_events=1"), std::string::npos) << lab.output();
+
+  ASSERT_EQ(curl(lab.url("/boot/" + mac + ".ipxe")).status, 200);
+  std::this_thread::sleep_for(2500ms);  // past the writer's one-second round
+  lab.restart(/*kill=*/true);
+  EXPECT_EQ(count(timeline(), "\"script-render\""), 2U) << "one timeline across restarts";
 }
 
 TEST_F(ServeHttpBoot, ProfilesFromConfigAndATokenProfileWithoutRegistryIs500) {

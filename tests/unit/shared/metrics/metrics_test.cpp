@@ -42,6 +42,23 @@ TEST(Metrics, RendersTheTextExpositionFormatInRegistrationOrder) {
             "lab_dhcp_pool_in_use 7\n");
 }
 
+TEST(Metrics, APartsOwnTextComesInRegistrationOrderAndIsReadAtEachRender) {
+  m::Registry r;
+  r.counter("lab_a_total", "A.").get().inc();
+  int calls = 0;
+  r.text([&] {
+    ++calls;
+    return "# HELP lab_b B.\n# TYPE lab_b gauge\nlab_b " + std::to_string(calls) + "\n";
+  });
+  r.gauge("lab_c", "C.").get().set(1);
+  r.text([] { return std::string(); });  // a part may have nothing to say yet
+  EXPECT_EQ(r.render(),
+            "# HELP lab_a_total A.\n# TYPE lab_a_total counter\nlab_a_total 1\n"
+            "# HELP lab_b B.\n# TYPE lab_b gauge\nlab_b 1\n"
+            "# HELP lab_c C.\n# TYPE lab_c gauge\nlab_c 1\n");
+  EXPECT_NE(r.render().find("lab_b 2\n"), std::string::npos);
+}
+
 TEST(Metrics, LabelValuesAndHelpAreEscaped) {
   m::Registry r;
   r.counter("x_total", "a \\ b\nc", {"path"}).with({"a\"b\\c\nd"}).inc();
