@@ -6,19 +6,24 @@ find_package(SQLite3 REQUIRED)
 find_package(LibArchive REQUIRED)
 find_package(Threads REQUIRED)
 
-# fmt and Boost.JSON are the C++ libraries every part uses. Neither is linked as a shared
-# library, so that no C++ shared library besides libstdc++ is left and labd can link that one
-# statically (agent/labd/CMakeLists.txt):
+# fmt and Boost.JSON are the C++ libraries every part uses. In the shipped (non-sanitized)
+# build neither is linked as a shared library, so that no C++ shared library besides libstdc++
+# is left and labd can link that one statically (agent/labd/CMakeLists.txt):
 # - fmt in its header-only mode (FMT_HEADER_ONLY, as the package's fmt::fmt-header-only target
 #   does). fmt::fmt is defined here, before find_package(fmt) and spdlog's find_dependency(fmt),
 #   whose target file then defines nothing: spdlog and every target linking fmt::fmt get it.
+#   The sanitized test build links the package's libfmt.so instead: header-only fmt costs about
+#   4 s of compiling in each of the hundred translation units that format, and that build links
+#   the shared libstdc++ anyway.
 # - Boost.JSON from its src.hpp, once (cmake/deps/boost_json.cpp), as Boost documents.
-find_path(LAB_FMT_INCLUDE_DIR fmt/format-inl.h REQUIRED)
-add_library(lab_fmt_header_only INTERFACE)
-target_include_directories(lab_fmt_header_only SYSTEM INTERFACE "${LAB_FMT_INCLUDE_DIR}")
-target_compile_definitions(lab_fmt_header_only INTERFACE FMT_HEADER_ONLY=1)
-add_library(fmt::fmt ALIAS lab_fmt_header_only)
-add_library(fmt::fmt-header-only ALIAS lab_fmt_header_only)
+if(NOT LAB_SANITIZE)
+  find_path(LAB_FMT_INCLUDE_DIR fmt/format-inl.h REQUIRED)
+  add_library(lab_fmt_header_only INTERFACE)
+  target_include_directories(lab_fmt_header_only SYSTEM INTERFACE "${LAB_FMT_INCLUDE_DIR}")
+  target_compile_definitions(lab_fmt_header_only INTERFACE FMT_HEADER_ONLY=1)
+  add_library(fmt::fmt ALIAS lab_fmt_header_only)
+  add_library(fmt::fmt-header-only ALIAS lab_fmt_header_only)
+endif()
 find_package(fmt 9 REQUIRED CONFIG)
 
 add_library(lab_boost_json STATIC "${CMAKE_CURRENT_LIST_DIR}/deps/boost_json.cpp")
