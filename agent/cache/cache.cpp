@@ -2,8 +2,10 @@
 
 #include "shared/crypto/encoding.hpp"
 #include "shared/envelope/envelope.hpp"
+#include "shared/json/json.hpp"
 #include "shared/sqlite/database.hpp"
 
+#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 #include <sqlite3.h>
 
@@ -48,6 +50,11 @@ constexpr std::array kMigrations{
                    "  envelope BLOB NOT NULL);"
                    "CREATE TABLE kept (node_id TEXT PRIMARY KEY, revision INTEGER NOT NULL,"
                    "  envelope BLOB NOT NULL) WITHOUT ROWID;"},
+    // Health checks: the damped state of each check the node runs, so status and the local
+    // API answer with it offline and across restarts.
+    sql::Migration{3,
+                   "CREATE TABLE check_results (name TEXT PRIMARY KEY, result TEXT NOT NULL) "
+                   "WITHOUT ROWID;"},
 };
 
 // Associated data of each wrapped row: a row moved to another place does not decrypt.
@@ -366,6 +373,7 @@ Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t no
   directory.revoked_serials = b.revoked_serials;
   directory.peers = b.peers;
   directory.gossip = b.gossip;
+  directory.checks = b.checks;
   LAB_TRY(checked(put_bundle.bind(b.revision, b.issued_at, b.state, b.name, wrapped_envelope,
                                   protocol::serialize(directory))));
   LAB_TRY(checked(put_bundle.run()));
@@ -408,6 +416,38 @@ Result<protocol::Bundle> Cache::apply(crypto::ByteView envelope, std::int64_t no
 Result<void> Cache::touch(std::int64_t now) {
   const std::lock_guard lock(impl_->mutex);
   return impl_->write_contact(now);
+}
+
+Result<void> Cache::store_check_results(const std::vector<protocol::CheckResult>& results) {
+  const std::lock_guard lock(impl_->mutex);
+  auto& d = impl_->db;
+  LAB_TRY_ASSIGN(sql::Transaction tx, checked(sql::Transaction::begin(d)));
+  LAB_TRY(checked(d.exec("DELETE FROM check_results")));
+  LAB_TRY_ASSIGN(auto put,
+                 checked(d.prepare("INSERT INTO check_results(name, result) VALUES (?, ?)")));
+  for (const auto& r : results) {
+    LAB_TRY(checked(put.bind(r.name, boost::json::serialize(protocol::check_result_to_json(r)))));
+    LAB_TRY(checked(put.run()));
+  }
+  return checked(tx.commit());
+}
+
+Result<std::vector<protocol::CheckResult>> Cache::check_results() {
+  const std::lock_guard lock(impl_->mutex);
+  LAB_TRY_ASSIGN(auto st,
+                 checked(impl_->db.prepare("SELECT result FROM check_results ORDER BY name")));
+  std::vector<protocol::CheckResult> out;
+  for (;;) {
+    LAB_TRY_ASSIGN(bool row, checked(st.step()));
+    if (!row)
+      break;
+    auto o = shared::json::parse_object(st.text(0));
+    if (!o)
+      continue;
+    if (auto r = protocol::check_result_from_json(*o))
+      out.push_back(std::move(*r));
+  }
+  return out;
 }
 
 Result<std::int64_t> Cache::revision() {
@@ -469,6 +509,7 @@ Result<View> Cache::view() {
       v.keepers = std::move(dir.peers);
       v.gossip = std::move(dir.gossip);
       v.revoked_serials = std::move(dir.revoked_serials);
+      v.checks = std::move(dir.checks);
     }
   }
   {

@@ -97,6 +97,8 @@ struct View {
   std::vector<shared::protocol::Peer> keepers;
   std::vector<shared::protocol::Peer> gossip;
   std::vector<std::string> revoked_serials;
+  /// The health checks this node runs.
+  std::vector<shared::protocol::Check> checks;
   std::optional<Origin> origin;  // nullopt before the first bundle
 };
 
@@ -134,6 +136,10 @@ class Cache {
   /// Records that the coordinator confirmed at `now` that the cache is current (an
   /// authenticated answer "nothing newer"); never for a refusal.
   Result<void> touch(std::int64_t now);
+
+  /// The damped states of the node's health checks (replacing what was stored), and back.
+  Result<void> store_check_results(const std::vector<shared::protocol::CheckResult>& results);
+  Result<std::vector<shared::protocol::CheckResult>> check_results();
 
   [[nodiscard]] Result<std::int64_t> revision();
   /// The cached envelope, verbatim (for relaying); nullopt before the first bundle.

@@ -39,6 +39,9 @@ Result<LocalAnswer> ask_cache(const Settings& s, std::string_view path) {
   LAB_TRY_ASSIGN(cache::View view, node.cache->view());
   LAB_TRY_ASSIGN(auto key, shared::crypto::X25519PrivateKey::from_raw(node.identity.sealing_key));
   auto state = std::make_shared<localapi::State>(view, std::move(key), node.key->status());
+  // The checks' states as labd last kept them: what it knew when it stopped.
+  if (auto checks = node.cache->check_results())
+    state->set_checks(std::move(*checks));
   const localapi::Api api(state, s.secret_access, unix_now);
   http::Request req;
   req.method = "GET";

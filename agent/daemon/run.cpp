@@ -1,5 +1,6 @@
 #include "agent/daemon/run.hpp"
 
+#include "agent/daemon/health.hpp"
 #include "agent/daemon/node.hpp"
 #include "agent/daemon/notify.hpp"
 #include "agent/daemon/peers.hpp"
@@ -149,6 +150,7 @@ int run(const Settings& s) {
   OpenNode node = std::move(*opened);
   auto sealing = shared::crypto::X25519PrivateKey::from_raw(node.identity.sealing_key);
   std::shared_ptr<localapi::State> state;
+  std::vector<shared::protocol::Check> cached_checks;
   {
     // Scoped: the view with its label map is needed only to render and to build what the
     // local API serves; an idle agent keeps the latter alone.
@@ -164,6 +166,7 @@ int run(const Settings& s) {
       state->set_certificate_not_after(*not_after);
     if (first_view->revision > 0)
       render_view(logger, s.render, *first_view, *sealing);
+    cached_checks = first_view->checks;
     logger.info("serving from cache", {{"node", node.identity.node_id},
                                        {"revision", first_view->revision},
                                        {"confirmed_at", first_view->confirmed_at.value_or(0)},
@@ -213,10 +216,18 @@ int run(const Settings& s) {
                    {"hint", "set peer.advertise to the ADDRESS:PORT peers should use"}});
     }
   }
+  Health health(*node.cache, state,
+                {.base_facts = options.report_facts,
+                 .config_run_file = s.config_run_file,
+                 .config_run_every = std::chrono::seconds(60),
+                 .report_interval = std::chrono::seconds(10)},
+                unix_now, logger);
+  options.report_extras = [&health] { return health.report_extras(); };
   sync::SyncHooks hooks;
   hooks.applied = [&](const cache::View& v) {
     render_view(logger, s.render, v, *sealing);
     state->set_view(v);
+    health.set_checks(v.checks);
     logger.info(
         "applied bundle",
         {{"revision", v.revision}, {"labels", v.labels.size()}, {"secrets", v.secrets.size()}});
@@ -278,6 +289,7 @@ int run(const Settings& s) {
     malloc_trim(0);
   });
 
+  health.start(cached_checks);
   std::mutex done_mutex;
   std::condition_variable done_cv;
   bool done = false;
@@ -298,6 +310,7 @@ int run(const Settings& s) {
     logger.info("stopping", {{"signal", sig}});
     notify("STOPPING=1");
     syncer.stop();
+    health.stop();
     watchdog.cancel();
     textfile.cancel();
     auto stop_local = [&] { server.stop([&] { io.stop(); }); };
@@ -317,7 +330,8 @@ int run(const Settings& s) {
   // transactions are durable (WAL, synchronous=FULL), so leaving at once is safe.
   // A gossip round or a keeper request in flight holds the peer thread like a long-poll holds
   // the sync thread: the same rule applies to both.
-  const bool peers_done = !peers || peers->join_for(500ms);
+  // A health check in flight ends within its own timeout; the same rule.
+  const bool peers_done = (!peers || peers->join_for(500ms)) && health.join_for(500ms);
   std::unique_lock l(done_mutex);
   if (peers_done && done_cv.wait_for(l, 500ms, [&] { return done; })) {
     l.unlock();

@@ -46,6 +46,9 @@ config::Schema make_schema() {
       .duration("peer.gossip_interval", 10s,
                 "pause between gossip rounds with one random peer (1s..1h); cut off from the "
                 "coordinator, the keepers are asked each round")
+      .string("config_run.summary_file", "/opt/puppetlabs/puppet/cache/state/last_run_summary.yaml",
+              "the OpenVox/Puppet agent's last run summary, reported as the config pillar; "
+              "empty: off")
       .string("metrics.textfile", "",
               "node_exporter textfile the metrics are also written to, atomically (e.g. "
               "/var/lib/prometheus/node-exporter/labd.prom); empty: off (GET /metrics on the "
@@ -165,6 +168,7 @@ Result<Settings> load_settings(const SettingSources& in) {
   s.gossip_interval = c.duration("peer.gossip_interval");
   if (s.gossip_interval < 1s || s.gossip_interval > 3600s)
     return Error(config::ConfigError::invalid_value, "peer.gossip_interval: between 1s and 1h");
+  s.config_run_file = c.string("config_run.summary_file");
   s.metrics_textfile = c.string("metrics.textfile");
   s.metrics_textfile_interval = c.duration("metrics.textfile_interval");
   if (s.metrics_textfile_interval < 1s || s.metrics_textfile_interval > 3600s)

@@ -36,6 +36,7 @@ struct Settings {
   std::string peer_advertise;                // empty: derived (see schema)
   std::chrono::seconds gossip_interval{10};
   std::vector<localapi::SecretAccess> secret_access;
+  std::filesystem::path config_run_file;   // last_run_summary.yaml; empty: off
   std::filesystem::path metrics_textfile;  // empty: off
   std::chrono::seconds metrics_textfile_interval{15};
 

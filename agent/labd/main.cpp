@@ -256,6 +256,23 @@ int do_status(const Global& g, cli::Output output) {
   }
   const std::int64_t now = std::time(nullptr);
   for (const auto& [k, v] : *o) {
+    if (k == "checks" && v.is_array()) {
+      // One line per check: "nginx  failing since 2026-12-06T07:01:31Z (12s ago): HTTP 503".
+      for (const auto& c : v.as_array()) {
+        const auto* r = c.if_object();
+        if (r == nullptr)
+          continue;
+        auto str = [&](const char* f) {
+          const auto* x = r->if_contains(f);
+          return x != nullptr && x->is_string() ? std::string(x->as_string()) : std::string();
+        };
+        const auto* since = r->if_contains("since");
+        fmt::print("{:<22} {} {} since {}: {}\n", "check", str("name"), str("status"),
+                   status_text("last_contact", since ? *since : boost::json::value(), now),
+                   str("reason"));
+      }
+      continue;
+    }
     fmt::print("{:<22} {}\n", std::string_view(k.data(), k.size()), status_text(k, v, now));
   }
   return status_exit_code(*o);

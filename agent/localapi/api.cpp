@@ -1,5 +1,6 @@
 #include "agent/localapi/api.hpp"
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -45,6 +46,7 @@ std::shared_ptr<const Served> make_served(const cache::View& view) {
   s->view.keepers = view.keepers;
   s->view.gossip = view.gossip;
   s->view.revoked_serials = view.revoked_serials;
+  s->view.checks = view.checks;
   s->view.origin = view.origin;
   s->label_count = view.labels.size();
   std::string& out = s->labels_json;
@@ -148,6 +150,26 @@ std::optional<PeerStatus> State::peer_status() const {
   return peer_;
 }
 
+void State::set_checks(std::vector<shared::protocol::CheckResult> checks) {
+  const std::lock_guard lock(mutex_);
+  checks_ = std::move(checks);
+}
+
+std::vector<shared::protocol::CheckResult> State::checks() const {
+  const std::lock_guard lock(mutex_);
+  return checks_;
+}
+
+void State::set_config_run(boost::json::object run) {
+  const std::lock_guard lock(mutex_);
+  config_run_ = std::move(run);
+}
+
+boost::json::object State::config_run() const {
+  const std::lock_guard lock(mutex_);
+  return config_run_;
+}
+
 void State::set_certificate_not_after(std::int64_t not_after) noexcept {
   certificate_not_after_.store(not_after);
 }
@@ -175,6 +197,8 @@ http::Response Api::handle(const http::Request& request) const {
     return labels();
   if (request.path == "/v1/status")
     return status();
+  if (request.path == "/v1/checks")
+    return checks();
   if (request.path == "/metrics") {
     auto r = http::Response::text(200, metrics_text(*state_, now_()));
     r.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
@@ -242,7 +266,22 @@ http::Response Api::status() const {
   o["coordinator_reachable"] = state_->reachable();
   o["labels"] = served->label_count;
   o["secrets"] = view.secrets.size();
+  const auto results = state_->checks();
+  o["health"] = shared::protocol::health_of(results);
+  boost::json::array checks;
+  for (const auto& r : results)
+    checks.push_back(shared::protocol::check_result_to_json(r));
+  o["checks"] = std::move(checks);
+  if (auto run = state_->config_run(); !run.empty())
+    o["config_run"] = std::move(run);
   return json(200, o);
+}
+
+http::Response Api::checks() const {
+  boost::json::array a;
+  for (const auto& r : state_->checks())
+    a.push_back(shared::protocol::check_result_to_json(r));
+  return http::Response::json(200, boost::json::serialize(a) + "\n");
 }
 
 http::Response Api::secret(const http::Request& request, std::string_view name) const {

@@ -6,6 +6,7 @@
 //   GET /v1/secrets/NAME    → the raw value (root, or a uid/gid granted for NAME)
 //   GET /v1/status          → node id, revision, staleness, key protection, reachability, and
 //                             what the last sync round got ("sync", "last_error")
+//   GET /v1/checks          → the health checks' states (anyone)
 //   GET /metrics            → the same figures in the Prometheus text format (anyone)
 //
 // Staleness counts from the last time the coordinator confirmed the cache current (a bundle
@@ -15,6 +16,9 @@
 #include "agent/cache/cache.hpp"
 #include "shared/crypto/keys.hpp"
 #include "shared/http/message/message.hpp"
+#include "shared/protocol/checks.hpp"
+
+#include <boost/json/object.hpp>
 
 #include <sys/types.h>
 
@@ -96,6 +100,12 @@ class State {
   [[nodiscard]] SyncStatus sync_status() const;
   void set_peer_status(PeerStatus peer);
   [[nodiscard]] std::optional<PeerStatus> peer_status() const;
+  /// The health checks' damped states (the whole set, after any change).
+  void set_checks(std::vector<shared::protocol::CheckResult> checks);
+  [[nodiscard]] std::vector<shared::protocol::CheckResult> checks() const;
+  /// The last OpenVox/Puppet run summary (agent/configrun's JSON form); {} when there is none.
+  void set_config_run(boost::json::object run);
+  [[nodiscard]] boost::json::object config_run() const;
   /// Unix seconds when the node's certificate expires (at start, and after each renewal).
   void set_certificate_not_after(std::int64_t not_after) noexcept;
   [[nodiscard]] std::optional<std::int64_t> certificate_not_after() const noexcept;
@@ -117,8 +127,10 @@ class State {
   std::atomic<std::int64_t> last_contact_{kNever};
   std::atomic<std::int64_t> last_confirmed_{kNever};
   std::atomic<std::int64_t> certificate_not_after_{kNever};
-  SyncStatus sync_;                 // under mutex_
-  std::optional<PeerStatus> peer_;  // under mutex_
+  SyncStatus sync_;                                    // under mutex_
+  std::optional<PeerStatus> peer_;                     // under mutex_
+  std::vector<shared::protocol::CheckResult> checks_;  // under mutex_
+  boost::json::object config_run_;                     // under mutex_
 };
 
 /// Seconds since `last_confirmed`; nullopt when the cache was never confirmed current.
@@ -139,6 +151,7 @@ class Api {
  private:
   [[nodiscard]] shared::http::Response labels() const;
   [[nodiscard]] shared::http::Response status() const;
+  [[nodiscard]] shared::http::Response checks() const;
   [[nodiscard]] shared::http::Response secret(const shared::http::Request& request,
                                               std::string_view name) const;
 

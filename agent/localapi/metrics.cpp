@@ -76,6 +76,51 @@ std::string metrics_text(const State& state, std::int64_t now) {
   sample("labd_labels", served->label_count);
   family(out, "labd_secrets", "gauge", "Secrets in the cached view (sealed to this node).");
   sample("labd_secrets", view.secrets.size());
+  const auto checks = state.checks();
+  family(out, "labd_check_passing", "gauge",
+         "1 when the health check's damped state is passing, 0 when failing or pending.");
+  for (const auto& c : checks) {
+    fmt::format_to(std::back_inserter(out), "labd_check_passing{{check=\"{}\"}} {}\n",
+                   escaped(c.name), c.status == "passing" ? 1 : 0);
+  }
+  family(out, "labd_check_status", "gauge",
+         "The health check's damped state: 1 for the current one, 0 for the others.");
+  for (const auto& c : checks) {
+    for (const std::string_view s : {"passing", "failing", "pending"}) {
+      fmt::format_to(std::back_inserter(out),
+                     "labd_check_status{{check=\"{}\",status=\"{}\"}} {}\n", escaped(c.name), s,
+                     c.status == s ? 1 : 0);
+    }
+  }
+  family(out, "labd_check_duration_seconds", "gauge", "How long the check's last run took.");
+  for (const auto& c : checks) {
+    fmt::format_to(std::back_inserter(out), "labd_check_duration_seconds{{check=\"{}\"}} {}\n",
+                   escaped(c.name), static_cast<double>(c.duration_ms) / 1000.0);
+  }
+  family(out, "labd_check_last_run_timestamp_seconds", "gauge",
+         "When the check last ran, in Unix seconds.");
+  for (const auto& c : checks) {
+    if (c.checked_at > 0)
+      fmt::format_to(std::back_inserter(out),
+                     "labd_check_last_run_timestamp_seconds{{check=\"{}\"}} {}\n", escaped(c.name),
+                     c.checked_at);
+  }
+  if (const auto run = state.config_run(); !run.empty()) {
+    auto number = [&run](const char* key) -> double {
+      const auto* v = run.if_contains(key);
+      return v == nullptr     ? 0
+             : v->is_int64()  ? static_cast<double>(v->as_int64())
+             : v->is_double() ? v->as_double()
+                              : 0;
+    };
+    family(out, "labd_config_run_timestamp_seconds", "gauge",
+           "When the last OpenVox/Puppet run ended, in Unix seconds.");
+    sample("labd_config_run_timestamp_seconds", number("last_run"));
+    family(out, "labd_config_run_failures", "gauge", "Failures of the last OpenVox/Puppet run.");
+    sample("labd_config_run_failures", number("failures"));
+    family(out, "labd_config_run_changes", "gauge", "Changes the last OpenVox/Puppet run made.");
+    sample("labd_config_run_changes", number("changes"));
+  }
   if (const auto peer = state.peer_status()) {
     family(out, "labd_fleet_revision", "gauge",
            "Newest fleet revision heard from peers or the coordinator.");

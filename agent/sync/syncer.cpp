@@ -281,7 +281,12 @@ void Syncer::report_if_due(std::int64_t now) {
     return;
   // The report only refreshes the coordinator's view of this node; a failure is retried after
   // a later successful poll and never holds a bundle back.
-  auto r = transport_->report(options_.report_state, options_.report_facts);
+  boost::json::object facts = options_.report_facts;
+  if (options_.report_extras) {
+    for (auto& kv : options_.report_extras())
+      facts[kv.key()] = std::move(kv.value());
+  }
+  auto r = transport_->report(options_.report_state, facts);
   reported_ = static_cast<bool>(r);
   if (r)
     return;

@@ -89,6 +89,9 @@ struct SyncOptions {
   /// Reported once per run after the first successful poll (then again after a failure).
   std::string report_state = "ready";
   boost::json::object report_facts;
+  /// Members added to the facts of every report when it is sent (the health checks' states,
+  /// the configuration run summary); may be empty.
+  std::function<boost::json::object()> report_extras;
   /// After a report answered 429 the next one waits for the answer's Retry-After (bounded to
   /// 1 s..1 h) or, when it names none, this long (the coordinator allows a few reports at once,
   /// then one per coordinator.report_interval, 10 s by default); sync goes on meanwhile.

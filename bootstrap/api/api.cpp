@@ -743,8 +743,8 @@ void Api::handle(Request req, Reply reply) {
   // Routes with a JSON body decode it here, on the strand: a refusal costs no pool time.
   json::object body;
   if (id == RouteId::tokens_create || id == RouteId::node_labels || id == RouteId::group_put ||
-      id == RouteId::secret_grant || id == RouteId::node_macs || id == RouteId::machine_put ||
-      id == RouteId::operator_add) {
+      id == RouteId::check_put || id == RouteId::secret_grant || id == RouteId::node_macs ||
+      id == RouteId::machine_put || id == RouteId::operator_add) {
     Response refusal;
     auto b = json_body(req, refusal);
     if (!b) {
@@ -940,6 +940,30 @@ void Api::handle(Request req, Reply reply) {
       st->blocking_call(std::move(counted), [name = params[0]](Coordinator& c) {
         auto r = c.group_members(name);
         return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::checks_list:
+      st->blocking_call(std::move(counted), [](Coordinator& c) {
+        auto r = c.list_checks();
+        return r ? json_response(200, to_json_array(*r)) : from_error(r.error());
+      });
+      return;
+    case RouteId::check_put: {
+      auto check = check_from_json(params[0], body);
+      if (!check) {
+        invalid(check.error());
+        return;
+      }
+      st->blocking_call(std::move(counted), [check = std::move(*check), op](Coordinator& c) {
+        auto r = c.set_check(check, op);
+        return r ? json_response(200, to_json(*r)) : from_error(r.error());
+      });
+      return;
+    }
+    case RouteId::check_delete:
+      st->blocking_call(std::move(counted), [name = params[0], op](Coordinator& c) {
+        auto r = c.delete_check(name, op);
+        return r ? no_content() : from_error(r.error());
       });
       return;
     case RouteId::secrets_list:

@@ -20,6 +20,13 @@ json::object labels_json(const shared::labels::LabelSet& labels) {
   return o;
 }
 
+json::array check_results_json(const std::vector<shared::protocol::CheckResult>& results) {
+  json::array a;
+  for (const auto& r : results)
+    a.push_back(shared::protocol::check_result_to_json(r));
+  return a;
+}
+
 json::array strings_json(const std::vector<std::string>& v) {
   json::array a;
   for (const auto& s : v)
@@ -73,7 +80,13 @@ json::object to_json(const coordinator::NodeInfo& n) {
           // its agent has not polled since the coordinator started.
           {"revision_lag",
            n.agent_revision ? json::value(std::max<std::int64_t>(0, n.revision - *n.agent_revision))
-                            : json::value()}};
+                            : json::value()},
+          {"checks", check_results_json(n.checks)},
+          {"config_run", n.config_run},
+          {"pillars", json::object{{"sync", n.pillars.sync},
+                                   {"config", n.pillars.config},
+                                   {"health", n.pillars.health},
+                                   {"identity", n.pillars.identity}}}};
 }
 
 json::object to_json(const coordinator::MachineInfo& m) {
@@ -96,6 +109,23 @@ json::object to_json(const coordinator::CreatedOperator& o) {
   json::object out = to_json(o.info);
   out["token"] = o.token;
   return out;
+}
+
+json::object to_json(const coordinator::CheckInfo& c) {
+  json::object o = shared::protocol::check_to_json(c.check);
+  o["selector"] = c.selector;
+  return o;
+}
+
+Result<coordinator::CheckInfo> check_from_json(std::string_view name, const json::object& o) {
+  json::object spec = o;
+  spec["name"] = name;  // the path names it
+  coordinator::CheckInfo c;
+  LAB_TRY_ASSIGN(auto selector, shared::json::optional_string(o, "selector"));
+  c.selector = selector.value_or("");
+  spec.erase("selector");
+  LAB_TRY_ASSIGN(c.check, shared::protocol::check_from_json(spec));
+  return c;
 }
 
 json::object to_json(const coordinator::GroupInfo& g) {

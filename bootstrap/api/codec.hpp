@@ -17,6 +17,7 @@ boost::json::object to_json(const coordinator::TokenInfo& t);
 boost::json::object to_json(const coordinator::CreatedToken& t);
 boost::json::object to_json(const coordinator::NodeInfo& n);
 boost::json::object to_json(const coordinator::GroupInfo& g);
+boost::json::object to_json(const coordinator::CheckInfo& c);
 boost::json::object to_json(const coordinator::SecretInfo& s);
 boost::json::object to_json(const coordinator::AuditEvent& e);
 boost::json::object to_json(const coordinator::AuditCheck& c);
@@ -47,6 +48,9 @@ Result<LabelPatch> label_patch_from_json(const boost::json::object& o);
 
 /// PUT /v1/groups/{name}: {"selector":…,"includes":[…],"excludes":[…]}.
 Result<coordinator::GroupInfo> group_from_json(std::string_view name, const boost::json::object& o);
+
+/// PUT /v1/checks/{name}: the check's wire form (shared/protocol/checks.hpp) plus "selector".
+Result<coordinator::CheckInfo> check_from_json(std::string_view name, const boost::json::object& o);
 
 /// {"labels": {"k": "v"}} member as a validated LabelSet; absent or null is empty.
 Result<shared::labels::LabelSet> labels_from_json(const boost::json::object& o,

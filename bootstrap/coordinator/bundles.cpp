@@ -99,7 +99,7 @@ bool same_view(const proto::Bundle& a, const proto::Bundle& b) {
   if (!std::equal(a.gossip.begin(), a.gossip.end(), b.gossip.begin(), b.gossip.end(), same_peer))
     return false;
   return a.node_id == b.node_id && a.name == b.name && a.state == b.state && a.labels == b.labels &&
-         a.groups == b.groups && a.revoked_serials == b.revoked_serials &&
+         a.groups == b.groups && a.revoked_serials == b.revoked_serials && a.checks == b.checks &&
          std::equal(a.secrets.begin(), a.secrets.end(), b.secrets.begin(), b.secrets.end(),
                     same_secret) &&
          std::equal(a.peers.begin(), a.peers.end(), b.peers.begin(), b.peers.end(), same_peer);
@@ -176,6 +176,7 @@ Deliveries CoordinatorImpl::rebuild_views(const Dirty& dirty) {
     b.labels = n.labels;
     b.groups = groups_of(n.labels);
     b.revoked_serials = revoked;
+    b.checks = checks_of(n.labels);
     if (is_active_state(n.state)) {
       std::optional<cr::X25519PublicKey> to;
       for (const auto& [name, secret] : model_.secrets) {

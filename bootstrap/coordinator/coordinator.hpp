@@ -141,6 +141,21 @@ struct CreatedToken {
 
 // ---- Nodes, groups, secrets, audit ----------------------------------------------------------
 
+/// What an operator asks of a node, each pillar as one word to filter on (`lab node list
+/// --where health=failing`); the details are in NodeInfo.
+struct Pillars {
+  /// current (its agent has polled the newest bundle), behind, offline, unknown (no poll since
+  /// the coordinator started).
+  std::string sync;
+  /// none (no run summary reported), ok, failed (the last run had failures).
+  std::string config;
+  /// none (no checks), passing, failing (any check), pending (results still coming).
+  std::string health;
+  /// ok, degraded (keys in a file, not a TPM), expiring (certificate within a day of its end),
+  /// expired, revoked.
+  std::string identity;
+};
+
 struct NodeInfo {
   std::string id;
   std::string name;
@@ -164,7 +179,15 @@ struct NodeInfo {
   /// may have got newer ones from peers since); nullopt before its first poll since start.
   std::int64_t revision = 0;
   std::optional<std::int64_t> agent_revision;
+  /// The health checks' states the agent last reported.
+  std::vector<shared::protocol::CheckResult> checks;
+  /// The agent's last configuration-management run summary ({} when it has none).
+  boost::json::object config_run;
+  Pillars pillars;
 };
+
+/// The pillars of a node from its other fields, at `now` (unix seconds).
+Pillars pillars_of(const NodeInfo& node, std::int64_t now);
 
 /// A machine an operator registered for network boot (`lab machine register`): boot tokens
 /// are minted for its MAC, bound to this address, as for a MAC this appliance's DHCP leased.
@@ -194,6 +217,12 @@ struct GroupInfo {
   std::string selector;               // may be empty when the group is only includes
   std::vector<std::string> includes;  // members of these groups are members
   std::vector<std::string> excludes;  // members of these groups are not
+};
+
+/// A health check (shared/protocol/checks.hpp) and the label selector choosing its nodes.
+struct CheckInfo {
+  shared::protocol::Check check;
+  std::string selector;  // empty runs it nowhere
 };
 
 struct SecretInfo {
@@ -350,6 +379,11 @@ class Coordinator : public pxe::registry::Registry {
   virtual Result<std::vector<GroupInfo>> list_groups() = 0;
   virtual Result<std::vector<NodeInfo>> group_members(std::string_view name) = 0;
   virtual Result<void> delete_group(std::string_view name, const Actor& actor) = 0;
+
+  // Health checks: each reaches the nodes its selector matches in their bundles.
+  virtual Result<CheckInfo> set_check(const CheckInfo& check, const Actor& actor) = 0;
+  virtual Result<std::vector<CheckInfo>> list_checks() = 0;
+  virtual Result<void> delete_check(std::string_view name, const Actor& actor) = 0;
 
   // Secrets: values are encrypted at rest and never returned to the operator.
   /// `require`: key protection an entitled node must report ("", "tpm", "tpm+pcr"); nullopt

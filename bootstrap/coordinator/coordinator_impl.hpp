@@ -121,6 +121,11 @@ class CoordinatorImpl final : public Coordinator {
   Result<std::vector<NodeInfo>> group_members(std::string_view name) override;
   Result<void> delete_group(std::string_view name, const Actor& actor) override;
 
+  // Health checks (checks.cpp).
+  Result<CheckInfo> set_check(const CheckInfo& check, const Actor& actor) override;
+  Result<std::vector<CheckInfo>> list_checks() override;
+  Result<void> delete_check(std::string_view name, const Actor& actor) override;
+
   // Secrets (secrets.cpp).
   Result<SecretInfo> set_secret(std::string_view name, std::string_view value,
                                 std::optional<std::string> entitlement, const Actor& actor,
@@ -203,6 +208,8 @@ class CoordinatorImpl final : public Coordinator {
   /// change waits for maintain() (peer_debounce). State mutex held.
   Dirty ring_change(Dirty dirty, std::int64_t t);
   std::vector<std::string> groups_of(const shared::labels::LabelSet& labels) const;
+  /// The checks whose selector matches these labels, by name (at most kMaxChecks).
+  std::vector<shared::protocol::Check> checks_of(const shared::labels::LabelSet& labels) const;
 
   Options options_;
   std::unique_ptr<Store> store_;

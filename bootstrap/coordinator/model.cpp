@@ -30,7 +30,8 @@ Result<void> load_nodes(Store& store, Model& m) {
   LAB_TRY_ASSIGN(sq::Statement * st,
                  store.query("SELECT id, name, state, labels, facts, created_at, last_seen, "
                              "agent_version, sealing_key, peer_address, cert_serial, "
-                             "cert_expires_at, reinstall_armed, key_protection FROM nodes"));
+                             "cert_expires_at, reinstall_armed, key_protection, checks, "
+                             "config_run FROM nodes"));
   for (;;) {
     LAB_TRY_ASSIGN(bool row, Store::step(*st));
     if (!row)
@@ -51,6 +52,9 @@ Result<void> load_nodes(Store& store, Model& m) {
     n.cert_expires_at = st->int64(11);
     n.reinstall_armed = st->int64(12) != 0;
     n.key_protection = st->text(13);
+    n.checks = check_results_from_json(st->text(14));
+    if (auto run = shared::json::parse_object(st->text(15)))
+      n.config_run = std::move(*run);
     m.id_by_name[n.name] = n.id;
     m.nodes.emplace(n.id, std::move(n));
   }
@@ -125,6 +129,23 @@ Result<void> load_groups_and_secrets(Store& store, Model& m) {
     if (sel)
       g.selector = std::move(*sel);
     m.groups.emplace(g.info.name, std::move(g));
+  }
+  LAB_TRY_ASSIGN(st, store.query("SELECT name, selector, spec FROM checks"));
+  for (;;) {
+    LAB_TRY_ASSIGN(bool row, Store::step(*st));
+    if (!row)
+      break;
+    auto spec = shared::json::parse_object(st->text(2));
+    auto check = spec ? shared::protocol::check_from_json(*spec)
+                      : Result<shared::protocol::Check>(spec.error());
+    if (!check)
+      continue;  // written by this code, so only a hand-edited row gets here
+    CheckRecord c;
+    c.info.check = std::move(*check);
+    c.info.selector = st->text(1);
+    if (auto sel = parse_optional_selector(c.info.selector, "check selector"))
+      c.selector = std::move(*sel);
+    m.checks.emplace(c.info.check.name, std::move(c));
   }
   LAB_TRY_ASSIGN(st, store.query("SELECT name, value, entitlement, version, updated_at, size, "
                                  "require FROM secrets"));
@@ -211,6 +232,27 @@ std::string strings_to_json(const std::vector<std::string>& v) {
   for (const auto& s : v)
     a.emplace_back(s);
   return boost::json::serialize(a);
+}
+
+std::string check_results_to_json(const std::vector<shared::protocol::CheckResult>& results) {
+  boost::json::array a;
+  for (const auto& r : results)
+    a.push_back(shared::protocol::check_result_to_json(r));
+  return boost::json::serialize(a);
+}
+
+std::vector<shared::protocol::CheckResult> check_results_from_json(std::string_view text) {
+  std::vector<shared::protocol::CheckResult> out;
+  auto v = shared::json::parse(text);
+  if (!v || !v->is_array())
+    return out;
+  for (const auto& item : v->as_array()) {
+    if (!item.is_object())
+      continue;
+    if (auto r = shared::protocol::check_result_from_json(item.as_object()))
+      out.push_back(std::move(*r));
+  }
+  return out;
 }
 
 std::vector<std::string> strings_from_json(std::string_view text) {

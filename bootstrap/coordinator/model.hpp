@@ -7,6 +7,7 @@
 #include "shared/crypto/bytes.hpp"
 #include "shared/labels/selector.hpp"
 #include "shared/names/names.hpp"
+#include "shared/protocol/checks.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -34,6 +35,10 @@ struct NodeRecord {
   std::int64_t cert_expires_at = 0;
   bool reinstall_armed = false;
   std::string key_protection;
+  /// The health checks' states the agent last reported, by name.
+  std::vector<shared::protocol::CheckResult> checks;
+  /// The agent's last configuration-management run summary (OpenVox/Puppet), {} when none.
+  boost::json::object config_run;
   /// Unrevoked certificates of this node other than cert_serial: a renewal's predecessors,
   /// revoked once the agent presents the new one.
   std::vector<std::string> superseded;
@@ -51,6 +56,11 @@ struct CertRecord {
 struct GroupRecord {
   GroupInfo info;
   std::optional<shared::labels::Selector> selector;  // nullopt: no direct members
+};
+
+struct CheckRecord {
+  CheckInfo info;
+  std::optional<shared::labels::Selector> selector;  // nullopt: no node
 };
 
 struct SecretRecord {
@@ -81,6 +91,7 @@ struct Model {
   std::unordered_map<std::string, CertRecord> certs;  // by serial
   std::map<std::string, GroupRecord, std::less<>> groups;
   std::map<std::string, SecretRecord, std::less<>> secrets;
+  std::map<std::string, CheckRecord, std::less<>> checks;
   std::map<std::string, MachineRecord, std::less<>> machines;     // by MAC
   std::map<std::string, OperatorRecord, std::less<>> operators;   // by name
   std::unordered_map<std::string, std::string> operator_by_hash;  // hex SHA-256 → name
@@ -104,6 +115,8 @@ std::string labels_to_json(const shared::labels::LabelSet& labels);
 shared::labels::LabelSet labels_from_json(std::string_view text);
 std::string strings_to_json(const std::vector<std::string>& v);
 std::vector<std::string> strings_from_json(std::string_view text);
+std::string check_results_to_json(const std::vector<shared::protocol::CheckResult>& results);
+std::vector<shared::protocol::CheckResult> check_results_from_json(std::string_view text);
 
 /// An empty selector text means "nobody" here (groups, entitlements), unlike the Kubernetes
 /// empty selector that matches everything; a syntax error becomes invalid_argument naming it.

@@ -23,6 +23,36 @@ Error no_node(std::string_view id_or_name) {
 
 }  // namespace
 
+Pillars pillars_of(const NodeInfo& n, std::int64_t now) {
+  Pillars p;
+  if (n.state == "offline")
+    p.sync = "offline";
+  else if (!n.agent_revision)
+    p.sync = "unknown";
+  else
+    p.sync = *n.agent_revision >= n.revision ? "current" : "behind";
+  if (n.config_run.empty()) {
+    p.config = "none";
+  } else {
+    const auto* failures = n.config_run.if_contains("failures");
+    p.config =
+        failures != nullptr && failures->is_int64() && failures->as_int64() > 0 ? "failed" : "ok";
+  }
+  p.health = shared::protocol::health_of(n.checks);
+  constexpr std::int64_t kExpiringWithin = std::int64_t{24} * 3600;
+  if (n.state == "revoked")
+    p.identity = "revoked";
+  else if (n.cert_expires_at != 0 && n.cert_expires_at <= now)
+    p.identity = "expired";
+  else if (n.cert_expires_at != 0 && n.cert_expires_at - now < kExpiringWithin)
+    p.identity = "expiring";
+  else if (n.key_protection == "file")
+    p.identity = "degraded";
+  else
+    p.identity = "ok";
+  return p;
+}
+
 NodeInfo CoordinatorImpl::node_info(const NodeRecord& n) const {
   NodeInfo info;
   info.id = n.id;
@@ -46,6 +76,9 @@ NodeInfo CoordinatorImpl::node_info(const NodeRecord& n) const {
   info.key_protection = n.key_protection;
   info.reinstall_armed = n.reinstall_armed;
   std::tie(info.revision, info.agent_revision) = hub_->revisions(n.id);
+  info.checks = n.checks;
+  info.config_run = n.config_run;
+  info.pillars = pillars_of(info, now());
   return info;
 }
 
@@ -348,10 +381,37 @@ Result<NodeInfo> CoordinatorImpl::set_node_macs(std::string_view id_or_name,
 }
 
 Result<void> CoordinatorImpl::report(const AgentIdentity& agent, std::string_view state,
-                                     const boost::json::object& facts) {
+                                     const boost::json::object& reported) {
   if (std::find(kReportStates.begin(), kReportStates.end(), state) == kReportStates.end()) {
     return Error(CoordinatorError::invalid_argument,
                  "state '" + std::string(state) + "': expected enrolled, provisioning or ready");
+  }
+  // Check results and the configuration run summary travel beside the facts; they are kept
+  // apart (their own columns), bounded, so a node cannot make the coordinator hold more.
+  boost::json::object facts = reported;
+  std::optional<std::vector<shared::protocol::CheckResult>> checks;
+  if (auto* v = facts.if_contains("checks"); v != nullptr) {
+    if (!v->is_array() || v->as_array().size() > shared::protocol::kMaxChecks)
+      return Error(CoordinatorError::invalid_argument,
+                   "facts.checks: expected an array of at most 64 check results");
+    checks.emplace();
+    for (const auto& item : v->as_array()) {
+      if (!item.is_object())
+        return Error(CoordinatorError::invalid_argument, "facts.checks: a result is not an object");
+      auto r = shared::protocol::check_result_from_json(item.as_object());
+      if (!r)
+        return Error(CoordinatorError::invalid_argument, "facts.checks: " + r.error().detail());
+      checks->push_back(std::move(*r));
+    }
+    facts.erase("checks");
+  }
+  std::optional<boost::json::object> config_run;
+  if (auto* v = facts.if_contains("config_run"); v != nullptr) {
+    if (!v->is_object() || boost::json::serialize(*v).size() > 4096)
+      return Error(CoordinatorError::invalid_argument,
+                   "facts.config_run: expected an object of at most 4096 bytes");
+    config_run = v->as_object();
+    facts.erase("config_run");
   }
   std::optional<std::string> reported_peer;
   if (const auto* v = facts.if_contains("peer_address"); v && !v->is_null()) {
@@ -396,11 +456,14 @@ Result<void> CoordinatorImpl::report(const AgentIdentity& agent, std::string_vie
   const bool state_changed = new_state != old.state;
   const bool peer_changed = peer_address != old.peer_address;
 
+  const std::vector<shared::protocol::CheckResult> new_checks = checks.value_or(old.checks);
+  const boost::json::object new_config_run = config_run.value_or(old.config_run);
   LAB_TRY_ASSIGN(auto tx, store_->begin());
-  LAB_TRY(
-      store_->run("UPDATE nodes SET state = ?, facts = ?, last_seen = ?, peer_address = ?, "
-                  "key_protection = ? WHERE id = ?",
-                  new_state, boost::json::serialize(facts), t, peer_address, protection, old.id));
+  LAB_TRY(store_->run(
+      "UPDATE nodes SET state = ?, facts = ?, last_seen = ?, peer_address = ?, "
+      "key_protection = ?, checks = ?, config_run = ? WHERE id = ?",
+      new_state, boost::json::serialize(facts), t, peer_address, protection,
+      check_results_to_json(new_checks), boost::json::serialize(new_config_run), old.id));
   LAB_TRY_ASSIGN(std::int64_t rev, store_->bump_revision());
   LAB_TRY(append_audit(
       *store_, {t, Actor{"node:" + old.id, {}}, "node.report", old.id, {{"state", new_state}}}));
@@ -416,6 +479,8 @@ Result<void> CoordinatorImpl::report(const AgentIdentity& agent, std::string_vie
     n.last_seen = t;
     n.peer_address = peer_address;
     n.key_protection = protection;
+    n.checks = new_checks;
+    n.config_run = new_config_run;
     refresh_machine(n);
   };
   LAB_TRY_ASSIGN(Deliveries d, commit(tx, rev, dirty, apply));

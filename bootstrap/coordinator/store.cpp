@@ -141,8 +141,20 @@ ALTER TABLE certs_v3 RENAME TO certs;
 CREATE INDEX certs_by_node ON certs(node_id);
 )sql";
 
+// Version 4: health checks (the definition as its JSON, the wire form), and the results each
+// node last reported.
+constexpr std::string_view kSchemaV4 = R"sql(
+CREATE TABLE checks (
+  name     TEXT PRIMARY KEY,
+  selector TEXT NOT NULL,
+  spec     TEXT NOT NULL
+);
+ALTER TABLE nodes ADD COLUMN checks TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE nodes ADD COLUMN config_run TEXT NOT NULL DEFAULT '{}';
+)sql";
+
 constexpr std::array kMigrations{sq::Migration{1, kSchemaV1}, sq::Migration{2, kSchemaV2},
-                                 sq::Migration{3, kSchemaV3}};
+                                 sq::Migration{3, kSchemaV3}, sq::Migration{4, kSchemaV4}};
 
 }  // namespace
 

@@ -24,6 +24,7 @@ void add_image(CLI::App& app, shared::cli::Action& action);
 void add_token(CLI::App& app, shared::cli::Action& action);
 void add_node(CLI::App& app, shared::cli::Action& action);
 void add_group(CLI::App& app, shared::cli::Action& action);
+void add_check(CLI::App& app, shared::cli::Action& action);
 void add_secret(CLI::App& app, shared::cli::Action& action);
 void add_audit(CLI::App& app, shared::cli::Action& action);
 void add_machine(CLI::App& app, shared::cli::Action& action);

@@ -14,7 +14,7 @@
 namespace lab::bootstrap::commands {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, std::string_view>, 32> kExamples{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 35> kExamples{{
     {"serve", "lab serve --data-dir /var/lib/lab --set dhcp.enabled=true"},
     {"token create", "lab token create --labels role=web --ttl 1h > join.txt"},
     {"token list", "lab token list -o wide"},
@@ -32,6 +32,10 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 32> kExample
     {"group list", "lab group list -o json"},
     {"group members", "lab group members web"},
     {"group delete", "lab group delete web"},
+    {"check set",
+     "lab check set nginx --selector role=web --http http://127.0.0.1/ --interval 10s"},
+    {"check list", "lab check list"},
+    {"check rm", "lab check rm nginx"},
     {"secret set", "lab secret set db-pass --entitlement role=db < value"},
     {"secret list", "lab secret list"},
     {"secret grant", "lab secret grant db-pass 'role in (db,backup)'"},

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   lab::bootstrap::commands::add_token(app, action);
   lab::bootstrap::commands::add_node(app, action);
   lab::bootstrap::commands::add_group(app, action);
+  lab::bootstrap::commands::add_check(app, action);
   lab::bootstrap::commands::add_secret(app, action);
   lab::bootstrap::commands::add_audit(app, action);
   lab::bootstrap::commands::add_machine(app, action);

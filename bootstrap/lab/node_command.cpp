@@ -1,6 +1,7 @@
 // lab node list|show|label|unlabel|revoke|delete|accept|reinstall|macs.
 #include "bootstrap/lab/commands.hpp"
 #include "bootstrap/lab/output.hpp"
+#include "shared/labels/selector.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -47,23 +48,55 @@ std::string seen_text(const json::value& n) {
   return shared::text::format_age(now - at) + " ago";
 }
 
-// -o wide adds the MACs, the agent's version, when its certificate expires and the state it
-// last reported (an offline node's STATE is "offline").
+// One pillar's word ("passing"), from the node's "pillars" object.
+std::string pillar(const json::value& n, std::string_view which) {
+  const auto* o = n.if_object();
+  const auto* p = o == nullptr ? nullptr : o->if_contains("pillars");
+  return p != nullptr && p->is_object() ? text(*p, which) : std::string();
+}
+
+// The pillars as labels, for --where: the selector syntax over sync, config, health, identity.
+shared::labels::LabelSet pillar_labels(const json::value& n) {
+  shared::labels::LabelSet out;
+  for (const char* which : {"sync", "config", "health", "identity"})
+    out.emplace(which, pillar(n, which));
+  return out;
+}
+
+// HEALTH with its counts: "failing (1/3)", "passing (3)".
+std::string health_text(const json::value& n) {
+  std::string state = pillar(n, "health");
+  const auto* o = n.if_object();
+  const auto* checks = o == nullptr ? nullptr : o->if_contains("checks");
+  if (checks == nullptr || !checks->is_array() || checks->get_array().empty())
+    return state;
+  std::size_t failing = 0;
+  for (const auto& c : checks->get_array())
+    failing += static_cast<std::size_t>(text(c, "status") == "failing");
+  const std::size_t all = checks->get_array().size();
+  return failing > 0 ? fmt::format("{} ({}/{})", state, failing, all)
+                     : fmt::format("{} ({})", state, all);
+}
+
+// -o wide adds the revision lag, groups, MACs, the agent's version, when its certificate
+// expires and the state it last reported (an offline node's STATE is "offline").
 void node_table(const json::value& nodes, bool wide) {
-  std::vector<std::string> headers{"ID",  "NAME",   "STATE",  "KEY",
-                                   "LAG", "LABELS", "GROUPS", "LAST SEEN"};
+  std::vector<std::string> headers{"ID",     "NAME",     "STATE", "SYNC",   "CONFIG",
+                                   "HEALTH", "IDENTITY", "KEY",   "LABELS", "LAST SEEN"};
   if (wide)
-    headers.insert(headers.end(), {"REPORTED", "MACS", "AGENT", "CERT EXPIRES"});
+    headers.insert(headers.end(), {"LAG", "GROUPS", "REPORTED", "MACS", "AGENT", "CERT EXPIRES"});
   Table t(std::move(headers));
   if (nodes.is_array()) {
     for (const auto& n : nodes.get_array()) {
       std::vector<std::string> row{
-          text(n, "id"), text(n, "name"),          text(n, "state"),       key_text(n),
-          lag_text(n),   labels_text(n, "labels"), list_text(n, "groups"), seen_text(n)};
+          text(n, "id"),         text(n, "name"),     text(n, "state"),
+          pillar(n, "sync"),     pillar(n, "config"), health_text(n),
+          pillar(n, "identity"), key_text(n),         labels_text(n, "labels"),
+          seen_text(n)};
       if (wide) {
-        row.insert(row.end(),
-                   {text(n, "reported_state"), list_text(n, "macs"), text(n, "agent_version"),
-                    format_time(integer(n, "cert_expires_at"))});
+        row.insert(row.end(), {lag_text(n), list_text(n, "groups"), text(n, "reported_state"),
+                               list_text(n, "macs"), text(n, "agent_version"),
+                               format_time(integer(n, "cert_expires_at"))});
       }
       t.add(std::move(row));
     }
@@ -121,6 +154,21 @@ void node_details(const json::value& n) {
   };
   for (const auto& [k, v] : rows)
     fmt::print("{:<16} {}\n", k + ":", v.empty() ? "-" : v);
+  fmt::print("{:<16} sync {}, config {}, health {}, identity {}\n", "pillars:", pillar(n, "sync"),
+             pillar(n, "config"), pillar(n, "health"), pillar(n, "identity"));
+  const auto& o = n.as_object();
+  if (const auto* run = o.if_contains("config_run");
+      run && run->is_object() && !run->get_object().empty()) {
+    fmt::print("{:<16} {} ({} failures, {} changes, {} resources, agent {})\n",
+               "config run:", format_time(integer(*run, "last_run")), integer(*run, "failures"),
+               integer(*run, "changes"), integer(*run, "resources"), text(*run, "agent_version"));
+  }
+  if (const auto* checks = o.if_contains("checks"); checks && checks->is_array()) {
+    for (const auto& c : checks->get_array()) {
+      fmt::print("{:<16} {} {} since {}: {}\n", "check:", text(c, "name"), text(c, "status"),
+                 format_time(integer(c, "since")), text(c, "reason"));
+    }
+  }
 }
 
 // Prints a node answer (label/accept) the way the operator asked.
@@ -142,19 +190,34 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
   add_client_flags(*noun, flags);
 
   auto selector = std::make_shared<std::string>();
-  add_verb(*noun, "list", "List nodes, optionally those a selector matches", action, flags,
-           [selector](ApiClient& api, const ClientFlags& f) -> Result<void> {
-             std::string path = "/v1/nodes";
-             if (!selector->empty())
-               path += "?selector=" + url_encode(*selector);
-             LAB_TRY_ASSIGN(json::value r, api.call("GET", path));
-             if (f.document())
-               print_document(r);
-             else
-               node_table(r, f.wide());
-             return {};
-           })
-      ->add_option("-s,--selector", *selector, "label selector: role=web,env in (prod),!gpu")
+  auto where = std::make_shared<std::string>();
+  CLI::App* list = add_verb(
+      *noun, "list", "List nodes, optionally those a selector matches", action, flags,
+      [selector, where](ApiClient& api, const ClientFlags& f) -> Result<void> {
+        std::string path = "/v1/nodes";
+        if (!selector->empty())
+          path += "?selector=" + url_encode(*selector);
+        LAB_TRY_ASSIGN(json::value r, api.call("GET", path));
+        if (!where->empty() && r.is_array()) {
+          const auto pillars = shared::labels::Selector::parse(*where);  // checked by CLI11
+          json::array kept;
+          for (auto& n : r.get_array()) {
+            if (pillars && pillars->matches(pillar_labels(n)))
+              kept.push_back(std::move(n));
+          }
+          r = std::move(kept);
+        }
+        if (f.document())
+          print_document(r);
+        else
+          node_table(r, f.wide());
+        return {};
+      });
+  list->add_option("-s,--selector", *selector, "label selector: role=web,env in (prod),!gpu")
+      ->check(selector_arg());
+  list->add_option("--where", *where,
+                   "the same syntax over the pillars sync, config, health, identity: "
+                   "health=failing, sync!=current")
       ->check(selector_arg());
 
   auto id = std::make_shared<std::string>();

@@ -23,6 +23,8 @@ std::string_view kind_name(Kind kind) noexcept {
       return "secret";
     case Kind::operator_name:
       return "operator";
+    case Kind::check:
+      return "check";
   }
   return "name";
 }

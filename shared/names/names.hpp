@@ -1,8 +1,8 @@
 #pragma once
-// Names of the things an operator creates and refers to (nodes, groups, secrets, operators):
-// the one rule the CLI checks before sending and the coordinator checks on receipt, so a name
-// the coordinator would refuse, or one that cannot be a URL path segment ("a/b", ".", ".."),
-// is refused where it was typed.
+// Names of the things an operator creates and refers to (nodes, groups, secrets, operators,
+// health checks): the one rule the CLI checks before sending and the coordinator checks on
+// receipt, so a name the coordinator would refuse, or one that cannot be a URL path segment
+// ("a/b", ".", ".."), is refused where it was typed.
 
 #include "shared/errors/error.hpp"
 
@@ -19,9 +19,9 @@ inline boost::system::error_code make_error_code(NameError e) noexcept {
   return {static_cast<int>(e), name_category()};
 }
 
-enum class Kind { node, group, secret, operator_name };
+enum class Kind { node, group, secret, operator_name, check };
 
-/// "node", "group", "secret", "operator".
+/// "node", "group", "secret", "operator", "check".
 std::string_view kind_name(Kind kind) noexcept;
 
 /// What is wrong with `name` as a name of this kind, as words that follow it ("must start

@@ -274,6 +274,12 @@ std::string serialize(const Bundle& b) {
   o["peers"] = peer_array(b.peers);
   if (!b.gossip.empty())
     o["gossip"] = peer_array(b.gossip);
+  if (!b.checks.empty()) {
+    bj::array checks;
+    for (const auto& c : b.checks)
+      checks.push_back(check_to_json(c));
+    o["checks"] = std::move(checks);
+  }
   return bj::serialize(o);
 }
 
@@ -314,6 +320,17 @@ Result<Bundle> parse_bundle(std::string_view text) {
     if (!gossip->is_array())
       return Error(ProtocolError::bad_message, "bundle: field 'gossip': expected an array");
     LAB_TRY_ASSIGN(b.gossip, parse_peers(gossip->get_array(), "bundle gossip peer"));
+  }
+  if (const auto* checks = o.if_contains("checks")) {
+    if (!checks->is_array() || checks->get_array().size() > kMaxChecks)
+      return Error(ProtocolError::bad_message,
+                   "bundle: field 'checks': expected an array of at most 64 checks");
+    for (const auto& item : checks->get_array()) {
+      if (!item.is_object())
+        return Error(ProtocolError::bad_message, "bundle: a check is not an object");
+      LAB_TRY_ASSIGN(auto c, check_from_json(item.get_object()));
+      b.checks.push_back(std::move(c));
+    }
   }
   return b;
 }

@@ -6,6 +6,7 @@
 #include "shared/crypto/bytes.hpp"
 #include "shared/errors/error.hpp"
 #include "shared/labels/label.hpp"
+#include "shared/protocol/checks.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -147,6 +148,9 @@ struct Bundle {
   /// Further gossip partners (ring fingers at doubling distances), so that a revocation spreads
   /// over the fleet in about log2(N) rounds. Absent in bundles of older coordinators.
   std::vector<Peer> gossip;
+  /// Health checks whose selector matches the node, by name. Absent in bundles of older
+  /// coordinators (none).
+  std::vector<Check> checks;
 };
 /// Canonical serialisation (fixed member order), the bytes that get signed.
 std::string serialize(const Bundle& b);
