@@ -147,7 +147,9 @@ void Scheduler::work() {
       continue;
     }
     if (next->due > now) {
-      wake_.wait_until(lock, next->due);
+      // A copy: set_checks() may replace the entry while this waits.
+      const auto due = next->due;
+      wake_.wait_until(lock, due);
       continue;
     }
     next->running = true;

@@ -48,6 +48,12 @@ void Health::set_checks(const std::vector<shared::protocol::Check>& checks) {
   if (auto kept = cache_.store_check_results(results); !kept)
     log_.warn("cannot keep the health checks' states", {{"error", kept.error().message()}});
   const std::lock_guard lock(mutex_);
+  mark_dirty();
+}
+
+void Health::mark_dirty() {
+  if (!dirty_)
+    dirty_since_ = std::chrono::steady_clock::now();
   dirty_ = true;
   wake_.notify_all();
 }
@@ -65,8 +71,7 @@ void Health::on_result(const shared::protocol::CheckResult& result, bool changed
   if (auto kept = cache_.store_check_results(results); !kept)
     log_.warn("cannot keep the health checks' states", {{"error", kept.error().message()}});
   const std::lock_guard lock(mutex_);
-  dirty_ = true;
-  wake_.notify_all();
+  mark_dirty();
 }
 
 void Health::read_config_run() {
@@ -83,8 +88,7 @@ void Health::read_config_run() {
   const std::lock_guard lock(mutex_);
   if (run != config_run_) {
     config_run_ = std::move(run);
-    dirty_ = true;
-    wake_.notify_all();
+    mark_dirty();
   }
 }
 
@@ -98,11 +102,19 @@ boost::json::object Health::report_extras() const {
 
 void Health::report_loop() {
   using Clock = std::chrono::steady_clock;
-  auto next_report = Clock::now();
+  // A few reports at once, then one per report_interval: the coordinator's own allowance
+  // (coordinator.report_burst, 6) less room for the syncer's reports.
+  constexpr double kBurst = 3;
+  double tokens = kBurst;
+  auto counted = Clock::now();
+  auto not_before = Clock::now();  // after a refusal or a 429
   auto next_config_run = Clock::now() + options_.config_run_every;
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     const auto now = Clock::now();
+    tokens = std::min(kBurst, tokens + std::chrono::duration<double>(now - counted).count() /
+                                           static_cast<double>(options_.report_interval.count()));
+    counted = now;
     if (now >= next_config_run) {
       lock.unlock();
       read_config_run();
@@ -110,11 +122,19 @@ void Health::report_loop() {
       next_config_run = now + options_.config_run_every;
       continue;
     }
-    if (!dirty_ || now < next_report) {
-      wake_.wait_until(lock, dirty_ ? std::min(next_report, next_config_run) : next_config_run);
+    const auto token_at =
+        now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                  (1 - tokens) * static_cast<double>(options_.report_interval.count())));
+    // A change waits a moment for the changes that come with it (a new bundle's checks and
+    // their first results), so one report carries them all.
+    const auto ready_at = std::max(
+        {not_before, tokens >= 1 ? now : token_at, dirty_since_ + std::chrono::seconds(1)});
+    if (!dirty_ || now < ready_at) {
+      wake_.wait_until(lock, dirty_ ? std::min(ready_at, next_config_run) : next_config_run);
       continue;
     }
     dirty_ = false;
+    tokens -= 1;
     lock.unlock();
     boost::json::object facts = options_.base_facts;
     for (auto& kv : report_extras())
@@ -127,12 +147,12 @@ void Health::report_loop() {
       retry = transport->retry_after();
     }
     lock.lock();
-    next_report = Clock::now() + options_.report_interval;
     if (!sent) {
-      dirty_ = true;  // sent again after the pause (or the coordinator's Retry-After)
-      if (sent.error() == sync::SyncError::rate_limited && retry)
-        next_report =
-            Clock::now() + std::clamp(*retry, std::chrono::seconds(1), std::chrono::seconds(3600));
+      mark_dirty();  // sent again after the pause (or the coordinator's Retry-After)
+      not_before = Clock::now() +
+                   (sent.error() == sync::SyncError::rate_limited && retry
+                        ? std::clamp(*retry, std::chrono::seconds(1), std::chrono::seconds(3600))
+                        : options_.report_interval);
       log_.debug("health report not taken", {{"error", sent.error().message()}});
     }
   }

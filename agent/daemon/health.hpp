@@ -53,6 +53,7 @@ class Health {
   void on_result(const shared::protocol::CheckResult& result, bool changed);
   void report_loop();
   void read_config_run();
+  void mark_dirty();  // mutex_ held
 
   cache::Cache& cache_;
   std::shared_ptr<localapi::State> state_;
@@ -63,6 +64,7 @@ class Health {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool dirty_ = false;  // a state changed since the last report the coordinator took
+  std::chrono::steady_clock::time_point dirty_since_;
   bool stopping_ = false;
   bool reporter_done_ = true;
   boost::json::object config_run_;  // under mutex_

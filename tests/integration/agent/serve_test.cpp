@@ -151,6 +151,87 @@ TEST_F(LabdServe, MetricsTextfileFollowsTheNode) {
   EXPECT_EQ(agent.stop(), 0);
 }
 
+// The health pillar end to end: checks defined on the coordinator reach the node, labd runs
+// them (as nobody, killed at their timeout), a check fails and recovers, the coordinator sees
+// each change within seconds, `lab node list --where` filters on it, and labd serves the last
+// states from its cache when it is stopped. The config pillar comes from the run summary.
+TEST_F(LabdServe, HealthChecksFailRecoverAndReachTheCoordinator) {
+  TempDir shared_dir("lab-health");
+  std::filesystem::permissions(shared_dir.path(), std::filesystem::perms::owner_all |
+                                                      std::filesystem::perms::group_exec |
+                                                      std::filesystem::perms::others_exec);
+  const auto flag = shared_dir / "flag";
+  LabdNode a;
+  a.write_config("[config_run]\nsummary_file = \"" + (a.dir() / "summary.yaml").string() + "\"\n");
+  a.dir().write("summary.yaml",
+                "---\nresources:\n  failed: 1\n  total: 40\ntime:\n  last_run: 1796600000\n"
+                "changes:\n  total: 3\n");
+  ASSERT_EQ(a.labd({"join", serve_.token({"role=web"})}).exit_code, 0);
+  auto agent = a.start();
+  ASSERT_TRUE(a.wait_ready());
+  auto set =
+      serve_.lab({"check", "set", "flag", "--selector", "role=web", "--command",
+                  "test -e " + flag.string(), "--interval", "1s", "--rise", "1", "--fall", "1"});
+  ASSERT_EQ(set.exit_code, 0) << set.output;
+  set = serve_.lab({"check", "set", "hang", "--selector", "role=web", "--command", "sleep 300",
+                    "--interval", "2s", "--timeout", "1s", "--fall", "1"});
+  ASSERT_EQ(set.exit_code, 0) << set.output;
+
+  auto node = [&] { return serve_.lab_out({"node", "show", node_id(a), "-o", "json"}); };
+  auto check_status = [&](const boost::json::object& n, std::string_view name) {
+    for (const auto& c : n.at("checks").as_array()) {
+      if (c.at("name").as_string() == name)
+        return std::string(c.at("status").as_string());
+    }
+    return std::string();
+  };
+  boost::json::object shown;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        shown = json_of(node());
+        return check_status(shown, "flag") == "failing" && check_status(shown, "hang") == "failing";
+      },
+      30s))
+      << shown << agent.output();
+  EXPECT_EQ(shown["pillars"].at("health"), "failing");
+  EXPECT_EQ(shown["pillars"].at("config"), "failed") << shown;
+  EXPECT_EQ(shown["config_run"].at("changes"), 3);
+  for (const auto& c : shown["checks"].as_array()) {
+    if (c.at("name") == "hang") {
+      EXPECT_TRUE(contains(std::string(c.at("reason").as_string()), "timeout")) << c;
+    }
+    if (c.at("name") == "flag") {
+      EXPECT_EQ(c.at("reason"), "exit status 1");
+    }
+  }
+  auto failing = serve_.lab({"node", "list", "--where", "health=failing"});
+  EXPECT_TRUE(contains(failing.output, "failing (2/2)")) << failing.output;
+
+  // The flag appears: the check recovers; without the hanging check the node is healthy.
+  shared_dir.write("flag", "");
+  ASSERT_TRUE(wait_until([&] { return check_status(json_of(node()), "flag") == "passing"; }, 30s))
+      << agent.output();
+  ASSERT_EQ(serve_.lab({"check", "rm", "hang"}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return json_of(node())["pillars"].at("health") == "passing"; }, 30s))
+      << json_of(node()) << agent.output();
+  auto none = lab::shared::json::parse(
+      serve_.lab_out({"node", "list", "--where", "health=failing", "-o", "json"}));
+  ASSERT_TRUE(none && none->is_array());
+  EXPECT_TRUE(none->as_array().empty()) << "--where leaves nothing failing";
+  EXPECT_TRUE(contains(serve_.lab_out({"node", "list", "--where", "health=passing,config=failed"}),
+                       node_id(a)));
+
+  // labd says the same, running and stopped (from its cache).
+  auto status = json_of(a.labd({"status", "-o", "json"}).output);
+  EXPECT_EQ(status["health"], "passing") << status;
+  EXPECT_EQ(agent.stop(), 0);
+  status = json_of(a.labd({"status", "-o", "json"}).output);
+  EXPECT_EQ(status["daemon"], "stopped");
+  EXPECT_EQ(status["health"], "passing") << status;
+  ASSERT_EQ(status["checks"].as_array().size(), 1U) << status;
+  EXPECT_EQ(status["checks"].as_array()[0].at("name"), "flag");
+}
+
 // A textfile node_exporter would skip is refused at start, naming the key.
 TEST(LabdMetricsSettings, ATextfileNotEndingInPromIsRefused) {
   LabdNode a("[metrics]\ntextfile = \"/tmp/labd.txt\"\n", false);

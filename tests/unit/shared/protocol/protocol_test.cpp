@@ -2,6 +2,7 @@
 
 #include "shared/crypto/encoding.hpp"
 
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 namespace {
@@ -172,6 +173,92 @@ TEST(Kept, EnvelopesTravelAsBase64urlAndComeBackByteForByte) {
 TEST(SealedSecret, AadBindsNodeNameAndVersion) {
   EXPECT_EQ(sealed_secret_aad("n1", "db", 7), "lab-secret-v1|n1|db|7");
   EXPECT_NE(sealed_secret_aad("n1", "db", 7), sealed_secret_aad("n2", "db", 7));
+}
+
+// A check as the bundle and the API carry it: round trip, defaults, and every bound named.
+TEST(ProtocolChecks, RoundTripDefaultsAndBounds) {
+  Check c;
+  c.name = "disk";
+  c.command = {"df", "-h", "/var lib"};
+  auto back = check_from_json(check_to_json(c));
+  ASSERT_TRUE(back) << back.error().detail();
+  EXPECT_EQ(*back, c);
+  EXPECT_EQ(back->user, "nobody");
+  EXPECT_EQ(back->rise, 2);
+  EXPECT_EQ(back->fall, 3);
+
+  auto refused = [](boost::json::object o) {
+    auto r = check_from_json(o);
+    EXPECT_FALSE(r) << boost::json::serialize(o);
+    return r ? std::string() : r.error().detail();
+  };
+  const boost::json::object base{{"name", "x"}, {"command", boost::json::array{"true"}}};
+  auto with = [&](std::string_view k, boost::json::value v) {
+    auto o = base;
+    o[k] = std::move(v);
+    return o;
+  };
+  EXPECT_NE(refused(with("user", "root")).find("never run as root"), std::string::npos);
+  EXPECT_NE(refused(with("user", "Bad User")).find("not a user name"), std::string::npos);
+  EXPECT_NE(refused(with("command", boost::json::array{})).find("command"), std::string::npos);
+  EXPECT_NE(refused(with("kind", "ssh")).find("none of command, http, tcp"), std::string::npos);
+  EXPECT_NE(refused(with("interval_seconds", 0)).find("interval_seconds"), std::string::npos);
+  EXPECT_NE(refused(with("interval_seconds", 86401)).find("interval_seconds"), std::string::npos);
+  EXPECT_NE(refused(with("timeout_seconds", 31)).find("timeout_seconds"), std::string::npos);
+  EXPECT_NE(refused(with("rise", 11)).find("rise/fall"), std::string::npos);
+  EXPECT_NE(refused(with("shell", "yes")).find("shell"), std::string::npos);
+  auto shell = with("shell", true);
+  shell["command"] = boost::json::array{"a", "b"};
+  EXPECT_NE(refused(shell).find("one string"), std::string::npos);
+  EXPECT_FALSE(refused(with("name", "a/b")).empty());
+  const boost::json::object http{{"name", "h"}, {"kind", "http"}, {"url", "file:///etc/passwd"}};
+  EXPECT_NE(refused(http).find("url"), std::string::npos);
+  const boost::json::object tcp{{"name", "t"}, {"kind", "tcp"}, {"address", "db:0"}};
+  EXPECT_NE(refused(tcp).find("address"), std::string::npos);
+  EXPECT_TRUE(check_from_json({{"name", "t"}, {"kind", "tcp"}, {"address", "[fd00::1]:5432"}}));
+}
+
+TEST(ProtocolChecks, ResultsAreBoundedAndHealthIsOneWord) {
+  CheckResult r{"nginx", "failing", 10, 20, 30, "HTTP 503", "busy"};
+  auto back = check_result_from_json(check_result_to_json(r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, r);
+  auto big = check_result_to_json(r);
+  big["output"] = std::string(kMaxCheckOutput + 1, 'x');
+  EXPECT_FALSE(check_result_from_json(big));
+  big = check_result_to_json(r);
+  big["status"] = "sideways";
+  EXPECT_FALSE(check_result_from_json(big));
+  EXPECT_EQ(health_of({}), "none");
+  CheckResult ok{"a", "passing", 0, 0, 0, "", ""};
+  CheckResult pending{"b", "pending", 0, 0, 0, "", ""};
+  EXPECT_EQ(health_of({ok}), "passing");
+  EXPECT_EQ(health_of({ok, pending}), "pending");
+  EXPECT_EQ(health_of({pending, r, ok}), "failing");
+}
+
+TEST(ProtocolChecks, ABundleCarriesItsChecksAndRefusesTooMany) {
+  Bundle b;
+  b.node_id = "n1";
+  b.name = "web1";
+  b.state = "ready";
+  Check c;
+  c.name = "web";
+  c.kind = "http";
+  c.url = "http://127.0.0.1/";
+  c.expect_status = 204;
+  b.checks = {c};
+  auto back = parse_bundle(serialize(b));
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->checks.size(), 1U);
+  EXPECT_EQ(back->checks[0], c);
+  // Bundles of older coordinators have no checks at all.
+  EXPECT_EQ(serialize(Bundle{}).find("checks"), std::string::npos);
+  for (int i = 0; i < 65; ++i) {
+    c.name = "c" + std::to_string(i);
+    b.checks.push_back(c);
+  }
+  EXPECT_FALSE(parse_bundle(serialize(b)));
 }
 
 }  // namespace
