@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a coordinator and three agents on loopback, each agent with its own software TPM.
-# Shows joining, labels and secrets reaching the agents, serving from the cache while the
-# coordinator is down, and catching up when it returns. Everything lives in one temporary
+# Shows joining, labels and secrets reaching the agents, a health check failing and recovering
+# with the four pillars in `lab node list`, serving from the cache while the coordinator is
+# down, and catching up when it returns. Everything lives in one temporary
 # directory and every process it starts is stopped on exit (also on Ctrl-C or a failure).
 set -euo pipefail
 
@@ -13,6 +14,9 @@ for p in "$lab" "$labd" swtpm swtpm_ioctl; do
 done
 
 work=$(mktemp -d /tmp/lab-demo.XXXXXX)
+# Health checks run as an unprivileged user (nobody): the files they look at live apart.
+flags=$(mktemp -d /tmp/lab-demo-flags.XXXXXX)
+chmod 0755 "$flags"
 pids=()
 netns=
 peer_ns=()
@@ -22,7 +26,7 @@ cleanup() {
   wait 2>/dev/null || true
   [ -z "$netns" ] || ip netns del "$netns" 2>/dev/null || true
   for ns in "${peer_ns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-  rm -rf "$work"
+  rm -rf "$work" "$flags"
   [ $rc -eq 0 ] && printf '\n== done: every process stopped, %s removed\n' "$work"
   exit $rc
 }
@@ -139,6 +143,25 @@ done
 run labd_of 1 labels
 say "on disk the secret exists only sealed: grep finds it in no file of node1's data dir:"
 if grep -rqa correct-horse-battery-staple "$work/node1/data"; then say "FOUND (bug)"; exit 1; else say "not found"; fi
+
+step "Health checks: a fleet-wide TCP check, and one on node2 that fails and recovers"
+run "$lab" check set coordinator-port --selector fleet=demo --tcp "127.0.0.1:$port" --interval 5s
+run "$lab" check set not-in-maintenance --selector rack=r2 \
+  --command "test ! -e $flags/maintenance" --interval 2s --rise 1 --fall 2
+run "$lab" check list
+health_is() { [ "$("$lab" node list --where "health=$1" --output json | jq length)" = "$2" ]; }
+wait_for 40 health_is passing 3
+say "every node runs its checks (as nobody, killed at their timeout) and reports their states:"
+run "$lab" node list
+say "node2 goes into maintenance: its check fails twice in a row (--fall 2), then shows failing"
+touch "$flags/maintenance"
+wait_for 40 health_is failing 1
+run "$lab" node list --where health=failing
+run labd_of 2 status
+rm "$flags/maintenance"
+wait_for 40 health_is passing 3
+say "maintenance over: passing again"
+run "$lab" node list --where 'health=passing,sync=current'
 
 step "Stop the coordinator"
 kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
