@@ -191,34 +191,48 @@ void add_node(CLI::App& app, shared::cli::Action& action) {
 
   auto selector = std::make_shared<std::string>();
   auto where = std::make_shared<std::string>();
-  CLI::App* list = add_verb(
-      *noun, "list", "List nodes, optionally those a selector matches", action, flags,
-      [selector, where](ApiClient& api, const ClientFlags& f) -> Result<void> {
-        std::string path = "/v1/nodes";
-        if (!selector->empty())
-          path += "?selector=" + url_encode(*selector);
-        LAB_TRY_ASSIGN(json::value r, api.call("GET", path));
-        if (!where->empty() && r.is_array()) {
-          const auto pillars = shared::labels::Selector::parse(*where);  // checked by CLI11
-          json::array kept;
-          for (auto& n : r.get_array()) {
-            if (pillars && pillars->matches(pillar_labels(n)))
-              kept.push_back(std::move(n));
-          }
-          r = std::move(kept);
-        }
-        if (f.document())
-          print_document(r);
-        else
-          node_table(r, f.wide());
-        return {};
-      });
+  CLI::App* list =
+      add_verb(*noun, "list", "List nodes, optionally those a selector matches", action, flags,
+               [selector, where](ApiClient& api, const ClientFlags& f) -> Result<void> {
+                 const auto pillars = shared::labels::Selector::parse(*where);  // checked by CLI11
+                 std::string path = "/v1/nodes";
+                 if (!selector->empty())
+                   path += "?selector=" + url_encode(*selector);
+                 LAB_TRY_ASSIGN(json::value r, api.call("GET", path));
+                 if (!where->empty() && r.is_array()) {
+                   json::array kept;
+                   for (auto& n : r.get_array()) {
+                     if (pillars && pillars->matches(pillar_labels(n)))
+                       kept.push_back(std::move(n));
+                   }
+                   r = std::move(kept);
+                 }
+                 if (f.document())
+                   print_document(r);
+                 else
+                   node_table(r, f.wide());
+                 return {};
+               });
   list->add_option("-s,--selector", *selector, "label selector: role=web,env in (prod),!gpu")
       ->check(selector_arg());
   list->add_option("--where", *where,
                    "the same syntax over the pillars sync, config, health, identity: "
                    "health=failing, sync!=current")
-      ->check(selector_arg());
+      ->check(selector_arg())
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            // A key that is no pillar would quietly match nothing.
+            auto parsed = shared::labels::Selector::parse(value);
+            for (const auto& term :
+                 parsed ? parsed->requirements() : std::vector<shared::labels::Requirement>{}) {
+              if (term.key != "sync" && term.key != "config" && term.key != "health" &&
+                  term.key != "identity")
+                return fmt::format("'{}' is not a pillar (sync, config, health, identity)",
+                                   term.key);
+            }
+            return std::string();
+          },
+          ""));
 
   auto id = std::make_shared<std::string>();
   add_verb(*noun, "show", "Show one node (by id or name)", action, flags,

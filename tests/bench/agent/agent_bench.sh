@@ -181,3 +181,38 @@ echo "         by mapping, KiB added: $(join -a1 -a2 -e0 -o 0,1.2,2.2 "$work/map
 printf '         CPU over 20 s: %.1f ms on, %.1f ms off; %.2f ms per gossip round (about %d rounds, each an mTLS exchange)\n' \
   "$(echo "$on_cpu / 1000000" | bc -l)" "$(echo "$off_cpu / 1000000" | bc -l)" \
   "$(echo "($on_cpu - $off_cpu) / $rounds / 1000000" | bc -l)" "$rounds"
+
+# Health checks: the same node (10,000 labels cached) with 20 checks at 10 s intervals against
+# none. The checks include the hostile kinds (one that hangs until its timeout, one that prints
+# 10 MB, one that forks children that would outlive it): labd's own RSS and CPU must not move
+# much; the checks' processes are reported apart (their CPU is the commands', not labd's).
+checks_cmd() { "$lab" check set "$@" --selector bench=checks --interval 10s >/dev/null; }
+"$lab" node label "$node" bench=checks >/dev/null
+for i in $(seq 1 12); do checks_cmd "true-$i" --command true; done
+for i in 1 2 3 4 5; do checks_cmd "tcp-$i" --tcp "127.0.0.1:$port"; done
+checks_cmd hang --command "sleep 300" --timeout 2s
+checks_cmd megabytes --shell --command "head -c 10000000 /dev/zero"
+checks_cmd forks --shell --command "sleep 60 & sleep 60 & true"
+measure_checks() {  # measure_checks NAME: "rss_kib self_cpu_ns children_ticks" over 60 s
+  taskset -c 1 "$labd" --config "$d/labd.toml" --set peer.listen=off run >"$d/labd-checks-$1.log" 2>&1 &
+  local pid=$!
+  pids+=($pid)
+  wait_for 30 test -S "$d/run/labd.sock"
+  sleep 15
+  local c0 k0 c1 k1 rss
+  c0=$(cpu_ns "$pid"); k0=$(awk '{print $16 + $17}' "/proc/$pid/stat")
+  sleep 60
+  c1=$(cpu_ns "$pid"); k1=$(awk '{print $16 + $17}' "/proc/$pid/stat")
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  echo "$rss $((c1 - c0)) $((k1 - k0))"
+}
+read -r chk_rss chk_cpu chk_children < <(measure_checks on)
+running=$("$lab" node show "$node" --output json | jq -r '[.checks[] | .status] | group_by(.) | map("\(.[0]) \(length)") | join(", ")')
+"$lab" node unlabel "$node" bench >/dev/null
+sleep 3
+read -r nochk_rss nochk_cpu _ < <(measure_checks off)
+printf 'checks   20 checks at 10 s (12 true, 5 TCP, one hanging to its 2 s timeout, one printing 10 MB, one forking): VmRSS %d KiB, without: %d KiB; added %d KiB\n' \
+  "$chk_rss" "$nochk_rss" "$((chk_rss - nochk_rss))"
+printf '         labd CPU over 60 s: %.1f ms with, %.1f ms without (the checks'"'"' own processes: %d ticks); states: %s\n' \
+  "$(echo "$chk_cpu / 1000000" | bc -l)" "$(echo "$nochk_cpu / 1000000" | bc -l)" "$chk_children" "$running"

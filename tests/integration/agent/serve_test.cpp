@@ -206,6 +206,9 @@ TEST_F(LabdServe, HealthChecksFailRecoverAndReachTheCoordinator) {
   }
   auto failing = serve_.lab({"node", "list", "--where", "health=failing"});
   EXPECT_TRUE(contains(failing.output, "failing (2/2)")) << failing.output;
+  auto typo = serve_.lab({"node", "list", "--where", "helth=failing"});
+  EXPECT_EQ(typo.exit_code, 2) << typo.output;
+  EXPECT_TRUE(contains(typo.output, "'helth' is not a pillar")) << typo.output;
 
   // The flag appears: the check recovers; without the hanging check the node is healthy.
   shared_dir.write("flag", "");
