@@ -214,13 +214,24 @@ struct Launch {
   // Ignored signals and the signal mask survive execve: labd ignores SIGPIPE (shared/http/
   // server), and its threads may block signals. A check starts with the defaults, as from a
   // login shell. Dispositions first, so that a signal pending on the mask is not handled by
-  // labd's handlers in this copy of labd. sigaction fails for SIGKILL, SIGSTOP and glibc's
-  // internal signals, which is fine.
+  // labd's handlers in this copy of labd. sigaction fails for SIGKILL and SIGSTOP, which is
+  // fine, and for glibc's internal signals (32, 33), which labd may have inherited ignored:
+  // those are reset by the system call itself.
   struct sigaction default_action {};
   default_action.sa_handler = SIG_DFL;
   sigemptyset(&default_action.sa_mask);
-  for (int sig = 1; sig < NSIG; ++sig)
-    sigaction(sig, &default_action, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sigaction(sig, &default_action, nullptr) != 0 && errno == EINVAL && sig >= 32) {
+      // The kernel's struct sigaction (handler, flags, restorer, mask) on Linux.
+      struct {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)();
+        unsigned long mask;
+      } kernel_default{SIG_DFL, 0, nullptr, 0};
+      syscall(SYS_rt_sigaction, sig, &kernel_default, nullptr, sizeof kernel_default.mask);
+    }
+  }
   sigset_t none;
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, nullptr);
