@@ -1,5 +1,7 @@
 // labd's figures in the Prometheus text format. Written by hand rather than through a registry:
 // every value is read from State at the moment of the scrape, and labd stays small.
+#include "shared/metrics/metrics.hpp"
+
 #include "agent/localapi/api.hpp"
 
 #include <fmt/format.h>
@@ -10,23 +12,10 @@
 namespace lab::agent::localapi {
 namespace {
 
+using shared::metrics::escape_label_value;
+
 void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-}
-
-// A label value: backslash, double quote and newline escaped (the text format's rule).
-std::string escaped(std::string_view v) {
-  std::string out;
-  for (const char c : v) {
-    if (c == '\\' || c == '"')
-      out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
 }
 
 }  // namespace
@@ -43,7 +32,8 @@ std::string metrics_text(const State& state, std::int64_t now) {
   family(out, "labd_info", "gauge", "Always 1; who this node is and how its keys are kept.");
   fmt::format_to(std::back_inserter(out),
                  "labd_info{{node_id=\"{}\",name=\"{}\",key_protection=\"{}\"}} 1\n",
-                 escaped(view.node_id), escaped(view.name), escaped(state.key_protection()));
+                 escape_label_value(view.node_id), escape_label_value(view.name),
+                 escape_label_value(state.key_protection()));
   family(out, "labd_revision", "gauge", "Revision of the cached view (0: none yet).");
   sample("labd_revision", view.revision);
   family(out, "labd_staleness_seconds", "gauge",
@@ -81,29 +71,29 @@ std::string metrics_text(const State& state, std::int64_t now) {
          "1 when the health check's damped state is passing, 0 when failing or pending.");
   for (const auto& c : checks) {
     fmt::format_to(std::back_inserter(out), "labd_check_passing{{check=\"{}\"}} {}\n",
-                   escaped(c.name), c.status == "passing" ? 1 : 0);
+                   escape_label_value(c.name), c.status == "passing" ? 1 : 0);
   }
   family(out, "labd_check_status", "gauge",
          "The health check's damped state: 1 for the current one, 0 for the others.");
   for (const auto& c : checks) {
     for (const std::string_view s : {"passing", "failing", "pending"}) {
       fmt::format_to(std::back_inserter(out),
-                     "labd_check_status{{check=\"{}\",status=\"{}\"}} {}\n", escaped(c.name), s,
-                     c.status == s ? 1 : 0);
+                     "labd_check_status{{check=\"{}\",status=\"{}\"}} {}\n",
+                     escape_label_value(c.name), s, c.status == s ? 1 : 0);
     }
   }
   family(out, "labd_check_duration_seconds", "gauge", "How long the check's last run took.");
   for (const auto& c : checks) {
     fmt::format_to(std::back_inserter(out), "labd_check_duration_seconds{{check=\"{}\"}} {}\n",
-                   escaped(c.name), static_cast<double>(c.duration_ms) / 1000.0);
+                   escape_label_value(c.name), static_cast<double>(c.duration_ms) / 1000.0);
   }
   family(out, "labd_check_last_run_timestamp_seconds", "gauge",
          "When the check last ran, in Unix seconds.");
   for (const auto& c : checks) {
     if (c.checked_at > 0)
       fmt::format_to(std::back_inserter(out),
-                     "labd_check_last_run_timestamp_seconds{{check=\"{}\"}} {}\n", escaped(c.name),
-                     c.checked_at);
+                     "labd_check_last_run_timestamp_seconds{{check=\"{}\"}} {}\n",
+                     escape_label_value(c.name), c.checked_at);
   }
   if (const auto run = state.config_run(); !run.empty()) {
     auto number = [&run](const char* key) -> double {

@@ -48,22 +48,6 @@ std::string escape_help(std::string_view text) {
   return out;
 }
 
-// A label value: backslash, double quote and newline escaped.
-std::string escape_value(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
-
 std::string number(double v) {
   if (std::isnan(v))
     return "NaN";
@@ -77,7 +61,8 @@ std::string labels(const std::vector<std::string>& names, const std::vector<std:
                    std::string_view extra_name = {}, std::string_view extra_value = {}) {
   std::string out;
   for (std::size_t i = 0; i < names.size() && i < values.size(); ++i)
-    out += fmt::format("{}{}=\"{}\"", out.empty() ? "" : ",", names[i], escape_value(values[i]));
+    out +=
+        fmt::format("{}{}=\"{}\"", out.empty() ? "" : ",", names[i], escape_label_value(values[i]));
   if (!extra_name.empty())
     out += fmt::format("{}{}=\"{}\"", out.empty() ? "" : ",", extra_name, extra_value);
   return out.empty() ? out : "{" + out + "}";
@@ -213,6 +198,21 @@ std::string Registry::render() const {
     } else if (const auto* f = std::get_if<std::function<double()>>(&e->metric)) {
       out += fmt::format("{} {}\n", e->name, number((*f)()));
     }
+  }
+  return out;
+}
+
+std::string escape_label_value(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }

@@ -130,6 +130,10 @@ class Registry {
   std::vector<std::unique_ptr<Entry>> entries_;
 };
 
+/// A label value as the text format writes it: backslash, double quote and newline escaped.
+/// For parts that render their own text (Registry::text, labd's /metrics).
+std::string escape_label_value(std::string_view text);
+
 /// Seconds buckets for latencies from 100 µs to 10 s.
 std::vector<double> latency_buckets();
 
