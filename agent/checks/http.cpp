@@ -1,12 +1,18 @@
 // HTTP checks: one GET with libcurl, a fresh easy handle per run (no connection or cookie is
-// carried from one check to the next).
+// carried from one check to the next). libcurl is opened with dlopen on the node's first HTTP
+// check: linked, its dependency chain (GnuTLS, p11-kit, Kerberos, LDAP: about 4.8 MiB
+// resident) would be mapped in every labd from the start, whether it runs HTTP checks or not.
 #include "agent/checks/kinds.hpp"
 
 #include <curl/curl.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <type_traits>
 
 namespace lab::agent::checks::detail {
 namespace {
@@ -19,12 +25,58 @@ constexpr long kMaxRedirects = 5;
 // whatever else libcurl was built with.
 constexpr const char* kProtocols = "http,https";
 
-// curl_global_init is not thread-safe and must run once before any handle exists.
-CURLcode global_init() {
+// The libcurl entry points this file calls, typed from curl.h; filled once, kept for the life of
+// the process (a node that runs an HTTP check runs it again).
+struct CurlApi {
+  decltype(&::curl_global_init) global_init = nullptr;
+  decltype(&::curl_easy_init) easy_init = nullptr;
+  decltype(&::curl_easy_setopt) easy_setopt = nullptr;
+  decltype(&::curl_easy_perform) easy_perform = nullptr;
+  decltype(&::curl_easy_getinfo) easy_getinfo = nullptr;
+  decltype(&::curl_easy_strerror) easy_strerror = nullptr;
+  decltype(&::curl_easy_cleanup) easy_cleanup = nullptr;
+};
+
+// Opens libcurl (the soname of Debian's libcurl4 packages) and runs curl_global_init, which is
+// not thread-safe and must run once before any handle exists. Null when either fails; `why`
+// then says which.
+const CurlApi* curl_api(std::string& why) {
   static std::once_flag once;
-  static CURLcode result = CURLE_OK;
-  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  return result;
+  static CurlApi api;
+  static const CurlApi* loaded = nullptr;
+  static std::string failure;
+  std::call_once(once, [] {
+    void* lib = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* e = ::dlerror();  // NOLINT(concurrency-mt-unsafe): under call_once
+      failure = std::string("cannot load libcurl: ") + (e != nullptr ? e : "dlopen failed");
+      return;
+    }
+    bool ok = true;
+    auto sym = [&](auto& fn, const char* name) {
+      // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): dlsym's contract
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+      ok = ok && fn != nullptr;
+    };
+    sym(api.global_init, "curl_global_init");
+    sym(api.easy_init, "curl_easy_init");
+    sym(api.easy_setopt, "curl_easy_setopt");
+    sym(api.easy_perform, "curl_easy_perform");
+    sym(api.easy_getinfo, "curl_easy_getinfo");
+    sym(api.easy_strerror, "curl_easy_strerror");
+    sym(api.easy_cleanup, "curl_easy_cleanup");
+    if (!ok) {
+      failure = "libcurl.so.4 lacks a function labd calls";
+      return;
+    }
+    if (api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      failure = "libcurl: global initialisation failed";
+      return;
+    }
+    loaded = &api;  // never dlclosed
+  });
+  why = failure;
+  return loaded;
 }
 
 struct Body {
@@ -45,7 +97,8 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
 }
 
 struct HandleDeleter {
-  void operator()(CURL* handle) const noexcept { curl_easy_cleanup(handle); }
+  const CurlApi* api;
+  void operator()(CURL* handle) const noexcept { api->easy_cleanup(handle); }
 };
 
 // `text` quoted for a reason: one line, at most 60 characters of it.
@@ -61,9 +114,9 @@ std::string quoted(std::string_view text) {
   return out;
 }
 
-std::string transfer_error(CURLcode code, CURL* handle, const char* errbuf,
+std::string transfer_error(const CurlApi& curl, CURLcode code, CURL* handle, const char* errbuf,
                            std::chrono::milliseconds timeout) {
-  std::string detail = one_line(errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));
+  std::string detail = one_line(errbuf[0] != '\0' ? errbuf : curl.easy_strerror(code));
   switch (code) {
     case CURLE_TOO_MANY_REDIRECTS:
       return "more than " + std::to_string(kMaxRedirects) + " redirects";
@@ -71,14 +124,14 @@ std::string transfer_error(CURLcode code, CURL* handle, const char* errbuf,
       return "timed out after " + timeout_text(timeout);
     case CURLE_COULDNT_CONNECT: {
       long os_errno = 0;
-      curl_easy_getinfo(handle, CURLINFO_OS_ERRNO, &os_errno);
+      curl.easy_getinfo(handle, CURLINFO_OS_ERRNO, &os_errno);
       return "connect: " + (os_errno != 0 ? errno_text(static_cast<int>(os_errno)) : detail);
     }
     case CURLE_COULDNT_RESOLVE_HOST:
       return "host: " + detail;
     case CURLE_UNSUPPORTED_PROTOCOL: {
       long redirects = 0;
-      curl_easy_getinfo(handle, CURLINFO_REDIRECT_COUNT, &redirects);
+      curl.easy_getinfo(handle, CURLINFO_REDIRECT_COUNT, &redirects);
       return redirects > 0 ? "redirected to a URL that is not http:// or https://" : detail;
     }
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -94,11 +147,14 @@ std::string transfer_error(CURLcode code, CURL* handle, const char* errbuf,
 
 Outcome run_http(const Spec& spec, Clock::time_point deadline) {
   Outcome out;
-  if (global_init() != CURLE_OK) {
-    out.reason = "libcurl initialisation failed";
+  std::string why;
+  const CurlApi* api = curl_api(why);
+  if (api == nullptr) {
+    out.reason = why;
     return out;
   }
-  const std::unique_ptr<CURL, HandleDeleter> handle(curl_easy_init());
+  const CurlApi& curl = *api;
+  const std::unique_ptr<CURL, HandleDeleter> handle(curl.easy_init(), HandleDeleter{api});
   if (!handle) {
     out.reason = "libcurl: cannot create a handle";
     return out;
@@ -114,7 +170,7 @@ Outcome run_http(const Spec& spec, Clock::time_point deadline) {
   CURLcode set = CURLE_OK;
   const auto option = [&](CURLoption opt, auto value) {
     if (set == CURLE_OK)
-      set = curl_easy_setopt(h, opt, value);
+      set = curl.easy_setopt(h, opt, value);
   };
   option(CURLOPT_URL, spec.url.c_str());
   option(CURLOPT_ERRORBUFFER, static_cast<char*>(errbuf));
@@ -134,21 +190,21 @@ Outcome run_http(const Spec& spec, Clock::time_point deadline) {
   option(CURLOPT_WRITEFUNCTION, on_body);
   option(CURLOPT_WRITEDATA, static_cast<void*>(&body));
   if (set != CURLE_OK) {
-    out.reason = std::string("libcurl: ") + curl_easy_strerror(set);
+    out.reason = std::string("libcurl: ") + curl.easy_strerror(set);
     return out;
   }
 
-  const CURLcode code = curl_easy_perform(h);
+  const CURLcode code = curl.easy_perform(h);
   out.output = body.data.substr(0, kMaxOutput);
   out.truncated = body.over || body.data.size() > kMaxOutput;
   // Past kMaxBody the transfer was cut on purpose: judge on what arrived.
   if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && body.over)) {
-    out.reason = transfer_error(code, h, errbuf, spec.timeout);
+    out.reason = transfer_error(curl, code, h, errbuf, spec.timeout);
     return out;
   }
 
   long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   const bool status_ok = spec.expect_status == 0 ? status >= 200 && status <= 299
                                                  : status == static_cast<long>(spec.expect_status);
   out.reason = "HTTP " + std::to_string(status);

@@ -21,12 +21,15 @@ struct AgentOsInputs {
   /// "depends=" information).
   std::vector<std::string> modules = {"virtio_pci", "virtio_net", "e1000", "e1000e"};
   /// Libraries labd opens with dlopen (so ldd cannot see them) and needs on real machines:
-  /// tpm2-tss (opened only while the TPM is in use) and its TPM device TCTI. Added with their
-  /// own closures when present on this machine.
-  std::vector<std::filesystem::path> dlopened = {
-      "/lib/x86_64-linux-gnu/libtss2-esys.so.0", "/lib/x86_64-linux-gnu/libtss2-tctildr.so.0",
-      "/lib/x86_64-linux-gnu/libtss2-mu.so.0", "/lib/x86_64-linux-gnu/libtss2-rc.so.0",
-      "/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0"};
+  /// tpm2-tss (opened only while the TPM is in use) and its TPM device TCTI, and libcurl
+  /// (opened on the first HTTP health check). Added with their own closures when present on
+  /// this machine.
+  std::vector<std::filesystem::path> dlopened = {"/lib/x86_64-linux-gnu/libtss2-esys.so.0",
+                                                 "/lib/x86_64-linux-gnu/libtss2-tctildr.so.0",
+                                                 "/lib/x86_64-linux-gnu/libtss2-mu.so.0",
+                                                 "/lib/x86_64-linux-gnu/libtss2-rc.so.0",
+                                                 "/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0",
+                                                 "/lib/x86_64-linux-gnu/libcurl.so.4"};
   Compression compression = Compression::zstd;
   /// Every mtime in the image (SOURCE_DATE_EPOCH).
   std::int64_t source_date_epoch = 0;
