@@ -31,4 +31,8 @@ Error errno_error(std::string detail) {
   return {boost::system::error_code(saved, boost::system::system_category()), std::move(detail)};
 }
 
+std::string errno_text(int err) {
+  return boost::system::system_category().message(err);
+}
+
 }  // namespace lab

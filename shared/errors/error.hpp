@@ -54,6 +54,9 @@ using Result = boost::system::result<T, Error>;
 /// An Error from the current errno, with what was being attempted ("open /x").
 Error errno_error(std::string detail);
 
+/// The system's text for an errno value ("No such file or directory"), thread-safe.
+std::string errno_text(int err);
+
 /// The category of a component's error enum: `name` like "lab.sqlite", and a function that maps
 /// each value to a short static message. Define one per enum in a .cpp (see sqlite/error.cpp).
 // Instances are function-local statics, never deleted through the base class.
