@@ -28,6 +28,7 @@ test_packages=(
   zstd            # reading agent-OS initramfs images in tests
   lintian mmdebstrap  # the package tests: lintian, apt in a chroot, a booted Debian image
   e2fsprogs python3   # mke2fs -d for that image; JSON in the shell tests
+  fdisk dosfstools    # the disk deploy: sfdisk and mkfs.fat (and in the agent OS)
   python3-yaml man-db zsh fish  # reading -o yaml back; rendering man pages; completion scripts
   jq  # make demo reads the CLI's JSON
   prometheus  # promtool check metrics, and a real server scraping lab serve
