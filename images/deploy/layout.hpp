@@ -14,7 +14,7 @@
 
 namespace lab::images::deploy {
 
-inline constexpr std::uint64_t kMiB = 1024 * 1024;
+inline constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
 inline constexpr std::uint64_t kEspSize = 256 * kMiB;
 
 /// Bytes a disk needs for an image whose tree takes `installed_size`: the partitions before

@@ -204,8 +204,15 @@ class Download {
     return self->take(std::string_view(data, n)) ? n : 0;
   }
 
+  static int on_progress(void* user, curl_off_t /*dltotal*/, curl_off_t /*dlnow*/,
+                         curl_off_t /*ultotal*/, curl_off_t /*ulnow*/) {
+    auto* self = static_cast<Download*>(user);
+    return Clock::now() - self->last_byte_ > self->o_.stall_timeout ? 1 : 0;
+  }
+
   // False aborts the transfer (fatal_ says why, or the consumer has gone).
   bool take(std::string_view data) {
+    last_byte_ = Clock::now();
     if (!checked_) {
       long status = 0;
       curl_easy_getinfo(handle_, CURLINFO_RESPONSE_CODE, &status);
@@ -252,9 +259,12 @@ class Download {
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o_.connect_timeout.count()));
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
-                     std::max(1L, static_cast<long>(o_.stall_timeout.count() / 1000)));
+    // libcurl's own low-speed check averages over several seconds; a stall is judged here from
+    // the last byte (libcurl calls this at least once a second while a transfer is idle).
+    last_byte_ = Clock::now();
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, this);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &headers_);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -298,6 +308,7 @@ class Download {
   const StreamOptions& o_;
   Channel& ch_;
   CURL* handle_ = nullptr;
+  Clock::time_point last_byte_;
   bool checked_ = false;
   Headers headers_;
   std::string etag_;
