@@ -340,7 +340,7 @@ step "Network boot: build the agent OS (Debian's kernel + an initramfs with labd
 mkdir -p "$work/boot/http" "$work/boot/tftp"
 strip -o "$work/boot/labd" "$labd"
 run "$lab" image agent-os --out "$work/boot/http/agent" --labd "$work/boot/labd" \
-  --kernel-dir /var/cache/lab/kernel --no-sign
+  --kernel-dir /var/cache/lab/kernel --no-sign --no-deploy
 cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi "$work/boot/tftp/"
 
 netns=labdemo$$

@@ -25,27 +25,29 @@ struct AgentOsOptions {
   std::string kernel_deb;
   std::string kernel_dir = "/var/cache/lab/kernel";
   std::string labd;
+  std::string labd_deploy;
+  bool no_deploy = false;
   std::string compression = "zstd";
   std::string data_dir;
   bool no_sign = false;
   std::optional<std::int64_t> source_date_epoch;
 };
 
-// labd next to lab (an installed appliance or a build tree), else on PATH.
-std::string default_labd() {
+// A program of the agent next to lab (an installed appliance or a build tree: `build_path` is
+// its place relative to lab's), else in the system's directories.
+std::string default_program(const std::string& name, const std::string& build_path) {
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    for (const auto& p :
-         {self.parent_path() / "labd", self.parent_path() / "../../agent/labd/labd"}) {
+    for (const auto& p : {self.parent_path() / name, self.parent_path() / build_path}) {
       if (std::filesystem::exists(p, ec)) {
         return std::filesystem::weakly_canonical(p).string();
       }
     }
   }
-  for (const char* p : {"/usr/bin/labd", "/usr/local/bin/labd"}) {
-    if (std::filesystem::exists(p, ec)) {
-      return p;
+  for (const std::string dir : {"/usr/bin/", "/usr/local/bin/", "/usr/lib/lab/"}) {
+    if (std::filesystem::exists(dir + name, ec)) {
+      return dir + name;
     }
   }
   return {};
@@ -80,10 +82,21 @@ int run_agent_os(const AgentOsOptions& o) {
                              "linux-image-*-amd64 package)");
     return shared::cli::kExitFailure;
   }
-  in.labd = o.labd.empty() ? default_labd() : o.labd;
+  in.labd = o.labd.empty() ? default_program("labd", "../../agent/labd/labd") : o.labd;
   if (in.labd.empty()) {
     shared::cli::print_error(kProgram, "cannot find labd", "pass --labd PATH");
     return shared::cli::kExitFailure;
+  }
+  if (!o.no_deploy) {
+    in.labd_deploy = o.labd_deploy.empty()
+                         ? default_program("labd-deploy", "../../agent/deploy/labd-deploy")
+                         : o.labd_deploy;
+    if (in.labd_deploy.empty()) {
+      shared::cli::print_error(kProgram, "cannot find labd-deploy",
+                               "pass --labd-deploy PATH, or --no-deploy for an agent OS that "
+                               "cannot write images to disk");
+      return shared::cli::kExitFailure;
+    }
   }
   // SOURCE_DATE_EPOCH as reproducible-builds.org defines it; else the kernel package's mtime,
   // so that rebuilding from the same inputs still gives the same bytes.
@@ -115,7 +128,8 @@ int run_agent_os(const AgentOsOptions& o) {
     shared::cli::print_error(kProgram, built.error());
     return shared::cli::kExitFailure;
   }
-  fmt::print("agent OS for kernel {} in {}\n", built->kernel_version, o.out);
+  fmt::print("agent OS for kernel {} in {}{}\n", built->kernel_version, o.out,
+             in.labd_deploy.empty() ? " (without labd-deploy)" : "");
   for (const auto& f : built->files) {
     fmt::print("  {:<12} {:>10} bytes  sha256 {}\n", f.name, f.size, f.sha256);
   }
@@ -137,6 +151,11 @@ void add_image(CLI::App& app, shared::cli::Action& action) {
                   "Debian linux-image-*.deb (default: newest in --kernel-dir)");
   cmd->add_option("--kernel-dir", o->kernel_dir, "where to look for kernel packages");
   cmd->add_option("--labd", o->labd, "labd binary to include (default: beside lab)");
+  cmd->add_option("--labd-deploy", o->labd_deploy,
+                  "labd-deploy binary to include, with sfdisk, mke2fs, mkfs.fat and the disk "
+                  "and file system modules (default: beside lab)");
+  cmd->add_flag("--no-deploy", o->no_deploy,
+                "leave labd-deploy out: machines booting this agent OS cannot deploy images");
   cmd->add_option("--compression", o->compression, "zstd (default), gzip or none");
   cmd->add_option("--data-dir", o->data_dir,
                   "appliance data directory holding the signing key (default /var/lib/lab)");

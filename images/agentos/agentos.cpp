@@ -26,9 +26,13 @@ namespace {
 namespace fs = std::filesystem;
 
 // Module folders of the kernel package that hold the NIC drivers and what they depend on.
-constexpr std::string_view kModuleDirs[] = {"kernel/drivers/net/", "kernel/drivers/virtio/",
-                                            "kernel/net/core/", "kernel/drivers/ptp/",
-                                            "kernel/drivers/pps/"};
+constexpr std::string_view kModuleDirs[] = {"kernel/drivers/net/",  "kernel/drivers/virtio/",
+                                            "kernel/net/core/",     "kernel/drivers/ptp/",
+                                            "kernel/drivers/pps/",  "kernel/drivers/block/",
+                                            "kernel/drivers/ata/",  "kernel/drivers/scsi/",
+                                            "kernel/drivers/nvme/", "kernel/fs/",
+                                            "kernel/lib/",          "kernel/crypto/",
+                                            "kernel/block/",        "kernel/arch/x86/crypto/"};
 
 Result<void> write_file(const fs::path& path, std::string_view content) {
   const fs::path tmp = path.string() + ".tmp";
@@ -179,7 +183,10 @@ Result<AgentOsImage> build_agent_os(const AgentOsInputs& in, const fs::path& out
   if (kernel.empty()) {
     return Error(ImageError::not_found, in.kernel_deb.string() + " holds no boot/vmlinuz-*");
   }
-  LAB_TRY_ASSIGN(auto order, module_load_order(modules, in.modules));
+  auto wanted = in.modules;
+  if (!in.labd_deploy.empty())
+    wanted.insert(wanted.end(), in.deploy_modules.begin(), in.deploy_modules.end());
+  LAB_TRY_ASSIGN(auto order, module_load_order(modules, wanted));
 
   CpioImage cpio;
   for (const char* dir : {"/dev", "/proc", "/sys", "/run", "/tmp", "/root", "/etc/lab",
@@ -193,6 +200,18 @@ Result<AgentOsImage> build_agent_os(const AgentOsInputs& in, const fs::path& out
   LAB_TRY(add_program(cpio, in.busybox, "/bin/busybox"));
   cpio.add_symlink("/bin/sh", "busybox");
   LAB_TRY(add_program(cpio, in.labd, "/bin/labd"));
+  if (!in.labd_deploy.empty()) {
+    LAB_TRY(add_program(cpio, in.labd_deploy, "/bin/labd-deploy"));
+    for (const auto& tool : in.deploy_tools) {
+      if (!fs::is_regular_file(tool, ec)) {
+        return Error(ImageError::bad_input,
+                     tool.string() +
+                         ", which labd-deploy runs, is not on this machine (Debian "
+                         "packages fdisk, e2fsprogs, dosfstools)");
+      }
+      LAB_TRY(add_program(cpio, tool, "/usr/sbin/" + tool.filename().string()));
+    }
+  }
   for (const auto& lib : in.dlopened) {
     if (fs::exists(lib, ec) && !cpio.contains(lib.string())) {
       LAB_TRY(add_program(cpio, lib, lib.string()));
@@ -224,11 +243,17 @@ Result<AgentOsImage> build_agent_os(const AgentOsInputs& in, const fs::path& out
     module_list.emplace_back(m);
   }
   LAB_TRY_ASSIGN(auto labd, describe(in.labd));
+  std::string labd_deploy_sha256;
+  if (!in.labd_deploy.empty()) {
+    LAB_TRY_ASSIGN(auto d, describe(in.labd_deploy));
+    labd_deploy_sha256 = d.sha256;
+  }
   const boost::json::object manifest{
       {"kind", "agent-os"},
       {"kernel_version", image.kernel_version},
       {"kernel_package", in.kernel_deb.filename().string()},
       {"labd_sha256", labd.sha256},
+      {"labd_deploy_sha256", labd_deploy_sha256},  // empty: this agent OS cannot deploy
       {"modules", std::move(module_list)},
       {"compression", in.compression == Compression::zstd   ? "zstd"
                       : in.compression == Compression::gzip ? "gzip"

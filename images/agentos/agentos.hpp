@@ -15,11 +15,21 @@ namespace lab::images {
 struct AgentOsInputs {
   std::filesystem::path kernel_deb;
   std::filesystem::path labd;
+  /// labd-deploy, which writes rootfs images to disk (empty: the agent OS cannot deploy), and
+  /// the programs it runs: required with it.
+  std::filesystem::path labd_deploy;
+  std::vector<std::filesystem::path> deploy_tools = {"/usr/sbin/sfdisk", "/usr/sbin/mke2fs",
+                                                     "/usr/sbin/mkfs.fat"};
   std::filesystem::path busybox = "/bin/busybox";
   std::filesystem::path ca_certificates = "/etc/ssl/certs/ca-certificates.crt";
   /// Loaded at boot in dependency order (dependencies are added from the modules' own
   /// "depends=" information).
   std::vector<std::string> modules = {"virtio_pci", "virtio_net", "e1000", "e1000e"};
+  /// Added with labd_deploy: the disks (virtio, SATA, SCSI, NVMe) and the file systems a
+  /// deploy writes (ext4 with its checksum, FAT with the code pages its mount asks for).
+  std::vector<std::string> deploy_modules = {"virtio_blk",     "ahci",     "sd_mod", "nvme",
+                                             "crc32c_generic", "ext4",     "vfat",   "nls_cp437",
+                                             "nls_iso8859_1",  "nls_ascii"};
   /// Libraries labd opens with dlopen (so ldd cannot see them) and needs on real machines:
   /// tpm2-tss (opened only while the TPM is in use) and its TPM device TCTI, and libcurl
   /// (opened on the first HTTP health check). Added with their own closures when present on

@@ -151,10 +151,10 @@ fs::path agent_os_dir() {
   auto stripped = run({"strip", "-o", (work / "labd").string(), labd.string()}, 120s);
   if (stripped.exit_code != 0)
     throw std::runtime_error("strip " + labd.string() + ": " + stripped.output);
-  auto built =
-      run({lab_binary().string(), "image", "agent-os", "--out", (work / "os").string(), "--labd",
-           (work / "labd").string(), "--kernel-dir", std::string(kKernelDir), "--no-sign"},
-          600s);
+  auto built = run({lab_binary().string(), "image", "agent-os", "--out", (work / "os").string(),
+                    "--labd", (work / "labd").string(), "--kernel-dir", std::string(kKernelDir),
+                    "--no-sign", "--no-deploy"},
+                   600s);
   if (built.exit_code != 0)
     throw std::runtime_error("lab image agent-os failed:\n" + built.output);
   write_text(work / "os" / "stamp", stamp);

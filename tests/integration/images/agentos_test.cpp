@@ -43,15 +43,14 @@ TEST(AgentOs, ReproducibleSignedAndComplete) {
   const fs::path labd = dir.path() / "labd";
   auto stripped = run({"strip", "--strip-debug", "-o", labd.string(), labd_binary().string()});
   ASSERT_EQ(stripped.exit_code, 0) << stripped.output;
-  std::vector<std::string> base = {lab_binary().string(),
-                                   "image",
-                                   "agent-os",
-                                   "--data-dir",
-                                   (dir.path() / "data").string(),
-                                   "--labd",
-                                   labd.string(),
-                                   "--kernel-dir",
-                                   kKernelDir.string()};
+  const fs::path labd_deploy = dir.path() / "labd-deploy";
+  stripped = run({"strip", "--strip-debug", "-o", labd_deploy.string(),
+                  (build_dir() / "agent/deploy/labd-deploy").string()});
+  ASSERT_EQ(stripped.exit_code, 0) << stripped.output;
+  std::vector<std::string> base = {
+      lab_binary().string(),          "image",        "agent-os",         "--data-dir",
+      (dir.path() / "data").string(), "--labd",       labd.string(),      "--labd-deploy",
+      labd_deploy.string(),           "--kernel-dir", kKernelDir.string()};
   auto build = [&](const std::string& out, const std::string& epoch) {
     auto argv = base;
     argv.insert(argv.end(), {"--out", (dir.path() / out).string()});
@@ -92,6 +91,12 @@ TEST(AgentOs, ReproducibleSignedAndComplete) {
   ASSERT_LT(pos("virtio_net"), static_cast<long>(modules.size()));
   EXPECT_LT(pos("failover"), pos("net_failover"));
   EXPECT_LT(pos("net_failover"), pos("virtio_net"));
+  // The deploy's disks and file systems, each after what it needs.
+  for (const char* name : {"virtio_blk", "ahci", "nvme", "ext4", "vfat", "nls_cp437"})
+    EXPECT_LT(pos(name), static_cast<long>(modules.size())) << name;
+  EXPECT_LT(pos("jbd2"), pos("ext4"));
+  EXPECT_LT(pos("fat"), pos("vfat"));
+  EXPECT_EQ(m.at("labd_deploy_sha256").as_string().size(), 64U);
 
   // Unpacked, the initramfs holds /init and a labd that runs with exactly the libraries in it.
   const fs::path root = dir.path() / "root";
@@ -105,6 +110,9 @@ TEST(AgentOs, ReproducibleSignedAndComplete) {
   EXPECT_TRUE(fs::exists(root / "bin/busybox"));
   EXPECT_TRUE(fs::exists(root / "etc/ssl/certs/ca-certificates.crt"));
   EXPECT_EQ(bytes_of(root / "bin/labd"), bytes_of(labd));
+  EXPECT_EQ(bytes_of(root / "bin/labd-deploy"), bytes_of(labd_deploy));
+  for (const char* tool : {"usr/sbin/sfdisk", "usr/sbin/mke2fs", "usr/sbin/mkfs.fat"})
+    EXPECT_TRUE(fs::exists(root / tool)) << tool;
   if (is_root()) {
     // In a private mount namespace with /proc, which sanitizer builds of labd need.
     auto version = run({"unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -112,6 +120,15 @@ TEST(AgentOs, ReproducibleSignedAndComplete) {
                             root.string() + " /bin/labd --version"},
                        30s);
     EXPECT_EQ(version.exit_code, 0) << version.output;
+    // labd-deploy and the programs it runs find every library they need inside.
+    for (const char* program : {"/bin/labd-deploy --help", "/usr/sbin/sfdisk --version",
+                                "/usr/sbin/mke2fs -V", "/usr/sbin/mkfs.fat --help"}) {
+      auto runs = run({"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                       "mount -t proc proc " + (root / "proc").string() + " && exec chroot " +
+                           root.string() + " " + program},
+                      30s);
+      EXPECT_EQ(runs.exit_code, 0) << program << ": " << runs.output;
+    }
     auto shell = run({"chroot", root.string(), "/bin/sh", "-n", "/init"}, 30s);
     EXPECT_EQ(shell.exit_code, 0) << "/init must parse: " << shell.output;
   }
