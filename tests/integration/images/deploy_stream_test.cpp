@@ -104,6 +104,12 @@ class DeployStream : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 
+  // Drops what the server sends once `condition` (an nftables match) holds.
+  void drop_from_server(const std::string& condition) {
+    nft("table inet labtest {\n chain out {\n  type filter hook output priority 0;\n  tcp sport " +
+        std::to_string(port_) + " " + condition + " drop\n }\n}\n");
+  }
+
   // Runs `f` on a thread inside the namespace; the threads it starts are inside too.
   template <class F>
   auto in_ns(F f) {
@@ -173,9 +179,7 @@ TEST_F(DeployStream, ExtractsEveryEntryAndHashesEveryByte) {
 
 TEST_F(DeployStream, ResumesWhereADroppedConnectionStopped) {
   // Every connection of the server goes silent after 6 MB: only resuming gets the whole image.
-  nft("table inet labtest {\n chain out {\n  type filter hook output priority 0;\n"
-      "  tcp sport " +
-      std::to_string(port_) + " ct bytes > 6000000 drop\n }\n}\n");
+  drop_from_server("ct bytes > 6000000");
   StreamOptions o;
   o.stall_timeout = 1s;
   o.retry_budget = 30s;
@@ -190,9 +194,7 @@ TEST_F(DeployStream, ResumesWhereADroppedConnectionStopped) {
 
 TEST_F(DeployStream, FailsWhenTheServerStaysGonePastTheBudget) {
   // After 3 MB nothing the server sends arrives, on this connection or any new one.
-  nft("table inet labtest {\n chain out {\n  type filter hook output priority 0;\n"
-      "  tcp sport " +
-      std::to_string(port_) + " quota over 3 mbytes drop\n }\n}\n");
+  drop_from_server("quota over 3 mbytes");
   StreamOptions o;
   o.stall_timeout = 1s;
   o.retry_budget = 3s;
