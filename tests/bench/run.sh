@@ -4,6 +4,7 @@ set -euo pipefail
 build=${1:-build/release}
 "$build/tests/bench/bench_shared" --benchmark_counters_tabular=true
 "$build/tests/bench/coordinator/bench_coordinator"
+tests/bench/coordinator/flood.sh "$build"
 "$(dirname "$0")/tftp/run.sh" "$build"
 tests/bench/agent/agent_bench.sh "$build"
 tests/bench/gossip/run.sh "$build"
