@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -34,8 +35,9 @@ constexpr auto kDrainGrace = 200ms;
 // SIGKILL is not instant: a process in uninterruptible sleep dies when the sleep ends. Past
 // this, the child is reaped by a thread of its own so that run() still returns.
 constexpr auto kReapGrace = 1000ms;
-// The pipe is read in chunks of this size; output past kMaxOutput is read and dropped.
-constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
+// Output past kMaxOutput is moved to /dev/null in steps of up to this much (more than a pipe
+// holds, so one step empties it).
+constexpr std::size_t kDropChunk = std::size_t{1} << 20;
 
 // Who the child becomes.
 struct Account {
@@ -309,6 +311,32 @@ std::optional<int> reap(pid_t pid, const Fd& pidfd) {
   return std::nullopt;
 }
 
+// One read of the output pipe: into out.output while it has room, then to /dev/null with
+// splice(2), so a check printing megabytes costs labd no buffer (the pages of a freed one stay
+// with the heap) and no copy. Returns what read(2) would: bytes taken, 0 at EOF, -1 with errno.
+ssize_t take_output(int fd, Outcome& out, Fd& sink) {
+  if (out.output.size() < kMaxOutput) {
+    const std::size_t had = out.output.size();
+    out.output.resize(kMaxOutput);
+    const ssize_t n = ::read(fd, out.output.data() + had, kMaxOutput - had);
+    out.output.resize(had + (n > 0 ? static_cast<std::size_t>(n) : 0));
+    return n;
+  }
+  if (!sink.valid())
+    sink = Fd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  ssize_t n = -1;
+  if (sink.valid())
+    n = ::splice(fd, nullptr, sink.get(), nullptr, kDropChunk, SPLICE_F_NONBLOCK);
+  if (!sink.valid() || (n < 0 && errno == EINVAL)) {
+    // No /dev/null, or a kernel that cannot splice into it: read and drop.
+    std::array<char, 4096> discard{};
+    n = ::read(fd, discard.data(), discard.size());
+  }
+  if (n > 0)
+    out.truncated = true;
+  return n;
+}
+
 }  // namespace
 
 Outcome run_command(const Spec& spec, Clock::time_point deadline) {
@@ -363,7 +391,7 @@ Outcome run_command(const Spec& spec, Clock::time_point deadline) {
   // The raw syscall: glibc 2.36's <sys/pidfd.h> lacks extern "C" and does not link from C++.
   const Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0U)));
 
-  std::vector<char> chunk(kReadChunk);
+  Fd sink;  // /dev/null, opened once output past kMaxOutput comes
   ChildError report;
   std::size_t report_bytes = 0;
   std::string poll_error;
@@ -395,15 +423,9 @@ Outcome run_command(const Spec& spec, Clock::time_point deadline) {
     // One read per round, so that a check writing without pause cannot keep this loop from
     // looking at the clock.
     if (fds[0].revents != 0) {
-      const ssize_t n = ::read(out_read.get(), chunk.data(), chunk.size());
-      if (n > 0) {
-        const auto bytes = static_cast<std::size_t>(n);
-        const std::size_t room = kMaxOutput - out.output.size();
-        out.output.append(chunk.data(), std::min(bytes, room));
-        out.truncated = out.truncated || bytes > room;
-      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      const ssize_t n = take_output(out_read.get(), out, sink);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
         out_read.reset();
-      }
     }
     if (fds[1].revents != 0) {
       auto* dest = reinterpret_cast<char*>(&report);  // NOLINT: a trivially copyable struct

@@ -114,13 +114,26 @@ void Scheduler::set_checks(const std::vector<shared::protocol::Check>& checks) {
     }
     entries_ = std::move(next);
     restored_.clear();
+    // Workers leave when the last check goes (each holds a stack and its share of the heap);
+    // once all have, they are joined here before new ones start. join() does not wait for the
+    // lock: a worker counts itself out under it, then only returns.
+    if (working_ == 0) {
+      for (auto& w : workers_)
+        w.join();
+      workers_.clear();
+    }
     const std::size_t want = std::min(max_workers_, entries_.size());
-    while (workers_.size() < want) {
+    while (working_ < want) {
       ++working_;
       workers_.emplace_back([this] { work(); });
     }
   }
   wake_.notify_all();
+}
+
+std::size_t Scheduler::workers() const {
+  const std::lock_guard lock(mutex_);
+  return working_;
 }
 
 std::vector<shared::protocol::CheckResult> Scheduler::results() const {
@@ -142,6 +155,8 @@ void Scheduler::work() {
         next = &e;
     }
     const auto now = std::chrono::steady_clock::now();
+    if (entries_.empty())
+      break;
     if (next == nullptr) {
       wake_.wait(lock);
       continue;

@@ -1,7 +1,8 @@
 #pragma once
-// Runs the node's health checks on their intervals, on a few worker threads, and damps their
-// results into states: a check changes state only after `rise` passing or `fall` failing
-// results in a row, so one slow answer does not page anyone.
+// Runs the node's health checks on their intervals, on a few worker threads (started with the
+// first check, gone with the last), and damps their results into states: a check changes state
+// only after `rise` passing or `fall` failing results in a row, so one slow answer does not page
+// anyone.
 
 #include "agent/checks/runner.hpp"
 #include "shared/protocol/checks.hpp"
@@ -48,6 +49,9 @@ class Scheduler {
   /// States remembered from before a restart (the cache), for checks set_checks() names; call
   /// before set_checks().
   void restore(const std::vector<shared::protocol::CheckResult>& results);
+  /// Worker threads running: none before the first check and after the last one goes, else
+  /// up to max_workers.
+  [[nodiscard]] std::size_t workers() const;
   /// The current states, by name.
   [[nodiscard]] std::vector<shared::protocol::CheckResult> results() const;
   /// Asks the workers to stop; a check in flight ends within its timeout. Returns at once.

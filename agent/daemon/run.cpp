@@ -216,7 +216,7 @@ int run(const Settings& s) {
                    {"hint", "set peer.advertise to the ADDRESS:PORT peers should use"}});
     }
   }
-  Health health(*node.cache, state,
+  Health health(io, *node.cache, state,
                 {.base_facts = options.report_facts,
                  .config_run_file = s.config_run_file,
                  .config_run_every = std::chrono::seconds(60),

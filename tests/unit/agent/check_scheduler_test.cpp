@@ -167,4 +167,23 @@ TEST(CheckScheduler, RestoredStatesAreKeptUntilTheDampingSaysOtherwise) {
   EXPECT_TRUE(s.join_for(5s));
 }
 
+TEST(CheckScheduler, WorkersStartWithTheFirstCheckAndLeaveWithTheLast) {
+  Seen seen;
+  Scheduler s(unix_now, seen.fn(), 4);
+  s.set_checks({});
+  EXPECT_EQ(s.workers(), 0U) << "a node without checks holds no thread for them";
+  s.set_checks({command("a", {"true"}), command("b", {"true"})});
+  EXPECT_EQ(s.workers(), 2U) << "no more workers than checks";
+  ASSERT_TRUE(lab::tests::wait_until([&] { return seen.runs("b") >= 1; }, 5s));
+  s.set_checks({});
+  ASSERT_TRUE(lab::tests::wait_until([&] { return s.workers() == 0; }, 5s));
+  // And back: the workers that left are joined, new ones run the new checks.
+  s.set_checks({command("c", {"true"})});
+  EXPECT_EQ(s.workers(), 1U);
+  ASSERT_TRUE(lab::tests::wait_until([&] { return seen.runs("c") >= 1; }, 5s));
+  EXPECT_EQ(seen.last("c").status, "passing");
+  s.stop();
+  EXPECT_TRUE(s.join_for(5s));
+}
+
 }  // namespace
