@@ -13,6 +13,7 @@ build_packages=(
   libyaml-dev  # --output yaml
   libgtest-dev libgmock-dev libbenchmark-dev
   debhelper  # make package: dpkg-buildpackage with dh
+  lld-16      # links labd in the order of agent/labd/labd.order
 )
 
 # Test: the real peers the integration, e2e and benchmark tests drive.
@@ -32,6 +33,7 @@ test_packages=(
   python3-yaml man-db zsh fish  # reading -o yaml back; rendering man pages; completion scripts
   jq  # make demo reads the CLI's JSON
   prometheus  # promtool check metrics, and a real server scraping lab serve
+  valgrind    # tests/bench/agent/order.sh profiles labd with callgrind
 )
 
 # The agent OS kernel: Debian's linux-image package, downloaded (never installed) for
