@@ -97,6 +97,6 @@ wait "$agent" || true
 
 # Every function named in the profile (callers and callees), mangled; names from the shared
 # libraries are not labd's symbols and the linker skips them.
-sed -nE 's/^c?fn=\([0-9]+\) (.+)$/\1/p' "$work/labd.cg" | grep -v '^0x' | LC_ALL=C sort -u \
+sed -nE 's/^c?fn=\([0-9]+\) (.+)$/\1/p' "$work/labd.cg" | grep -v -e '^0x' -e '^(' | LC_ALL=C sort -u \
   >"$root/agent/labd/labd.order"
 echo "agent/labd/labd.order: $(wc -l <"$root/agent/labd/labd.order") functions"
