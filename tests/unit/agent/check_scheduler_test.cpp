@@ -93,8 +93,8 @@ TEST(CheckScheduler, RunsEachCheckOnItsIntervalAndFollowsAFlag) {
   Scheduler s(unix_now, seen.fn());
   s.set_checks({command("flag", {"test", "-e", flag.string()}), command("ok", {"true"})});
   // The two run on their own workers: either may report first.
-  ASSERT_TRUE(lab::tests::wait_until(
-      [&] { return seen.runs("flag") >= 1 && seen.runs("ok") >= 1; }, 5s));
+  ASSERT_TRUE(
+      lab::tests::wait_until([&] { return seen.runs("flag") >= 1 && seen.runs("ok") >= 1; }, 5s));
   EXPECT_EQ(seen.last("flag").status, "failing");
   EXPECT_EQ(seen.last("flag").reason, "exit status 1");
   EXPECT_EQ(seen.last("ok").status, "passing");
